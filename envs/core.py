@@ -1,0 +1,244 @@
+"""The batched core every environment family builds on.
+
+A core holds the state of ``num_envs`` environments as tensors with a leading
+batch dimension and steps all of them in one call, on the CPU or a GPU. The
+family's dynamics are written once, here-shaped; the Gymnasium single view and
+the vector view in :mod:`paretochain.envs.views` only convert and reset.
+
+Randomness is counter-based (:mod:`paretochain.envs._rng`): environment ``i``
+of a batch seeded with ``s`` follows exactly the episode of a single
+environment seeded with ``s``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from paretochain.envs import _rng
+from paretochain.envs.objectives import ObjectiveSet
+from paretochain.errors import ActionError
+
+
+@dataclass
+class StepOutput:
+    """What one batched step returns; every tensor has the batch as first dimension.
+
+    Attributes:
+        obs: observations after the step, float32 ``(B, obs_dim)``.
+        reward: vector rewards, float32 ``(B, k)``, one column per objective.
+        terminated: episode reached a terminal state, bool ``(B,)``.
+        truncated: episode was cut by its horizon, bool ``(B,)``.
+        kpis: the business figures behind the reward, float32 ``(B,)`` each.
+    """
+
+    obs: torch.Tensor
+    reward: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    kpis: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where one named block of the flat observation lies and how it is shaped per environment."""
+
+    start: int
+    stop: int
+    shape: tuple[int, ...]
+    description: str
+
+
+class ObservationLayout:
+    """Named blocks of a flat observation vector, built in order."""
+
+    def __init__(self) -> None:
+        self.segments: dict[str, Segment] = {}
+        self.size = 0
+
+    def add(self, name: str, shape: tuple[int, ...], description: str) -> None:
+        numel = int(np.prod(shape)) if shape else 1
+        self.segments[name] = Segment(self.size, self.size + numel, shape, description)
+        self.size += numel
+
+    def to_dict(self) -> dict[str, dict[str, object]]:
+        return {
+            name: {"start": s.start, "stop": s.stop, "shape": list(s.shape), "description": s.description}
+            for name, s in self.segments.items()
+        }
+
+    def unflatten(self, obs: np.ndarray | torch.Tensor) -> dict[str, np.ndarray | torch.Tensor]:
+        """Split ``(..., obs_dim)`` observations into named arrays of their documented shapes."""
+        lead = tuple(obs.shape[:-1])
+        return {name: obs[..., s.start : s.stop].reshape(lead + s.shape) for name, s in self.segments.items()}
+
+
+class BatchedCore(ABC):
+    """Base class of the batched dynamics of one environment family.
+
+    Subclasses set ``objectives``, ``observation_layout``, ``single_observation_space``,
+    ``single_action_space`` and ``horizon`` in their constructor, then implement
+    :meth:`_reset_envs`, :meth:`_step` and :meth:`observe`.
+
+    Args:
+        num_envs: batch size ``B``.
+        device: torch device holding every state tensor.
+    """
+
+    objectives: ObjectiveSet
+    observation_layout: ObservationLayout
+    single_observation_space: spaces.Box
+    single_action_space: spaces.Space
+    horizon: int
+    #: True when every episode lasts exactly ``horizon`` steps, so the views know
+    #: when episodes end without reading the ``done`` flags back from the device.
+    fixed_horizon: bool = True
+
+    def __init__(self, num_envs: int, device: str | torch.device = "cpu") -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' was requested but torch sees no CUDA device")
+        z = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self.key_lo, self.key_hi = z.clone(), z.clone()
+        self.stream_key = z.clone()
+        self.episode = z.clone()
+        self.t = z.clone()  # periods elapsed in the current episode
+        self.seeded = False
+        self.host_t = 0  # the common step count when all envs run in lockstep (fixed horizon)
+
+    # ------------------------------------------------------------------ seeding and reset
+    def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Start new episodes and return the observations of the whole batch.
+
+        Args:
+            seeds: one seed per environment in the batch (or per masked environment);
+                ``None`` continues each environment's stream with its next episode.
+            mask: bool ``(B,)`` selecting which environments start over; ``None`` means all.
+        """
+        if mask is None:
+            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+            self.host_t = 0
+        if seeds is not None:
+            seeds = list(seeds)
+            idx = torch.nonzero(mask).flatten()
+            if len(seeds) != idx.numel():
+                raise ValueError(f"got {len(seeds)} seeds for {idx.numel()} environments to reset")
+            halves = [_rng.split_seed(int(s)) for s in seeds]
+            lo = torch.tensor([h[0] for h in halves], dtype=torch.int64, device=self.device)
+            hi = torch.tensor([h[1] for h in halves], dtype=torch.int64, device=self.device)
+            self.key_lo[idx], self.key_hi[idx] = lo, hi
+            self.episode[idx] = 0
+            self.seeded = True
+        else:
+            lo, hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)
+            self.key_lo = torch.where(mask, lo, self.key_lo)
+            self.key_hi = torch.where(mask, hi, self.key_hi)
+            self.episode = torch.where(mask, self.episode + 1, self.episode)
+        self.stream_key = torch.where(mask, _rng.derive_key(self.key_lo, self.key_hi), self.stream_key)
+        self.t = torch.where(mask, torch.zeros_like(self.t), self.t)
+        self._reset_envs(mask)
+        return self.observe()
+
+    def step_key(self) -> torch.Tensor:
+        """Per-env key of the current step, the source of every draw in :meth:`_step`."""
+        return _rng.step_keys(self.stream_key, self.t)
+
+    def step(self, action: torch.Tensor, check: bool = True) -> StepOutput:
+        """Advance every environment by one period.
+
+        Args:
+            action: batched actions in the layout of ``single_action_space``.
+            check: validate the actions (and masks) first; agents that build actions
+                from the masks by construction may skip it to avoid a device sync.
+        """
+        action = torch.as_tensor(action, device=self.device)
+        if check:
+            self.check_action(action)
+        reward, terminated, truncated, kpis = self._step(action)
+        self.t = self.t + 1
+        self.host_t += 1
+        return StepOutput(self.observe(), reward, terminated, truncated, kpis)
+
+    # ------------------------------------------------------------------ actions
+    def action_masks(self) -> torch.Tensor | None:
+        """Bool mask of allowed actions, ``(B, n)`` for Discrete, ``(B, sum(nvec))`` for MultiDiscrete; None if all allowed."""
+        return None
+
+    def check_action(self, action: torch.Tensor) -> None:
+        """Raise :class:`ActionError` naming the first offending environment and entry."""
+        space = self.single_action_space
+        b = self.num_envs
+        if isinstance(space, spaces.Discrete):
+            expected: tuple[int, ...] = (b,)
+        else:
+            expected = (b, *space.shape)
+        if tuple(action.shape) != expected:
+            raise ActionError(f"action has shape {tuple(action.shape)}, expected {expected} for {space}")
+        if isinstance(space, spaces.Box):
+            low = torch.as_tensor(space.low, device=self.device)
+            high = torch.as_tensor(space.high, device=self.device)
+            bad = ~torch.isfinite(action) | (action < low) | (action > high)
+            if bool(bad.any()):
+                env, *entry = (int(i) for i in torch.nonzero(bad)[0])
+                raise ActionError(
+                    f"action of env {env} at index {entry}: {float(action[env][tuple(entry)])} is outside "
+                    f"[{float(space.low[tuple(entry)])}, {float(space.high[tuple(entry)])}]"
+                )
+            return
+        if action.is_floating_point():
+            if bool((action != action.round()).any()):
+                raise ActionError(f"{type(space).__name__} actions must be integers, got {action}")
+        if isinstance(space, spaces.Discrete):
+            high_d = torch.full((b,), space.n - 1, device=self.device)
+        elif isinstance(space, spaces.MultiDiscrete):
+            high_d = torch.as_tensor(space.nvec - 1, device=self.device).expand(expected)
+        else:
+            return
+        bad = (action < 0) | (action > high_d)
+        if bool(bad.any()):
+            where = [int(i) for i in torch.nonzero(bad)[0]]
+            raise ActionError(f"action {action[tuple(where)].item()} of env {where[0]} (entry {where[1:]}) is outside {space}")
+        masks = self.action_masks()
+        if masks is not None:
+            self._check_mask(action.long(), masks)
+
+    def _check_mask(self, action: torch.Tensor, masks: torch.Tensor) -> None:
+        space = self.single_action_space
+        if isinstance(space, spaces.Discrete):
+            allowed = masks.gather(1, action.view(-1, 1)).squeeze(1)
+        else:
+            offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(space.nvec)[:-1]]), device=self.device)
+            allowed = masks.gather(1, action + offsets).all(dim=1)
+        if not bool(allowed.all()):
+            env = int(torch.nonzero(~allowed)[0])
+            raise ActionError(f"action {action[env].tolist()} of env {env} is not allowed by its action mask")
+
+    # ------------------------------------------------------------------ to implement
+    @abstractmethod
+    def _reset_envs(self, mask: torch.Tensor) -> None:
+        """Put the environments selected by ``mask`` in their starting state."""
+
+    @abstractmethod
+    def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """One period of the dynamics for the whole batch (``self.t`` is the period being played).
+
+        Returns the reward ``(B, k)``, terminated and truncated flags ``(B,)`` (judged
+        after the period, i.e. at ``t + 1``) and the KPI tensors; the base class then
+        advances ``t`` and observes.
+        """
+
+    @abstractmethod
+    def observe(self) -> torch.Tensor:
+        """Observations of the whole batch, float32 ``(B, obs_dim)``."""
+
+    def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
+        """Numpy copy of one environment's state, for rendering and reports."""
+        return {}

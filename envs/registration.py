@@ -1,0 +1,80 @@
+"""Environment ids, Gymnasium registration and the batched constructor ``make_vec``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from paretochain.envs.views import BatchedVectorEnv, SingleEnv
+
+#: Registered ids and the single-view classes behind them.
+ENTRY_POINTS: dict[str, str] = {
+    "paretochain/Warehouse-v0": "paretochain.envs.warehouse.env:WarehouseEnv",
+    "paretochain/Dispatch-v0": "paretochain.envs.dispatch.env:DispatchEnv",
+    "paretochain/Pricing-v0": "paretochain.envs.pricing.env:PricingEnv",
+}
+
+
+def env_class(env_id: str) -> type[SingleEnv]:
+    """The single-view class registered under ``env_id``."""
+    if env_id not in ENTRY_POINTS:
+        raise gym.error.UnregisteredEnv(f"unknown environment id {env_id!r}; paretochain registers {sorted(ENTRY_POINTS)}")
+    module_name, _, attr = ENTRY_POINTS[env_id].partition(":")
+    module = __import__(module_name, fromlist=[attr])
+    return getattr(module, attr)
+
+
+def make_vec(
+    env_id: str,
+    num_envs: int,
+    device: str | torch.device = "cpu",
+    config: Any = None,
+    tensors: bool = False,
+    check_actions: bool = True,
+    **overrides: Any,
+) -> BatchedVectorEnv:
+    """Build ``num_envs`` environments stepped together by one batched core.
+
+    Args:
+        env_id: a registered id such as ``"paretochain/Warehouse-v0"``.
+        num_envs: batch size.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+        config: a packaged config name, a YAML path, a mapping or a config instance.
+        tensors: return torch tensors on ``device`` instead of numpy arrays.
+        check_actions: validate each batch of actions (costs a device sync on a GPU).
+        overrides: config fields replacing those of ``config``.
+    """
+    cls = env_class(env_id)
+    cfg = cls.config_cls.load(config, **overrides)
+    core = cls.core_cls(cfg, num_envs=num_envs, device=resolve_device(device))  # type: ignore[call-arg]
+    env = BatchedVectorEnv(core, tensors=tensors, check_actions=check_actions)
+    env.spec = None
+    env.config = cfg  # type: ignore[attr-defined]
+    return env
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` becomes CUDA when torch sees a GPU, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def register_envs() -> None:
+    """Register every paretochain id with Gymnasium (idempotent)."""
+    for env_id, entry_point in ENTRY_POINTS.items():
+        if env_id in gym.registry:
+            continue
+        gym.register(
+            id=env_id,
+            entry_point=entry_point,
+            vector_entry_point=functools.partial(_vector_entry, env_id),
+            disable_env_checker=True,
+        )
+
+
+def _vector_entry(env_id: str, num_envs: int, **kwargs: Any) -> BatchedVectorEnv:
+    return make_vec(env_id, num_envs, **kwargs)

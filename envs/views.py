@@ -1,0 +1,227 @@
+"""The two thin views over a batched core: a Gymnasium env and a Gymnasium vector env."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from paretochain.envs.config import ConfigModel
+from paretochain.envs.core import BatchedCore
+from paretochain.errors import ActionError
+
+
+def reward_box(core: BatchedCore) -> spaces.Box:
+    """The per-step reward space: unbounded float32 vector with one entry per objective."""
+    k = len(core.objectives)
+    return spaces.Box(low=-np.inf, high=np.inf, shape=(k,), dtype=np.float32)
+
+
+def _to_numpy_action(space: spaces.Space, action: Any) -> np.ndarray:
+    """Convert a user action to an array, refusing what is outside the space with a clear message."""
+    if isinstance(action, torch.Tensor):
+        action = action.detach().cpu().numpy()
+    arr = np.asarray(action)
+    if isinstance(space, spaces.Discrete):
+        if arr.shape not in ((), (1,)) or not np.issubdtype(arr.dtype, np.integer) and not float(arr.reshape(-1)[0]).is_integer():
+            raise ActionError(f"action {action!r} is not an integer of {space}")
+        value = int(arr.reshape(-1)[0])
+        if not 0 <= value < space.n:
+            raise ActionError(f"action {value} is outside {space} (allowed 0..{space.n - 1})")
+        return np.array(value)
+    if arr.shape != space.shape:
+        raise ActionError(f"action has shape {arr.shape}, expected {space.shape} for {space}")
+    if isinstance(space, spaces.Box):
+        arr = arr.astype(np.float32, copy=False)
+        bad = ~np.isfinite(arr) | (arr < space.low) | (arr > space.high)
+        if bad.any():
+            i = tuple(int(j) for j in np.argwhere(bad)[0])
+            raise ActionError(f"action entry {list(i)} = {arr[i]} is outside [{space.low[i]}, {space.high[i]}]")
+        return arr
+    if isinstance(space, spaces.MultiDiscrete):
+        if not np.issubdtype(arr.dtype, np.integer):
+            if not np.all(np.mod(arr, 1) == 0):
+                raise ActionError(f"MultiDiscrete action must be integers, got {arr}")
+            arr = arr.astype(np.int64)
+        bad = (arr < 0) | (arr >= space.nvec)
+        if bad.any():
+            i = tuple(int(j) for j in np.argwhere(bad)[0])
+            raise ActionError(f"action entry {list(i)} = {arr[i]} is outside 0..{space.nvec[i] - 1}")
+        return arr.astype(np.int64)
+    return arr
+
+
+class SingleEnv(gym.Env):
+    """Gymnasium view of a batched core with a batch of one: numpy in, numpy out.
+
+    Subclasses name their ``config_cls`` and ``core_cls`` and may add rendering.
+    The reward is a float32 vector (MO-Gymnasium convention): ``reward_space`` and
+    ``reward_dim`` describe it; ``info`` carries the KPI breakdown (and the
+    ``action_mask`` where the family has one).
+    """
+
+    config_cls: ClassVar[type[ConfigModel]]
+    core_cls: ClassVar[type[BatchedCore]]
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        config: Any = None,
+        render_mode: str | None = None,
+        device: str | torch.device = "cpu",
+        **overrides: Any,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.config = self.config_cls.load(config, **overrides)
+        self.core = self.core_cls(self.config, num_envs=1, device=device)  # type: ignore[call-arg]
+        self.render_mode = render_mode
+        self.observation_space = self.core.single_observation_space
+        self.action_space = self.core.single_action_space
+        self.reward_space = reward_box(self.core)
+        self.reward_dim = len(self.core.objectives)
+        self.objectives = self.core.objectives
+        self.observation_layout = self.core.observation_layout
+        self._discrete = isinstance(self.action_space, spaces.Discrete)
+        self._history: list[dict[str, np.ndarray]] = []
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is None and not self.core.seeded:
+            seed = int(self.np_random.integers(0, 2**63 - 1))
+        with torch.inference_mode():
+            obs = self.core.reset(seeds=None if seed is None else [seed])
+        self._history = [self.core.snapshot(0)] if self.render_mode == "rgb_array" else []
+        return obs[0].cpu().numpy(), self._info(None)
+
+    def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
+        arr = _to_numpy_action(self.action_space, action)
+        with torch.inference_mode():
+            batch = torch.as_tensor(arr, device=self.core.device).unsqueeze(0)
+            if self.core.action_masks() is not None:
+                self.core.check_action(batch)
+            out = self.core.step(batch, check=False)
+            if self.render_mode == "rgb_array":
+                self._history.append(self.core.snapshot(0))
+            info = self._info(out.kpis)
+            return (
+                out.obs[0].cpu().numpy(),
+                out.reward[0].cpu().numpy(),
+                bool(out.terminated[0]),
+                bool(out.truncated[0]),
+                info,
+            )
+
+    def _info(self, kpis: dict[str, torch.Tensor] | None) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        if kpis is not None:
+            stacked = torch.stack(list(kpis.values()), dim=1)[0].cpu().numpy()
+            info = dict(zip(kpis, stacked.tolist(), strict=True))
+        masks = self.core.action_masks()
+        if masks is not None:
+            info["action_mask"] = masks[0].cpu().numpy()
+        return info
+
+    def action_masks(self) -> np.ndarray:
+        """The current action mask (sb3-contrib convention); all ones where the family has none."""
+        masks = self.core.action_masks()
+        if masks is None:
+            space = self.action_space
+            n = space.n if isinstance(space, spaces.Discrete) else int(np.sum(getattr(space, "nvec", [1])))
+            return np.ones(n, dtype=bool)
+        return masks[0].cpu().numpy()
+
+    def render(self) -> Any:
+        if self.render_mode == "ansi":
+            return self.render_ansi()
+        if self.render_mode == "rgb_array":
+            return self.render_rgb(self._history)
+        return None
+
+    def render_ansi(self) -> str:
+        return repr(self.core.snapshot(0))
+
+    def render_rgb(self, history: list[dict[str, np.ndarray]]) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} has no rgb_array rendering")
+
+
+class BatchedVectorEnv(VectorEnv):
+    """Gymnasium vector view that steps the whole batch of a core in one call.
+
+    Episodes that end are reset in the same step (``AutoresetMode.SAME_STEP``): the
+    returned observation starts the new episode, the last one of the old episode is
+    in ``infos["final_obs"]`` where ``infos["_final_obs"]`` is true.
+
+    Args:
+        core: the batched core to wrap.
+        tensors: return torch tensors on the core's device instead of numpy arrays
+            (rewards ``(N, k)``); actions may then be tensors on that device too.
+        check_actions: validate every batch of actions (a device sync on a GPU).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, core: BatchedCore, tensors: bool = False, check_actions: bool = True) -> None:
+        self.core = core
+        self.num_envs = core.num_envs
+        self.tensors = tensors
+        self.check_actions = check_actions
+        self.single_observation_space = core.single_observation_space
+        self.single_action_space = core.single_action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.reward_space = reward_box(core)
+        self.reward_dim = len(core.objectives)
+        self.objectives = core.objectives
+        self.observation_layout = core.observation_layout
+        self.device = core.device
+
+    def _out(self, x: torch.Tensor) -> Any:
+        return x if self.tensors else x.cpu().numpy()
+
+    def reset(self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if isinstance(seed, int):
+            seeds: list[int] | None = [seed + i for i in range(self.num_envs)]
+        elif seed is None:
+            seeds = None if self.core.seeded else list(np.random.SeedSequence().generate_state(self.num_envs, np.uint64).astype(np.int64) & (2**62 - 1))
+        else:
+            seeds = list(seed)
+        with torch.inference_mode():
+            obs = self.core.reset(seeds=seeds)
+            return self._out(obs), self._masks_info({})
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        core = self.core
+        with torch.inference_mode():
+            act = torch.as_tensor(actions, device=core.device)
+            out = core.step(act, check=self.check_actions)
+            infos: dict[str, Any] = {name: self._out(v) for name, v in out.kpis.items()}
+            done = out.terminated | out.truncated
+            if core.fixed_horizon:
+                any_done = core.host_t >= core.horizon
+            else:
+                any_done = bool(done.any())
+            obs = out.obs
+            if any_done:
+                infos["final_obs"] = self._out(obs)
+                infos["_final_obs"] = self._out(done)
+                fresh = core.reset() if core.fixed_horizon else core.reset(mask=done)
+                obs = torch.where(done.unsqueeze(1), fresh, obs)
+            return self._out(obs), self._out(out.reward), self._out(out.terminated), self._out(out.truncated), self._masks_info(infos)
+
+    def _masks_info(self, infos: dict[str, Any]) -> dict[str, Any]:
+        masks = self.core.action_masks()
+        if masks is not None:
+            infos["action_mask"] = self._out(masks)
+        return infos
+
+    def action_masks(self) -> Any:
+        """Current masks of the whole batch (``None`` where the family has none)."""
+        masks = self.core.action_masks()
+        return None if masks is None else self._out(masks)

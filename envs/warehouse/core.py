@@ -1,0 +1,410 @@
+"""Batched dynamics of the Warehouse family: one period of replenishment for B networks at once.
+
+Order of events in a period ``t`` (every environment of the batch at once):
+
+1. The policy's orders are decoded into units per stocking node and SKU.
+2. Supplier outage: a new outage may start; while it lasts, orders to the supplier
+   are refused (counted in ``refused_units``).
+3. Two echelons: warehouse orders are shipped from the DC's stock on hand, rationed
+   in proportion to the requests when short; the DC issues oldest stock first.
+4. Every accepted order enters the pipeline with its lead time (fixed part, a
+   uniform jitter and, with a disruption, a spike). Lead time 0 arrives at once.
+5. Arrivals due this period are received; with a capacity and ``overflow: cut``,
+   what does not fit is refused at the door (``overflow_units``).
+6. Customer demand at the warehouses is served from stock, oldest first
+   (backlog first in backorder mode); the rest is lost or backordered.
+7. Holding cost is charged on stock left at the end of the period; with
+   ``overflow: charge`` the volume above capacity is charged too.
+8. Perishable stock ages; units at the end of their shelf life expire (waste).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from paretochain.envs import _rng
+from paretochain.envs.core import BatchedCore, ObservationLayout
+from paretochain.envs.data.demand_history import load_demand_history
+from paretochain.envs.warehouse.config import WarehouseConfig, resolve_per_sku
+from paretochain.envs.warehouse.demand import HistoryDemand, SyntheticDemand
+from paretochain.envs.warehouse.objectives import build_objectives, per_period_scale, reward_vector
+from paretochain.errors import ConfigError
+
+KPI_NAMES = (
+    "profit",
+    "revenue",
+    "purchase_cost",
+    "order_fixed_cost",
+    "holding_cost",
+    "shortage_penalty",
+    "waste_cost",
+    "overflow_cost",
+    "total_cost",
+    "demand_units",
+    "sales_units",
+    "lost_units",
+    "backordered_units",
+    "waste_units",
+    "overflow_units",
+    "refused_units",
+    "ordered_units",
+    "fill_rate",
+    "on_hand_units",
+    "pipeline_units",
+    "supplier_down",
+)
+
+_SITE_OUTAGE, _SITE_JITTER, _SITE_SPIKE, _SITE_DEMAND = 1, 2, 3, 10
+
+
+def make_demand_model(cfg: WarehouseConfig, device: torch.device) -> SyntheticDemand | HistoryDemand:
+    """The demand generator a config asks for (history files are loaded and checked here)."""
+    d = cfg.demand
+    if d.source == "history":
+        assert d.history is not None
+        h = d.history
+        history = load_demand_history(
+            h.path, columns=h.columns, item_ids=h.item_ids, locations=h.locations,
+            clip_outliers=h.clip_outliers, outlier_threshold=h.outlier_threshold,
+        )
+        got = (len(history.locations), len(history.items))
+        if got != (cfg.num_warehouses, cfg.num_skus):
+            raise ConfigError(
+                f"demand.history {h.path}: {got[0]} locations x {got[1]} items, but the config has "
+                f"num_warehouses={cfg.num_warehouses} x num_skus={cfg.num_skus} (select with locations / item_ids)"
+            )
+        return HistoryDemand(history, h.mode, device, _SITE_DEMAND)
+    rng = np.random.default_rng(cfg.instance_seed)
+    mean_sku = resolve_per_sku(d.mean, cfg.num_skus, rng, "demand.mean")
+    weights = np.asarray(d.location_weights if d.location_weights is not None else [1.0] * cfg.num_warehouses)
+    return SyntheticDemand(d, weights[:, None] * mean_sku[None, :], cfg.horizon, device, _SITE_DEMAND)
+
+
+class WarehouseCore(BatchedCore):
+    """Batched replenishment dynamics; see the module docstring for the order of events.
+
+    Args:
+        config: the environment's config.
+        num_envs: batch size.
+        device: torch device for every state tensor.
+        demand_model: a generator with ``init_state``/``reset``/``sample`` (default: from the config).
+    """
+
+    def __init__(
+        self,
+        config: WarehouseConfig,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        demand_model: SyntheticDemand | HistoryDemand | None = None,
+    ) -> None:
+        super().__init__(num_envs, device)
+        cfg = self.config = config
+        dev = self.device
+        f32 = dict(dtype=torch.float32, device=dev)
+        W, S = cfg.num_warehouses, cfg.num_skus
+        self.has_dc = cfg.distribution_center
+        N = self.num_nodes = W + int(self.has_dc)
+        self.num_warehouses, self.num_skus = W, S
+        self.horizon = cfg.horizon
+        self.lost_sales = cfg.unmet_demand == "lost"
+        self.demand_model = demand_model if demand_model is not None else make_demand_model(cfg, dev)
+        rng = np.random.default_rng(cfg.instance_seed + 1)
+
+        def per_sku(name: str) -> np.ndarray:
+            return resolve_per_sku(getattr(cfg, name), S, rng, name)
+
+        mean_ws = self.demand_model.mean  # (W, S)
+        node_mean = mean_ws if not self.has_dc else np.vstack([mean_ws, mean_ws.sum(axis=0, keepdims=True)])
+        self.node_mean = node_mean
+        unit_cost, transfer_cost = per_sku("unit_cost"), per_sku("transfer_cost")
+        price, holding, penalty = per_sku("price"), per_sku("holding_cost"), per_sku("shortage_penalty")
+        volume, fixed, waste_cost = per_sku("unit_volume"), per_sku("order_fixed_cost"), per_sku("waste_cost")
+        self.from_supplier = np.array([not self.has_dc] * W + [True] * int(self.has_dc))
+        order_cost = np.where(self.from_supplier[:, None], unit_cost[None, :], transfer_cost[None, :])
+        hold = np.repeat(holding[None, :], N, axis=0)
+        if self.has_dc:
+            hold[W] *= cfg.dc_holding_factor
+        self._order_cost = torch.as_tensor(order_cost, **f32)
+        self._fixed_cost = torch.as_tensor(np.repeat(fixed[None, :], N, axis=0), **f32)
+        self._holding = torch.as_tensor(hold, **f32)
+        self._price = torch.as_tensor(price, **f32)
+        self._penalty = torch.as_tensor(penalty, **f32)
+        self._volume = torch.as_tensor(volume, **f32)
+        self._waste_cost = torch.as_tensor(waste_cost, **f32)
+        self._from_supplier = torch.as_tensor(self.from_supplier, device=dev)
+        self.uses_fixed_cost = bool(fixed.any())
+
+        # capacity per node
+        caps = cfg.capacity if isinstance(cfg.capacity, list) else [cfg.capacity] * N
+        self.has_capacity = any(c is not None for c in caps)
+        self._capacity = torch.as_tensor([math.inf if c is None else c for c in caps], **f32)
+
+        # lead times per node and SKU
+        def lead(spec_periods: int | list[int], spec_jitter: int | list[int]) -> tuple[np.ndarray, np.ndarray]:
+            p = np.broadcast_to(np.asarray(spec_periods), (S,)).astype(np.int64)
+            j = np.broadcast_to(np.asarray(spec_jitter), (S,)).astype(np.int64)
+            return p, j
+
+        sup_p, sup_j = lead(cfg.supplier_lead_time.periods, cfg.supplier_lead_time.jitter)
+        tr_p, tr_j = lead(cfg.transfer_lead_time.periods, cfg.transfer_lead_time.jitter)
+        L0 = np.where(self.from_supplier[:, None], sup_p[None, :], tr_p[None, :])
+        J = np.where(self.from_supplier[:, None], sup_j[None, :], tr_j[None, :])
+        dis = cfg.disruptions
+        self.has_outages = dis.outage_probability > 0
+        self.has_spikes = dis.spike_probability > 0 and dis.spike_periods > 0
+        self.has_jitter = bool(J.any())
+        self.max_lead = int((L0 + J).max()) + (dis.spike_periods if self.has_spikes else 0)
+        self._L0 = torch.as_tensor(L0, dtype=torch.int64, device=dev)
+        self._J1 = torch.as_tensor(J + 1, dtype=torch.float32, device=dev)
+        self.lead_time_mean = float((L0 + J / 2).mean())
+
+        # perishability: buckets by remaining life, bucket 0 expires at the end of the period
+        self.perishable = cfg.shelf_life is not None
+        self.num_buckets = cfg.shelf_life if self.perishable else 1
+
+        # actions
+        ladder = np.asarray(cfg.action.ladder, dtype=np.float64)
+        unit = node_mean if cfg.action.ladder_unit == "mean_demand" else np.ones((N, S))
+        self.ladder_units = np.round(ladder[None, None, :] * unit[:, :, None])  # (N, S, K)
+        self._ladder_units = torch.as_tensor(self.ladder_units, **f32)
+        self.max_order = self.ladder_units[:, :, -1]
+        kind = cfg.action.kind
+        if kind == "box":
+            self.single_action_space = spaces.Box(0.0, self.max_order.reshape(-1).astype(np.float32), dtype=np.float32)
+        elif kind == "ladder":
+            self.single_action_space = spaces.MultiDiscrete(np.full(N * S, len(ladder)))
+        else:
+            self.single_action_space = spaces.Discrete(len(ladder))
+
+        # draw sites
+        self._site_outage = _rng.DrawSite(_SITE_OUTAGE, (1,), dev)
+        self._site_jitter = _rng.DrawSite(_SITE_JITTER, (N, S), dev)
+        self._site_spike = _rng.DrawSite(_SITE_SPIKE, (N, S), dev)
+
+        # observation layout
+        m = cfg.demand_history_periods
+        lay = ObservationLayout()
+        lay.add("on_hand", (N, S, self.num_buckets), "units on hand per node (warehouses, then DC) and SKU, by periods of shelf life left (1 bucket when not perishable)")
+        lay.add("pipeline", (N, S, self.max_lead), "units ordered and not yet received, by periods until arrival (index 0 arrives before this period's demand)")
+        if not self.lost_sales:
+            lay.add("backlog", (W, S), "units owed to customers per warehouse and SKU")
+        lay.add("demand_history", (W, S, m), "demand of the last periods per warehouse and SKU, most recent last")
+        lay.add("calendar", (3,), "sin and cos of the seasonal phase, share of the horizon elapsed")
+        self.has_promotions = isinstance(self.demand_model, SyntheticDemand) and self.demand_model.use_promotions
+        if self.has_promotions:
+            lay.add("promotion", (W, S), "1 where a promotion runs this period")
+        if self.has_outages:
+            lay.add("supplier_down", (1,), "periods of supplier outage still to come, including this one")
+        self.observation_layout = lay
+        low = np.zeros(lay.size, dtype=np.float32)
+        cal = lay.segments["calendar"]
+        low[cal.start : cal.start + 2] = -1.0
+        self.single_observation_space = spaces.Box(low, np.full(lay.size, np.inf, dtype=np.float32), dtype=np.float32)
+        self._season_period = cfg.demand.seasonality_period
+
+        # objectives
+        scale = per_period_scale(mean_ws, price, unit_cost, holding, penalty, self.max_lead, self.lost_sales)
+        if self.perishable:
+            scale["waste"] = float((unit_cost * node_mean.sum(axis=0)).sum())
+        self.objective_names = list(cfg.objectives)
+        try:
+            self.objectives = build_objectives(self.objective_names, scale, cfg.horizon, cfg.reference_point)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+        # state
+        B = num_envs
+        self.inventory = torch.zeros((B, N, S, self.num_buckets), **f32)
+        self.pipeline = torch.zeros((B, N, S, self.max_lead + 1), **f32)
+        self.backlog = torch.zeros((B, W, S), **f32)
+        self.demand_history = torch.zeros((B, W, S, m), **f32)
+        self.last_demand = torch.zeros((B, W, S), **f32)
+        self.last_orders = torch.zeros((B, N, S), **f32)
+        self.outage_left = torch.zeros(B, dtype=torch.int64, device=dev)
+        self.demand_state = self.demand_model.init_state(B)
+        self._initial_stock = torch.as_tensor(np.round(cfg.initial_inventory * node_mean), **f32)
+        self._initial_history = torch.as_tensor(np.round(mean_ws), **f32)
+
+    # ------------------------------------------------------------------ reset / observe
+    def _reset_envs(self, mask: torch.Tensor) -> None:
+        m4 = mask.view(-1, 1, 1, 1)
+        start = torch.zeros_like(self.inventory[:1])
+        start[0, :, :, -1] = self._initial_stock
+        self.inventory = torch.where(m4, start, self.inventory)
+        self.pipeline = torch.where(m4, 0.0, self.pipeline)
+        self.backlog = torch.where(mask.view(-1, 1, 1), 0.0, self.backlog)
+        self.demand_history = torch.where(m4, self._initial_history.unsqueeze(-1), self.demand_history)
+        self.last_demand = torch.where(mask.view(-1, 1, 1), 0.0, self.last_demand)
+        self.last_orders = torch.where(mask.view(-1, 1, 1), 0.0, self.last_orders)
+        self.outage_left = torch.where(mask, 0, self.outage_left)
+        self.demand_model.reset(self.demand_state, mask, _rng.mix32(self.stream_key ^ 0x5BD1E995))
+
+    def observe(self) -> torch.Tensor:
+        B = self.num_envs
+        phase = self.t.to(torch.float32) * (2 * math.pi / self._season_period)
+        calendar = torch.stack([phase.sin(), phase.cos(), self.t.to(torch.float32) / self.horizon], dim=1)
+        parts = [self.inventory.reshape(B, -1), self.pipeline[..., :-1].reshape(B, -1)]
+        if not self.lost_sales:
+            parts.append(self.backlog.reshape(B, -1))
+        parts += [self.demand_history.reshape(B, -1), calendar]
+        if self.has_promotions:
+            parts.append((self.demand_state["promo_left"] > 0).to(torch.float32).reshape(B, -1))
+        if self.has_outages:
+            parts.append(self.outage_left.to(torch.float32).unsqueeze(1))
+        return torch.cat(parts, dim=1)
+
+    # ------------------------------------------------------------------ dynamics
+    def decode_action(self, action: torch.Tensor) -> torch.Tensor:
+        """Order units ``(B, N, S)`` from a batch of actions in the action space's layout."""
+        B, N, S = self.num_envs, self.num_nodes, self.num_skus
+        kind = self.config.action.kind
+        if kind == "box":
+            return action.to(torch.float32).reshape(B, N, S).round()
+        index = action.long().reshape(B, N, S, 1)
+        return self._ladder_units.expand(B, -1, -1, -1).gather(3, index).squeeze(3)
+
+    @staticmethod
+    def _issue_oldest_first(stock: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+        """Remove ``amount`` (``(..., S)``) from stock by remaining life ``(..., S, A)``, oldest bucket first."""
+        if stock.shape[-1] == 1:
+            return stock - amount.unsqueeze(-1)
+        before = stock.cumsum(-1) - stock
+        take = (amount.unsqueeze(-1) - before).clamp(min=0).minimum(stock)
+        return stock - take
+
+    def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        B, W, N = self.num_envs, self.num_warehouses, self.num_nodes
+        key = self.step_key()
+        zero = torch.zeros(B, dtype=torch.float32, device=self.device)
+        requested = self.decode_action(action)
+        placed = requested
+        refused = zero
+        down = zero
+        inv = self.inventory
+
+        if self.has_outages:
+            dis = self.config.disruptions
+            start = (self.outage_left == 0) & (self._site_outage.uniform(key)[:, 0] < dis.outage_probability)
+            self.outage_left = torch.where(start, dis.outage_duration, self.outage_left)
+            is_down = self.outage_left > 0
+            blocked = is_down.view(-1, 1, 1) & self._from_supplier.view(1, -1, 1)
+            placed = torch.where(blocked, 0.0, requested)
+            refused = (requested - placed).sum((1, 2))
+            down = is_down.to(torch.float32)
+            self.outage_left = (self.outage_left - 1).clamp(min=0)
+
+        if self.has_dc:
+            wanted = placed[:, :W]
+            dc_stock = inv[:, W].sum(-1)
+            ratio = (dc_stock / wanted.sum(1).clamp(min=1e-9)).clamp(max=1.0)
+            shipped = (wanted * ratio.unsqueeze(1)).floor()
+            placed = torch.cat([shipped, placed[:, W:]], dim=1)
+            inv = torch.cat([inv[:, :W], self._issue_oldest_first(inv[:, W:], shipped.sum(1, keepdim=True))], dim=1)
+
+        lead = self._L0.expand(B, -1, -1)
+        if self.has_jitter:
+            lead = lead + (self._site_jitter.uniform(key) * self._J1).long()
+        if self.has_spikes:
+            dis = self.config.disruptions
+            lead = lead + (self._site_spike.uniform(key) < dis.spike_probability).long() * dis.spike_periods
+        pipe = self.pipeline.scatter_add(3, lead.unsqueeze(-1), placed.unsqueeze(-1))
+        arrivals = pipe[..., 0]
+        self.pipeline = torch.nn.functional.pad(pipe[..., 1:], (0, 1))
+
+        overflow_units = zero
+        if self.has_capacity and self.config.overflow == "cut":
+            vol_now = (inv.sum(-1) * self._volume).sum(-1)
+            vol_in = (arrivals * self._volume).sum(-1)
+            room = (self._capacity - vol_now).clamp(min=0)
+            keep = (room / vol_in.clamp(min=1e-9)).clamp(max=1.0)
+            accepted = (arrivals * keep.unsqueeze(-1)).floor()
+            overflow_units = (arrivals - accepted).sum((1, 2))
+            arrivals = accepted
+        fresh = inv[..., -1] + arrivals
+        inv = torch.cat([inv[..., :-1], fresh.unsqueeze(-1)], dim=-1) if self.num_buckets > 1 else fresh.unsqueeze(-1)
+
+        demand = self.demand_model.sample(self.t, key, self.demand_state)
+        on_hand = inv[:, :W].sum(-1)
+        if self.lost_sales:
+            sales = torch.minimum(on_hand, demand)
+            served_now = sales
+            lost = demand - sales
+            backordered = torch.zeros_like(lost)
+            short_units = lost
+        else:
+            owed = demand + self.backlog
+            sales = torch.minimum(on_hand, owed)
+            served_now = sales - torch.minimum(on_hand, self.backlog)
+            self.backlog = owed - sales
+            lost = torch.zeros_like(sales)
+            backordered = self.backlog
+            short_units = backordered
+        inv = torch.cat([self._issue_oldest_first(inv[:, :W], sales), inv[:, W:]], dim=1) if self.has_dc else self._issue_oldest_first(inv, sales)
+
+        end_stock = inv.sum(-1)
+        holding = (end_stock * self._holding).sum((1, 2))
+        purchase = (placed * self._order_cost).sum((1, 2))
+        fixed = ((placed > 0).to(torch.float32) * self._fixed_cost).sum((1, 2)) if self.uses_fixed_cost else zero
+        revenue = (sales * self._price).sum((1, 2))
+        penalty = (short_units * self._penalty).sum((1, 2))
+        overflow_cost = zero
+        if self.has_capacity and self.config.overflow == "charge":
+            excess = ((end_stock * self._volume).sum(-1) - self._capacity).clamp(min=0)
+            overflow_cost = excess.sum(1) * self.config.overflow_cost
+        waste_units = zero
+        waste_cost = zero
+        if self.perishable:
+            expired = inv[..., 0]
+            waste_units = expired.sum((1, 2))
+            waste_cost = (expired * self._waste_cost).sum((1, 2))
+            inv = torch.nn.functional.pad(inv[..., 1:], (0, 1))
+        self.inventory = inv
+        self.last_demand = demand
+        self.last_orders = requested
+        if self.demand_history.shape[-1]:
+            self.demand_history = torch.cat([self.demand_history[..., 1:], demand.unsqueeze(-1)], dim=-1)
+
+        demand_total = demand.sum((1, 2))
+        total_cost = purchase + fixed + holding + penalty + waste_cost + overflow_cost
+        kpis = {
+            "profit": revenue - total_cost,
+            "revenue": revenue,
+            "purchase_cost": purchase,
+            "order_fixed_cost": fixed,
+            "holding_cost": holding,
+            "shortage_penalty": penalty,
+            "waste_cost": waste_cost,
+            "overflow_cost": overflow_cost,
+            "total_cost": total_cost,
+            "demand_units": demand_total,
+            "sales_units": sales.sum((1, 2)),
+            "lost_units": lost.sum((1, 2)),
+            "backordered_units": backordered.sum((1, 2)),
+            "waste_units": waste_units,
+            "overflow_units": overflow_units,
+            "refused_units": refused,
+            "ordered_units": requested.sum((1, 2)),
+            "fill_rate": torch.where(demand_total > 0, served_now.sum((1, 2)) / demand_total.clamp(min=1e-9), 1.0),
+            "on_hand_units": end_stock.sum((1, 2)),
+            "pipeline_units": self.pipeline.sum((1, 2, 3)),
+            "supplier_down": down,
+        }
+        reward = reward_vector(self.objective_names, kpis, self.horizon)
+        truncated = (self.t + 1) >= self.horizon
+        terminated = torch.zeros_like(truncated)
+        return reward, terminated, truncated, kpis
+
+    def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
+        i = env_index
+        return {
+            "t": np.array(int(self.t[i])),
+            "on_hand": self.inventory[i].sum(-1).cpu().numpy(),
+            "pipeline": self.pipeline[i].sum(-1).cpu().numpy(),
+            "backlog": self.backlog[i].cpu().numpy(),
+            "demand": self.last_demand[i].cpu().numpy(),
+            "orders": self.last_orders[i].cpu().numpy(),
+        }
