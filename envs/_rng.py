@@ -52,8 +52,29 @@ def next_episode_seed(key_lo: torch.Tensor, key_hi: torch.Tensor, episode: torch
     return lo, hi
 
 
+#: Largest per-site cache of one episode's uniforms (entries over the whole batch).
+CACHE_LIMIT = 4_000_000
+
+
+class StepDraw:
+    """The randomness handle of one step: per-env step keys and periods.
+
+    ``keys`` are the per-env step keys ``(B,)``; ``t`` the per-env period ``(B,)``.
+    Sites whose episode is cached read their uniforms at ``t`` and never hash.
+    """
+
+    __slots__ = ("keys", "t")
+
+    def __init__(self, keys: torch.Tensor, t: torch.Tensor) -> None:
+        self.keys = keys
+        self.t = t
+
+
 class DrawSite:
     """One place in the dynamics that draws uniforms of a fixed per-env shape.
+
+    A site may cache a whole episode of uniforms (computed at reset in one
+    vectorised pass); the values are identical to those computed step by step.
 
     Args:
         site_id: small integer distinguishing this site from the others of the core.
@@ -67,15 +88,47 @@ class DrawSite:
             numel *= n
         index = torch.arange(numel, dtype=torch.int64, device=device).reshape(shape)
         self.shape = shape
+        self.numel = numel
         self._offsets = mix32((index + site_id * 0x9E3779B) & _MASK32).unsqueeze(0)
+        self._cache: torch.Tensor | None = None
+        self._rows: torch.Tensor | None = None
 
-    def uniform(self, step_key: torch.Tensor) -> torch.Tensor:
-        """Uniforms in (0, 1), float32, shape (batch, *shape), from per-env step keys (batch,)."""
-        view = step_key.view((-1,) + (1,) * len(self.shape))
-        bits = mix32(view ^ self._offsets) >> 8
-        return (bits.to(torch.float32) + 0.5) / _TWO_POW_24
+    def _hash(self, keys: torch.Tensor) -> torch.Tensor:
+        view = keys.reshape(keys.shape + (1,) * len(self.shape))
+        bits = mix32(view ^ self._offsets.reshape((1,) * (keys.dim() - 1) + self._offsets.shape)) >> 8
+        return bits.to(torch.float32).add_(0.5).mul_(1.0 / _TWO_POW_24)
+
+    def prepare(self, episode_keys: torch.Tensor, mask: torch.Tensor) -> None:
+        """Cache the uniforms of the episodes just started (``episode_keys``: ``(B, T)``), if small enough."""
+        batch, steps = episode_keys.shape
+        if batch * steps * self.numel > CACHE_LIMIT:
+            self._cache = None
+            return
+        fresh = self._hash(episode_keys)
+        if self._cache is None or self._cache.shape != fresh.shape:
+            self._cache = fresh
+            self._rows = torch.arange(batch, device=episode_keys.device)
+        else:
+            self._cache = torch.where(mask.view((-1,) + (1,) * (fresh.dim() - 1)), fresh, self._cache)
+
+    def uniform(self, draw: StepDraw | torch.Tensor) -> torch.Tensor:
+        """Uniforms in (0, 1), float32, shape ``(batch, *shape)``, for this step."""
+        if isinstance(draw, torch.Tensor):
+            return self._hash(draw)
+        if self._cache is not None:
+            return self._cache[self._rows, draw.t]
+        return self._hash(draw.keys)
+
+
+def _counter_hash(counter: torch.Tensor) -> torch.Tensor:
+    return mix32((counter * _GOLDEN + 0x3C6EF372) & _MASK32)
 
 
 def step_keys(stream_key: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
     """Per-env key for one step: hash of the stream key and the step counter."""
-    return mix32(stream_key ^ mix32((counter * _GOLDEN + 0x3C6EF372) & _MASK32))
+    return mix32(stream_key ^ _counter_hash(counter))
+
+
+def counter_hashes(length: int, device: torch.device) -> torch.Tensor:
+    """The counter hashes of steps ``0..length-1``, so that ``mix32(stream_key ^ table[t]) == step_keys(stream_key, t)``."""
+    return _counter_hash(torch.arange(length, dtype=torch.int64, device=device))

@@ -13,7 +13,7 @@ environment seeded with ``s``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +25,32 @@ from paretochain.envs.objectives import ObjectiveSet
 from paretochain.errors import ActionError
 
 
+class KPIs(Mapping[str, torch.Tensor]):
+    """The business figures of a step: a read-only mapping name -> ``(B,)`` tensor.
+
+    Backed by one ``(B, n)`` matrix (``values``) so that cores build it with one
+    reduction and views convert it with one copy.
+    """
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, names: Sequence[str], values: torch.Tensor) -> None:
+        self.names = tuple(names)
+        self.values = values
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        try:
+            return self.values[:, self.names.index(name)]
+        except ValueError:
+            raise KeyError(f"no KPI {name!r}; this environment reports {list(self.names)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
 @dataclass
 class StepOutput:
     """What one batched step returns; every tensor has the batch as first dimension.
@@ -34,14 +60,15 @@ class StepOutput:
         reward: vector rewards, float32 ``(B, k)``, one column per objective.
         terminated: episode reached a terminal state, bool ``(B,)``.
         truncated: episode was cut by its horizon, bool ``(B,)``.
-        kpis: the business figures behind the reward, float32 ``(B,)`` each.
+        kpis: the business figures behind the reward, float32 ``(B,)`` each
+            (a plain dict, or :class:`KPIs` backed by one matrix).
     """
 
     obs: torch.Tensor
     reward: torch.Tensor
     terminated: torch.Tensor
     truncated: torch.Tensor
-    kpis: dict[str, torch.Tensor]
+    kpis: Mapping[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,9 @@ class BatchedCore(ABC):
         self.t = z.clone()  # periods elapsed in the current episode
         self.seeded = False
         self.host_t = 0  # the common step count when all envs run in lockstep (fixed horizon)
+        self._episode_keys: torch.Tensor | None = None
+        self._rows = torch.arange(num_envs, device=self.device)
+        self._draw_sites: list[_rng.DrawSite] = []
 
     # ------------------------------------------------------------------ seeding and reset
     def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -144,12 +174,32 @@ class BatchedCore(ABC):
             self.episode = torch.where(mask, self.episode + 1, self.episode)
         self.stream_key = torch.where(mask, _rng.derive_key(self.key_lo, self.key_hi), self.stream_key)
         self.t = torch.where(mask, torch.zeros_like(self.t), self.t)
+        self._prepare_episode(mask)
         self._reset_envs(mask)
         return self.observe()
 
-    def step_key(self) -> torch.Tensor:
-        """Per-env key of the current step, the source of every draw in :meth:`_step`."""
-        return _rng.step_keys(self.stream_key, self.t)
+    def register_draw_sites(self, *sites: _rng.DrawSite) -> None:
+        """Declare the draw sites of the dynamics, so fixed-horizon cores can cache their episodes at reset."""
+        self._draw_sites.extend(sites)
+
+    def step_draw(self) -> _rng.StepDraw:
+        """The randomness handle of the current step, passed to every ``DrawSite.uniform`` in :meth:`_step`."""
+        if self._episode_keys is not None:
+            return _rng.StepDraw(self._episode_keys[self._rows, self.t], self.t)
+        return _rng.StepDraw(_rng.step_keys(self.stream_key, self.t), self.t)
+
+    def _prepare_episode(self, mask: torch.Tensor) -> None:
+        """Fixed horizon: compute every step key of the new episodes (and cached draws) in one pass."""
+        if not self.fixed_horizon:
+            return
+        keys = _rng.mix32(self.stream_key.unsqueeze(1) ^ _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(0))
+        if self._episode_keys is None:
+            self._episode_keys = keys
+            self._rows = torch.arange(self.num_envs, device=self.device)
+        else:
+            self._episode_keys = torch.where(mask.unsqueeze(1), keys, self._episode_keys)
+        for site in self._draw_sites:
+            site.prepare(self._episode_keys, mask)
 
     def step(self, action: torch.Tensor, check: bool = True) -> StepOutput:
         """Advance every environment by one period.
@@ -159,6 +209,8 @@ class BatchedCore(ABC):
             check: validate the actions (and masks) first; agents that build actions
                 from the masks by construction may skip it to avoid a device sync.
         """
+        if self.fixed_horizon and self.host_t >= self.horizon:
+            raise RuntimeError(f"the episodes ended after {self.horizon} periods: call reset() before stepping again")
         action = torch.as_tensor(action, device=self.device)
         if check:
             self.check_action(action)
@@ -227,7 +279,7 @@ class BatchedCore(ABC):
         """Put the environments selected by ``mask`` in their starting state."""
 
     @abstractmethod
-    def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Mapping[str, torch.Tensor]]:
         """One period of the dynamics for the whole batch (``self.t`` is the period being played).
 
         Returns the reward ``(B, k)``, terminated and truncated flags ``(B,)`` (judged

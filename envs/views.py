@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from paretochain.envs.config import ConfigModel
-from paretochain.envs.core import BatchedCore
+from paretochain.envs.core import KPIs, BatchedCore
 from paretochain.errors import ActionError
 
 
@@ -25,6 +25,10 @@ def reward_box(core: BatchedCore) -> spaces.Box:
 
 def _to_numpy_action(space: spaces.Space, action: Any) -> np.ndarray:
     """Convert a user action to an array, refusing what is outside the space with a clear message."""
+    if isinstance(space, spaces.Discrete) and isinstance(action, (int, np.integer)) and not isinstance(action, bool):
+        if not 0 <= action < space.n:
+            raise ActionError(f"action {action} is outside {space} (allowed 0..{space.n - 1})")
+        return np.array(action)
     if isinstance(action, torch.Tensor):
         action = action.detach().cpu().numpy()
     arr = np.asarray(action)
@@ -118,11 +122,11 @@ class SingleEnv(gym.Env):
                 info,
             )
 
-    def _info(self, kpis: dict[str, torch.Tensor] | None) -> dict[str, Any]:
+    def _info(self, kpis: Mapping[str, torch.Tensor] | None) -> dict[str, Any]:
         info: dict[str, Any] = {}
         if kpis is not None:
-            stacked = torch.stack(list(kpis.values()), dim=1)[0].cpu().numpy()
-            info = dict(zip(kpis, stacked.tolist(), strict=True))
+            matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
+            info = dict(zip(kpis, matrix[0].tolist(), strict=True))
         masks = self.core.action_masks()
         if masks is not None:
             info["action_mask"] = masks[0].cpu().numpy()
@@ -201,7 +205,11 @@ class BatchedVectorEnv(VectorEnv):
         with torch.inference_mode():
             act = torch.as_tensor(actions, device=core.device)
             out = core.step(act, check=self.check_actions)
-            infos: dict[str, Any] = {name: self._out(v) for name, v in out.kpis.items()}
+            if isinstance(out.kpis, KPIs) and not self.tensors:
+                matrix = out.kpis.values.cpu().numpy()
+                infos: dict[str, Any] = {name: matrix[:, i] for i, name in enumerate(out.kpis.names)}
+            else:
+                infos = {name: self._out(v) for name, v in out.kpis.items()}
             done = out.terminated | out.truncated
             if core.fixed_horizon:
                 any_done = core.host_t >= core.horizon

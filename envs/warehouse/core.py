@@ -27,11 +27,11 @@ import torch
 from gymnasium import spaces
 
 from paretochain.envs import _rng
-from paretochain.envs.core import BatchedCore, ObservationLayout
+from paretochain.envs.core import KPIs, BatchedCore, ObservationLayout
 from paretochain.envs.data.demand_history import load_demand_history
 from paretochain.envs.warehouse.config import WarehouseConfig, resolve_per_sku
 from paretochain.envs.warehouse.demand import HistoryDemand, SyntheticDemand
-from paretochain.envs.warehouse.objectives import build_objectives, per_period_scale, reward_vector
+from paretochain.envs.warehouse.objectives import REWARD_KPI, build_objectives, per_period_scale
 from paretochain.errors import ConfigError
 
 KPI_NAMES = (
@@ -44,10 +44,12 @@ KPI_NAMES = (
     "waste_cost",
     "overflow_cost",
     "total_cost",
+    "ordering_cost",
     "demand_units",
     "sales_units",
     "lost_units",
     "backordered_units",
+    "shortage_units",
     "waste_units",
     "overflow_units",
     "refused_units",
@@ -161,6 +163,7 @@ class WarehouseCore(BatchedCore):
         self._L0 = torch.as_tensor(L0, dtype=torch.int64, device=dev)
         self._J1 = torch.as_tensor(J + 1, dtype=torch.float32, device=dev)
         self.lead_time_mean = float((L0 + J / 2).mean())
+        self._lead_onehot = torch.nn.functional.one_hot(self._L0, self.max_lead + 1).to(torch.float32)
 
         # perishability: buckets by remaining life, bucket 0 expires at the end of the period
         self.perishable = cfg.shelf_life is not None
@@ -170,7 +173,8 @@ class WarehouseCore(BatchedCore):
         ladder = np.asarray(cfg.action.ladder, dtype=np.float64)
         unit = node_mean if cfg.action.ladder_unit == "mean_demand" else np.ones((N, S))
         self.ladder_units = np.round(ladder[None, None, :] * unit[:, :, None])  # (N, S, K)
-        self._ladder_units = torch.as_tensor(self.ladder_units, **f32)
+        self._ladder_flat = torch.as_tensor(self.ladder_units, **f32).reshape(-1)
+        self._ladder_offsets = torch.arange(N * S, device=dev).reshape(N, S) * len(ladder)
         self.max_order = self.ladder_units[:, :, -1]
         kind = cfg.action.kind
         if kind == "box":
@@ -184,6 +188,13 @@ class WarehouseCore(BatchedCore):
         self._site_outage = _rng.DrawSite(_SITE_OUTAGE, (1,), dev)
         self._site_jitter = _rng.DrawSite(_SITE_JITTER, (N, S), dev)
         self._site_spike = _rng.DrawSite(_SITE_SPIKE, (N, S), dev)
+        if self.has_outages:
+            self.register_draw_sites(self._site_outage)
+        if self.has_jitter:
+            self.register_draw_sites(self._site_jitter)
+        if self.has_spikes:
+            self.register_draw_sites(self._site_spike)
+        self.register_draw_sites(*self.demand_model.draw_sites())
 
         # observation layout
         m = cfg.demand_history_periods
@@ -204,7 +215,9 @@ class WarehouseCore(BatchedCore):
         cal = lay.segments["calendar"]
         low[cal.start : cal.start + 2] = -1.0
         self.single_observation_space = spaces.Box(low, np.full(lay.size, np.inf, dtype=np.float32), dtype=np.float32)
-        self._season_period = cfg.demand.seasonality_period
+        steps = torch.arange(cfg.horizon + 1, dtype=torch.float64, device=dev)
+        phase = steps * (2 * math.pi / cfg.demand.seasonality_period)
+        self._calendar = torch.stack([phase.sin(), phase.cos(), steps / cfg.horizon], dim=1).to(torch.float32)
 
         # objectives
         scale = per_period_scale(mean_ws, price, unit_cost, holding, penalty, self.max_lead, self.lost_sales)
@@ -215,6 +228,11 @@ class WarehouseCore(BatchedCore):
             self.objectives = build_objectives(self.objective_names, scale, cfg.horizon, cfg.reference_point)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+        self._kpi_matrix, self._reward_matrix = self._kpi_maps()
+        self._zero = torch.zeros(num_envs, **f32)
+        self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
+        self._truncated_after = torch.arange(1, cfg.horizon + 2, device=dev) >= cfg.horizon
 
         # state
         B = num_envs
@@ -245,8 +263,7 @@ class WarehouseCore(BatchedCore):
 
     def observe(self) -> torch.Tensor:
         B = self.num_envs
-        phase = self.t.to(torch.float32) * (2 * math.pi / self._season_period)
-        calendar = torch.stack([phase.sin(), phase.cos(), self.t.to(torch.float32) / self.horizon], dim=1)
+        calendar = self._calendar[self.t]
         parts = [self.inventory.reshape(B, -1), self.pipeline[..., :-1].reshape(B, -1)]
         if not self.lost_sales:
             parts.append(self.backlog.reshape(B, -1))
@@ -261,11 +278,10 @@ class WarehouseCore(BatchedCore):
     def decode_action(self, action: torch.Tensor) -> torch.Tensor:
         """Order units ``(B, N, S)`` from a batch of actions in the action space's layout."""
         B, N, S = self.num_envs, self.num_nodes, self.num_skus
-        kind = self.config.action.kind
-        if kind == "box":
+        if self.config.action.kind == "box":
             return action.to(torch.float32).reshape(B, N, S).round()
-        index = action.long().reshape(B, N, S, 1)
-        return self._ladder_units.expand(B, -1, -1, -1).gather(3, index).squeeze(3)
+        index = action.reshape(B, N, S) + self._ladder_offsets
+        return self._ladder_flat.take(index)
 
     @staticmethod
     def _issue_oldest_first(stock: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
@@ -278,8 +294,8 @@ class WarehouseCore(BatchedCore):
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         B, W, N = self.num_envs, self.num_warehouses, self.num_nodes
-        key = self.step_key()
-        zero = torch.zeros(B, dtype=torch.float32, device=self.device)
+        key = self.step_draw()
+        zero = self._zero
         requested = self.decode_action(action)
         placed = requested
         refused = zero
@@ -297,21 +313,26 @@ class WarehouseCore(BatchedCore):
             down = is_down.to(torch.float32)
             self.outage_left = (self.outage_left - 1).clamp(min=0)
 
+        shipped_out = None
         if self.has_dc:
             wanted = placed[:, :W]
             dc_stock = inv[:, W].sum(-1)
             ratio = (dc_stock / wanted.sum(1).clamp(min=1e-9)).clamp(max=1.0)
             shipped = (wanted * ratio.unsqueeze(1)).floor()
             placed = torch.cat([shipped, placed[:, W:]], dim=1)
-            inv = torch.cat([inv[:, :W], self._issue_oldest_first(inv[:, W:], shipped.sum(1, keepdim=True))], dim=1)
+            shipped_out = shipped.sum(1)
+            inv = torch.cat([inv[:, :W], self._issue_oldest_first(inv[:, W:], shipped_out.unsqueeze(1))], dim=1)
 
-        lead = self._L0.expand(B, -1, -1)
-        if self.has_jitter:
-            lead = lead + (self._site_jitter.uniform(key) * self._J1).long()
-        if self.has_spikes:
-            dis = self.config.disruptions
-            lead = lead + (self._site_spike.uniform(key) < dis.spike_probability).long() * dis.spike_periods
-        pipe = self.pipeline.scatter_add(3, lead.unsqueeze(-1), placed.unsqueeze(-1))
+        if self.has_jitter or self.has_spikes:
+            lead = self._L0.expand(B, -1, -1)
+            if self.has_jitter:
+                lead = lead + (self._site_jitter.uniform(key) * self._J1).long()
+            if self.has_spikes:
+                dis = self.config.disruptions
+                lead = lead + (self._site_spike.uniform(key) < dis.spike_probability).long() * dis.spike_periods
+            pipe = self.pipeline.scatter_add(3, lead.unsqueeze(-1), placed.unsqueeze(-1))
+        else:
+            pipe = self.pipeline + placed.unsqueeze(-1) * self._lead_onehot
         arrivals = pipe[..., 0]
         self.pipeline = torch.nn.functional.pad(pipe[..., 1:], (0, 1))
 
@@ -332,71 +353,86 @@ class WarehouseCore(BatchedCore):
         if self.lost_sales:
             sales = torch.minimum(on_hand, demand)
             served_now = sales
-            lost = demand - sales
-            backordered = torch.zeros_like(lost)
-            short_units = lost
+            short_units = demand - sales
         else:
             owed = demand + self.backlog
             sales = torch.minimum(on_hand, owed)
             served_now = sales - torch.minimum(on_hand, self.backlog)
             self.backlog = owed - sales
-            lost = torch.zeros_like(sales)
-            backordered = self.backlog
-            short_units = backordered
+            short_units = self.backlog
         inv = torch.cat([self._issue_oldest_first(inv[:, :W], sales), inv[:, W:]], dim=1) if self.has_dc else self._issue_oldest_first(inv, sales)
 
         end_stock = inv.sum(-1)
-        holding = (end_stock * self._holding).sum((1, 2))
-        purchase = (placed * self._order_cost).sum((1, 2))
-        fixed = ((placed > 0).to(torch.float32) * self._fixed_cost).sum((1, 2)) if self.uses_fixed_cost else zero
-        revenue = (sales * self._price).sum((1, 2))
-        penalty = (short_units * self._penalty).sum((1, 2))
-        overflow_cost = zero
+        waste_units = waste_cost = overflow_cost = zero
+        expired = None
         if self.has_capacity and self.config.overflow == "charge":
             excess = ((end_stock * self._volume).sum(-1) - self._capacity).clamp(min=0)
             overflow_cost = excess.sum(1) * self.config.overflow_cost
-        waste_units = zero
-        waste_cost = zero
         if self.perishable:
             expired = inv[..., 0]
             waste_units = expired.sum((1, 2))
             waste_cost = (expired * self._waste_cost).sum((1, 2))
             inv = torch.nn.functional.pad(inv[..., 1:], (0, 1))
         self.inventory = inv
+        self.flows = {"ordered": placed, "received": arrivals, "sold": sales, "expired": expired, "shipped_out": shipped_out}
         self.last_demand = demand
         self.last_orders = requested
         if self.demand_history.shape[-1]:
             self.demand_history = torch.cat([self.demand_history[..., 1:], demand.unsqueeze(-1)], dim=-1)
 
-        demand_total = demand.sum((1, 2))
-        total_cost = purchase + fixed + holding + penalty + waste_cost + overflow_cost
-        kpis = {
-            "profit": revenue - total_cost,
-            "revenue": revenue,
-            "purchase_cost": purchase,
-            "order_fixed_cost": fixed,
-            "holding_cost": holding,
-            "shortage_penalty": penalty,
-            "waste_cost": waste_cost,
-            "overflow_cost": overflow_cost,
-            "total_cost": total_cost,
-            "demand_units": demand_total,
-            "sales_units": sales.sum((1, 2)),
-            "lost_units": lost.sum((1, 2)),
-            "backordered_units": backordered.sum((1, 2)),
-            "waste_units": waste_units,
-            "overflow_units": overflow_units,
-            "refused_units": refused,
-            "ordered_units": requested.sum((1, 2)),
-            "fill_rate": torch.where(demand_total > 0, served_now.sum((1, 2)) / demand_total.clamp(min=1e-9), 1.0),
-            "on_hand_units": end_stock.sum((1, 2)),
-            "pipeline_units": self.pipeline.sum((1, 2, 3)),
-            "supplier_down": down,
-        }
-        reward = reward_vector(self.objective_names, kpis, self.horizon)
-        truncated = (self.t + 1) >= self.horizon
-        terminated = torch.zeros_like(truncated)
-        return reward, terminated, truncated, kpis
+        # KPI sums: one stacked reduction per side of the network, then one linear map
+        customer = torch.stack([sales * self._price, short_units * self._penalty, demand, sales, short_units, served_now], dim=1).sum((2, 3))
+        node_parts = [placed * self._order_cost, end_stock * self._holding, requested, end_stock]
+        if self.uses_fixed_cost:
+            node_parts.append((placed > 0).to(torch.float32) * self._fixed_cost)
+        node = torch.stack(node_parts, dim=1).sum((2, 3))
+        extras = [self.pipeline.sum((1, 2, 3))]
+        if self.perishable:
+            extras += [waste_units, waste_cost]
+        if self.has_capacity:
+            extras.append(overflow_units if self.config.overflow == "cut" else overflow_cost)
+        if self.has_outages:
+            extras += [refused, down]
+        demand_total = customer[:, 2]  # whole units, so the fill rate is served / demand, and 1 without demand
+        extras.append((customer[:, 5] + (demand_total == 0)) / demand_total.clamp(min=1.0))
+        raw = torch.cat([customer, node, torch.stack(extras, dim=1)], dim=1)
+        kpis = KPIs(KPI_NAMES, raw @ self._kpi_matrix)
+        reward = raw @ self._reward_matrix
+        return reward, self._never, self._truncated_after[self.t], kpis
+
+    def _raw_columns(self) -> list[str]:
+        """Names of the per-step sums the step computes, in order (see the end of :meth:`_step`)."""
+        short = "lost_units" if self.lost_sales else "backordered_units"
+        cols = ["revenue", "shortage_penalty", "demand_units", "sales_units", short, "served_units"]
+        cols += ["purchase_cost", "holding_cost", "ordered_units", "on_hand_units"]
+        cols += ["order_fixed_cost"] if self.uses_fixed_cost else []
+        cols += ["pipeline_units"]
+        cols += ["waste_units", "waste_cost"] if self.perishable else []
+        if self.has_capacity:
+            cols.append("overflow_units" if self.config.overflow == "cut" else "overflow_cost")
+        cols += ["refused_units", "supplier_down"] if self.has_outages else []
+        return [*cols, "fill_rate"]
+
+    def _kpi_maps(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Matrices from the raw sums to every KPI, and to the reward vector."""
+        raw = self._raw_columns()
+        costs = ["purchase_cost", "order_fixed_cost", "holding_cost", "shortage_penalty", "waste_cost", "overflow_cost"]
+        combos: dict[str, dict[str, float]] = {name: {name: 1.0} for name in KPI_NAMES}
+        combos["total_cost"] = dict.fromkeys(costs, 1.0)
+        combos["profit"] = {"revenue": 1.0, **dict.fromkeys(costs, -1.0)}
+        combos["ordering_cost"] = {"purchase_cost": 1.0, "order_fixed_cost": 1.0}
+        combos["shortage_units"] = {"lost_units": 1.0, "backordered_units": 1.0}
+        kpi = torch.zeros(len(raw), len(KPI_NAMES), dtype=torch.float32)
+        for j, name in enumerate(KPI_NAMES):
+            for term, coef in combos[name].items():
+                if term in raw:
+                    kpi[raw.index(term), j] = coef
+        cols = []
+        for objective in self.objective_names:
+            kpi_name, sign = REWARD_KPI[objective]
+            scale = sign / (self.horizon if objective == "fill_rate" else 1.0)
+            cols.append(kpi[:, KPI_NAMES.index(kpi_name)] * scale)
+        return kpi.to(self.device), torch.stack(cols, dim=1).to(self.device)
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         i = env_index

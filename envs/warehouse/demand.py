@@ -21,21 +21,32 @@ import math
 import numpy as np
 import torch
 
-from paretochain.envs._rng import DrawSite
+from paretochain.envs._rng import DrawSite, StepDraw
 from paretochain.envs.data.demand_history import DemandHistory
 from paretochain.envs.warehouse.config import DemandConfig
 
 #: Largest count grid before switching to a normal approximation.
 MAX_GRID = 400
+#: Largest tabulated CDF (entries) before evaluating the pmf per step instead.
+MAX_TABLE = 4_000_000
 
 
 class SyntheticDemand:
     """Counts with seasonality, trend and promotions.
 
+    The mean of a period depends only on its seasonal phase (or its index, with a
+    trend) and on whether a promotion runs, so the cumulative distribution of every
+    (phase, promotion, warehouse, SKU) is tabulated once, and a draw is one
+    ``searchsorted`` of the uniform in its row: exact inverse-transform sampling at a
+    cost independent of the mean. Rows are laid end to end in one float64 array,
+    row ``r`` shifted by ``r``, so a single sorted 1-D search serves the whole batch.
+    When the table would exceed :data:`MAX_TABLE` entries the pmf is evaluated per
+    step instead (same distribution, more work).
+
     Args:
         cfg: the demand section of the config.
         base_mean: mean units per period, ``(num_warehouses, num_skus)``.
-        horizon: episode length (bounds the trend when sizing the count grid).
+        horizon: episode length (sizes the table with a trend).
         device: torch device.
         site_id: first draw-site id this generator may use (it uses two).
     """
@@ -45,6 +56,7 @@ class SyntheticDemand:
         self.shape = base_mean.shape
         self.base_mean = base_mean
         self.device = device
+        self.horizon = horizon
         self._base = torch.as_tensor(base_mean, dtype=torch.float32, device=device)
         self.use_promotions = cfg.promotion_probability > 0
         self.use_season = cfg.seasonality_amplitude > 0
@@ -56,11 +68,62 @@ class SyntheticDemand:
         grid = int(math.ceil(top + 12 * math.sqrt(var) + 12))
         self.grid_size = grid if grid <= MAX_GRID else 0
         if self.grid_size:
-            k = torch.arange(self.grid_size, dtype=torch.float32, device=device)
-            self._k = k
-            self._lgamma_k1 = torch.lgamma(k + 1)
+            self._k = torch.arange(self.grid_size, dtype=torch.float64, device=device)
+            self._lgamma_k1 = torch.lgamma(self._k + 1)
+        # phases: the distinct per-period means before promotions
+        if cfg.trend != 0:
+            self.num_phases = horizon
+        elif self.use_season:
+            self.num_phases = cfg.seasonality_period
+        else:
+            self.num_phases = 1
+        self.num_modes = self.num_phases * (2 if self.use_promotions else 1)
+        cells = int(np.prod(self.shape))
+        self._table: torch.Tensor | None = None
+        if self.grid_size and self.num_modes * cells * self.grid_size <= MAX_TABLE:
+            self._build_table(cells)
         self._site_demand = DrawSite(site_id, self.shape, device)
         self._site_promo = DrawSite(site_id + 1, self.shape, device)
+
+    def _phase_factor(self, t: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        tf = t.to(torch.float64)
+        factor = torch.ones_like(tf)
+        if self.use_season:
+            factor = factor + cfg.seasonality_amplitude * torch.sin(tf * (2 * math.pi / cfg.seasonality_period))
+        if cfg.trend != 0:
+            factor = factor * (1 + cfg.trend * tf).clamp(min=0)
+        return factor
+
+    def _build_table(self, cells: int) -> None:
+        phases = torch.arange(self.num_phases, device=self.device)
+        factor = self._phase_factor(phases).view(-1, 1, 1)  # (P, 1, 1)
+        mean = self._base.to(torch.float64).unsqueeze(0) * factor  # (P, W, S)
+        if self.use_promotions:
+            mean = torch.stack([mean, mean * self.cfg.promotion_uplift], dim=1).reshape(-1, *self.shape)
+        cdf = self._cdf(mean.reshape(-1))  # (rows, K)
+        cdf[:, -1] = 1.0
+        rows = cdf.shape[0]
+        shift = torch.arange(rows, dtype=torch.float64, device=self.device).unsqueeze(1)
+        self._table = (cdf + shift).reshape(-1).contiguous()
+        self._cell_index = torch.arange(cells, device=self.device).view(1, *self.shape)
+        self._cells = cells
+        self._row_f64 = self._cell_index.to(torch.float64)
+        self._row_start = self._cell_index * self.grid_size
+
+    def _cdf(self, mean: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        k = self._k
+        m = mean.to(torch.float64).unsqueeze(-1).clamp(min=1e-12)
+        if cfg.distribution == "poisson":
+            logp = k * m.log() - m - self._lgamma_k1
+        else:
+            r = cfg.dispersion
+            logp = torch.lgamma(k + r) - math.lgamma(r) - self._lgamma_k1 + r * torch.log(r / (r + m)) + k * torch.log(m / (r + m))
+        return logp.exp().cumsum(-1)
+
+    def draw_sites(self) -> list[DrawSite]:
+        return [self._site_demand, self._site_promo] if self.use_promotions else [self._site_demand]
 
     @property
     def mean(self) -> np.ndarray:
@@ -73,49 +136,52 @@ class SyntheticDemand:
     def reset(self, state: dict[str, torch.Tensor], mask: torch.Tensor, key: torch.Tensor) -> None:
         state["promo_left"] = torch.where(mask.view(-1, 1, 1), 0, state["promo_left"])
 
+    def _phase(self, t: torch.Tensor) -> torch.Tensor:
+        if self.cfg.trend != 0:
+            return t.clamp(max=self.horizon - 1)
+        if self.use_season:
+            return t % self.cfg.seasonality_period
+        return torch.zeros_like(t)
+
     def mean_at(self, t: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """Expected demand of period ``t`` given the promotion state, ``(B, W, S)``."""
-        cfg = self.cfg
-        mean = self._base.expand(t.shape[0], *self.shape)
-        if self.use_season or cfg.trend != 0:
-            tf = t.to(torch.float32).view(-1, 1, 1)
-            factor = torch.ones_like(tf)
-            if self.use_season:
-                factor = factor + cfg.seasonality_amplitude * torch.sin(tf * (2 * math.pi / cfg.seasonality_period))
-            if cfg.trend != 0:
-                factor = factor * (1 + cfg.trend * tf).clamp(min=0)
-            mean = mean * factor
+        mean = self._base.unsqueeze(0) * self._phase_factor(t).to(torch.float32).view(-1, 1, 1)
         if self.use_promotions:
-            mean = torch.where(state["promo_left"] > 0, mean * cfg.promotion_uplift, mean)
+            mean = torch.where(state["promo_left"] > 0, mean * self.cfg.promotion_uplift, mean)
         return mean
 
-    def sample(self, t: torch.Tensor, key: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
+    def sample(self, t: torch.Tensor, key: StepDraw, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """Draw this period's demand, ``(B, W, S)``, and advance the promotion state."""
+        promo = None
         if self.use_promotions:
             left = state["promo_left"]
             start = (left == 0) & (self._site_promo.uniform(key) < self.cfg.promotion_probability)
-            state["promo_left"] = torch.where(start, self.cfg.promotion_duration, left)
-        mean = self.mean_at(t, state)
+            left = torch.where(start, self.cfg.promotion_duration, left)
+            promo = left > 0
+            state["promo_left"] = (left - 1).clamp(min=0)
         u = self._site_demand.uniform(key)
-        demand = self._inverse_cdf(mean, u)
-        if self.use_promotions:
-            state["promo_left"] = (state["promo_left"] - 1).clamp(min=0)
-        return demand
+        if self._table is None:
+            mean = self._base.unsqueeze(0) * self._phase_factor(t).to(torch.float32).view(-1, 1, 1)
+            if promo is not None:
+                mean = torch.where(promo, mean * self.cfg.promotion_uplift, mean)
+            return self._inverse_cdf(mean, u)
+        if self.num_modes == 1:
+            pos = torch.searchsorted(self._table, u.to(torch.float64) + self._row_f64)
+            return (pos - self._row_start).to(torch.float32)
+        mode = self._phase(t).view(-1, 1, 1)
+        if promo is not None:
+            mode = mode * 2 + promo.long()
+        row = mode * self._cells + self._cell_index
+        pos = torch.searchsorted(self._table, row.to(torch.float64) + u.to(torch.float64))
+        return (pos - row * self.grid_size).to(torch.float32)
 
     def _inverse_cdf(self, mean: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         if not self.grid_size:
             var = mean + (mean * mean / cfg.dispersion if cfg.distribution == "negative_binomial" else 0.0)
             return (mean + var.sqrt() * torch.special.ndtri(u.double()).float()).round().clamp(min=0)
-        k = self._k
-        m = mean.unsqueeze(-1).clamp(min=1e-12)
-        if cfg.distribution == "poisson":
-            logp = k * m.log() - m - self._lgamma_k1
-        else:
-            r = cfg.dispersion
-            logp = torch.lgamma(k + r) - math.lgamma(r) - self._lgamma_k1 + r * torch.log(r / (r + m)) + k * torch.log(m / (r + m))
-        cdf = logp.exp().cumsum(-1)
-        return (cdf < u.unsqueeze(-1)).sum(-1).to(torch.float32)
+        cdf = self._cdf(mean)
+        return (cdf < u.to(torch.float64).unsqueeze(-1)).sum(-1).clamp(max=self.grid_size - 1).to(torch.float32)
 
 
 class HistoryDemand:
@@ -142,6 +208,9 @@ class HistoryDemand:
         self.peak_mean = history.units.max(axis=2)
         self._site = DrawSite(site_id, (1,), device)
 
+    def draw_sites(self) -> list[DrawSite]:
+        return [self._site] if self.mode == "bootstrap" else []
+
     @property
     def mean(self) -> np.ndarray:
         return self.base_mean
@@ -153,7 +222,7 @@ class HistoryDemand:
         offset = (self._site.uniform(key)[:, 0] * self.num_periods).long().clamp(max=self.num_periods - 1)
         state["history_offset"] = torch.where(mask, offset, state["history_offset"])
 
-    def sample(self, t: torch.Tensor, key: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
+    def sample(self, t: torch.Tensor, key: StepDraw, state: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.mode == "replay":
             index = (state["history_offset"] + t) % self.num_periods
         else:

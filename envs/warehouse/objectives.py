@@ -7,17 +7,16 @@ import torch
 
 from paretochain.envs.objectives import Objective, ObjectiveSet, select_objectives
 
-#: Per-step reward of each catalogue objective, from the KPI tensors of the step.
-#: ``fill_rate`` is divided by the horizon so that an episode's return is the mean
-#: per-period fill rate, in [0, 1].
-REWARD_FROM_KPIS = {
-    "profit": lambda k, horizon: k["profit"],
-    "fill_rate": lambda k, horizon: k["fill_rate"] / horizon,
-    "holding_cost": lambda k, horizon: -k["holding_cost"],
-    "ordering_cost": lambda k, horizon: -(k["purchase_cost"] + k["order_fixed_cost"]),
-    "shortage_units": lambda k, horizon: -(k["lost_units"] + k["backordered_units"]),
-    "waste_units": lambda k, horizon: -k["waste_units"],
-    "total_cost": lambda k, horizon: -k["total_cost"],
+#: Per-step reward of each catalogue objective: (KPI it is read from, sign). ``fill_rate`` is
+#: also divided by the horizon, so that an episode's return is the mean per-period fill rate.
+REWARD_KPI: dict[str, tuple[str, float]] = {
+    "profit": ("profit", 1.0),
+    "fill_rate": ("fill_rate", 1.0),
+    "holding_cost": ("holding_cost", -1.0),
+    "ordering_cost": ("ordering_cost", -1.0),
+    "shortage_units": ("shortage_units", -1.0),
+    "waste_units": ("waste_units", -1.0),
+    "total_cost": ("total_cost", -1.0),
 }
 
 
@@ -51,12 +50,7 @@ def build_objectives(names: list[str], scale: dict[str, float], horizon: int, ov
     return select_objectives(catalogue, names, "objectives")
 
 
-def reward_vector(names: list[str], kpis: dict[str, torch.Tensor], horizon: int) -> torch.Tensor:
-    """Stack the chosen objectives' per-step rewards into ``(B, k)``."""
-    return torch.stack([REWARD_FROM_KPIS[n](kpis, horizon) for n in names], dim=1)
-
-
-CATALOGUE_NAMES = sorted(REWARD_FROM_KPIS)
+CATALOGUE_NAMES = sorted(REWARD_KPI)
 
 
 def per_period_scale(mean: np.ndarray, price: np.ndarray, unit_cost: np.ndarray, holding: np.ndarray, penalty: np.ndarray, lead: float, lost: bool) -> dict[str, float]:
