@@ -206,10 +206,9 @@ class WarehouseCore(BatchedCore):
         lay.add("demand_history", (W, S, m), "demand of the last periods per warehouse and SKU, most recent last")
         lay.add("calendar", (3,), "sin and cos of the seasonal phase, share of the horizon elapsed")
         self.has_promotions = isinstance(self.demand_model, SyntheticDemand) and self.demand_model.use_promotions
-        if self.has_promotions:
-            lay.add("promotion", (W, S), "1 where a promotion runs this period")
-        if self.has_outages:
-            lay.add("supplier_down", (1,), "periods of supplier outage still to come, including this one")
+        # always present (zeros when the feature is off), so scenarios that switch them on keep the layout
+        lay.add("promotion", (W, S), "1 where a promotion runs this period (0 without promotions)")
+        lay.add("supplier_down", (1,), "periods of supplier outage still to come, including this one (0 without outages)")
         self.observation_layout = lay
         low = np.zeros(lay.size, dtype=np.float32)
         cal = lay.segments["calendar"]
@@ -231,6 +230,11 @@ class WarehouseCore(BatchedCore):
 
         self._kpi_matrix, self._reward_matrix = self._kpi_maps()
         self._zero = torch.zeros(num_envs, **f32)
+        # zeros standing in for the promotion / outage blocks when those features are off
+        absent = 0 if self.has_promotions and self.has_outages else (W * S if not self.has_promotions else 1)
+        if not self.has_promotions and not self.has_outages:
+            absent = W * S + 1
+        self._absent_blocks = torch.zeros(num_envs, absent, **f32)
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
         self._truncated_after = torch.arange(1, cfg.horizon + 2, device=dev) >= cfg.horizon
 
@@ -270,8 +274,12 @@ class WarehouseCore(BatchedCore):
         parts += [self.demand_history.reshape(B, -1), calendar]
         if self.has_promotions:
             parts.append((self.demand_state["promo_left"] > 0).to(torch.float32).reshape(B, -1))
+        elif self.has_outages:
+            parts.append(self._absent_blocks)
         if self.has_outages:
             parts.append(self.outage_left.to(torch.float32).unsqueeze(1))
+        elif self._absent_blocks.shape[1]:
+            parts.append(self._absent_blocks if not self.has_promotions else self._absent_blocks[:, :1])
         return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------ dynamics

@@ -44,8 +44,8 @@ class WarehouseEnv(SingleEnv):
     | ``backlog`` | W x S | units owed to customers (backorder mode only) |
     | ``demand_history`` | W x S x m | last m periods of demand, most recent last |
     | ``calendar`` | 3 | sin, cos of the seasonal phase; share of the horizon elapsed |
-    | ``promotion`` | W x S | 1 during a promotion (when promotions are on) |
-    | ``supplier_down`` | 1 | periods of outage left (when outages are on) |
+    | ``promotion`` | W x S | 1 during a promotion (always 0 when promotions are off) |
+    | ``supplier_down`` | 1 | periods of outage left (always 0 when outages are off) |
 
     ## Rewards
     A float32 vector, one entry per objective named in ``objectives`` (default

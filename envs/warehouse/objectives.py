@@ -57,7 +57,7 @@ def per_period_scale(mean: np.ndarray, price: np.ndarray, unit_cost: np.ndarray,
     """Magnitudes used for reference points (see :func:`build_objectives`)."""
     demand = float(mean.sum())
     per_sku = mean.sum(axis=0)
-    stock = per_sku * (lead + 2) * 2
+    stock = per_sku * (lead + 2) * 4
     return {
         "demand": demand,
         "revenue": float((price * per_sku).sum()),

@@ -1,0 +1,3 @@
+from paretochain.cli import main
+
+raise SystemExit(main())
