@@ -63,11 +63,13 @@ class StepDraw:
     Sites whose episode is cached read their uniforms at ``t`` and never hash.
     """
 
-    __slots__ = ("keys", "t")
+    __slots__ = ("host_t", "keys", "t", "table")
 
-    def __init__(self, keys: torch.Tensor, t: torch.Tensor) -> None:
+    def __init__(self, keys: torch.Tensor, t: torch.Tensor, host_t: int | None = None, table: torch.Tensor | None = None) -> None:
         self.keys = keys
         self.t = t
+        self.host_t = host_t  # the common period when every env is at the same one
+        self.table = table  # the episode keys (B, T) the step keys come from, when precomputed
 
 
 class DrawSite:
@@ -92,20 +94,25 @@ class DrawSite:
         self._offsets = mix32((index + site_id * 0x9E3779B) & _MASK32).unsqueeze(0)
         self._cache: torch.Tensor | None = None
         self._rows: torch.Tensor | None = None
+        self._source: torch.Tensor | None = None  # the episode-key table the cache was built from
 
     def _hash(self, keys: torch.Tensor) -> torch.Tensor:
         view = keys.reshape(keys.shape + (1,) * len(self.shape))
         bits = mix32(view ^ self._offsets.reshape((1,) * (keys.dim() - 1) + self._offsets.shape)) >> 8
         return bits.to(torch.float32).add_(0.5).mul_(1.0 / _TWO_POW_24)
 
-    def prepare(self, episode_keys: torch.Tensor, mask: torch.Tensor) -> None:
-        """Cache the uniforms of the episodes just started (``episode_keys``: ``(B, T)``), if small enough."""
+    def prepare(self, episode_keys: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Cache the uniforms of the episodes just started (``episode_keys``: ``(B, T)``), if small enough.
+
+        ``mask`` selects the rows that changed; ``None`` rebuilds every row.
+        """
         batch, steps = episode_keys.shape
+        self._source = episode_keys
         if batch * steps * self.numel > CACHE_LIMIT:
             self._cache = None
             return
         fresh = self._hash(episode_keys)
-        if self._cache is None or self._cache.shape != fresh.shape:
+        if mask is None or self._cache is None or self._cache.shape != fresh.shape:
             self._cache = fresh
             self._rows = torch.arange(batch, device=episode_keys.device)
         else:
@@ -115,7 +122,11 @@ class DrawSite:
         """Uniforms in (0, 1), float32, shape ``(batch, *shape)``, for this step."""
         if isinstance(draw, torch.Tensor):
             return self._hash(draw)
+        if draw.table is not None and draw.table is not self._source:
+            self.prepare(draw.table)  # the keys were replaced (e.g. a restored checkpoint): rebuild
         if self._cache is not None:
+            if draw.host_t is not None:
+                return self._cache[:, draw.host_t]
             return self._cache[self._rows, draw.t]
         return self._hash(draw.keys)
 

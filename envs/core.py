@@ -32,11 +32,20 @@ class KPIs(Mapping[str, torch.Tensor]):
     reduction and views convert it with one copy.
     """
 
-    __slots__ = ("names", "values")
+    __slots__ = ("_raw", "_map", "_values", "names")
 
-    def __init__(self, names: Sequence[str], values: torch.Tensor) -> None:
+    def __init__(self, names: Sequence[str], values: torch.Tensor | None = None, raw: torch.Tensor | None = None, linear_map: torch.Tensor | None = None) -> None:
         self.names = tuple(names)
-        self.values = values
+        self._values = values
+        self._raw, self._map = raw, linear_map
+
+    @property
+    def values(self) -> torch.Tensor:
+        """The ``(B, n)`` matrix (computed on first access when built from raw sums and a linear map)."""
+        if self._values is None:
+            assert self._raw is not None and self._map is not None
+            self._values = self._raw @ self._map
+        return self._values
 
     def __getitem__(self, name: str) -> torch.Tensor:
         try:
@@ -140,6 +149,7 @@ class BatchedCore(ABC):
         self.t = z.clone()  # periods elapsed in the current episode
         self.seeded = False
         self.host_t = 0  # the common step count when all envs run in lockstep (fixed horizon)
+        self.lockstep = False  # True while every env is at period host_t (after a full reset)
         self._episode_keys: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
         self._draw_sites: list[_rng.DrawSite] = []
@@ -156,6 +166,9 @@ class BatchedCore(ABC):
         if mask is None:
             mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
             self.host_t = 0
+            self.lockstep = True
+        else:
+            self.lockstep = False  # some envs restart while others go on: periods differ
         if seeds is not None:
             seeds = list(seeds)
             idx = torch.nonzero(mask).flatten()
@@ -185,8 +198,17 @@ class BatchedCore(ABC):
     def step_draw(self) -> _rng.StepDraw:
         """The randomness handle of the current step, passed to every ``DrawSite.uniform`` in :meth:`_step`."""
         if self._episode_keys is not None:
-            return _rng.StepDraw(self._episode_keys[self._rows, self.t], self.t)
+            table = self._episode_keys
+            if self.lockstep:
+                return _rng.StepDraw(table[:, self.host_t], self.t, self.host_t, table)
+            return _rng.StepDraw(table[self._rows, self.t], self.t, None, table)
         return _rng.StepDraw(_rng.step_keys(self.stream_key, self.t), self.t)
+
+    def per_period(self, table: torch.Tensor) -> torch.Tensor:
+        """Rows of a per-period ``table`` (indexed by period) for every env: ``table[t]``, cheap in lockstep."""
+        if self.lockstep:
+            return table[self.host_t].expand(self.num_envs, *table.shape[1:])
+        return table[self.t]
 
     def _prepare_episode(self, mask: torch.Tensor) -> None:
         """Fixed horizon: compute every step key of the new episodes (and cached draws) in one pass."""

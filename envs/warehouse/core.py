@@ -267,7 +267,7 @@ class WarehouseCore(BatchedCore):
 
     def observe(self) -> torch.Tensor:
         B = self.num_envs
-        calendar = self._calendar[self.t]
+        calendar = self.per_period(self._calendar)
         parts = [self.inventory.reshape(B, -1), self.pipeline[..., :-1].reshape(B, -1)]
         if not self.lost_sales:
             parts.append(self.backlog.reshape(B, -1))
@@ -404,9 +404,9 @@ class WarehouseCore(BatchedCore):
         demand_total = customer[:, 2]  # whole units, so the fill rate is served / demand, and 1 without demand
         extras.append((customer[:, 5] + (demand_total == 0)) / demand_total.clamp(min=1.0))
         raw = torch.cat([customer, node, torch.stack(extras, dim=1)], dim=1)
-        kpis = KPIs(KPI_NAMES, raw @ self._kpi_matrix)
+        kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw @ self._reward_matrix
-        return reward, self._never, self._truncated_after[self.t], kpis
+        return reward, self._never, self.per_period(self._truncated_after), kpis
 
     def _raw_columns(self) -> list[str]:
         """Names of the per-step sums the step computes, in order (see the end of :meth:`_step`)."""

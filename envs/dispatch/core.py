@@ -1,0 +1,452 @@
+"""Batched dynamics of the Dispatch family: one dispatch decision for B fleets at once.
+
+Event time. Each environment has a clock, the earliest time at which one of its vehicles is
+free. That vehicle (ties go to the lowest index) is the *current vehicle*, and the action
+chooses its next move:
+
+- ``a < max_orders``: drive to order slot ``a`` and serve it. Arriving before the window opens,
+  it waits; service starts at ``max(arrival, window start)``, and lasts the order's service time.
+  Service may start up to ``max_lateness_min`` after the window closes (counted as lateness);
+  later is infeasible. With ``max_lateness_min: 0`` windows are hard.
+- ``a == max_orders``: drive back to the vehicle's depot, where it unloads (a new trip may start);
+  when the vehicle is already at its depot, its shift ends (it parks for the rest of the episode).
+- ``a == max_orders + 1``: wait ``wait_min`` where it is.
+
+Then the clock moves to the next vehicle-free time and the orders whose release time has come
+become visible. An order is feasible for the current vehicle when it is visible and unserved,
+fits in the vehicle's remaining capacity, service can start before its window closes (plus the
+allowed lateness), and the vehicle can still reach its depot by the shift end plus
+``max_overtime_min`` afterwards. The depot move is always allowed; waiting is allowed while
+orders remain open and the vehicle could still return in time afterwards. So every masked
+policy respects capacities, and windows whenever lateness is disallowed. When every order is
+served, vehicles at their depot park automatically.
+
+The episode terminates when every vehicle is parked; orders then unserved are counted in
+``orders_unserved``. A terminated environment's further steps change nothing (its mask allows
+only waiting). Times compare with a tolerance of 1e-6.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from paretochain.envs import _rng
+from paretochain.envs.core import BatchedCore, ObservationLayout
+from paretochain.envs.dispatch.config import DispatchConfig
+from paretochain.envs.dispatch.generator import FileInstances, GeneratedInstances
+from paretochain.envs.dispatch.instances import load_instance
+from paretochain.envs.dispatch.objectives import build_objectives, reward_vector
+from paretochain.errors import ConfigError
+
+KPI_NAMES = (
+    "travel_distance",
+    "orders_served",
+    "orders_on_time",
+    "lateness_min",
+    "vehicles_used",
+    "overtime_min",
+    "orders_unserved",
+    "wait_min",
+)
+
+ORDER_FEATURES = ("x", "y", "demand", "window_start", "window_end", "service", "release", "open", "served")
+VEHICLE_FEATURES = ("x", "y", "free_in", "load", "at_depot", "parked", "current")
+GLOBAL_FEATURES = ("clock", "open_orders", "served_orders", "vehicles_parked")
+
+_EPS = 1e-6
+_RESET_SALT = 0x2F6B1C3D
+
+
+class DispatchCore(BatchedCore):
+    """Batched dispatch dynamics; see the module docstring for the rules of a decision.
+
+    Args:
+        config: the environment's config.
+        num_envs: batch size.
+        device: torch device for every state tensor.
+    """
+
+    fixed_horizon = False
+
+    def __init__(self, config: DispatchConfig, num_envs: int = 1, device: str | torch.device = "cpu") -> None:
+        super().__init__(num_envs, device)
+        cfg = self.config = config
+        dev = self.device
+        f64 = dict(dtype=torch.float64, device=dev)
+        if cfg.instance_source == "file":
+            assert cfg.instance is not None
+            inst = load_instance(cfg.instance.path, cfg.instance.format, cfg.instance.distance)
+            self.instance = inst
+            n_cust = inst.num_customers
+            N = cfg.max_orders or n_cust
+            if n_cust > N:
+                raise ConfigError(f"max_orders ({N}) is smaller than the {n_cust} customers of {inst.path}")
+            D = inst.num_depots
+            V = cfg.num_vehicles or inst.num_vehicles or inst.min_vehicles or max(1, math.ceil(n_cust / 5))
+            capacity = cfg.capacity_units or inst.capacity
+            if capacity < inst.demand.max():
+                raise ConfigError(f"capacity_units ({capacity}) is below the largest demand ({inst.demand.max():g}) of {inst.path}")
+            depot_dist = inst.distance[:D, D:].min(axis=0)
+            if cfg.shift_length_min is not None:
+                shift_end = float(cfg.shift_length_min)
+            elif math.isfinite(inst.depot_close):
+                shift_end = inst.depot_close
+            else:
+                shift_end = float((2 * depot_dist + inst.service).sum())
+            self.speed = 1.0
+            self.distance_unit = "instance units"
+            self.source = FileInstances(inst, cfg.release, N, shift_end, dev)
+            self._matrix: torch.Tensor | None = self.source.distance
+            self._matrix_t = self._matrix.t().contiguous()
+            self.coord_scale = float(max(np.ptp(inst.coords, axis=0).max(), 1.0))
+            self.coord_origin = torch.as_tensor(inst.coords.min(axis=0), **f64)
+            distance_bound = float(2 * depot_dist.sum())
+            n_orders = n_cust
+        else:
+            g = cfg.generator
+            n_orders = g.num_customers
+            N = cfg.max_orders or n_orders
+            D, V = cfg.num_depots, cfg.generated_vehicles
+            capacity = cfg.generated_capacity
+            shift_end = cfg.generated_shift
+            self.speed = cfg.speed_km_per_min
+            self.distance_unit = "km"
+            self.source = GeneratedInstances(g, cfg.release, N, D, self.speed, shift_end, dev)  # type: ignore[assignment]
+            self._matrix = None
+            self.coord_scale = g.area_km
+            self.coord_origin = torch.zeros(2, **f64)
+            distance_bound = n_orders * g.area_km * math.sqrt(2) * (1.0 if D == 1 and g.depot_placement == "centre" else 2.0)
+            self.instance = None  # type: ignore[assignment]
+        self.max_orders, self.num_depots, self.num_vehicles = N, D, V
+        self.num_nodes = D + N
+        self.shift_end = shift_end
+        self.deadline = shift_end + cfg.max_overtime_min + _EPS
+        self.max_lateness = cfg.max_lateness_min
+        self.wait = cfg.wait_min
+        self.capacity = capacity
+        self.home = torch.arange(V, device=dev) % D
+        self.horizon = 2 * N + V * (3 + math.ceil((shift_end + cfg.max_overtime_min) / cfg.wait_min))
+
+        self.single_action_space = spaces.Discrete(N + 2)
+        lay = ObservationLayout()
+        lay.add("orders", (N, len(ORDER_FEATURES)), "per order slot: " + ", ".join(ORDER_FEATURES) + " (zeros until released)")
+        lay.add("order_valid", (N,), "1 where the slot holds a released order (served or not)")
+        lay.add("vehicles", (V, len(VEHICLE_FEATURES)), "per vehicle: " + ", ".join(VEHICLE_FEATURES))
+        lay.add("depots", (D, 2), "depot coordinates, normalised like the orders'")
+        lay.add("globals", (len(GLOBAL_FEATURES),), ", ".join(GLOBAL_FEATURES))
+        self.observation_layout = lay
+        # every feature is a share of the instance's extent, the capacity or the shift: in [0, 1],
+        # except times, which may run past the shift end by the allowed overtime
+        high = np.float32(2.0 + cfg.max_overtime_min / shift_end)
+        self.single_observation_space = spaces.Box(np.float32(0.0), high, shape=(lay.size,), dtype=np.float32)
+
+        self.objective_names = list(cfg.objectives)
+        try:
+            self.objectives = build_objectives(
+                self.objective_names, n_orders, V, distance_bound, cfg.max_lateness_min, cfg.max_overtime_min, self.distance_unit, cfg.reference_point
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+        B = num_envs
+        self._bidx = torch.arange(B, device=dev)
+        self.coords = torch.zeros((B, D + N, 2), **f64)
+        self.order_data = torch.zeros((B, N, 4), **f64)  # window start, window end, service time, demand
+        self.release = torch.zeros((B, N), **f64)
+        self.valid = torch.zeros((B, N), dtype=torch.bool, device=dev)
+        self.num_orders = torch.ones(B, **f64)
+        self.to_depot = torch.zeros((B, D, D + N), **f64)  # generated instances: distance from every node to each depot
+        self._node_x = torch.zeros((B, D + N), **f64)
+        self._node_y = torch.zeros((B, D + N), **f64)
+        self._node_xy = torch.zeros((B, D + N, 2), dtype=torch.float32, device=dev)
+        self._order_static = torch.zeros((B, N, len(ORDER_FEATURES)), dtype=torch.float32, device=dev)
+        self._vehicle_ids = torch.arange(V, device=dev)
+        self.open_count = torch.zeros(B, dtype=torch.int64, device=dev)
+        self._latest_start = torch.zeros((B, N), **f64)
+        self._service_return = torch.zeros((B, D, N), **f64)
+        self.served = torch.zeros((B, N), dtype=torch.bool, device=dev)
+        self.late = torch.zeros((B, N), dtype=torch.bool, device=dev)
+        self.vehicle_node = self.home.expand(B, V).clone()
+        self.vehicle_state = torch.zeros((B, V, 3), **f64)  # free time, load, overtime so far
+        self.vehicle_used = torch.zeros((B, V), dtype=torch.bool, device=dev)
+        self.parked = torch.zeros((B, V), dtype=torch.bool, device=dev)
+        self.clock = torch.zeros(B, **f64)
+        self.current = torch.zeros(B, dtype=torch.int64, device=dev)
+        self.done = torch.zeros(B, dtype=torch.bool, device=dev)
+        self._row: torch.Tensor | None = None
+        self._mask: torch.Tensor | None = None
+        self._last_obs: torch.Tensor | None = None
+        self._stale_rows: torch.Tensor | None = None
+        self._inf = torch.tensor(math.inf, **f64)
+
+    # ------------------------------------------------------------------ state views
+    @property
+    def window_start(self) -> torch.Tensor:
+        """Earliest start of service per order ``(B, N)``."""
+        return self.order_data[..., 0]
+
+    @property
+    def window_end(self) -> torch.Tensor:
+        """Latest on-time start of service per order ``(B, N)``."""
+        return self.order_data[..., 1]
+
+    @property
+    def service(self) -> torch.Tensor:
+        """Service time per order ``(B, N)``."""
+        return self.order_data[..., 2]
+
+    @property
+    def demand(self) -> torch.Tensor:
+        """Units per order ``(B, N)``."""
+        return self.order_data[..., 3]
+
+    @property
+    def vehicle_free(self) -> torch.Tensor:
+        """Time each vehicle is next free ``(B, V)``."""
+        return self.vehicle_state[..., 0]
+
+    @property
+    def vehicle_load(self) -> torch.Tensor:
+        """Units delivered on each vehicle's current trip ``(B, V)``."""
+        return self.vehicle_state[..., 1]
+
+    @property
+    def vehicle_overtime(self) -> torch.Tensor:
+        """Minutes each vehicle has come back after the shift end ``(B, V)``."""
+        return self.vehicle_state[..., 2]
+
+    # ------------------------------------------------------------------ distances
+    def _distance_row(self) -> torch.Tensor:
+        """Distances ``(B, D + N)`` from the current vehicle's node to every node (cached per decision)."""
+        if self._row is None:
+            pos = self.vehicle_node.gather(1, self.current.unsqueeze(1)).squeeze(1)
+            if self._matrix is not None:
+                self._row = self._matrix[pos]
+            else:
+                x, y = self._node_x, self._node_y
+                p = pos.unsqueeze(1)
+                self._row = torch.hypot(x - x.gather(1, p), y - y.gather(1, p))
+        return self._row
+
+    def _service_and_return(self, to_home: torch.Tensor) -> torch.Tensor:
+        """Service time plus the drive from each order to the current vehicle's depot ``(B, N)``."""
+        if self.num_depots == 1:
+            return self._service_return[:, 0]
+        return self._service_return[self._bidx, self.home[self.current]]
+
+    def _to_home(self) -> torch.Tensor:
+        """Distances ``(B, D + N)`` from every node to the current vehicle's depot."""
+        home = self.home[self.current]
+        if self._matrix is not None:
+            return self._matrix_t[home]
+        if self.num_depots == 1:
+            return self.to_depot[:, 0]
+        return self.to_depot[self._bidx, home]
+
+    # ------------------------------------------------------------------ reset / observe
+    def _reset_envs(self, mask: torch.Tensor) -> None:
+        idx = torch.nonzero(mask).squeeze(1)
+        keys = _rng.mix32(self.stream_key[idx] ^ _RESET_SALT)
+        inst = self.source.sample(keys)
+        self.coords[idx] = inst.coords
+        self.order_data[idx] = torch.stack([inst.window[..., 0], inst.window[..., 1], inst.service, inst.demand], dim=2)
+        self.release[idx] = inst.release
+        self.valid[idx] = inst.valid
+        self.num_orders[idx] = inst.valid.sum(1).to(torch.float64).clamp(min=1)
+        if self._matrix is None:
+            depots = inst.coords[:, : self.num_depots]
+            self.to_depot[idx] = torch.cdist(depots, inst.coords)
+            self._node_x[idx] = inst.coords[..., 0]
+            self._node_y[idx] = inst.coords[..., 1]
+        T, D = self.shift_end, self.num_depots
+        xy = ((inst.coords - self.coord_origin) / self.coord_scale).to(torch.float32)
+        self._node_xy[idx] = xy
+        self._order_static[idx] = torch.stack(
+            [xy[:, D:, 0], xy[:, D:, 1], (inst.demand / self.capacity).float(), (inst.window[..., 0] / T).float(),
+             (inst.window[..., 1] / T).float(), (inst.service / T).float(), (inst.release / T).float(),
+             torch.zeros_like(xy[:, D:, 0]), torch.zeros_like(xy[:, D:, 0])],
+            dim=2,
+        )
+        self.open_count[idx] = inst.valid.sum(1)
+        self._latest_start[idx] = inst.window[..., 1] + (self.max_lateness + _EPS)
+        to_depot = self._matrix_t[:D].expand(idx.shape[0], -1, -1) if self._matrix is not None else self.to_depot[idx]
+        self._service_return[idx] = inst.service.unsqueeze(1) + to_depot[:, :, D:] / self.speed
+        V = self.num_vehicles
+        self.served[idx] = False
+        self.late[idx] = False
+        self.vehicle_node[idx] = self.home.expand(idx.shape[0], V)
+        self.vehicle_state[idx] = 0.0
+        self.vehicle_used[idx] = False
+        self.parked[idx] = False
+        self.clock[idx] = 0.0
+        self.current[idx] = 0
+        self.done[idx] = False
+        self._row = None
+        self._mask = None
+        self._stale_rows = idx
+
+    def action_masks(self) -> torch.Tensor:
+        """Bool ``(B, max_orders + 2)``: feasible orders, then the depot move, then waiting."""
+        if self._mask is None:
+            self._mask = self._compute_masks()
+        return self._mask
+
+    def _compute_masks(self) -> torch.Tensor:
+        D = self.num_depots
+        cur = self.current.unsqueeze(1)
+        live = ~self.done
+        row = self._distance_row()
+        to_home = self._to_home()
+        now = self.clock.unsqueeze(1)
+        arrive = now + (row[:, D:] / self.speed if self.speed != 1.0 else row[:, D:])
+        start = torch.maximum(arrive, self.window_start)
+        room = self.capacity - self.vehicle_load.gather(1, cur) + _EPS
+        ok = (
+            (self.valid & ~self.served & (self.release <= now + _EPS) & (self.demand <= room) & live.unsqueeze(1))
+            & (start <= self._latest_start)
+            & (start + self._service_and_return(to_home) <= self.deadline)
+        )
+        pos = self.vehicle_node.gather(1, cur)
+        back = to_home.gather(1, pos).squeeze(1) / self.speed
+        wait_ok = ((self.open_count > 0) & (self.clock + self.wait + back <= self.deadline) & live) | self.done
+        return torch.cat([ok, live.unsqueeze(1), wait_ok.unsqueeze(1)], dim=1)
+
+    def observe(self) -> torch.Tensor:
+        # After a partial reset only the restarted rows change: recompute those, copy the rest.
+        rows = self._stale_rows
+        self._stale_rows = None
+        if rows is not None and self._last_obs is not None and rows.numel() < self.num_envs:
+            obs = self._last_obs.clone()
+            obs[rows] = self._observe(rows)
+        else:
+            obs = self._observe(None)
+        self._last_obs = obs
+        return obs
+
+    def _observe(self, rows: torch.Tensor | None) -> torch.Tensor:
+        """Observations of all environments, or of the environments ``rows``."""
+
+        def sel(x: torch.Tensor) -> torch.Tensor:
+            return x if rows is None else x[rows]
+
+        N, V = self.max_orders, self.num_vehicles
+        T = self.shift_end
+        served, parked, clock, node = sel(self.served), sel(self.parked), sel(self.clock), sel(self.vehicle_node)
+        B = clock.shape[0]
+        node_xy = sel(self._node_xy)
+        visible = sel(self.valid) & (sel(self.release) <= clock.unsqueeze(1) + _EPS)
+        visible_f = visible.to(torch.float32)
+        orders = sel(self._order_static) * visible_f.unsqueeze(2)  # the last two features are filled below
+        orders[..., 7] = visible_f.masked_fill(served, 0.0)
+        orders[..., 8] = visible_f.masked_fill(~served, 0.0)
+        state = sel(self.vehicle_state)
+        free_in = torch.where(parked, 0.0, state[..., 0] - clock.unsqueeze(1)) / T
+        is_current = (self._vehicle_ids == sel(self.current).unsqueeze(1)) & ~sel(self.done).unsqueeze(1)
+        vehicles = torch.stack(  # mixed dtypes promote to float64, converted once
+            [
+                node_xy[..., 0].gather(1, node),
+                node_xy[..., 1].gather(1, node),
+                free_in,
+                state[..., 1] / self.capacity,
+                node == self.home,
+                parked,
+                is_current,
+            ],
+            dim=2,
+        ).to(torch.float32)
+        glob = torch.stack(
+            [clock / T, (visible & ~served).sum(1) / N, served.sum(1) / N, parked.sum(1) / V],
+            dim=1,
+        ).to(torch.float32)
+        depots = node_xy[:, : self.num_depots].reshape(B, -1)
+        return torch.cat([orders.view(B, -1), visible_f, vehicles.view(B, -1), depots, glob], dim=1)
+
+    # ------------------------------------------------------------------ dynamics
+    def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        N, D = self.max_orders, self.num_depots
+        b, v = self._bidx, self.current
+        a = action.reshape(-1).long()
+        live = ~self.done
+        row = self._distance_row()
+        pos = self.vehicle_node[b, v]
+        home = self.home[v]
+        is_order = (a < N) & live
+        is_depot = (a == N) & live
+        is_wait = (a > N) & live
+        slot = a.clamp(max=N - 1)
+        window_start, window_end, service, demand = self.order_data[b, slot].unbind(1)
+        _, load_v, overtime_v = self.vehicle_state[b, v].unbind(1)
+        target = torch.where(is_order, slot + D, torch.where(is_depot, home, pos))
+        dist = row[b, target] * live
+        now = self.clock
+        arrive = now + (dist / self.speed if self.speed != 1.0 else dist)
+        start = torch.where(is_order, torch.maximum(arrive, window_start), arrive)
+        lateness = (start - window_end).clamp(min=0.0) * is_order
+        finish = torch.where(is_wait, now + self.wait, start + service * is_order)
+        new_load = torch.where(is_depot, 0.0, load_v + demand * is_order)
+        new_overtime = torch.where(is_depot, torch.maximum(overtime_v, arrive - self.shift_end), overtime_v)
+        on_time = is_order & (lateness <= _EPS)
+        used_v = self.vehicle_used[b, v]
+
+        self.vehicle_state[b, v] = torch.stack([finish, new_load, new_overtime], dim=1)
+        self.vehicle_node[b, v] = target
+        self.vehicle_used[b, v] = used_v | is_order
+        self.parked[b, v] = self.parked[b, v] | (is_depot & (pos == home))
+        self.served[b, slot] = self.served[b, slot] | is_order
+        self.late[b, slot] = self.late[b, slot] | (is_order & ~on_time)
+        self.open_count = self.open_count - is_order.long()
+        self.parked |= (self.open_count == 0).unsqueeze(1) & (self.vehicle_node == self.home)
+
+        next_clock, nxt = self.vehicle_free.masked_fill(self.parked, math.inf).min(dim=1)
+        done = self.parked.all(1)
+        self.current = torch.where(done, v, nxt)
+        self.clock = torch.where(done, now, next_clock)
+        self.done = done
+        self._row = None
+        self._mask = None
+        self._last_obs = None
+
+        truncated = ((self.t + 1) >= self.horizon) & ~done
+        end = (done | truncated) & live
+        is_order_f = is_order.to(torch.float64)
+        kpis = {
+            "travel_distance": dist,
+            "orders_served": is_order_f,
+            "orders_on_time": on_time.to(torch.float64),
+            "lateness_min": lateness,
+            "vehicles_used": is_order_f * ~used_v,
+            "overtime_min": new_overtime - overtime_v,
+            "orders_unserved": self.open_count * end,
+            "wait_min": torch.where(is_wait, self.wait, (start - arrive) * is_order),
+        }
+        reward = reward_vector(self.objective_names, kpis, self.num_orders)
+        kpis = dict(zip(kpis, torch.stack(list(kpis.values()), dim=1).to(torch.float32).unbind(1)))
+        return reward, done.clone(), truncated, kpis
+
+    def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
+        i = env_index
+        visible = self.valid[i] & (self.release[i] <= self.clock[i] + _EPS)
+        return {
+            "t": np.array(int(self.t[i])),
+            "clock": np.array(float(self.clock[i])),
+            "coords": self.coords[i].cpu().numpy(),
+            "num_depots": np.array(self.num_depots),
+            "valid": self.valid[i].cpu().numpy(),
+            "visible": visible.cpu().numpy(),
+            "served": self.served[i].cpu().numpy(),
+            "late": self.late[i].cpu().numpy(),
+            "demand": self.demand[i].cpu().numpy(),
+            "window": torch.stack([self.window_start[i], self.window_end[i]], dim=1).cpu().numpy(),
+            "vehicle_node": self.vehicle_node[i].cpu().numpy(),
+            "vehicle_free": self.vehicle_free[i].cpu().numpy(),
+            "vehicle_load": self.vehicle_load[i].cpu().numpy(),
+            "parked": self.parked[i].cpu().numpy(),
+            "current": np.array(int(self.current[i])),
+            "done": np.array(bool(self.done[i])),
+            "capacity": np.array(self.capacity),
+            "shift_end": np.array(self.shift_end),
+        }
