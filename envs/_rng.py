@@ -21,7 +21,7 @@ _MASK32 = 0xFFFFFFFF
 _M1 = 0x21F0AAAD  # multipliers of a low-bias 32-bit integer hash (both < 2**31)
 _M2 = 0x735A2D97
 _GOLDEN = 0x61C88647  # 2**32 / golden ratio, below 2**31
-_TWO_POW_24 = float(1 << 24)
+_TWO_POW_23 = float(1 << 23)
 
 
 def mix32(x: torch.Tensor) -> torch.Tensor:
@@ -98,8 +98,9 @@ class DrawSite:
 
     def _hash(self, keys: torch.Tensor) -> torch.Tensor:
         view = keys.reshape(keys.shape + (1,) * len(self.shape))
-        bits = mix32(view ^ self._offsets.reshape((1,) * (keys.dim() - 1) + self._offsets.shape)) >> 8
-        return bits.to(torch.float32).add_(0.5).mul_(1.0 / _TWO_POW_24)
+        # 23 random bits: (bits + 0.5) / 2**23 is exact in float32, so u lies strictly inside (0, 1)
+        bits = mix32(view ^ self._offsets.reshape((1,) * (keys.dim() - 1) + self._offsets.shape)) >> 9
+        return bits.to(torch.float32).add_(0.5).mul_(1.0 / _TWO_POW_23)
 
     def prepare(self, episode_keys: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Cache the uniforms of the episodes just started (``episode_keys``: ``(B, T)``), if small enough.

@@ -17,6 +17,11 @@ from paretochain.envs.core import KPIs, BatchedCore
 from paretochain.errors import ActionError
 
 
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    """A numpy view (CPU) or copy (other devices) of a tensor."""
+    return x.numpy() if x.device.type == "cpu" else x.cpu().numpy()
+
+
 def reward_box(core: BatchedCore) -> spaces.Box:
     """The per-step reward space: unbounded float32 vector with one entry per objective."""
     k = len(core.objectives)
@@ -93,6 +98,8 @@ class SingleEnv(gym.Env):
         self.objectives = self.core.objectives
         self.observation_layout = self.core.observation_layout
         self._discrete = isinstance(self.action_space, spaces.Discrete)
+        self._masked = self.core.action_masks() is not None
+        self._obs_dim = int(self.observation_space.shape[0])
         self._history: list[dict[str, np.ndarray]] = []
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -102,34 +109,36 @@ class SingleEnv(gym.Env):
         with torch.inference_mode():
             obs = self.core.reset(seeds=None if seed is None else [seed])
         self._history = [self.core.snapshot(0)] if self.render_mode == "rgb_array" else []
-        return obs[0].cpu().numpy(), self._info(None)
+        return _numpy(obs)[0], self._info(None)
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
         arr = _to_numpy_action(self.action_space, action)
         with torch.inference_mode():
-            batch = torch.as_tensor(arr, device=self.core.device).unsqueeze(0)
-            if self.core.action_masks() is not None:
+            batch = torch.from_numpy(np.ascontiguousarray(arr).reshape((1, *arr.shape))).to(self.core.device)
+            if self._masked:
                 self.core.check_action(batch)
             out = self.core.step(batch, check=False)
             if self.render_mode == "rgb_array":
                 self._history.append(self.core.snapshot(0))
-            info = self._info(out.kpis)
-            return (
-                out.obs[0].cpu().numpy(),
-                out.reward[0].cpu().numpy(),
-                bool(out.terminated[0]),
-                bool(out.truncated[0]),
-                info,
-            )
+            kpis = out.kpis
+            kpi_matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
+            # one device-to-numpy conversion for everything the step returns
+            d, k = self._obs_dim, self.reward_dim
+            flat = _numpy(torch.cat([out.obs, out.reward, out.terminated.unsqueeze(1), out.truncated.unsqueeze(1), kpi_matrix], dim=1))[0]
+            info = dict(zip(kpis, flat[d + k + 2 :].tolist()))
+            if self._masked:
+                info["action_mask"] = _numpy(self.core.action_masks())[0].copy()
+            return flat[:d].copy(), flat[d : d + k].copy(), bool(flat[d + k]), bool(flat[d + k + 1]), info
 
     def _info(self, kpis: Mapping[str, torch.Tensor] | None) -> dict[str, Any]:
         info: dict[str, Any] = {}
         if kpis is not None:
             matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
-            info = dict(zip(kpis, matrix[0].tolist(), strict=True))
-        masks = self.core.action_masks()
-        if masks is not None:
-            info["action_mask"] = masks[0].cpu().numpy()
+            info = dict(zip(kpis, _numpy(matrix)[0].tolist()))
+        if self._masked:
+            masks = self.core.action_masks()
+            if masks is not None:
+                info["action_mask"] = _numpy(masks)[0].copy()
         return info
 
     def action_masks(self) -> np.ndarray:

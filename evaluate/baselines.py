@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from paretochain.envs.registration import env_class
+from paretochain.errors import ConfigError
 
 Factory = Callable[[Any], Any]
 TRAIN_SEEDS = tuple(range(64))
@@ -25,7 +26,7 @@ def family_baselines(env_id: str, config: Any, names: Sequence[str] | None = Non
     """Build (and tune) the baselines of ``env_id`` on ``config``; ``names`` selects a subset.
 
     Raises:
-        ValueError: a requested name is not a baseline of this family.
+        ConfigError: a requested name is not a baseline of this family.
     """
     cfg = env_class(env_id).config_cls.load(config)
     family = family_of(env_id)
@@ -34,7 +35,7 @@ def family_baselines(env_id: str, config: Any, names: Sequence[str] | None = Non
     if names:
         unknown = [n for n in names if n not in available]
         if unknown:
-            raise ValueError(f"unknown baseline(s) {unknown} for {env_id}; available: {sorted(available)}")
+            raise ConfigError(f"unknown baseline(s) {unknown} for {env_id}; available: {sorted(available)}")
     return builders(cfg, list(names) if names else None, train_seeds, device, dry=False)
 
 

@@ -52,6 +52,15 @@ class RunDirectoryExists(ConfigError):
     """The run directory exists and neither resume nor overwrite was asked for."""
 
 
+def agent_steps(agent: Any) -> int:
+    """Environment steps an agent has trained for (``global_step`` or ``num_env_steps``)."""
+    for name in ("global_step", "num_env_steps"):
+        value = getattr(agent, name, None)
+        if value is not None:
+            return int(value)
+    raise AttributeError(f"{type(agent).__name__} reports no step counter (global_step or num_env_steps)")
+
+
 def env_config_of(run: RunConfig) -> Any:
     """The environment config of a run, validated (raises ConfigError before anything is written)."""
     cls = env_class(run.env.id)
@@ -146,8 +155,8 @@ def train(
         progress: show a progress bar with ETA and the latest per-objective returns.
         evaluate_during: evaluate over the preference set at every ``eval_interval_steps``.
     """
+    env_cfg = env_config_of(run)  # config errors first: nothing is touched before they are checked
     run_dir = prepare_run_dir(run, Path(run_dir) if run_dir is not None else None, resume, overwrite)
-    env_cfg = env_config_of(run)
     device = resolve_device(run.device)
     state = None
     if resume:
@@ -169,7 +178,7 @@ def train(
     _atomic_write_text(run.to_yaml(), run_dir / "config.yaml")
     logger = TensorBoardLogger(str(run_dir / "tb"))
 
-    step = int(agent.global_step)
+    step = agent_steps(agent)
     history: list[dict[str, Any]] = list(state["evaluations"]) if state else []
     seconds = float(state["seconds"]) if state else 0.0
     next_ckpt = (step // run.checkpoint_interval_steps + 1) * run.checkpoint_interval_steps
@@ -181,7 +190,7 @@ def train(
     def on_stats(stats: dict[str, float]) -> bool:
         latest.update(stats)
         if bar is not None:
-            bar.n = int(stats.get("global_step", agent.global_step))
+            bar.n = int(stats.get("global_step", agent_steps(agent)))
             bar.set_postfix_str(_postfix(stats, agent.objective_names), refresh=False)
             bar.refresh()
         return stop.requested is None
@@ -205,7 +214,7 @@ def train(
             t0 = time.perf_counter()
             agent.learn(max(1, chunk), logger=logger, callback=on_stats)
             seconds += time.perf_counter() - t0
-            step = int(agent.global_step)
+            step = agent_steps(agent)
             if stop.requested is not None:
                 interrupted = stop.requested
                 break

@@ -1,0 +1,45 @@
+"""Counter-based random numbers: range, independence from the batch, determinism."""
+
+from __future__ import annotations
+
+import torch
+
+from paretochain.envs import _rng
+
+
+def test_uniforms_lie_strictly_inside_the_unit_interval_even_at_the_extreme_bits() -> None:
+    site = _rng.DrawSite(1, (4,), torch.device("cpu"))
+    extreme = torch.tensor([0xFFFFFFFF, 0, 0x7FFFFFFF], dtype=torch.int64)
+    for keys in (extreme, torch.arange(100_000, dtype=torch.int64)):
+        u = site.uniform(keys)
+        assert bool((u > 0).all()) and bool((u < 1).all())
+    # the largest value the site can produce is below 1 in float32
+    top = (torch.tensor([(1 << 23) - 1], dtype=torch.float32) + 0.5) / float(1 << 23)
+    assert float(top) < 1.0
+
+
+def test_uniforms_are_close_to_uniform() -> None:
+    site = _rng.DrawSite(3, (8,), torch.device("cpu"))
+    u = site.uniform(torch.arange(50_000, dtype=torch.int64)).flatten()
+    assert abs(float(u.mean()) - 0.5) < 0.005
+    hist = torch.histc(u, bins=10, min=0, max=1) / u.numel()
+    assert bool(((hist - 0.1).abs() < 0.005).all())
+
+
+def test_a_draw_depends_only_on_its_own_key_not_on_the_batch() -> None:
+    site = _rng.DrawSite(2, (3, 2), torch.device("cpu"))
+    keys = torch.tensor([11, 22, 33], dtype=torch.int64)
+    batch = site.uniform(keys)
+    for i, key in enumerate(keys):
+        assert torch.equal(site.uniform(key.view(1))[0], batch[i])
+
+
+def test_cached_episode_draws_equal_the_step_by_step_hash() -> None:
+    site = _rng.DrawSite(5, (2,), torch.device("cpu"))
+    stream = torch.tensor([7, 8], dtype=torch.int64)
+    table = _rng.mix32(stream.unsqueeze(1) ^ _rng.counter_hashes(10, torch.device("cpu")).unsqueeze(0))
+    site.prepare(table)
+    for t in range(10):
+        direct = site.uniform(_rng.step_keys(stream, torch.full((2,), t)))
+        cached = site.uniform(_rng.StepDraw(table[:, t], torch.full((2,), t), t, table))
+        assert torch.equal(direct, cached)

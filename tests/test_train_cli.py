@@ -1,0 +1,164 @@
+"""Training runs and the command line: run directories, resume after SIGKILL, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from paretochain.cli import main
+from paretochain.envs.config import packaged_configs_dir
+from paretochain.errors import ConfigError
+from paretochain.train.config import load_run_config
+from paretochain.train.run import RunDirectoryExists, checkpoints, load_checkpoint, train
+
+RUN_CONFIGS = sorted(p.stem for p in (packaged_configs_dir() / "runs").glob("*.yaml"))
+TINY = ["budget_env_steps=512", "checkpoint_interval_steps=256", "eval_interval_steps=512", "eval_episodes=1", "eval_preferences=1", "device=cpu"]
+
+
+def _tiny(name: str, runs_dir: Path, extra: list[str] | None = None):
+    run = load_run_config(name, [*TINY, f"runs_dir={runs_dir}", *(extra or [])])
+    # small batches and rollouts so that every agent finishes in seconds
+    hp = dict(run.hyperparameters)
+    agent_fields = {"mo_ppo": {"num_steps": 8}, "mo_dqn": {"learning_starts": 64, "batch_size": 32}}
+    hp.update(agent_fields.get(run.agent, {}))
+    if run.agent.startswith("sb3"):
+        hp.update({"n_steps": 16, "batch_size": 32, "learning_starts": 64, "log_interval_steps": 256})
+    return run.model_copy(update={"num_envs": min(run.num_envs, 8), "hyperparameters": hp})
+
+
+def test_at_least_eight_run_configs_ship_each_with_a_documented_full_budget() -> None:
+    assert len(RUN_CONFIGS) >= 8
+    families = set()
+    for name in RUN_CONFIGS:
+        run = load_run_config(name)
+        assert run.full_budget_env_steps is not None and run.full_budget_env_steps >= run.budget_env_steps
+        text = (packaged_configs_dir() / "runs" / f"{name}.yaml").read_text()
+        assert text.lstrip().startswith("#")  # a comment documents the run
+        families.add(run.env.id)
+    assert families == {"paretochain/Warehouse-v0", "paretochain/Dispatch-v0", "paretochain/Pricing-v0"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RUN_CONFIGS)
+def test_every_shipped_run_config_trains_exports_and_writes_metrics_at_a_tiny_budget(name: str, tmp_path: Path) -> None:
+    run = _tiny(name, tmp_path)
+    result = train(run, progress=False)
+    d = result.run_dir
+    assert (d / "config.yaml").exists() and (d / "tb").is_dir()
+    assert any((d / "tb").iterdir())
+    assert checkpoints(d), "at least one checkpoint"
+    assert (d / "policy.pt").exists() and (d / "policy.pt2").exists()
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics["env_steps"] >= 512 and metrics["agent"] == run.agent
+    assert metrics["final_evaluation"]["objective_names"] == metrics["objectives"]
+    saved = yaml.safe_load((d / "config.yaml").read_text())
+    assert saved["agent"] == run.agent and saved["budget_env_steps"] == 512
+
+
+def test_overrides_use_dotted_paths_and_bad_ones_name_the_field(tmp_path: Path) -> None:
+    run = load_run_config("warehouse_mo_ppo", ["env.overrides.horizon=20", "hyperparameters.learning_rate=0.001", "seed=4"])
+    assert run.env.overrides == {"horizon": 20} and run.hyperparameters["learning_rate"] == 0.001 and run.seed == 4
+    with pytest.raises(ConfigError, match="learning_rat"):
+        load_run_config("warehouse_mo_ppo", ["hyperparameters.learning_rat=0.1"])
+    with pytest.raises(ConfigError, match="allowed fields here: .*budget_env_steps"):
+        load_run_config("warehouse_mo_ppo", ["budget=10"])
+    with pytest.raises(ConfigError, match="num_envs"):
+        load_run_config("warehouse_mo_ppo", ["num_envs=0"])
+    with pytest.raises(ConfigError, match="dotted.key=value"):
+        load_run_config("warehouse_mo_ppo", ["seed"])
+
+
+def test_cli_errors_are_one_line_and_leave_an_existing_run_untouched(tmp_path: Path, capsys) -> None:
+    run = _tiny("warehouse_mo_ppo", tmp_path)
+    result = train(run, progress=False)
+    before = {p: p.stat().st_mtime_ns for p in result.run_dir.rglob("*")}
+    code = main(["train", "warehouse_mo_ppo", *TINY, f"runs_dir={tmp_path}", "hyperparameters.nope=1"])
+    assert code == 2 and "nope" in capsys.readouterr().err
+    with pytest.raises(RunDirectoryExists):
+        train(run, progress=False)
+    code = main(["train", "warehouse_mo_ppo", "env.overrides.horizon=-3", f"runs_dir={tmp_path}"])
+    assert code == 2 and "horizon" in capsys.readouterr().err
+    after = {p: p.stat().st_mtime_ns for p in result.run_dir.rglob("*")}
+    assert before == after
+
+
+def test_env_config_errors_are_raised_before_anything_is_written(tmp_path: Path) -> None:
+    run = load_run_config("warehouse_mo_ppo", [f"runs_dir={tmp_path}", "env.overrides.num_skus=-1"])
+    with pytest.raises(ConfigError, match="num_skus"):
+        train(run, progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_corrupted_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "step_1.pt"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(Exception, match="cannot be read"):
+        load_checkpoint(bad)
+
+
+def _wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float = 240) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = checkpoints(run_dir)
+        if found:
+            return found[-1]
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early with code {proc.returncode}")
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    args = ["warehouse_mo_ppo", "budget_env_steps=200000", "checkpoint_interval_steps=2048", "eval_interval_steps=1000000",
+            "num_envs=16", "hyperparameters.num_steps=16", "device=cpu", f"runs_dir={runs}", "name=killed", "eval_episodes=1", "eval_preferences=1"]
+    proc = subprocess.Popen([sys.executable, "-m", "paretochain", "train", *args, "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run_dir = runs / "killed"
+    try:
+        first = _wait_for_checkpoint(run_dir, proc)
+        time.sleep(0.5)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    found = checkpoints(run_dir)
+    last = load_checkpoint(found[-1])
+    assert last["step"] >= load_checkpoint(first)["step"] > 0
+    resumed_from = last["step"]
+    # resume with a budget just above the checkpoint: the step counter continues, it does not restart
+    run = load_run_config("warehouse_mo_ppo", [*args[1:], f"budget_env_steps={resumed_from + 512}"])
+    result = train(run, run_dir=run_dir, resume=True, progress=False)
+    assert result.metrics["env_steps"] >= resumed_from + 512
+    assert result.metrics["env_steps"] < resumed_from + 4096  # it went on from the checkpoint, not from zero
+    state = load_checkpoint(checkpoints(run_dir)[-1])
+    assert state["step"] == result.metrics["env_steps"]
+    assert torch.isfinite(torch.as_tensor(result.metrics["final_evaluation"]["returns"])).all()
+
+
+def test_sigterm_checkpoints_and_exits_cleanly(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    args = ["warehouse_mo_ppo", "budget_env_steps=500000", "checkpoint_interval_steps=1000000", "eval_interval_steps=1000000",
+            "num_envs=16", "hyperparameters.num_steps=16", "device=cpu", f"runs_dir={runs}", "name=term"]
+    proc = subprocess.Popen([sys.executable, "-m", "paretochain", "train", *args, "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = runs / "term"
+    deadline = time.time() + 120
+    while not (run_dir / "config.yaml").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in out
+    assert checkpoints(run_dir), "a checkpoint was written on SIGTERM"
+    assert json.loads((run_dir / "metrics.json").read_text())["interrupted"] == "SIGTERM"
