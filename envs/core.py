@@ -233,7 +233,8 @@ class BatchedCore(ABC):
         """
         if self.fixed_horizon and self.host_t >= self.horizon:
             raise RuntimeError(f"the episodes ended after {self.horizon} periods: call reset() before stepping again")
-        action = torch.as_tensor(action, device=self.device)
+        if not isinstance(action, torch.Tensor) or action.device != self.device:
+            action = torch.as_tensor(action, device=self.device)
         if check:
             self.check_action(action)
         reward, terminated, truncated, kpis = self._step(action)

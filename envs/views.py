@@ -114,7 +114,12 @@ class SingleEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
         arr = _to_numpy_action(self.action_space, action)
         with torch.inference_mode():
-            batch = torch.from_numpy(np.ascontiguousarray(arr).reshape((1, *arr.shape))).to(self.core.device)
+            if self._discrete:
+                batch = torch.tensor([int(arr)], device=self.core.device)
+            else:
+                batch = torch.from_numpy(np.ascontiguousarray(arr).reshape((1, *arr.shape)))
+                if self.core.device.type != "cpu":
+                    batch = batch.to(self.core.device)
             if self._masked:
                 self.core.check_action(batch)
             out = self.core.step(batch, check=False)

@@ -267,11 +267,14 @@ class WarehouseCore(BatchedCore):
 
     def observe(self) -> torch.Tensor:
         B = self.num_envs
-        calendar = self.per_period(self._calendar)
-        parts = [self.inventory.reshape(B, -1), self.pipeline[..., :-1].reshape(B, -1)]
+        parts = [self.inventory.reshape(B, -1)]
+        if self.max_lead:
+            parts.append(self.pipeline[..., :-1].reshape(B, -1))
         if not self.lost_sales:
             parts.append(self.backlog.reshape(B, -1))
-        parts += [self.demand_history.reshape(B, -1), calendar]
+        if self.demand_history.shape[-1]:
+            parts.append(self.demand_history.reshape(B, -1))
+        parts.append(self.per_period(self._calendar))
         if self.has_promotions:
             parts.append((self.demand_state["promo_left"] > 0).to(torch.float32).reshape(B, -1))
         elif self.has_outages:
@@ -357,7 +360,7 @@ class WarehouseCore(BatchedCore):
         inv = torch.cat([inv[..., :-1], fresh.unsqueeze(-1)], dim=-1) if self.num_buckets > 1 else fresh.unsqueeze(-1)
 
         demand = self.demand_model.sample(self.t, key, self.demand_state)
-        on_hand = inv[:, :W].sum(-1)
+        on_hand = inv[:, :W].sum(-1) if self.has_dc else inv.sum(-1)
         if self.lost_sales:
             sales = torch.minimum(on_hand, demand)
             served_now = sales
