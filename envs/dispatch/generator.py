@@ -167,22 +167,22 @@ class FileInstances:
         self.shift_end = shift_end
         self.device = device
         n, pad = instance.num_customers, max_orders - instance.num_customers
-        f64 = dict(dtype=torch.float64, device=device)
+        f64 = torch.float64
         D = instance.num_depots
 
         def padded(x: torch.Tensor, value: float = 0.0) -> torch.Tensor:
             return torch.nn.functional.pad(x, (0, pad), value=value) if pad else x
 
-        self.coords = torch.as_tensor(instance.coords, **f64)
+        self.coords = torch.as_tensor(instance.coords, dtype=f64, device=device)
         if pad:
             self.coords = torch.cat([self.coords, self.coords[:1].expand(pad, 2)], dim=0)
-        self.demand = padded(torch.as_tensor(instance.demand, **f64))
-        self.service = padded(torch.as_tensor(instance.service, **f64))
-        window = torch.as_tensor(instance.window, **f64).clamp(max=shift_end)
+        self.demand = padded(torch.as_tensor(instance.demand, dtype=f64, device=device))
+        self.service = padded(torch.as_tensor(instance.service, dtype=f64, device=device))
+        window = torch.as_tensor(instance.window, dtype=f64, device=device).clamp(max=shift_end)
         self.window = torch.stack([padded(window[:, 0]), padded(window[:, 1], shift_end)], dim=-1)
         self.valid = padded(torch.ones(n, dtype=torch.bool, device=device), False)
         # distances including padding slots (at the first depot's place, never visited)
-        full = torch.as_tensor(instance.distance, **f64)
+        full = torch.as_tensor(instance.distance, dtype=f64, device=device)
         if pad:
             full = torch.nn.functional.pad(full, (0, pad, 0, pad))
         self.distance = full

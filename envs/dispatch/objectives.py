@@ -6,17 +6,17 @@ import torch
 
 from paretochain.envs.objectives import Objective, ObjectiveSet, select_objectives
 
-#: Per-step reward of each catalogue objective from the step's KPI tensors and the
-#: number of orders of each environment's instance (``(B,)``). ``on_time_rate`` is
-#: divided by the number of orders so that an episode's return is the share of all
-#: orders served within their window, in [0, 1].
-REWARD_FROM_KPIS = {
-    "travel_distance": lambda k, n: -k["travel_distance"],
-    "on_time_rate": lambda k, n: k["orders_on_time"] / n,
-    "unserved_orders": lambda k, n: -k["orders_unserved"],
-    "lateness_min": lambda k, n: -k["lateness_min"],
-    "vehicles_used": lambda k, n: -k["vehicles_used"],
-    "overtime_min": lambda k, n: -k["overtime_min"],
+#: Per-step reward of each catalogue objective: (KPI of the step, sign, divided by the
+#: number of orders of the instance). ``on_time_rate`` is divided by the number of
+#: orders so that an episode's return is the share of all orders served within their
+#: window, in [0, 1]; the costs are negated.
+REWARD_FROM_KPIS: dict[str, tuple[str, float, bool]] = {
+    "travel_distance": ("travel_distance", -1.0, False),
+    "on_time_rate": ("orders_on_time", 1.0, True),
+    "unserved_orders": ("orders_unserved", -1.0, False),
+    "lateness_min": ("lateness_min", -1.0, False),
+    "vehicles_used": ("vehicles_used", -1.0, False),
+    "overtime_min": ("overtime_min", -1.0, False),
 }
 
 CATALOGUE_NAMES = sorted(REWARD_FROM_KPIS)
@@ -53,6 +53,17 @@ def build_objectives(
     return select_objectives(catalogue, names, "objectives")
 
 
-def reward_vector(names: list[str], kpis: dict[str, torch.Tensor], num_orders: torch.Tensor) -> torch.Tensor:
-    """Stack the chosen objectives' per-step rewards into float32 ``(B, k)``."""
-    return torch.stack([REWARD_FROM_KPIS[n](kpis, num_orders) for n in names], dim=1).to(torch.float32)
+def reward_weights(names: list[str], kpi_names: tuple[str, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The linear map from a step's KPI matrix to its reward vector.
+
+    Returns:
+        ``weights`` float64 ``(n_kpis, k)`` with the sign of each objective's KPI, and ``per_order``
+        bool ``(n_kpis,)``: the KPI columns to divide by the number of orders first.
+    """
+    weights = torch.zeros((len(kpi_names), len(names)), dtype=torch.float64, device=device)
+    per_order = torch.zeros(len(kpi_names), dtype=torch.bool, device=device)
+    for j, name in enumerate(names):
+        kpi, sign, divide = REWARD_FROM_KPIS[name]
+        weights[kpi_names.index(kpi), j] = sign
+        per_order[kpi_names.index(kpi)] |= divide
+    return weights, per_order

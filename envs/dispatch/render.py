@@ -63,6 +63,6 @@ def route_map(history: list[dict[str, np.ndarray]], width_px: int = 700, height_
     ax.grid(alpha=0.2)
     fig.tight_layout()
     fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # type: ignore[attr-defined]
     plt.close(fig)
     return image

@@ -48,10 +48,6 @@ class StaticInstance:
     def num_customers(self) -> int:
         return int(self.demand.shape[0])
 
-    @property
-    def has_time_windows(self) -> bool:
-        return bool(np.isfinite(self.window[:, 1]).any() and (self.window[:, 1] < self.depot_close).any()) or bool((self.window[:, 0] > 0).any())
-
     def route_cost(self, routes: list[list[int]]) -> float:
         """Total distance of depot-to-depot routes given as customer numbers ``1..N`` (the ``.sol`` numbering), from depot 0."""
         total = 0.0
