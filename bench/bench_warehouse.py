@@ -106,8 +106,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    print(f"# Warehouse env-steps/s on {args.device} ({device_name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    device_name = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    )
+    print(
+        f"# Warehouse env-steps/s on {args.device} ({device_name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    )
     header = f"| {'config':<14} | {'view':<24} | {'N':>6} | {'env-steps/s':>13} | {'x single':>9} | {'x SyncVectorEnv':>15} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
@@ -125,8 +129,12 @@ def main() -> None:
         for view, n, rate, ref in rows:
             vs_sync = "" if ref is None or view == "SyncVectorEnv" else f"{rate / ref:,.1f}"
             print(f"| {config:<14} | {view:<24} | {n:>6} | {rate:>13,.0f} | {rate / single:>9,.1f} | {vs_sync:>15} |")
-    print("\nThe SyncVectorEnv steps single envs scalarised with MO-Gymnasium's LinearReward (it stores scalar rewards).")
-    print("'x SyncVectorEnv' compares with the SyncVectorEnv of the same N, or with the fastest one measured when N is larger.")
+    print(
+        "\nThe SyncVectorEnv steps single envs scalarised with MO-Gymnasium's LinearReward (it stores scalar rewards)."
+    )
+    print(
+        "'x SyncVectorEnv' compares with the SyncVectorEnv of the same N, or with the fastest one measured when N is larger."
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ def derive_key(key_lo: torch.Tensor, key_hi: torch.Tensor) -> torch.Tensor:
     return mix32(key_lo ^ mix32(key_hi + _GOLDEN))
 
 
-def next_episode_seed(key_lo: torch.Tensor, key_hi: torch.Tensor, episode: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def next_episode_seed(
+    key_lo: torch.Tensor, key_hi: torch.Tensor, episode: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Key halves for the next episode of an environment reset without a seed."""
     lo = mix32(key_lo ^ mix32((episode * _GOLDEN) & _MASK32))
     hi = mix32(key_hi ^ mix32(lo + 0x2545F491))
@@ -65,7 +67,9 @@ class StepDraw:
 
     __slots__ = ("host_t", "keys", "t", "table")
 
-    def __init__(self, keys: torch.Tensor, t: torch.Tensor, host_t: int | None = None, table: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, keys: torch.Tensor, t: torch.Tensor, host_t: int | None = None, table: torch.Tensor | None = None
+    ) -> None:
         self.keys = keys
         self.t = t
         self.host_t = host_t  # the common period when every env is at the same one

@@ -99,7 +99,9 @@ def resolve_config_path(source: str | Path, family: str) -> Path:
     if candidate.exists():
         return candidate
     names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.exists() else []
-    raise ConfigError(f"unknown config {str(source)!r}: not a file, and not a packaged config of {family!r} (those are {names})")
+    raise ConfigError(
+        f"unknown config {str(source)!r}: not a file, and not a packaged config of {family!r} (those are {names})"
+    )
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,7 +169,11 @@ def _model_in(annotation: Any) -> Any:
 def format_validation_error(exc: ValidationError, model: type[BaseModel], where: str) -> str:
     lines = [f"invalid {model.__name__} ({where}):"]
     for err in exc.errors():
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in ("function-after", "function-before")))]
+        loc = [
+            p
+            for p in err["loc"]
+            if not (isinstance(p, str) and ("[" in p or p in ("function-after", "function-before")))
+        ]
         field = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             allowed = _allowed_fields(model, loc)

@@ -32,9 +32,15 @@ class KPIs(Mapping[str, torch.Tensor]):
     reduction and views convert it with one copy.
     """
 
-    __slots__ = ("_raw", "_map", "_values", "names")
+    __slots__ = ("_map", "_raw", "_values", "names")
 
-    def __init__(self, names: Sequence[str], values: torch.Tensor | None = None, raw: torch.Tensor | None = None, linear_map: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        values: torch.Tensor | None = None,
+        raw: torch.Tensor | None = None,
+        linear_map: torch.Tensor | None = None,
+    ) -> None:
         self.names = tuple(names)
         self._values = values
         self._raw, self._map = raw, linear_map
@@ -214,7 +220,9 @@ class BatchedCore(ABC):
         """Fixed horizon: compute every step key of the new episodes (and cached draws) in one pass."""
         if not self.fixed_horizon:
             return
-        keys = _rng.mix32(self.stream_key.unsqueeze(1) ^ _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(0))
+        keys = _rng.mix32(
+            self.stream_key.unsqueeze(1) ^ _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(0)
+        )
         if self._episode_keys is None:
             self._episode_keys = keys
             self._rows = torch.arange(self.num_envs, device=self.device)
@@ -268,9 +276,8 @@ class BatchedCore(ABC):
                     f"[{float(space.low[tuple(entry)])}, {float(space.high[tuple(entry)])}]"
                 )
             return
-        if action.is_floating_point():
-            if bool((action != action.round()).any()):
-                raise ActionError(f"{type(space).__name__} actions must be integers, got {action}")
+        if action.is_floating_point() and bool((action != action.round()).any()):
+            raise ActionError(f"{type(space).__name__} actions must be integers, got {action}")
         if isinstance(space, spaces.Discrete):
             high_d = torch.full((b,), space.n - 1, device=self.device)
         elif isinstance(space, spaces.MultiDiscrete):
@@ -280,7 +287,9 @@ class BatchedCore(ABC):
         bad = (action < 0) | (action > high_d)
         if bool(bad.any()):
             where = [int(i) for i in torch.nonzero(bad)[0]]
-            raise ActionError(f"action {action[tuple(where)].item()} of env {where[0]} (entry {where[1:]}) is outside {space}")
+            raise ActionError(
+                f"action {action[tuple(where)].item()} of env {where[0]} (entry {where[1:]}) is outside {space}"
+            )
         masks = self.action_masks()
         if masks is not None:
             self._check_mask(action.long(), masks)
@@ -302,7 +311,9 @@ class BatchedCore(ABC):
         """Put the environments selected by ``mask`` in their starting state."""
 
     @abstractmethod
-    def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Mapping[str, torch.Tensor]]:
+    def _step(
+        self, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Mapping[str, torch.Tensor]]:
         """One period of the dynamics for the whole batch (``self.t`` is the period being played).
 
         Returns the reward ``(B, k)``, terminated and truncated flags ``(B,)`` (judged

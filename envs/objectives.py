@@ -73,8 +73,22 @@ class ObjectiveSet(Sequence[Objective]):
         return [o.to_dict() for o in self._objectives]
 
 
-def select_objectives(catalogue: dict[str, Objective], names: Sequence[str], where: str) -> ObjectiveSet:
-    """Pick objectives by name from a family's catalogue, with a clear error for unknown names."""
+def select_objectives(
+    catalogue: dict[str, Objective],
+    names: Sequence[str],
+    where: str,
+    reference_overrides: dict[str, float] | None = None,
+) -> ObjectiveSet:
+    """Pick objectives by name from a family's catalogue, with a clear error for unknown names.
+
+    ``reference_overrides`` replaces declared reference points (the config's ``reference_point``).
+    """
+    catalogue = dict(catalogue)
+    for name, value in (reference_overrides or {}).items():
+        if name not in catalogue:
+            raise ValueError(f"reference_point: unknown objective {name!r}; the catalogue has {sorted(catalogue)}")
+        o = catalogue[name]
+        catalogue[name] = Objective(o.name, o.unit, o.description, float(value), o.direction)
     unknown = [n for n in names if n not in catalogue]
     if unknown:
         raise ValueError(f"{where}: unknown objective(s) {unknown}; the catalogue has {sorted(catalogue)}")

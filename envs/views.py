@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from paretochain.envs.config import ConfigModel
-from paretochain.envs.core import KPIs, BatchedCore
+from paretochain.envs.core import BatchedCore, KPIs
 from paretochain.errors import ActionError
 
 
@@ -38,7 +38,9 @@ def _to_numpy_action(space: spaces.Space, action: Any) -> np.ndarray:
         action = action.detach().cpu().numpy()
     arr = np.asarray(action)
     if isinstance(space, spaces.Discrete):
-        if arr.shape not in ((), (1,)) or not np.issubdtype(arr.dtype, np.integer) and not float(arr.reshape(-1)[0]).is_integer():
+        if arr.shape not in ((), (1,)) or (
+            not np.issubdtype(arr.dtype, np.integer) and not float(arr.reshape(-1)[0]).is_integer()
+        ):
             raise ActionError(f"action {action!r} is not an integer of {space}")
         value = int(arr.reshape(-1)[0])
         if not 0 <= value < space.n:
@@ -102,7 +104,9 @@ class SingleEnv(gym.Env):
         self._obs_dim = int(self.observation_space.shape[0])
         self._history: list[dict[str, np.ndarray]] = []
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is None and not self.core.seeded:
             seed = int(self.np_random.integers(0, 2**63 - 1))
@@ -129,7 +133,11 @@ class SingleEnv(gym.Env):
             kpi_matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
             # one device-to-numpy conversion for everything the step returns
             d, k = self._obs_dim, self.reward_dim
-            flat = _numpy(torch.cat([out.obs, out.reward, out.terminated.unsqueeze(1), out.truncated.unsqueeze(1), kpi_matrix], dim=1))[0]
+            flat = _numpy(
+                torch.cat(
+                    [out.obs, out.reward, out.terminated.unsqueeze(1), out.truncated.unsqueeze(1), kpi_matrix], dim=1
+                )
+            )[0]
             info = dict(zip(kpis, flat[d + k + 2 :].tolist()))
             if self._masked:
                 info["action_mask"] = _numpy(self.core.action_masks())[0].copy()
@@ -203,11 +211,19 @@ class BatchedVectorEnv(VectorEnv):
     def _out(self, x: torch.Tensor) -> Any:
         return x if self.tensors else x.cpu().numpy()
 
-    def reset(self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         if isinstance(seed, int):
             seeds: list[int] | None = [seed + i for i in range(self.num_envs)]
         elif seed is None:
-            seeds = None if self.core.seeded else list(np.random.SeedSequence().generate_state(self.num_envs, np.uint64).astype(np.int64) & (2**62 - 1))
+            seeds = (
+                None
+                if self.core.seeded
+                else list(
+                    np.random.SeedSequence().generate_state(self.num_envs, np.uint64).astype(np.int64) & (2**62 - 1)
+                )
+            )
         else:
             seeds = list(seed)
         with torch.inference_mode():
@@ -235,7 +251,13 @@ class BatchedVectorEnv(VectorEnv):
                 infos["_final_obs"] = self._out(done)
                 fresh = core.reset() if core.fixed_horizon else core.reset(mask=done)
                 obs = torch.where(done.unsqueeze(1), fresh, obs)
-            return self._out(obs), self._out(out.reward), self._out(out.terminated), self._out(out.truncated), self._masks_info(infos)
+            return (
+                self._out(obs),
+                self._out(out.reward),
+                self._out(out.terminated),
+                self._out(out.truncated),
+                self._masks_info(infos),
+            )
 
     def _masks_info(self, infos: dict[str, Any]) -> dict[str, Any]:
         masks = self.core.action_masks()

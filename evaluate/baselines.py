@@ -22,7 +22,13 @@ def family_of(env_id: str) -> str:
     return env_id.split("/")[-1].split("-")[0].lower()
 
 
-def family_baselines(env_id: str, config: Any, names: Sequence[str] | None = None, train_seeds: Sequence[int] = TRAIN_SEEDS, device: str = "cpu") -> dict[str, Factory]:
+def family_baselines(
+    env_id: str,
+    config: Any,
+    names: Sequence[str] | None = None,
+    train_seeds: Sequence[int] = TRAIN_SEEDS,
+    device: str = "cpu",
+) -> dict[str, Factory]:
     """Build (and tune) the baselines of ``env_id`` on ``config``; ``names`` selects a subset.
 
     Raises:

@@ -42,16 +42,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from paretochain.agents.export import LoadedPolicy, load_policy
 from paretochain.envs.registration import env_class, make_vec
+from paretochain.errors import ConfigError
 from paretochain.evaluate.baselines import family_baselines, family_of
 from paretochain.evaluate.pareto import default_preferences, expected_utility, hypervolume, non_dominated
 from paretochain.evaluate.rollout import RolloutResult, rollout
 from paretochain.evaluate.scenarios import family_scenarios
 from paretochain.evaluate.stats import mean_ci, paired_difference
-from paretochain.errors import ConfigError
 
 SCHEMA = "paretochain.evaluation/1"
 #: Evaluation seeds start here: disjoint from tuning seeds (0..) and in-training evaluation seeds (10000..).
@@ -167,7 +166,9 @@ def evaluate(
         front_returns.append(rollout(env, policy, seeds, preference=w).returns.mean(axis=0))
     front = np.asarray(front_returns)
     mask = non_dominated(front)
-    baseline_points = np.asarray([base[n].returns.mean(axis=0) for n in baseline_names]) if baseline_names else np.zeros((0, k))
+    baseline_points = (
+        np.asarray([base[n].returns.mean(axis=0) for n in baseline_names]) if baseline_names else np.zeros((0, k))
+    )
     pareto = {
         "preferences": prefs.tolist(),
         "returns": front.tolist(),
@@ -180,11 +181,17 @@ def evaluate(
         "baselines_expected_utility": expected_utility(baseline_points, prefs, scale) if len(baseline_points) else None,
     }
     scen_table = {
-        s: {n: dict(zip(("mean", "ci95"), (v.tolist() for v in mean_ci(r.returns)))) for n, r in row.items()} for s, row in results.items()
+        s: {n: dict(zip(("mean", "ci95"), (v.tolist() for v in mean_ci(r.returns)))) for n, r in row.items()}
+        for s, row in results.items()
     }
     metrics = {
         "schema": SCHEMA,
-        "policy": {"path": str(policy_path), "env_id": env_id, "agent": meta.get("agent"), "run": meta.get("run", {}).get("name")},
+        "policy": {
+            "path": str(policy_path),
+            "env_id": env_id,
+            "agent": meta.get("agent"),
+            "run": meta.get("run", {}).get("name"),
+        },
         "objectives": objectives.to_list(),
         "seeds": seeds,
         "policies": policies,
@@ -217,8 +224,18 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _figures(cls: Any, cfg: Any, base: dict[str, RolloutResult], names: list[str], front: np.ndarray, mask: np.ndarray,
-             baseline_points: np.ndarray, baseline_names: list[str], ref: np.ndarray, scen_table: dict[str, Any]) -> dict[str, bytes]:
+def _figures(
+    cls: Any,
+    cfg: Any,
+    base: dict[str, RolloutResult],
+    names: list[str],
+    front: np.ndarray,
+    mask: np.ndarray,
+    baseline_points: np.ndarray,
+    baseline_names: list[str],
+    ref: np.ndarray,
+    scen_table: dict[str, Any],
+) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -290,20 +307,43 @@ def _tables(metrics: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     names = [o["name"] for o in metrics["objectives"]]
     units = [o["unit"] for o in metrics["objectives"]]
     head = ["policy"] + [f"{n} ({u})" for n, u in zip(names, units)]
-    rows = [[n] + [f"{_fmt(m)} ± {_fmt(c)}" for m, c in zip(p["mean"], p["ci95"])] for n, p in metrics["policies"].items()]
+    rows = [
+        [n] + [f"{_fmt(m)} ± {_fmt(c)}" for m, c in zip(p["mean"], p["ci95"])] for n, p in metrics["policies"].items()
+    ]
     out = [("Mean episode return per objective (95% confidence interval)", head, rows)]
     paired = metrics["paired_vs_best_baseline"]
     if paired:
-        out.append(("Learned minus the best baseline on each objective (paired by seed)", ["objective", "best baseline", "difference", "95% CI"],
-                    [[o, d["baseline"], _fmt(d["difference"]), f"± {_fmt(d['ci95'])}"] for o, d in paired.items()]))
+        out.append(
+            (
+                "Learned minus the best baseline on each objective (paired by seed)",
+                ["objective", "best baseline", "difference", "95% CI"],
+                [[o, d["baseline"], _fmt(d["difference"]), f"± {_fmt(d['ci95'])}"] for o, d in paired.items()],
+            )
+        )
     p = metrics["pareto"]
-    out.append(("Pareto front", ["measure", "learned", "baselines"], [
-        ["hypervolume", _fmt(p["hypervolume"]), _fmt(p["baselines_hypervolume"])],
-        ["expected utility", _fmt(p["expected_utility"]), _fmt(p["baselines_expected_utility"])],
-        ["points (non-dominated / evaluated)", f"{sum(p['front_mask'])} / {len(p['front_mask'])}", str(len(metrics["policies"]) - 1)],
-    ]))
+    out.append(
+        (
+            "Pareto front",
+            ["measure", "learned", "baselines"],
+            [
+                ["hypervolume", _fmt(p["hypervolume"]), _fmt(p["baselines_hypervolume"])],
+                ["expected utility", _fmt(p["expected_utility"]), _fmt(p["baselines_expected_utility"])],
+                [
+                    "points (non-dominated / evaluated)",
+                    f"{sum(p['front_mask'])} / {len(p['front_mask'])}",
+                    str(len(metrics["policies"]) - 1),
+                ],
+            ],
+        )
+    )
     for scen, row in metrics["scenarios"].items():
-        out.append((f"Scenario: {scen}", head, [[n] + [f"{_fmt(m)} ± {_fmt(c)}" for m, c in zip(v["mean"], v["ci95"])] for n, v in row.items()]))
+        out.append(
+            (
+                f"Scenario: {scen}",
+                head,
+                [[n] + [f"{_fmt(m)} ± {_fmt(c)}" for m, c in zip(v["mean"], v["ci95"])] for n, v in row.items()],
+            )
+        )
     return out
 
 
@@ -323,14 +363,20 @@ def _render(metrics: dict[str, Any], figures: dict[str, bytes], out: Path) -> tu
     for caption, head, rows in _tables(metrics):
         md += [f"## {caption}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         md += ["| " + " | ".join(r) + " |" for r in rows] + [""]
-        body.append(f"<h2>{html.escape(caption)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
+        body.append(
+            f"<h2>{html.escape(caption)}</h2><table><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+            + "</tr>"
+        )
         body += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
         body.append("</table>")
     for name, data in figures.items():
         label = name.replace("_", " ")
         md += [f"## Figure: {label}", "", f"![{label}](report_files/{name}.png)", ""]
         b64 = base64.b64encode(data).decode()
-        body.append(f'<h2>Figure: {html.escape(label)}</h2><img alt="{html.escape(label)}" src="data:image/png;base64,{b64}">')
+        body.append(
+            f'<h2>Figure: {html.escape(label)}</h2><img alt="{html.escape(label)}" src="data:image/png;base64,{b64}">'
+        )
     if metrics.get("skipped_scenarios"):
         note = f"Skipped scenarios (they change the observation layout): {', '.join(metrics['skipped_scenarios'])}"
         md += [note, ""]

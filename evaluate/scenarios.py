@@ -36,11 +36,27 @@ def _copy(cfg: Any, **changes: Any) -> Any:
 def _warehouse(cfg: Any) -> dict[str, Scenario]:
     return {
         "baseline": lambda c: c,
-        "disruptions": lambda c: _copy(c, **{"disruptions.outage_probability": max(0.05, c.disruptions.outage_probability), "disruptions.outage_duration": 4}),
-        "demand_shock": lambda c: _copy(c, **{"demand.mean": _scaled(c.demand.mean, 1.5)}) if c.demand.source == "synthetic" else c,
-        "promotions": lambda c: _copy(c, **{"demand.promotion_probability": max(0.05, c.demand.promotion_probability), "demand.promotion_uplift": 2.5})
-        if c.demand.source == "synthetic"
-        else c,
+        "disruptions": lambda c: _copy(
+            c,
+            **{
+                "disruptions.outage_probability": max(0.05, c.disruptions.outage_probability),
+                "disruptions.outage_duration": 4,
+            },
+        ),
+        "demand_shock": lambda c: (
+            _copy(c, **{"demand.mean": _scaled(c.demand.mean, 1.5)}) if c.demand.source == "synthetic" else c
+        ),
+        "promotions": lambda c: (
+            _copy(
+                c,
+                **{
+                    "demand.promotion_probability": max(0.05, c.demand.promotion_probability),
+                    "demand.promotion_uplift": 2.5,
+                },
+            )
+            if c.demand.source == "synthetic"
+            else c
+        ),
     }
 
 
@@ -60,13 +76,21 @@ def _pricing(cfg: Any) -> dict[str, Scenario]:
     def shock(c: Any) -> Any:
         data = c.model_dump()
         for ch in data["channels"]:
-            ch["arrival_rate"] = _scaled(ch["arrival_rate"], 1.5) if not isinstance(ch["arrival_rate"], dict) else ch["arrival_rate"]
+            ch["arrival_rate"] = (
+                _scaled(ch["arrival_rate"], 1.5) if not isinstance(ch["arrival_rate"], dict) else ch["arrival_rate"]
+            )
         return type(c).model_validate(data)
 
     return {
         "baseline": lambda c: c,
         "demand_shock": shock,
-        "competitor_undercut": lambda c: _copy(c, **{"demand.competitor.mean_ratio": 0.85, "demand.competitor.attractiveness": max(c.demand.competitor.attractiveness, 0.0)}),
+        "competitor_undercut": lambda c: _copy(
+            c,
+            **{
+                "demand.competitor.mean_ratio": 0.85,
+                "demand.competitor.attractiveness": max(c.demand.competitor.attractiveness, 0.0),
+            },
+        ),
     }
 
 

@@ -21,13 +21,19 @@ def _train(args: argparse.Namespace) -> int:
     run = load_run_config(args.config, overrides)
     if args.full:
         if run.full_budget_env_steps is None:
-            raise ParetochainError(f"{args.config} documents no full_budget_env_steps; set budget_env_steps=... instead")
+            raise ParetochainError(
+                f"{args.config} documents no full_budget_env_steps; set budget_env_steps=... instead"
+            )
         run = run.model_copy(update={"budget_env_steps": run.full_budget_env_steps})
     run_dir = Path(args.resume) if args.resume else (Path(args.run_dir) if args.run_dir else None)
-    result = train(run, run_dir=run_dir, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.no_progress)
+    result = train(
+        run, run_dir=run_dir, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.no_progress
+    )
     if result.interrupted:
-        print(f"stopped by signal after {result.metrics['env_steps']} env steps; checkpoint saved. Continue with:\n"
-              f"  paretochain train {args.config} --resume {result.run_dir}")
+        print(
+            f"stopped by signal after {result.metrics['env_steps']} env steps; checkpoint saved. Continue with:\n"
+            f"  paretochain train {args.config} --resume {result.run_dir}"
+        )
         return 130
     print(f"run directory: {result.run_dir}\npolicy: {result.policy_path}\nmetrics: {result.run_dir / 'metrics.json'}")
     return 0
@@ -36,7 +42,14 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from paretochain.evaluate.report import evaluate, headline
 
-    result = evaluate(args.target, episodes=args.episodes, baselines=args.baselines, scenarios=args.scenario, out_dir=args.out, device=args.device)
+    result = evaluate(
+        args.target,
+        episodes=args.episodes,
+        baselines=args.baselines,
+        scenarios=args.scenario,
+        out_dir=args.out,
+        device=args.device,
+    )
     print(headline(result.metrics))
     print(f"\nreport: {result.report_html}\n        {result.report_md}\nmetrics: {result.metrics_json}")
     return 0
@@ -76,12 +89,20 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paretochain", description="Multi-objective RL for warehouses, dispatch and pricing.")
+    parser = argparse.ArgumentParser(
+        prog="paretochain", description="Multi-objective RL for warehouses, dispatch and pricing."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train an agent from a run config", description="Train from CONFIG.yaml (or a packaged run config name) with dotted key=value overrides.")
+    t = sub.add_parser(
+        "train",
+        help="train an agent from a run config",
+        description="Train from CONFIG.yaml (or a packaged run config name) with dotted key=value overrides.",
+    )
     t.add_argument("config", help="run config: a YAML path or a packaged name (configs/runs/)")
-    t.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. budget_env_steps=20000 env.overrides.horizon=30")
+    t.add_argument(
+        "overrides", nargs="*", help="dotted.key=value overrides, e.g. budget_env_steps=20000 env.overrides.horizon=30"
+    )
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     t.add_argument("--run-dir", help="write the run here instead of <runs_dir>/<name>")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -98,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu", help="where the environments run (cpu, cuda)")
     e.set_defaults(func=_evaluate)
 
-    d = sub.add_parser("demo", help="the main job: train MO-PPO on the default Warehouse config, evaluate, export, report")
+    d = sub.add_parser(
+        "demo", help="the main job: train MO-PPO on the default Warehouse config, evaluate, export, report"
+    )
     d.add_argument("--full", action="store_true", help="the documented full budget instead of the few-minute demo")
     d.add_argument("--episodes", type=int, default=16)
     d.add_argument("--runs-dir", default="runs")
@@ -106,9 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=_demo)
 
-    s = sub.add_parser("sweep", help="preference, seed and hyperparameter sweeps on Ray Tune (pip install 'paretochain[ray]')")
+    s = sub.add_parser(
+        "sweep", help="preference, seed and hyperparameter sweeps on Ray Tune (pip install 'paretochain[ray]')"
+    )
     s.add_argument("config", help="sweep config YAML")
-    s.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance)")
+    s.add_argument(
+        "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance)"
+    )
     s.add_argument("--resume", action="store_true", help="resume an interrupted sweep without redoing finished trials")
     s.set_defaults(func=_sweep)
     return parser

@@ -18,7 +18,10 @@ def _write(tmp_path, text: str, name: str = "h.csv"):
 
 
 def test_missing_days_become_zero_sales_and_are_reported(tmp_path) -> None:
-    path = _write(tmp_path, "date,item_id,location,units\n2024-01-01,a,s1,3\n2024-01-02,a,s1,4\n2024-01-04,a,s1,5\n2024-01-01,b,s1,1\n")
+    path = _write(
+        tmp_path,
+        "date,item_id,location,units\n2024-01-01,a,s1,3\n2024-01-02,a,s1,4\n2024-01-04,a,s1,5\n2024-01-01,b,s1,1\n",
+    )
     h = load_demand_history(path)
     assert h.report.frequency == "daily"
     assert h.units.shape == (1, 2, 4)
@@ -46,7 +49,10 @@ def test_duplicates_are_summed_and_outliers_flagged_then_clipped(tmp_path) -> No
     ("text", "match"),
     [
         ("date,item_id,location,units\n2024-01-01,a,s,3\n2024-01-02,a,s,-1\n", "line 3: units -1 is negative"),
-        ("date,item_id,location,units\n2024-01-01,a,s,3\n2024-01-02,a,s,lots\n", "line 3: units 'lots' is not a number"),
+        (
+            "date,item_id,location,units\n2024-01-01,a,s,3\n2024-01-02,a,s,lots\n",
+            "line 3: units 'lots' is not a number",
+        ),
         ("date,item_id,location,units\n2024-01-01,a,s,3\nyesterday,a,s,2\n", "line 3: date 'yesterday' is not a date"),
         ("date,item,location,units\n2024-01-01,a,s,3\n", "missing column"),
         ("date,item_id,location,units\n2024-01-01,a,s,3\n2024-01-03,a,s,3\n2024-01-04,a,s,3\n", None),
@@ -69,7 +75,15 @@ def test_unsupported_and_missing_files_are_clear_errors(tmp_path) -> None:
 
 
 def test_parquet_files_load_like_csv(tmp_path) -> None:
-    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=10, freq="7D"), "item_id": "x", "location": "L", "units": range(10), "price": 2.5})
+    frame = pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=10, freq="7D"),
+            "item_id": "x",
+            "location": "L",
+            "units": range(10),
+            "price": 2.5,
+        }
+    )
     path = tmp_path / "h.parquet"
     frame.to_parquet(path)
     h = load_demand_history(path)
@@ -103,7 +117,11 @@ def test_real_scanner_data_loads_with_gaps_filled_and_drives_the_env(shared_data
     assert (h.units >= 0).all() and h.prices is not None
     for mode in ("replay", "bootstrap"):
         env = make_vec(
-            "paretochain/Warehouse-v0", 4, config="default", num_warehouses=2, num_skus=3,
+            "paretochain/Warehouse-v0",
+            4,
+            config="default",
+            num_warehouses=2,
+            num_skus=3,
             demand={"source": "history", "mean": 1.0, "history": {"path": str(path), "mode": mode}},
         )
         env.reset(seed=0)
@@ -118,7 +136,12 @@ def test_real_scanner_data_loads_with_gaps_filled_and_drives_the_env(shared_data
 def test_history_shape_must_match_the_network(shared_data, tmp_path) -> None:
     path = _oj_long(shared_data, tmp_path, stores=[2], brands=[1, 2])
     with pytest.raises(ConfigError, match="num_skus"):
-        make_vec("paretochain/Warehouse-v0", 1, config="default", demand={"source": "history", "history": {"path": str(path)}})
+        make_vec(
+            "paretochain/Warehouse-v0",
+            1,
+            config="default",
+            demand={"source": "history", "history": {"path": str(path)}},
+        )
 
 
 def test_real_monthly_online_data_loads_through_a_column_map(shared_data) -> None:

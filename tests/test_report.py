@@ -21,8 +21,17 @@ def trained_run(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
     run = load_run_config(
         "warehouse_mo_ppo",
-        ["budget_env_steps=2048", "num_envs=16", "hyperparameters.num_steps=16", "checkpoint_interval_steps=2048",
-         "eval_interval_steps=4096", "eval_episodes=1", "eval_preferences=1", "device=cpu", f"runs_dir={runs}"],
+        [
+            "budget_env_steps=2048",
+            "num_envs=16",
+            "hyperparameters.num_steps=16",
+            "checkpoint_interval_steps=2048",
+            "eval_interval_steps=4096",
+            "eval_episodes=1",
+            "eval_preferences=1",
+            "device=cpu",
+            f"runs_dir={runs}",
+        ],
     )
     return train(run, progress=False).run_dir
 
@@ -77,7 +86,18 @@ def test_paired_difference_matches_the_per_seed_returns(report) -> None:
 
 def test_a_bare_policy_file_is_evaluated_from_its_metadata(trained_run: Path, tmp_path: Path, capsys) -> None:
     shutil.copy(trained_run / "policy.pt", tmp_path / "policy.pt")
-    code = main(["evaluate", str(tmp_path / "policy.pt"), "--episodes", "2", "--baselines", "base_stock", "--scenario", "baseline"])
+    code = main(
+        [
+            "evaluate",
+            str(tmp_path / "policy.pt"),
+            "--episodes",
+            "2",
+            "--baselines",
+            "base_stock",
+            "--scenario",
+            "baseline",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "base_stock" in out and "report:" in out
@@ -93,11 +113,22 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (scripts/test.sh installs Debian's chromium when run as root)")
+@pytest.mark.skipif(
+    _chromium() is None,
+    reason="headless Chromium is not installed (scripts/test.sh installs Debian's chromium when run as root)",
+)
 def test_report_renders_its_plots_in_headless_chromium(report, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1300,4200",
-           f"--screenshot={shot}", report.report_html.as_uri()]
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1300,4200",
+        f"--screenshot={shot}",
+        report.report_html.as_uri(),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     import matplotlib.image as mpimg
 

@@ -21,7 +21,14 @@ from paretochain.train.config import load_run_config
 from paretochain.train.run import RunDirectoryExists, checkpoints, load_checkpoint, train
 
 RUN_CONFIGS = sorted(p.stem for p in (packaged_configs_dir() / "runs").glob("*.yaml"))
-TINY = ["budget_env_steps=512", "checkpoint_interval_steps=256", "eval_interval_steps=512", "eval_episodes=1", "eval_preferences=1", "device=cpu"]
+TINY = [
+    "budget_env_steps=512",
+    "checkpoint_interval_steps=256",
+    "eval_interval_steps=512",
+    "eval_episodes=1",
+    "eval_preferences=1",
+    "device=cpu",
+]
 
 
 def _tiny(name: str, runs_dir: Path, extra: list[str] | None = None):
@@ -65,15 +72,17 @@ def test_every_shipped_run_config_trains_exports_and_writes_metrics_at_a_tiny_bu
 
 
 def test_overrides_use_dotted_paths_and_bad_ones_name_the_field(tmp_path: Path) -> None:
-    run = load_run_config("warehouse_mo_ppo", ["env.overrides.horizon=20", "hyperparameters.learning_rate=0.001", "seed=4"])
+    run = load_run_config(
+        "warehouse_mo_ppo", ["env.overrides.horizon=20", "hyperparameters.learning_rate=0.001", "seed=4"]
+    )
     assert run.env.overrides == {"horizon": 20} and run.hyperparameters["learning_rate"] == 0.001 and run.seed == 4
     with pytest.raises(ConfigError, match="learning_rat"):
         load_run_config("warehouse_mo_ppo", ["hyperparameters.learning_rat=0.1"])
-    with pytest.raises(ConfigError, match="allowed fields here: .*budget_env_steps"):
+    with pytest.raises(ConfigError, match=r"allowed fields here: .*budget_env_steps"):
         load_run_config("warehouse_mo_ppo", ["budget=10"])
     with pytest.raises(ConfigError, match="num_envs"):
         load_run_config("warehouse_mo_ppo", ["num_envs=0"])
-    with pytest.raises(ConfigError, match="dotted.key=value"):
+    with pytest.raises(ConfigError, match=r"dotted\.key=value"):
         load_run_config("warehouse_mo_ppo", ["seed"])
 
 
@@ -120,10 +129,24 @@ def _wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float =
 @pytest.mark.slow
 def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    args = ["warehouse_mo_ppo", "budget_env_steps=200000", "checkpoint_interval_steps=2048", "eval_interval_steps=1000000",
-            "num_envs=16", "hyperparameters.num_steps=16", "device=cpu", f"runs_dir={runs}", "name=killed", "eval_episodes=1", "eval_preferences=1"]
-    proc = subprocess.Popen([sys.executable, "-m", "paretochain", "train", *args, "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = [
+        "warehouse_mo_ppo",
+        "budget_env_steps=200000",
+        "checkpoint_interval_steps=2048",
+        "eval_interval_steps=1000000",
+        "num_envs=16",
+        "hyperparameters.num_steps=16",
+        "device=cpu",
+        f"runs_dir={runs}",
+        "name=killed",
+        "eval_episodes=1",
+        "eval_preferences=1",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paretochain", "train", *args, "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     run_dir = runs / "killed"
     try:
         first = _wait_for_checkpoint(run_dir, proc)
@@ -147,10 +170,23 @@ def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path: Path)
 
 def test_sigterm_checkpoints_and_exits_cleanly(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    args = ["warehouse_mo_ppo", "budget_env_steps=500000", "checkpoint_interval_steps=1000000", "eval_interval_steps=1000000",
-            "num_envs=16", "hyperparameters.num_steps=16", "device=cpu", f"runs_dir={runs}", "name=term"]
-    proc = subprocess.Popen([sys.executable, "-m", "paretochain", "train", *args, "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "warehouse_mo_ppo",
+        "budget_env_steps=500000",
+        "checkpoint_interval_steps=1000000",
+        "eval_interval_steps=1000000",
+        "num_envs=16",
+        "hyperparameters.num_steps=16",
+        "device=cpu",
+        f"runs_dir={runs}",
+        "name=term",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paretochain", "train", *args, "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     run_dir = runs / "term"
     deadline = time.time() + 120
     while not (run_dir / "config.yaml").exists() and time.time() < deadline:

@@ -91,7 +91,14 @@ def test_reward_vector_equals_the_kpi_breakdown(name: str) -> None:
             "waste_units": -info["waste_units"],
             "total_cost": -info["total_cost"],
         }
-        total = info["purchase_cost"] + info["order_fixed_cost"] + info["holding_cost"] + info["shortage_penalty"] + info["waste_cost"] + info["overflow_cost"]
+        total = (
+            info["purchase_cost"]
+            + info["order_fixed_cost"]
+            + info["holding_cost"]
+            + info["shortage_penalty"]
+            + info["waste_cost"]
+            + info["overflow_cost"]
+        )
         assert info["total_cost"] == pytest.approx(total, rel=1e-5, abs=1e-3)
         for i, o in enumerate(env.unwrapped.objectives):
             assert reward[i] == pytest.approx(expected[o.name], rel=1e-5, abs=1e-4)
@@ -114,7 +121,9 @@ def _random_actions(core: WarehouseCore, rng: np.random.Generator) -> torch.Tens
     steps=st.integers(1, 12),
     backorder=st.booleans(),
 )
-def test_stock_is_conserved_per_sku_and_node_and_never_negative(name: str, seed: int, steps: int, backorder: bool) -> None:
+def test_stock_is_conserved_per_sku_and_node_and_never_negative(
+    name: str, seed: int, steps: int, backorder: bool
+) -> None:
     cfg = WarehouseConfig.load(name, unmet_demand="backorder" if backorder else "lost")
     core = WarehouseCore(cfg, num_envs=4)
     rng = np.random.default_rng(seed)
@@ -226,7 +235,7 @@ def test_reset_without_seed_continues_the_stream_identically_in_both_views() -> 
 def test_vector_view_autoresets_in_the_same_step_and_reports_final_observation() -> None:
     vec = make_vec(ENV_ID, 3, config="lost_sales", horizon=4)
     vec.reset(seed=0)
-    for t in range(4):
+    for _t in range(4):
         obs, _, _, trunc, info = vec.step(np.array([3, 3, 3]))
     assert trunc.all()
     assert info["_final_obs"].all()
@@ -238,7 +247,7 @@ def test_tensor_mode_keeps_data_on_the_device_as_tensors() -> None:
     vec = make_vec(ENV_ID, 8, config="default", tensors=True)
     obs, _ = vec.reset(seed=0)
     assert isinstance(obs, torch.Tensor) and obs.shape == (8, vec.single_observation_space.shape[0])
-    obs, rew, term, trunc, info = vec.step(torch.zeros(8, 3, dtype=torch.int64))
+    obs, rew, _term, _trunc, info = vec.step(torch.zeros(8, 3, dtype=torch.int64))
     assert isinstance(rew, torch.Tensor) and rew.shape == (8, 3)
     assert isinstance(info["profit"], torch.Tensor)
 
@@ -266,7 +275,15 @@ def test_observation_layout_covers_the_observation_and_is_documented() -> None:
     assert parts["pipeline"].shape == (4, 50, layout.segments["pipeline"].shape[-1])
     assert all(seg.description for seg in layout.segments.values())
     doc = type(env.unwrapped).__doc__
-    for title in ("## Description", "## Action space", "## Observation space", "## Rewards", "## Starting state", "## Episode end", "## Arguments"):
+    for title in (
+        "## Description",
+        "## Action space",
+        "## Observation space",
+        "## Rewards",
+        "## Starting state",
+        "## Episode end",
+        "## Arguments",
+    ):
         assert title in doc
 
 
@@ -310,7 +327,7 @@ def test_bad_config_values_raise_one_clear_error_naming_the_field(overrides: dic
 
 
 def test_unknown_field_lists_the_allowed_fields() -> None:
-    with pytest.raises(ConfigError, match="allowed fields here: .*horizon"):
+    with pytest.raises(ConfigError, match=r"allowed fields here: .*horizon"):
         WarehouseConfig.load("default", horizn=5)
 
 

@@ -18,7 +18,9 @@ class EnvSection(ConfigModel):
     """Which environment a run trains on."""
 
     id: str = Field(default="paretochain/Warehouse-v0", description="registered environment id")
-    config: str | dict[str, Any] | None = Field(default="default", description="packaged config name, YAML path, or an inline mapping")
+    config: str | dict[str, Any] | None = Field(
+        default="default", description="packaged config name, YAML path, or an inline mapping"
+    )
     overrides: dict[str, Any] = Field(default_factory=dict, description="config fields replacing those of `config`")
 
 
@@ -29,23 +31,36 @@ class RunConfig(ConfigModel):
     the run config is loaded, so a typo fails before anything is written.
     """
 
-    name: str | None = Field(default=None, description="run directory name under runs_dir (default: from agent, env and seed)")
+    name: str | None = Field(
+        default=None, description="run directory name under runs_dir (default: from agent, env and seed)"
+    )
     env: EnvSection = Field(default_factory=EnvSection)
     agent: AgentName = Field(default="mo_ppo", description="mo_ppo, mo_dqn, sb3_ppo, sb3_dqn or sb3_maskable_ppo")
-    hyperparameters: dict[str, Any] = Field(default_factory=dict, description="the agent's hyperparameters (see its config class)")
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, description="the agent's hyperparameters (see its config class)"
+    )
     preference: dict[str, float] | list[float] | None = Field(
-        default=None, description="a fixed preference over the objectives (required by SB3 agents' scalarisation; None = MO agents sample per episode)"
+        default=None,
+        description="a fixed preference over the objectives (required by SB3 agents' scalarisation; None = MO agents sample per episode)",
     )
     budget_env_steps: int = Field(default=100_000, ge=1, description="environment steps of this run")
-    full_budget_env_steps: int | None = Field(default=None, ge=1, description="documented budget of a full run (used with --full)")
-    num_envs: int = Field(default=64, ge=1, le=1_000_000, description="environments stepped together by the batched core")
+    full_budget_env_steps: int | None = Field(
+        default=None, ge=1, description="documented budget of a full run (used with --full)"
+    )
+    num_envs: int = Field(
+        default=64, ge=1, le=1_000_000, description="environments stepped together by the batched core"
+    )
     seed: int = Field(default=0, ge=0, description="seeds the agent, its sampling and the environments")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = CUDA when torch sees a GPU")
     checkpoint_interval_steps: int = Field(default=50_000, ge=1, description="env steps between checkpoints")
     keep_checkpoints: int = Field(default=3, ge=1, description="checkpoints kept on disk (oldest removed)")
-    eval_interval_steps: int = Field(default=50_000, ge=1, description="env steps between evaluations over the preference set")
+    eval_interval_steps: int = Field(
+        default=50_000, ge=1, description="env steps between evaluations over the preference set"
+    )
     eval_episodes: int = Field(default=4, ge=1, description="seeded episodes per preference at each evaluation")
-    eval_preferences: int = Field(default=6, ge=1, description="points per objective axis of the evaluation preference grid")
+    eval_preferences: int = Field(
+        default=6, ge=1, description="points per objective axis of the evaluation preference grid"
+    )
     runs_dir: str = Field(default="runs", description="where run directories are created")
 
     @classmethod

@@ -14,6 +14,7 @@ most one checkpoint interval. ``resume=True`` continues from the newest checkpoi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -94,7 +95,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises several types for damaged files
-        raise PolicyFileError(f"checkpoint {path} cannot be read (truncated or corrupted?): {type(exc).__name__}: {exc}") from None
+        raise PolicyFileError(
+            f"checkpoint {path} cannot be read (truncated or corrupted?): {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise PolicyFileError(f"{path} is not a paretochain run checkpoint")
     return state
@@ -115,10 +118,8 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
     stop = _StopRequest()
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(ValueError):  # not the main thread: no signal handling
             previous[sig] = signal.signal(sig, stop)
-        except ValueError:  # not the main thread: no signal handling
-            pass
     try:
         yield stop
     finally:
@@ -131,7 +132,9 @@ def prepare_run_dir(run: RunConfig, run_dir: Path | None, resume: bool, overwrit
     run_dir = Path(run_dir) if run_dir is not None else Path(run.runs_dir) / run.run_name
     if run_dir.exists() and any(run_dir.iterdir()):
         if not resume and not overwrite:
-            raise RunDirectoryExists(f"run directory {run_dir} already exists: pass --resume to continue it or --overwrite to replace it")
+            raise RunDirectoryExists(
+                f"run directory {run_dir} already exists: pass --resume to continue it or --overwrite to replace it"
+            )
     elif resume:
         raise ConfigError(f"cannot resume: run directory {run_dir} does not exist or is empty")
     return run_dir
@@ -164,9 +167,13 @@ def train(
         if not found:
             raise ConfigError(f"cannot resume: {run_dir / 'checkpoints'} holds no checkpoint")
         state = load_checkpoint(found[-1])
-        saved = RunConfig.validate_data(yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml"))
+        saved = RunConfig.validate_data(
+            yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml")
+        )
         if saved.model_dump(exclude={"budget_env_steps"}) != run.model_dump(exclude={"budget_env_steps"}):
-            raise ConfigError(f"cannot resume {run_dir}: its config.yaml differs from the given config (only budget_env_steps may change)")
+            raise ConfigError(
+                f"cannot resume {run_dir}: its config.yaml differs from the given config (only budget_env_steps may change)"
+            )
     env = make_vec(run.env.id, run.num_envs, device=device, config=env_cfg, tensors=True, check_actions=False)
     agent = build_agent(run, env, str(device))
     if state is not None:
@@ -237,7 +244,11 @@ def train(
             history.append(_evaluate(agent, run, env_cfg, step, logger))
         from paretochain.agents.export import export_policy
 
-        policy_path = export_policy(agent, run_dir, run={"name": run.run_name, "dir": str(run_dir), "config": run.model_dump(mode="json"), "env_steps": step})
+        policy_path = export_policy(
+            agent,
+            run_dir,
+            run={"name": run.run_name, "dir": str(run_dir), "config": run.model_dump(mode="json"), "env_steps": step},
+        )
     metrics = {
         "run": run.run_name,
         "agent": run.agent,

@@ -108,9 +108,13 @@ class Space(ConfigModel):
     """
 
     grid: list[Any] | None = Field(default=None, min_length=1, description="every value is run (a grid axis)")
-    choice: list[Any] | None = Field(default=None, min_length=1, description="one value drawn per trial (random, optuna)")
+    choice: list[Any] | None = Field(
+        default=None, min_length=1, description="one value drawn per trial (random, optuna)"
+    )
     uniform: tuple[float, float] | None = Field(default=None, description="[low, high]: a float drawn uniformly")
-    loguniform: tuple[float, float] | None = Field(default=None, description="[low, high], both > 0: a float drawn uniformly in log space")
+    loguniform: tuple[float, float] | None = Field(
+        default=None, description="[low, high], both > 0: a float drawn uniformly in log space"
+    )
     randint: tuple[int, int] | None = Field(default=None, description="[low, high): an integer drawn uniformly")
 
     @model_validator(mode="before")
@@ -120,7 +124,9 @@ class Space(ConfigModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Space:
-        given = [name for name in ("grid", "choice", "uniform", "loguniform", "randint") if getattr(self, name) is not None]
+        given = [
+            name for name in ("grid", "choice", "uniform", "loguniform", "randint") if getattr(self, name) is not None
+        ]
         if len(given) != 1:
             raise ValueError(f"give exactly one of grid, choice, uniform, loguniform, randint (got {given or 'none'})")
         bounds = self.uniform or self.loguniform or self.randint
@@ -132,7 +138,9 @@ class Space(ConfigModel):
 
     @property
     def kind(self) -> str:
-        return next(name for name in ("grid", "choice", "uniform", "loguniform", "randint") if getattr(self, name) is not None)
+        return next(
+            name for name in ("grid", "choice", "uniform", "loguniform", "randint") if getattr(self, name) is not None
+        )
 
     @property
     def is_finite(self) -> bool:
@@ -151,8 +159,14 @@ class Space(ConfigModel):
 class PreferenceAxis(ConfigModel):
     """Fixed preferences over the simplex, one per trial: a lattice or explicit points."""
 
-    grid: int | None = Field(default=None, ge=1, le=100, description="divisions per objective of preference_grid(k, grid)")
-    points: list[dict[str, float] | list[float]] | None = Field(default=None, min_length=1, description="explicit weights (by objective name or in reward order), normalised to sum 1")
+    grid: int | None = Field(
+        default=None, ge=1, le=100, description="divisions per objective of preference_grid(k, grid)"
+    )
+    points: list[dict[str, float] | list[float]] | None = Field(
+        default=None,
+        min_length=1,
+        description="explicit weights (by objective name or in reward order), normalised to sum 1",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -169,9 +183,13 @@ class PreferenceAxis(ConfigModel):
 class Axes(ConfigModel):
     """What varies between trials; the trials are the combinations of the axes."""
 
-    preferences: PreferenceAxis | None = Field(default=None, description="sets RunConfig.preference of each trial (fixed-preference agents)")
+    preferences: PreferenceAxis | None = Field(
+        default=None, description="sets RunConfig.preference of each trial (fixed-preference agents)"
+    )
     seeds: list[int] | int | None = Field(default=None, description="RunConfig.seed values, or a count n for 0..n-1")
-    params: dict[str, Space] = Field(default_factory=dict, description="run-config fields by dotted path -> values (list = grid) or a distribution")
+    params: dict[str, Space] = Field(
+        default_factory=dict, description="run-config fields by dotted path -> values (list = grid) or a distribution"
+    )
 
     @model_validator(mode="after")
     def _seeds(self) -> Axes:
@@ -182,18 +200,30 @@ class Axes(ConfigModel):
         elif self.seeds is not None and (not self.seeds or min(self.seeds) < 0):
             raise ValueError(f"seeds: give a non-empty list of seeds >= 0, got {self.seeds}")
         for key in self.params:
-            if key in ("seed", "preference", "name", "runs_dir") or not re.fullmatch(r"[A-Za-z_][\w]*(\.[\w\-]+)*", key):
-                raise ValueError(f"params: {key!r} cannot be swept (use axes.seeds / axes.preferences for seed and preference)")
+            if key in ("seed", "preference", "name", "runs_dir") or not re.fullmatch(
+                r"[A-Za-z_][\w]*(\.[\w\-]+)*", key
+            ):
+                raise ValueError(
+                    f"params: {key!r} cannot be swept (use axes.seeds / axes.preferences for seed and preference)"
+                )
         return self
 
 
 class SearchSection(ConfigModel):
     """How trials are chosen and how many run at once."""
 
-    algorithm: Literal["grid", "random", "optuna"] = Field(default="grid", description="grid, random (Tune's BasicVariantGenerator) or optuna (Tune's OptunaSearch)")
-    num_samples: int = Field(default=1, ge=1, description="grid: must be 1; random: draws per combination of the list axes; optuna: trials")
-    max_concurrent: int | None = Field(default=None, ge=1, description="trials running at once (default: as many as the resources allow)")
-    metric: str = Field(default="hypervolume", description="maximised: hypervolume, expected_utility or return_<objective>")
+    algorithm: Literal["grid", "random", "optuna"] = Field(
+        default="grid", description="grid, random (Tune's BasicVariantGenerator) or optuna (Tune's OptunaSearch)"
+    )
+    num_samples: int = Field(
+        default=1, ge=1, description="grid: must be 1; random: draws per combination of the list axes; optuna: trials"
+    )
+    max_concurrent: int | None = Field(
+        default=None, ge=1, description="trials running at once (default: as many as the resources allow)"
+    )
+    metric: str = Field(
+        default="hypervolume", description="maximised: hypervolume, expected_utility or return_<objective>"
+    )
     time_budget_s: float | None = Field(default=None, gt=0, description="stop starting trials after this many seconds")
     seed: int = Field(default=0, ge=0, description="seed of the random draws / Optuna sampler")
 
@@ -202,21 +232,31 @@ class ResourcesSection(ConfigModel):
     """What Ray reserves for each trial."""
 
     cpus_per_trial: float = Field(default=1.0, gt=0, description="CPU cores per trial (also torch's thread count)")
-    gpus_per_trial: float = Field(default=0.0, ge=0, description="GPU share per trial (0.25 = four trials per GPU); set device: cuda or auto in the base")
+    gpus_per_trial: float = Field(
+        default=0.0,
+        ge=0,
+        description="GPU share per trial (0.25 = four trials per GPU); set device: cuda or auto in the base",
+    )
 
 
 class RaySection(ConfigModel):
     """The local Ray instance started when no address is given."""
 
-    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the local instance (default: all of this machine)")
+    num_cpus: int | None = Field(
+        default=None, ge=1, description="CPUs of the local instance (default: all of this machine)"
+    )
     num_gpus: int | None = Field(default=None, ge=0, description="GPUs of the local instance (default: as detected)")
 
 
 class ConditionedRunSection(ConfigModel):
     """A preference-conditioned run whose front the report sets beside the fixed-preference trials."""
 
-    config: str | dict[str, Any] | None = Field(default=None, description="run config to train as part of the sweep (name, path or mapping)")
-    overrides: dict[str, Any] = Field(default_factory=dict, description="dotted run-config paths -> values for that run")
+    config: str | dict[str, Any] | None = Field(
+        default=None, description="run config to train as part of the sweep (name, path or mapping)"
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="dotted run-config paths -> values for that run"
+    )
     run_dir: str | None = Field(default=None, description="or: an existing run directory to use as it is")
 
     @model_validator(mode="after")
@@ -230,15 +270,23 @@ class SweepConfig(ConfigModel):
     """A sweep: the base run, the axes, the search, the resources and the budget."""
 
     name: str = Field(description="the sweep folder's name under sweeps_dir", min_length=1, pattern=r"^[\w.\-]+$")
-    base: str | dict[str, Any] = Field(description="run config: packaged name (configs/runs/), YAML path (relative to the sweep file) or mapping")
-    overrides: dict[str, Any] = Field(default_factory=dict, description="dotted run-config paths -> values set for every trial")
+    base: str | dict[str, Any] = Field(
+        description="run config: packaged name (configs/runs/), YAML path (relative to the sweep file) or mapping"
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="dotted run-config paths -> values set for every trial"
+    )
     axes: Axes = Field(default_factory=Axes)
     search: SearchSection = Field(default_factory=SearchSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     max_failures: int = Field(default=2, ge=0, description="retries of a trial that dies (from its last checkpoint)")
     ray: RaySection = Field(default_factory=RaySection)
-    sweeps_dir: str = Field(default="sweeps", description="where sweep folders are created (relative to the working directory)")
-    conditioned_run: ConditionedRunSection | None = Field(default=None, description="optional preference-conditioned run for the report's comparison")
+    sweeps_dir: str = Field(
+        default="sweeps", description="where sweep folders are created (relative to the working directory)"
+    )
+    conditioned_run: ConditionedRunSection | None = Field(
+        default=None, description="optional preference-conditioned run for the report's comparison"
+    )
 
     @classmethod
     def family(cls) -> str:
@@ -249,10 +297,14 @@ class SweepConfig(ConfigModel):
         algo = self.search.algorithm
         if algo == "grid":
             if self.search.num_samples != 1:
-                raise ValueError("search.num_samples: a grid runs each combination once; give it 1 (repeat with axes.seeds)")
+                raise ValueError(
+                    "search.num_samples: a grid runs each combination once; give it 1 (repeat with axes.seeds)"
+                )
             drawn = [key for key, space in self.axes.params.items() if not space.grid]
             if drawn:
-                raise ValueError(f"axes.params: {drawn} are distributions or choices; grid search needs lists (or use search.algorithm: random/optuna)")
+                raise ValueError(
+                    f"axes.params: {drawn} are distributions or choices; grid search needs lists (or use search.algorithm: random/optuna)"
+                )
         return self
 
 
@@ -305,7 +357,6 @@ def load_sweep_config(source: str | Path | Mapping[str, Any], overrides: Sequenc
     base_data = _run_data(sweep.base, sweep.overrides, folder, f"{where}: base")
     base = _validate_run(base_data, f"{where}: base (with overrides)")
     objectives = _objectives(base)
-    k = len(objectives)
 
     preferences = None
     if sweep.axes.preferences is not None:
@@ -313,7 +364,9 @@ def load_sweep_config(source: str | Path | Mapping[str, Any], overrides: Sequenc
     metric = sweep.search.metric
     allowed = ["hypervolume", "expected_utility"] + [f"return_{n}" for n in objectives]
     if metric not in allowed:
-        raise ConfigError(f"invalid SweepConfig ({where}):\n  - search.metric: unknown metric {metric!r}; allowed: {', '.join(allowed)}")
+        raise ConfigError(
+            f"invalid SweepConfig ({where}):\n  - search.metric: unknown metric {metric!r}; allowed: {', '.join(allowed)}"
+        )
 
     # every axis value must make a valid run config on its own
     for key, space in sweep.axes.params.items():
@@ -332,15 +385,25 @@ def load_sweep_config(source: str | Path | Mapping[str, Any], overrides: Sequenc
         plan.conditioned_data = _run_data(cond.config, cond.overrides, folder, f"{where}: conditioned_run")
         conditioned = _validate_run(plan.conditioned_data, f"{where}: conditioned_run")
         if conditioned.env.id != base.env.id:
-            raise ConfigError(f"{where}: conditioned_run: environment {conditioned.env.id!r} differs from the sweep's {base.env.id!r}")
+            raise ConfigError(
+                f"{where}: conditioned_run: environment {conditioned.env.id!r} differs from the sweep's {base.env.id!r}"
+            )
     elif cond is not None and cond.run_dir is not None:
         run_dir = Path(cond.run_dir)
-        run_dir = run_dir if run_dir.is_absolute() else (folder / run_dir if (folder / run_dir).exists() else Path.cwd() / run_dir)
+        run_dir = (
+            run_dir
+            if run_dir.is_absolute()
+            else (folder / run_dir if (folder / run_dir).exists() else Path.cwd() / run_dir)
+        )
         if not (run_dir / "metrics.json").exists() or not (run_dir / "policy.pt").exists():
-            raise ConfigError(f"{where}: conditioned_run.run_dir: {run_dir} is not a finished run directory (no metrics.json / policy.pt)")
+            raise ConfigError(
+                f"{where}: conditioned_run.run_dir: {run_dir} is not a finished run directory (no metrics.json / policy.pt)"
+            )
         plan.conditioned_dir = run_dir.resolve()
     if sweep.search.algorithm == "grid" and plan.num_combinations > 10_000:
-        raise ConfigError(f"{where}: axes: the grid has {plan.num_combinations} combinations; more than 10000 is surely a mistake")
+        raise ConfigError(
+            f"{where}: axes: the grid has {plan.num_combinations} combinations; more than 10000 is surely a mistake"
+        )
     return plan
 
 
@@ -350,7 +413,11 @@ def _run_data(source: str | dict[str, Any], overrides: Mapping[str, Any], folder
         data = deepcopy(source)
     else:
         candidate = folder / source
-        path = candidate if candidate.suffix in (".yaml", ".yml") and candidate.exists() else resolve_config_path(source, "runs")
+        path = (
+            candidate
+            if candidate.suffix in (".yaml", ".yml") and candidate.exists()
+            else resolve_config_path(source, "runs")
+        )
         data = read_yaml(path)
     for key, value in overrides.items():
         if not isinstance(key, str) or not key:
@@ -383,7 +450,9 @@ def _resolve_preferences(axis: PreferenceAxis, objectives: list[str], where: str
 
     if axis.grid is not None:
         if math.comb(axis.grid + len(objectives) - 1, len(objectives) - 1) > 10_000:
-            raise ConfigError(f"{where}.grid: {axis.grid} divisions over {len(objectives)} objectives make too many preferences")
+            raise ConfigError(
+                f"{where}.grid: {axis.grid} divisions over {len(objectives)} objectives make too many preferences"
+            )
         return [[round(float(x), 10) for x in row] for row in preference_grid(len(objectives), axis.grid)]
     out = []
     for i, point in enumerate(axis.points or []):
@@ -403,7 +472,9 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any, merge: bool = False)
             node[part] = child
         node = child
     old = node.get(parts[-1])
-    node[parts[-1]] = deep_merge(old, value) if merge and isinstance(old, dict) and isinstance(value, Mapping) else deepcopy(value)
+    node[parts[-1]] = (
+        deep_merge(old, value) if merge and isinstance(old, dict) and isinstance(value, Mapping) else deepcopy(value)
+    )
 
 
 # ------------------------------------------------------------------------------------------ trials
@@ -459,7 +530,11 @@ def trial_name(params: Mapping[str, Any]) -> str:
         elif key == "seed":
             parts.append(f"s{value}")
         else:
-            shown = f"{value:.3g}" if isinstance(value, float) else (("x".join(map(str, value))) if isinstance(value, list) else str(value))
+            shown = (
+                f"{value:.3g}"
+                if isinstance(value, float)
+                else (("x".join(map(str, value))) if isinstance(value, list) else str(value))
+            )
             parts.append(f"{key.split('.')[-1]}={shown}")
     digest = hashlib.sha1(json.dumps(dict(params), sort_keys=True, default=str).encode()).hexdigest()[:8]
     readable = re.sub(r"[^\w.=\-]", "", "-".join(parts))[:90]
@@ -569,12 +644,21 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
             from paretochain.train.config import RunConfig
 
             run = RunConfig.validate_data(trial_run_data(context["base_data"], params, name), f"trial {name}")
-            state = json.loads(state_path.read_text()) if state_path.exists() else {
-                "schema": STATE_SCHEMA, "name": name, "role": context["role"], "params": params, "attempts": []}
+            state = (
+                json.loads(state_path.read_text())
+                if state_path.exists()
+                else {"schema": STATE_SCHEMA, "name": name, "role": context["role"], "params": params, "attempts": []}
+            )
             found = checkpoints(run_dir)
             resume_step = int(found[-1].stem.split("_")[1]) if found else None
-            state["attempts"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
-                                      "pid": os.getpid(), "resumed_from_step": resume_step})
+            state["attempts"].append(
+                {
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "resumed_from_step": resume_step,
+                }
+            )
             state["status"] = "running"
             _write_json(state_path, state)
             with _fault_after_first_checkpoint(context.get("fault"), sweep_dir / "state" / f"{name}.fault"):
@@ -616,11 +700,18 @@ def _connect(ray: Any, address: str | None, plan: SweepPlan) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
         return True
-    ray.init(num_cpus=plan.config.ray.num_cpus, num_gpus=plan.config.ray.num_gpus, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=plan.config.ray.num_cpus,
+        num_gpus=plan.config.ray.num_gpus,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
     return True
 
 
-def _tuner(tune: Any, plan: SweepPlan, sweep_dir: Path, role: str, resume: bool, fault: str | None, verbose: bool) -> Any:
+def _tuner(
+    tune: Any, plan: SweepPlan, sweep_dir: Path, role: str, resume: bool, fault: str | None, verbose: bool
+) -> Any:
     cfg = plan.config
     exp_name = "tune" if role == "trial" else "tune_conditioned"
     context: dict[str, Any] = {
@@ -631,7 +722,9 @@ def _tuner(tune: Any, plan: SweepPlan, sweep_dir: Path, role: str, resume: bool,
         "base_data": plan.base_data if role == "trial" else plan.conditioned_data,
     }
     if role == "conditioned":
-        context["name"] = "conditioned-" + re.sub(r"[^\w.=\-]", "", str(plan.conditioned_data.get("name") or plan.conditioned_data.get("agent", "run")))  # type: ignore[union-attr]
+        context["name"] = "conditioned-" + re.sub(
+            r"[^\w.=\-]", "", str(plan.conditioned_data.get("name") or plan.conditioned_data.get("agent", "run"))
+        )  # type: ignore[union-attr]
     resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
     exp_path = sweep_dir / exp_name
@@ -665,7 +758,12 @@ def _tuner(tune: Any, plan: SweepPlan, sweep_dir: Path, role: str, resume: bool,
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         verbose=1 if verbose else 0,
     )
-    return tune.Tuner(trainable, param_space=param_space(plan) if role == "trial" else {}, tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space(plan) if role == "trial" else {},
+        tune_config=tune_config,
+        run_config=run_config,
+    )
 
 
 def _prepare_sweep_dir(plan: SweepPlan, resume: bool) -> Path:
@@ -673,12 +771,18 @@ def _prepare_sweep_dir(plan: SweepPlan, resume: bool) -> Path:
     saved = sweep_dir / "sweep.yaml"
     current = yaml.safe_dump(plan.config.model_dump(mode="json"), sort_keys=False)
     if saved.exists() and not resume:
-        raise SweepExistsError(f"sweep folder {sweep_dir} holds a sweep already: pass --resume to continue it, or change the sweep's name")
+        raise SweepExistsError(
+            f"sweep folder {sweep_dir} holds a sweep already: pass --resume to continue it, or change the sweep's name"
+        )
     if resume:
         if not saved.exists():
-            raise ConfigError(f"cannot resume: {saved} does not exist (no sweep named {plan.config.name!r} under {plan.config.sweeps_dir})")
+            raise ConfigError(
+                f"cannot resume: {saved} does not exist (no sweep named {plan.config.name!r} under {plan.config.sweeps_dir})"
+            )
         if yaml.safe_load(saved.read_text()) != yaml.safe_load(current):
-            raise ConfigError(f"cannot resume {sweep_dir}: the sweep config differs from {saved}; resume with the config it was started with")
+            raise ConfigError(
+                f"cannot resume {sweep_dir}: the sweep config differs from {saved}; resume with the config it was started with"
+            )
     (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
     (sweep_dir / "state").mkdir(exist_ok=True)
     saved.write_text(current)
@@ -733,7 +837,9 @@ def run_sweep(
                 if result.error is not None:
                     params = {key: _decode(value) for key, value in (result.config or {}).items()}
                     name = trial_name(params) if role == "trial" else "conditioned run"
-                    failed[name] = f"{type(result.error).__name__}: {str(result.error).splitlines()[0] if str(result.error) else ''}"
+                    failed[name] = (
+                        f"{type(result.error).__name__}: {str(result.error).splitlines()[0] if str(result.error) else ''}"
+                    )
             unfinished = [r for r in grid if r.error is None and "hypervolume" not in (r.metrics or {})]
             short = role == "trial" and plan.config.search.time_budget_s is None and len(grid) < plan.expected_trials
             if unfinished or short:

@@ -73,12 +73,18 @@ def solve_lost_sales(
     """
     if lead_time < 1:
         raise ValueError("the dynamic program needs a lead time of at least one period")
-    max_order = max_order if max_order is not None else int(math.ceil(mean + 6 * math.sqrt(mean) + 2))
-    max_stock = max_stock if max_stock is not None else int(math.ceil((lead_time + 1) * mean + 8 * math.sqrt((lead_time + 1) * mean)))
+    max_order = max_order if max_order is not None else math.ceil(mean + 6 * math.sqrt(mean) + 2)
+    max_stock = (
+        max_stock
+        if max_stock is not None
+        else math.ceil((lead_time + 1) * mean + 8 * math.sqrt((lead_time + 1) * mean))
+    )
     n_states = (max_stock + 1) * (max_order + 1) ** (lead_time - 1)
     if n_states > 2_000_000:
-        raise ValueError(f"{n_states} states: too large for exact dynamic programming (reduce the lead time or the mean)")
-    d_max = int(math.ceil(mean + 12 * math.sqrt(mean) + 12))
+        raise ValueError(
+            f"{n_states} states: too large for exact dynamic programming (reduce the lead time or the mean)"
+        )
+    d_max = math.ceil(mean + 12 * math.sqrt(mean) + 12)
     pmf = _poisson_pmf(mean, d_max)
     x = np.arange(max_stock + 1)
     d = np.arange(d_max + 1)
@@ -130,7 +136,10 @@ class LostSalesDPPolicy:
         check_lost_sales_config(cfg)
         self.lead_time = int(core._L0[0, 0])
         self.solution = solution or solve_lost_sales(
-            float(cfg.demand.mean), self.lead_time, float(cfg.holding_cost), float(cfg.shortage_penalty),  # type: ignore[arg-type]
+            float(cfg.demand.mean),
+            self.lead_time,
+            float(cfg.holding_cost),
+            float(cfg.shortage_penalty),  # type: ignore[arg-type]
             max_order=int(core.max_order[0, 0]),
         )
         self.layout = core.observation_layout
@@ -138,7 +147,9 @@ class LostSalesDPPolicy:
         self.kind = cfg.action.kind
         self._orders = torch.as_tensor(self.solution.orders, dtype=torch.float32)
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         seg = self.layout.segments
         on_hand = obs[:, seg["on_hand"].start : seg["on_hand"].stop].sum(1)
         pipe = obs[:, seg["pipeline"].start : seg["pipeline"].stop]  # (B, L): index 0 arrives this period
@@ -158,7 +169,11 @@ def check_lost_sales_config(cfg: WarehouseConfig) -> None:
         problems.append("one SKU at one location without a DC")
     if cfg.unmet_demand != "lost":
         problems.append("unmet_demand: lost")
-    if cfg.demand.source != "synthetic" or cfg.demand.distribution != "poisson" or not isinstance(cfg.demand.mean, (int, float)):
+    if (
+        cfg.demand.source != "synthetic"
+        or cfg.demand.distribution != "poisson"
+        or not isinstance(cfg.demand.mean, (int, float))
+    ):
         problems.append("synthetic Poisson demand with one mean")
     if cfg.demand.seasonality_amplitude or cfg.demand.trend or cfg.demand.promotion_probability:
         problems.append("stationary demand (no seasonality, trend or promotions)")

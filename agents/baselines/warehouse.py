@@ -51,12 +51,18 @@ class _OrderPolicy:
         """On hand + in transit - backlog, per node and SKU: ``(B, N, S)``."""
         seg = self.layout.segments
         b = obs.shape[0]
-        on_hand = obs[:, seg["on_hand"].start : seg["on_hand"].stop].reshape(b, self.num_nodes, self.num_skus, -1).sum(-1)
-        pipe = obs[:, seg["pipeline"].start : seg["pipeline"].stop].reshape(b, self.num_nodes, self.num_skus, -1).sum(-1)
+        on_hand = (
+            obs[:, seg["on_hand"].start : seg["on_hand"].stop].reshape(b, self.num_nodes, self.num_skus, -1).sum(-1)
+        )
+        pipe = (
+            obs[:, seg["pipeline"].start : seg["pipeline"].stop].reshape(b, self.num_nodes, self.num_skus, -1).sum(-1)
+        )
         position = on_hand + pipe
         if "backlog" in seg:
             backlog = obs[:, seg["backlog"].start : seg["backlog"].stop].reshape(b, self.num_warehouses, self.num_skus)
-            position = torch.cat([position[:, : self.num_warehouses] - backlog, position[:, self.num_warehouses :]], dim=1)
+            position = torch.cat(
+                [position[:, : self.num_warehouses] - backlog, position[:, self.num_warehouses :]], dim=1
+            )
         return position
 
     def to_action(self, units: torch.Tensor) -> torch.Tensor:
@@ -82,7 +88,9 @@ class BaseStockPolicy(_OrderPolicy):
         super().__init__(env)
         self.levels = torch.as_tensor(np.asarray(levels, dtype=np.float32))
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         levels = self.levels.to(obs.device)
         return self.to_action(levels - self.inventory_position(obs))
 
@@ -90,12 +98,16 @@ class BaseStockPolicy(_OrderPolicy):
 class SSPolicy(_OrderPolicy):
     """(s, S): when the inventory position is at or below ``reorder_points``, order up to ``levels``."""
 
-    def __init__(self, env: object, reorder_points: np.ndarray | torch.Tensor, levels: np.ndarray | torch.Tensor) -> None:
+    def __init__(
+        self, env: object, reorder_points: np.ndarray | torch.Tensor, levels: np.ndarray | torch.Tensor
+    ) -> None:
         super().__init__(env)
         self.reorder_points = torch.as_tensor(np.asarray(reorder_points, dtype=np.float32))
         self.levels = torch.as_tensor(np.asarray(levels, dtype=np.float32))
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         position = self.inventory_position(obs)
         s, big_s = self.reorder_points.to(obs.device), self.levels.to(obs.device)
         return self.to_action(torch.where(position <= s, big_s - position, torch.zeros_like(position)))
@@ -167,12 +179,16 @@ class ForecastOrderUpToPolicy(_OrderPolicy):
         super().__init__(env)
         seg = self.layout.segments["demand_history"]
         if seg.shape[-1] < forecaster.order:
-            raise ValueError(f"the forecaster needs {forecaster.order} periods of history, the observation has {seg.shape[-1]}")
+            raise ValueError(
+                f"the forecaster needs {forecaster.order} periods of history, the observation has {seg.shape[-1]}"
+            )
         self.forecaster = forecaster
         self.safety = torch.as_tensor(np.asarray(safety, dtype=np.float32))
         self.error = max(forecaster.rmse, 1e-6) if np.isfinite(forecaster.rmse) else 1.0
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         seg = self.layout.segments["demand_history"]
         b = obs.shape[0]
         history = obs[:, seg.start : seg.stop].reshape(b, *seg.shape)
@@ -181,7 +197,10 @@ class ForecastOrderUpToPolicy(_OrderPolicy):
         safety = self.safety.to(obs.device).reshape(-1, 1, 1)
         wh_target = forecast * cover[: self.num_warehouses] + safety * self.error * cover[: self.num_warehouses].sqrt()
         if self.num_nodes > self.num_warehouses:
-            dc = forecast.sum(1, keepdim=True) * cover[self.num_warehouses :] + safety * self.error * cover[self.num_warehouses :].sqrt()
+            dc = (
+                forecast.sum(1, keepdim=True) * cover[self.num_warehouses :]
+                + safety * self.error * cover[self.num_warehouses :].sqrt()
+            )
             wh_target = torch.cat([wh_target, dc], dim=1)
         return self.to_action(wh_target - self.inventory_position(obs))
 
@@ -206,7 +225,14 @@ class TuningResult:
     policy: object
 
 
-def _scores(config: WarehouseConfig, make_policy, candidates: np.ndarray, seeds: Sequence[int], weights: np.ndarray | None, device: str) -> np.ndarray:
+def _scores(
+    config: WarehouseConfig,
+    make_policy,
+    candidates: np.ndarray,
+    seeds: Sequence[int],
+    weights: np.ndarray | None,
+    device: str,
+) -> np.ndarray:
     """Mean scalarised return of each candidate; all candidates x seeds in one batch (common random numbers)."""
     n_c, n_s = len(candidates), len(seeds)
     env = make_vec("paretochain/Warehouse-v0", n_c * n_s, device=device, config=config)
@@ -327,4 +353,6 @@ def tune_forecast_order_up_to(
 
     scores = _scores(cfg, make, grid, seeds, weights, device)
     best = int(np.argmax(scores))
-    return TuningResult(float(grid[best]), grid, scores, lambda env: ForecastOrderUpToPolicy(env, forecaster, grid[best]))
+    return TuningResult(
+        float(grid[best]), grid, scores, lambda env: ForecastOrderUpToPolicy(env, forecaster, grid[best])
+    )

@@ -69,7 +69,9 @@ class DemandHistory:
 
     def to_frame(self) -> pd.DataFrame:
         """The cleaned history back as a long table."""
-        loc, item, per = np.meshgrid(np.arange(len(self.locations)), np.arange(len(self.items)), np.arange(len(self.dates)), indexing="ij")
+        loc, item, per = np.meshgrid(
+            np.arange(len(self.locations)), np.arange(len(self.items)), np.arange(len(self.dates)), indexing="ij"
+        )
         frame = pd.DataFrame(
             {
                 "date": self.dates[per.ravel()],
@@ -177,7 +179,12 @@ def load_demand_history(
         raise DataError(f"{name}, {_row_label(frame, i, is_csv)}: units {units[i]} is negative")
     has_price = "price" in frame.columns
     clean = pd.DataFrame(
-        {"date": dates, "item_id": frame["item_id"].astype(str), "location": frame["location"].astype(str), "units": units.astype(float)}
+        {
+            "date": dates,
+            "item_id": frame["item_id"].astype(str),
+            "location": frame["location"].astype(str),
+            "units": units.astype(float),
+        }
     )
     if has_price:
         price = pd.to_numeric(frame["price"].replace("", np.nan), errors="coerce")
@@ -185,7 +192,9 @@ def load_demand_history(
         bad = given & (price.isna() | (price < 0))
         if bad.any():
             i = frame.index[bad.to_numpy()][0]
-            raise DataError(f"{name}, {_row_label(frame, i, is_csv)}: price {frame.at[i, 'price']!r} is not a non-negative number")
+            raise DataError(
+                f"{name}, {_row_label(frame, i, is_csv)}: price {frame.at[i, 'price']!r} is not a non-negative number"
+            )
         clean["price"] = price
 
     if item_ids is not None:

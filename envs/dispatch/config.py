@@ -30,13 +30,19 @@ class GeneratorConfig(ConfigModel):
     demand_max: int = Field(default=10, ge=0, description="largest order, in units (uniform integers in between)")
     service_min: float = Field(default=5.0, ge=0, description="shortest service time at a customer, minutes")
     service_max: float = Field(default=10.0, ge=0, description="longest service time at a customer, minutes")
-    time_windows: bool = Field(default=True, description="customers have delivery windows; otherwise any time in the shift")
+    time_windows: bool = Field(
+        default=True, description="customers have delivery windows; otherwise any time in the shift"
+    )
     window_width_min: float = Field(default=60.0, gt=0, description="narrowest delivery window, minutes")
     window_width_max: float = Field(default=180.0, gt=0, description="widest delivery window, minutes")
 
     @model_validator(mode="after")
     def _ordered(self) -> GeneratorConfig:
-        for low, high in (("demand_min", "demand_max"), ("service_min", "service_max"), ("window_width_min", "window_width_max")):
+        for low, high in (
+            ("demand_min", "demand_max"),
+            ("service_min", "service_max"),
+            ("window_width_min", "window_width_max"),
+        ):
             if getattr(self, high) < getattr(self, low):
                 raise ValueError(f"{high} ({getattr(self, high)}) must be >= {low} ({getattr(self, low)})")
         return self
@@ -46,7 +52,9 @@ class InstanceFileConfig(ConfigModel):
     """A routing instance read from a VRPLIB (or classic Solomon text) file."""
 
     path: Path = Field(description="the .vrp (VRPLIB) or .txt (Solomon) file")
-    format: Literal["auto", "vrplib", "solomon"] = Field(default="auto", description="auto: .txt is Solomon text, anything else VRPLIB")
+    format: Literal["auto", "vrplib", "solomon"] = Field(
+        default="auto", description="auto: .txt is Solomon text, anything else VRPLIB"
+    )
     distance: Literal["auto", "round", "trunc1", "exact"] = Field(
         default="auto",
         description="round: nearest integer (CVRPLIB); trunc1: truncated to one decimal (Solomon/DIMACS); "
@@ -57,9 +65,17 @@ class InstanceFileConfig(ConfigModel):
 class ReleaseConfig(ConfigModel):
     """When orders become known during the shift."""
 
-    known_share: float = Field(default=0.5, ge=0, le=1, description="chance that an order is known at the start of the shift (1 = static instance)")
+    known_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="chance that an order is known at the start of the shift (1 = static instance)",
+    )
     release_end_fraction: float = Field(
-        default=0.6, gt=0, le=1, description="the other orders arrive uniformly (a Poisson process given their number) in [0, fraction * shift end]"
+        default=0.6,
+        gt=0,
+        le=1,
+        description="the other orders arrive uniformly (a Poisson process given their number) in [0, fraction * shift end]",
     )
 
 
@@ -70,25 +86,53 @@ class DispatchConfig(ConfigModel):
     file instances use the file's units, with travel time equal to distance.
     """
 
-    instance_source: Literal["generated", "file"] = Field(default="generated", description="synthetic instances, or one instance file")
+    instance_source: Literal["generated", "file"] = Field(
+        default="generated", description="synthetic instances, or one instance file"
+    )
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     instance: InstanceFileConfig | None = Field(default=None, description="the instance file (instance_source: file)")
-    max_orders: int | None = Field(default=None, ge=1, le=5_000, description="order slots of the observation and action; default the number of customers")
-    num_depots: int = Field(default=1, ge=1, le=20, description="depots of generated instances; vehicles are assigned to them in turn")
-    num_vehicles: int | None = Field(
-        default=None, ge=1, le=1_000, description="fleet size; None: 3 for generated instances; for files VEHICLES, else the k of a CVRPLIB name, else 1 per 5 customers"
+    max_orders: int | None = Field(
+        default=None,
+        ge=1,
+        le=5_000,
+        description="order slots of the observation and action; default the number of customers",
     )
-    capacity_units: float | None = Field(default=None, gt=0, description="capacity of every vehicle; None: 50 for generated instances, the file's CAPACITY for files")
-    speed_km_per_min: float = Field(default=0.5, gt=0, description="travel speed of generated instances (0.5 = 30 km/h)")
+    num_depots: int = Field(
+        default=1, ge=1, le=20, description="depots of generated instances; vehicles are assigned to them in turn"
+    )
+    num_vehicles: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000,
+        description="fleet size; None: 3 for generated instances; for files VEHICLES, else the k of a CVRPLIB name, else 1 per 5 customers",
+    )
+    capacity_units: float | None = Field(
+        default=None,
+        gt=0,
+        description="capacity of every vehicle; None: 50 for generated instances, the file's CAPACITY for files",
+    )
+    speed_km_per_min: float = Field(
+        default=0.5, gt=0, description="travel speed of generated instances (0.5 = 30 km/h)"
+    )
     shift_length_min: float | None = Field(
-        default=None, gt=0, description="end of the shift (vehicles due back at the depot); None: 480 for generated instances; for files the depot's window, else a generous bound"
+        default=None,
+        gt=0,
+        description="end of the shift (vehicles due back at the depot); None: 480 for generated instances; for files the depot's window, else a generous bound",
     )
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
-    max_lateness_min: float = Field(default=30.0, ge=0, description="service may start this much after a window closes (counted as lateness); 0 = hard windows")
-    max_overtime_min: float = Field(default=60.0, ge=0, description="vehicles may return this much after the shift end (counted as overtime)")
+    max_lateness_min: float = Field(
+        default=30.0,
+        ge=0,
+        description="service may start this much after a window closes (counted as lateness); 0 = hard windows",
+    )
+    max_overtime_min: float = Field(
+        default=60.0, ge=0, description="vehicles may return this much after the shift end (counted as overtime)"
+    )
     wait_min: float = Field(default=5.0, gt=0, description="duration of the wait move")
     objectives: list[str] = Field(default=["travel_distance", "on_time_rate", "unserved_orders"], min_length=1)
-    reference_point: dict[str, float] = Field(default_factory=dict, description="override of the declared hypervolume reference per objective")
+    reference_point: dict[str, float] = Field(
+        default_factory=dict, description="override of the declared hypervolume reference per objective"
+    )
 
     @classmethod
     def family(cls) -> str:
@@ -116,7 +160,11 @@ class DispatchConfig(ConfigModel):
         if self.instance_source == "generated":
             g = self.generator
             if self.max_orders is not None and self.max_orders < g.num_customers:
-                raise ValueError(f"max_orders ({self.max_orders}) must be >= generator.num_customers ({g.num_customers})")
+                raise ValueError(
+                    f"max_orders ({self.max_orders}) must be >= generator.num_customers ({g.num_customers})"
+                )
             if g.demand_max > self.generated_capacity:
-                raise ValueError(f"generator.demand_max ({g.demand_max}) exceeds capacity_units ({self.generated_capacity}): such orders could never be served")
+                raise ValueError(
+                    f"generator.demand_max ({g.demand_max}) exceeds capacity_units ({self.generated_capacity}): such orders could never be served"
+                )
         return self

@@ -89,7 +89,9 @@ class DispatchCore(BatchedCore):
             V = cfg.num_vehicles or inst.num_vehicles or inst.min_vehicles or max(1, math.ceil(n_cust / 5))
             capacity = cfg.capacity_units or inst.capacity
             if capacity < inst.demand.max():
-                raise ConfigError(f"capacity_units ({capacity}) is below the largest demand ({inst.demand.max():g}) of {inst.path}")
+                raise ConfigError(
+                    f"capacity_units ({capacity}) is below the largest demand ({inst.demand.max():g}) of {inst.path}"
+                )
             depot_dist = inst.distance[:D, D:].min(axis=0)
             if cfg.shift_length_min is not None:
                 shift_end = float(cfg.shift_length_min)
@@ -119,7 +121,9 @@ class DispatchCore(BatchedCore):
             self._matrix = None
             self.coord_scale = g.area_km
             self.coord_origin = torch.zeros(2, **f64)
-            distance_bound = n_orders * g.area_km * math.sqrt(2) * (1.0 if D == 1 and g.depot_placement == "centre" else 2.0)
+            distance_bound = (
+                n_orders * g.area_km * math.sqrt(2) * (1.0 if D == 1 and g.depot_placement == "centre" else 2.0)
+            )
             self.instance = None  # type: ignore[assignment]
         self.max_orders, self.num_depots, self.num_vehicles = N, D, V
         self.num_nodes = D + N
@@ -134,7 +138,11 @@ class DispatchCore(BatchedCore):
 
         self.single_action_space = spaces.Discrete(N + 2)
         lay = ObservationLayout()
-        lay.add("orders", (N, len(ORDER_FEATURES)), "per order slot: " + ", ".join(ORDER_FEATURES) + " (zeros until released)")
+        lay.add(
+            "orders",
+            (N, len(ORDER_FEATURES)),
+            "per order slot: " + ", ".join(ORDER_FEATURES) + " (zeros until released)",
+        )
         lay.add("order_valid", (N,), "1 where the slot holds a released order (served or not)")
         lay.add("vehicles", (V, len(VEHICLE_FEATURES)), "per vehicle: " + ", ".join(VEHICLE_FEATURES))
         lay.add("depots", (D, 2), "depot coordinates, normalised like the orders'")
@@ -148,7 +156,14 @@ class DispatchCore(BatchedCore):
         self.objective_names = list(cfg.objectives)
         try:
             self.objectives = build_objectives(
-                self.objective_names, n_orders, V, distance_bound, cfg.max_lateness_min, cfg.max_overtime_min, self.distance_unit, cfg.reference_point
+                self.objective_names,
+                n_orders,
+                V,
+                distance_bound,
+                cfg.max_lateness_min,
+                cfg.max_overtime_min,
+                self.distance_unit,
+                cfg.reference_point,
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -270,9 +285,17 @@ class DispatchCore(BatchedCore):
         xy = ((inst.coords - self.coord_origin) / self.coord_scale).to(torch.float32)
         self._node_xy[idx] = xy
         self._order_static[idx] = torch.stack(
-            [xy[:, D:, 0], xy[:, D:, 1], (inst.demand / self.capacity).float(), (inst.window[..., 0] / T).float(),
-             (inst.window[..., 1] / T).float(), (inst.service / T).float(), (inst.release / T).float(),
-             torch.zeros_like(xy[:, D:, 0]), torch.zeros_like(xy[:, D:, 0])],
+            [
+                xy[:, D:, 0],
+                xy[:, D:, 1],
+                (inst.demand / self.capacity).float(),
+                (inst.window[..., 0] / T).float(),
+                (inst.window[..., 1] / T).float(),
+                (inst.service / T).float(),
+                (inst.release / T).float(),
+                torch.zeros_like(xy[:, D:, 0]),
+                torch.zeros_like(xy[:, D:, 0]),
+            ],
             dim=2,
         )
         self.open_count[idx] = inst.valid.sum(1)
@@ -410,7 +433,9 @@ class DispatchCore(BatchedCore):
         is_depot = (a == N) & live
         is_wait = (a > N) & live
         slot = a.clamp(max=N - 1).unsqueeze(1)
-        window_start, window_end, service, demand = self.order_data.gather(1, slot.unsqueeze(2).expand(-1, 1, 4)).squeeze(1).unbind(1)
+        window_start, window_end, service, demand = (
+            self.order_data.gather(1, slot.unsqueeze(2).expand(-1, 1, 4)).squeeze(1).unbind(1)
+        )
         vi3 = vi.unsqueeze(2).expand(-1, 1, 3)
         _, load_v, overtime_v = self.vehicle_state.gather(1, vi3).squeeze(1).unbind(1)
         target = torch.where(is_order, slot.squeeze(1) + D, torch.where(is_depot, home, pos))

@@ -50,7 +50,12 @@ class InstanceBatch:
 
 
 def draw_releases(
-    keys: torch.Tensor, release: ReleaseConfig, shift_end: float, latest: torch.Tensor, site: _rng.DrawSite, known_site: _rng.DrawSite
+    keys: torch.Tensor,
+    release: ReleaseConfig,
+    shift_end: float,
+    latest: torch.Tensor,
+    site: _rng.DrawSite,
+    known_site: _rng.DrawSite,
 ) -> torch.Tensor:
     """Release times ``(k, N)``: 0 for known orders, uniform on ``[0, release_end]`` for the others, capped at ``latest``."""
     u = site.uniform(keys).to(torch.float64)
@@ -74,7 +79,14 @@ class GeneratedInstances:
     """
 
     def __init__(
-        self, config: GeneratorConfig, release: ReleaseConfig, max_orders: int, num_depots: int, speed: float, shift_end: float, device: torch.device
+        self,
+        config: GeneratorConfig,
+        release: ReleaseConfig,
+        max_orders: int,
+        num_depots: int,
+        speed: float,
+        shift_end: float,
+        device: torch.device,
     ) -> None:
         self.config, self.release = config, release
         self.num_orders, self.num_depots = max_orders, num_depots
@@ -107,7 +119,9 @@ class GeneratedInstances:
             centres = self._centres.uniform(keys).to(f64) * side
             which = (self._cluster.uniform(keys) * cfg.num_clusters).long().clamp(max=cfg.num_clusters - 1)
             u = self._normal.uniform(keys).to(f64)
-            normal = torch.sqrt(-2.0 * torch.log(u[..., 0])) * torch.cos(2 * math.pi * u[..., 1])  # Box-Muller, (k, n, 2)
+            normal = torch.sqrt(-2.0 * torch.log(u[..., 0])) * torch.cos(
+                2 * math.pi * u[..., 1]
+            )  # Box-Muller, (k, n, 2)
             centre = centres.gather(1, which.unsqueeze(-1).expand(k, n, 2))
             clustered = (centre + normal * cfg.cluster_std_km).clamp(0.0, side)
             if cfg.placement == "clustered":
@@ -126,7 +140,9 @@ class GeneratedInstances:
         # travel time from the nearest depot, for windows that a direct trip can meet
         depot_dist = torch.cdist(xy, depots).min(dim=2).values / self.speed  # (k, n)
         latest_start = self.shift_end - service - depot_dist
-        release = draw_releases(keys, self.release, self.shift_end, latest_start - depot_dist, self._release, self._known)
+        release = draw_releases(
+            keys, self.release, self.shift_end, latest_start - depot_dist, self._release, self._known
+        )
         earliest = release + depot_dist
         if cfg.time_windows:
             w = self._window.uniform(keys).to(f64)
@@ -161,7 +177,9 @@ class FileInstances:
         device: where the tensors live.
     """
 
-    def __init__(self, instance: StaticInstance, release: ReleaseConfig, max_orders: int, shift_end: float, device: torch.device) -> None:
+    def __init__(
+        self, instance: StaticInstance, release: ReleaseConfig, max_orders: int, shift_end: float, device: torch.device
+    ) -> None:
         self.instance, self.release = instance, release
         self.num_orders, self.num_depots = max_orders, instance.num_depots
         self.shift_end = shift_end
@@ -193,7 +211,9 @@ class FileInstances:
     def sample(self, keys: torch.Tensor) -> InstanceBatch:
         """The static instance for each key, with that key's release times."""
         k = keys.shape[0]
-        release = draw_releases(keys, self.release, self.shift_end, self.latest_release.expand(k, -1), self._release, self._known)
+        release = draw_releases(
+            keys, self.release, self.shift_end, self.latest_release.expand(k, -1), self._release, self._known
+        )
         return InstanceBatch(
             coords=self.coords.expand(k, -1, -1),
             demand=self.demand.expand(k, -1),

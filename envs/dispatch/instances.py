@@ -88,7 +88,9 @@ def instance_from_dict(data: dict[str, Any], path: Path, fmt: str, distance: str
     if depots.size == 0:
         raise _fail(path, "DEPOT_SECTION lists no depot")
     if (depots < 0).any() or (depots >= dim).any():
-        raise _fail(path, f"DEPOT_SECTION names node {int(depots[(depots < 0) | (depots >= dim)][0]) + 1}, outside 1..{dim}")
+        raise _fail(
+            path, f"DEPOT_SECTION names node {int(depots[(depots < 0) | (depots >= dim)][0]) + 1}, outside 1..{dim}"
+        )
     customers = np.array([i for i in range(dim) if i not in set(depots.tolist())], dtype=np.int64)
     if customers.size == 0:
         raise _fail(path, "every node is a depot; there is no customer")
@@ -136,7 +138,10 @@ def instance_from_dict(data: dict[str, Any], path: Path, fmt: str, distance: str
         raise _fail(path, f"customer at node {customers[i] + 1} has negative demand {demand[i]:g}")
     if (demand > capacity).any():
         i = int(np.argmax(demand > capacity))
-        raise _fail(path, f"customer at node {customers[i] + 1} demands {demand[i]:g} units, more than the vehicle capacity {capacity:g}")
+        raise _fail(
+            path,
+            f"customer at node {customers[i] + 1} demands {demand[i]:g} units, more than the vehicle capacity {capacity:g}",
+        )
 
     service_raw = data.get("service_time", 0.0)
     service_arr = np.asarray(service_raw, dtype=np.float64).reshape(-1)
@@ -157,7 +162,9 @@ def instance_from_dict(data: dict[str, Any], path: Path, fmt: str, distance: str
         bad = tw[:, 1] < tw[:, 0]
         if bad.any():
             i = int(np.argmax(bad))
-            raise _fail(path, f"node {i + 1} has a time window [{tw[i, 0]:g}, {tw[i, 1]:g}] that closes before it opens")
+            raise _fail(
+                path, f"node {i + 1} has a time window [{tw[i, 0]:g}, {tw[i, 1]:g}] that closes before it opens"
+            )
         window = tw[customers]
         depot_close = float(tw[depots, 1].min())
     else:

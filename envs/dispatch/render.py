@@ -21,7 +21,11 @@ def ansi_table(snapshot: dict[str, np.ndarray]) -> str:
     ]
     for v, node in enumerate(snapshot["vehicle_node"]):
         where = f"depot {node}" if node < D else f"order {node - D}"
-        status = "parked" if snapshot["parked"][v] else ("deciding" if v == int(snapshot["current"]) and not bool(snapshot["done"]) else "busy")
+        status = (
+            "parked"
+            if snapshot["parked"][v]
+            else ("deciding" if v == int(snapshot["current"]) and not bool(snapshot["done"]) else "busy")
+        )
         free = "-" if snapshot["parked"][v] else f"{snapshot['vehicle_free'][v]:.1f}"
         lines.append(f"{v:<8}{where:>10}{snapshot['vehicle_load'][v]:>6.0f}/{cap:<5.0f}{free:>10}  {status}")
     return "\n".join(lines)
@@ -47,7 +51,9 @@ def route_map(history: list[dict[str, np.ndarray]], width_px: int = 700, height_
         nodes = [path[0]] + [b for a, b in itertools.pairwise(path) if b != a]
         if len(nodes) > 1:
             xy = coords[nodes]
-            ax.plot(xy[:, 0], xy[:, 1], "-", color=cmap(v % 10), lw=1.5, alpha=0.8, label=f"vehicle {v}" if v < 10 else None)
+            ax.plot(
+                xy[:, 0], xy[:, 1], "-", color=cmap(v % 10), lw=1.5, alpha=0.8, label=f"vehicle {v}" if v < 10 else None
+            )
     groups = [
         (valid & served, "o", "tab:green", "served"),
         (valid & visible & ~served, "o", "tab:red", "open"),
@@ -55,7 +61,17 @@ def route_map(history: list[dict[str, np.ndarray]], width_px: int = 700, height_
     ]
     for sel, marker, color, label in groups:
         if sel.any():
-            ax.scatter(cust[sel, 0], cust[sel, 1], marker=marker, s=28, c=color, edgecolors="k", linewidths=0.4, label=label, zorder=3)
+            ax.scatter(
+                cust[sel, 0],
+                cust[sel, 1],
+                marker=marker,
+                s=28,
+                c=color,
+                edgecolors="k",
+                linewidths=0.4,
+                label=label,
+                zorder=3,
+            )
     ax.scatter(coords[:D, 0], coords[:D, 1], marker="s", s=90, c="black", label="depot", zorder=4)
     ax.set_title(f"decision {int(last['t'])}, clock {float(last['clock']):.1f}")
     ax.set_aspect("equal", adjustable="datalim")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Literal
 
@@ -43,7 +44,9 @@ class LeadTimeConfig(ConfigModel):
     """Lead time of one kind of link, in periods: ``periods`` plus a uniform draw in ``0..jitter`` per order."""
 
     periods: int | list[int] = Field(default=2, description="fixed part, per SKU or one for all")
-    jitter: int | list[int] = Field(default=0, description="random extra periods, uniform 0..jitter, per SKU or one for all")
+    jitter: int | list[int] = Field(
+        default=0, description="random extra periods, uniform 0..jitter, per SKU or one for all"
+    )
 
     @field_validator("periods", "jitter")
     @classmethod
@@ -63,7 +66,9 @@ class HistoryConfig(ConfigModel):
     locations: list[str] | None = Field(default=None, description="locations to keep, in warehouse order; default all")
     columns: dict[str, str] = Field(default_factory=dict, description="rename map, file column -> standard name")
     clip_outliers: bool = False
-    outlier_threshold: float = Field(default=6.0, gt=0, description="robust z-score (MAD units) above which a value is an outlier")
+    outlier_threshold: float = Field(
+        default=6.0, gt=0, description="robust z-score (MAD units) above which a value is an outlier"
+    )
 
 
 class DemandConfig(ConfigModel):
@@ -75,9 +80,13 @@ class DemandConfig(ConfigModel):
     dispersion: float = Field(default=5.0, gt=0, description="negative binomial size r (variance = mean + mean^2/r)")
     location_weights: list[float] | None = Field(default=None, description="demand multiplier per warehouse")
     seasonality_amplitude: float = Field(default=0.0, ge=0, lt=1, description="relative amplitude of the cycle")
-    seasonality_period: int = Field(default=7, ge=2, le=366, description="periods per cycle (7 = weekly for daily periods)")
+    seasonality_period: int = Field(
+        default=7, ge=2, le=366, description="periods per cycle (7 = weekly for daily periods)"
+    )
     trend: float = Field(default=0.0, ge=-0.05, le=0.05, description="linear growth of the mean per period, relative")
-    promotion_probability: float = Field(default=0.0, ge=0, le=1, description="chance a promotion starts in a period, per SKU and warehouse")
+    promotion_probability: float = Field(
+        default=0.0, ge=0, le=1, description="chance a promotion starts in a period, per SKU and warehouse"
+    )
     promotion_duration: int = Field(default=3, ge=1, le=52)
     promotion_uplift: float = Field(default=2.0, ge=1, le=20, description="demand multiplier during a promotion")
     history: HistoryConfig | None = None
@@ -101,7 +110,7 @@ class ActionConfig(ConfigModel):
     @field_validator("ladder")
     @classmethod
     def _ladder(cls, v: list[float]) -> list[float]:
-        if len(v) < 2 or v[0] != 0 or any(b <= a for a, b in zip(v, v[1:])):
+        if len(v) < 2 or v[0] != 0 or any(b <= a for a, b in itertools.pairwise(v)):
             raise ValueError(f"ladder must start at 0 and increase strictly, with at least 2 entries, got {v}")
         return v
 
@@ -110,7 +119,9 @@ class DisruptionConfig(ConfigModel):
     """Supplier outages and lead-time spikes."""
 
     outage_probability: float = Field(default=0.0, ge=0, le=1, description="chance per period that an outage starts")
-    outage_duration: int = Field(default=3, ge=1, le=52, description="periods an outage lasts; orders to the supplier are refused meanwhile")
+    outage_duration: int = Field(
+        default=3, ge=1, le=52, description="periods an outage lasts; orders to the supplier are refused meanwhile"
+    )
     spike_probability: float = Field(default=0.0, ge=0, le=1, description="chance per order that its lead time spikes")
     spike_periods: int = Field(default=2, ge=0, le=52, description="extra periods added by a spike")
 
@@ -123,7 +134,9 @@ class WarehouseConfig(ConfigModel):
     distribution_center: bool = Field(default=False, description="a central DC between the supplier and the warehouses")
     horizon: int = Field(default=52, ge=1, le=100_000, description="periods per episode")
     unmet_demand: Literal["lost", "backorder"] = "lost"
-    demand_history_periods: int = Field(default=4, ge=0, le=365, description="periods of past demand in the observation")
+    demand_history_periods: int = Field(
+        default=4, ge=0, le=365, description="periods of past demand in the observation"
+    )
     demand: DemandConfig = Field(default_factory=DemandConfig)
     action: ActionConfig = Field(default_factory=ActionConfig)
     supplier_lead_time: LeadTimeConfig = Field(default_factory=LeadTimeConfig)
@@ -133,18 +146,34 @@ class WarehouseConfig(ConfigModel):
     order_fixed_cost: PerSku = Field(default=0.0, description="fixed cost of each order line (SKU and link) placed")
     price: PerSku = Field(default=10.0, description="selling price per unit")
     holding_cost: PerSku = Field(default=0.1, description="per unit on hand at the end of a period")
-    dc_holding_factor: float = Field(default=0.5, ge=0, le=10, description="DC holding cost as a multiple of the warehouses'")
-    shortage_penalty: PerSku = Field(default=2.0, description="per unit lost (lost sales) or per unit backordered per period")
+    dc_holding_factor: float = Field(
+        default=0.5, ge=0, le=10, description="DC holding cost as a multiple of the warehouses'"
+    )
+    shortage_penalty: PerSku = Field(
+        default=2.0, description="per unit lost (lost sales) or per unit backordered per period"
+    )
     unit_volume: PerSku = Field(default=1.0, description="storage volume of one unit")
-    capacity: float | list[float] | None = Field(default=None, description="storage volume per warehouse (then the DC, if any); None = unlimited")
-    overflow: Literal["cut", "charge"] = Field(default="cut", description="arrivals that do not fit are refused (cut) or kept at overflow_cost")
-    overflow_cost: float = Field(default=1.0, ge=0, description="per volume unit above capacity per period (overflow: charge)")
-    shelf_life: int | None = Field(default=None, ge=1, le=365, description="periods a unit keeps after receipt at a node; None = no perishability")
+    capacity: float | list[float] | None = Field(
+        default=None, description="storage volume per warehouse (then the DC, if any); None = unlimited"
+    )
+    overflow: Literal["cut", "charge"] = Field(
+        default="cut", description="arrivals that do not fit are refused (cut) or kept at overflow_cost"
+    )
+    overflow_cost: float = Field(
+        default=1.0, ge=0, description="per volume unit above capacity per period (overflow: charge)"
+    )
+    shelf_life: int | None = Field(
+        default=None, ge=1, le=365, description="periods a unit keeps after receipt at a node; None = no perishability"
+    )
     waste_cost: PerSku = Field(default=0.0, description="disposal cost per expired unit")
     disruptions: DisruptionConfig = Field(default_factory=DisruptionConfig)
-    initial_inventory: float = Field(default=2.0, ge=0, le=100, description="starting stock at each node, in periods of its mean demand")
+    initial_inventory: float = Field(
+        default=2.0, ge=0, le=100, description="starting stock at each node, in periods of its mean demand"
+    )
     objectives: list[str] = Field(default=["profit", "fill_rate", "holding_cost"], min_length=1)
-    reference_point: dict[str, float] = Field(default_factory=dict, description="override of the declared hypervolume reference per objective")
+    reference_point: dict[str, float] = Field(
+        default_factory=dict, description="override of the declared hypervolume reference per objective"
+    )
     instance_seed: int = Field(default=0, ge=0, description="seed for per-SKU values given as ranges")
 
     @classmethod
@@ -155,15 +184,31 @@ class WarehouseConfig(ConfigModel):
     def _consistent(self) -> WarehouseConfig:
         num_nodes = self.num_warehouses + int(self.distribution_center)
         if isinstance(self.capacity, list) and len(self.capacity) != num_nodes:
-            raise ValueError(f"capacity: {len(self.capacity)} values given for {num_nodes} stocking nodes (warehouses, then the DC)")
+            raise ValueError(
+                f"capacity: {len(self.capacity)} values given for {num_nodes} stocking nodes (warehouses, then the DC)"
+            )
         caps = self.capacity if isinstance(self.capacity, list) else [self.capacity]
         if any(c is not None and c <= 0 for c in caps):
             raise ValueError(f"capacity must be positive, got {self.capacity}")
         if self.demand.location_weights is not None and len(self.demand.location_weights) != self.num_warehouses:
-            raise ValueError(f"demand.location_weights: {len(self.demand.location_weights)} values for {self.num_warehouses} warehouses")
+            raise ValueError(
+                f"demand.location_weights: {len(self.demand.location_weights)} values for {self.num_warehouses} warehouses"
+            )
         if self.action.kind == "discrete" and self.num_skus * num_nodes != 1:
-            raise ValueError(f"action.kind 'discrete' needs one SKU at one node; this config orders {self.num_skus * num_nodes} quantities (use 'ladder')")
-        for name in ("unit_cost", "transfer_cost", "order_fixed_cost", "price", "holding_cost", "shortage_penalty", "unit_volume", "waste_cost", "mean"):
+            raise ValueError(
+                f"action.kind 'discrete' needs one SKU at one node; this config orders {self.num_skus * num_nodes} quantities (use 'ladder')"
+            )
+        for name in (
+            "unit_cost",
+            "transfer_cost",
+            "order_fixed_cost",
+            "price",
+            "holding_cost",
+            "shortage_penalty",
+            "unit_volume",
+            "waste_cost",
+            "mean",
+        ):
             value = self.demand.mean if name == "mean" else getattr(self, name)
             values = value if isinstance(value, list) else [] if isinstance(value, Range) else [value]
             if isinstance(value, list) and len(value) != self.num_skus:

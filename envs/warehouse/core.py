@@ -27,7 +27,7 @@ import torch
 from gymnasium import spaces
 
 from paretochain.envs import _rng
-from paretochain.envs.core import KPIs, BatchedCore, ObservationLayout
+from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
 from paretochain.envs.data.demand_history import load_demand_history
 from paretochain.envs.warehouse.config import WarehouseConfig, resolve_per_sku
 from paretochain.envs.warehouse.demand import HistoryDemand, SyntheticDemand
@@ -70,8 +70,12 @@ def make_demand_model(cfg: WarehouseConfig, device: torch.device) -> SyntheticDe
         assert d.history is not None
         h = d.history
         history = load_demand_history(
-            h.path, columns=h.columns, item_ids=h.item_ids, locations=h.locations,
-            clip_outliers=h.clip_outliers, outlier_threshold=h.outlier_threshold,
+            h.path,
+            columns=h.columns,
+            item_ids=h.item_ids,
+            locations=h.locations,
+            clip_outliers=h.clip_outliers,
+            outlier_threshold=h.outlier_threshold,
         )
         got = (len(history.locations), len(history.items))
         if got != (cfg.num_warehouses, cfg.num_skus):
@@ -199,8 +203,16 @@ class WarehouseCore(BatchedCore):
         # observation layout
         m = cfg.demand_history_periods
         lay = ObservationLayout()
-        lay.add("on_hand", (N, S, self.num_buckets), "units on hand per node (warehouses, then DC) and SKU, by periods of shelf life left (1 bucket when not perishable)")
-        lay.add("pipeline", (N, S, self.max_lead), "units ordered and not yet received, by periods until arrival (index 0 arrives before this period's demand)")
+        lay.add(
+            "on_hand",
+            (N, S, self.num_buckets),
+            "units on hand per node (warehouses, then DC) and SKU, by periods of shelf life left (1 bucket when not perishable)",
+        )
+        lay.add(
+            "pipeline",
+            (N, S, self.max_lead),
+            "units ordered and not yet received, by periods until arrival (index 0 arrives before this period's demand)",
+        )
         if not self.lost_sales:
             lay.add("backlog", (W, S), "units owed to customers per warehouse and SKU")
         lay.add("demand_history", (W, S, m), "demand of the last periods per warehouse and SKU, most recent last")
@@ -208,7 +220,9 @@ class WarehouseCore(BatchedCore):
         self.has_promotions = isinstance(self.demand_model, SyntheticDemand) and self.demand_model.use_promotions
         # always present (zeros when the feature is off), so scenarios that switch them on keep the layout
         lay.add("promotion", (W, S), "1 where a promotion runs this period (0 without promotions)")
-        lay.add("supplier_down", (1,), "periods of supplier outage still to come, including this one (0 without outages)")
+        lay.add(
+            "supplier_down", (1,), "periods of supplier outage still to come, including this one (0 without outages)"
+        )
         self.observation_layout = lay
         low = np.zeros(lay.size, dtype=np.float32)
         cal = lay.segments["calendar"]
@@ -304,7 +318,7 @@ class WarehouseCore(BatchedCore):
         return stock - take
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        B, W, N = self.num_envs, self.num_warehouses, self.num_nodes
+        B, W, _N = self.num_envs, self.num_warehouses, self.num_nodes
         key = self.step_draw()
         zero = self._zero
         requested = self.decode_action(action)
@@ -371,7 +385,11 @@ class WarehouseCore(BatchedCore):
             served_now = sales - torch.minimum(on_hand, self.backlog)
             self.backlog = owed - sales
             short_units = self.backlog
-        inv = torch.cat([self._issue_oldest_first(inv[:, :W], sales), inv[:, W:]], dim=1) if self.has_dc else self._issue_oldest_first(inv, sales)
+        inv = (
+            torch.cat([self._issue_oldest_first(inv[:, :W], sales), inv[:, W:]], dim=1)
+            if self.has_dc
+            else self._issue_oldest_first(inv, sales)
+        )
 
         end_stock = inv.sum(-1)
         waste_units = waste_cost = overflow_cost = zero
@@ -385,14 +403,22 @@ class WarehouseCore(BatchedCore):
             waste_cost = (expired * self._waste_cost).sum((1, 2))
             inv = torch.nn.functional.pad(inv[..., 1:], (0, 1))
         self.inventory = inv
-        self.flows = {"ordered": placed, "received": arrivals, "sold": sales, "expired": expired, "shipped_out": shipped_out}
+        self.flows = {
+            "ordered": placed,
+            "received": arrivals,
+            "sold": sales,
+            "expired": expired,
+            "shipped_out": shipped_out,
+        }
         self.last_demand = demand
         self.last_orders = requested
         if self.demand_history.shape[-1]:
             self.demand_history = torch.cat([self.demand_history[..., 1:], demand.unsqueeze(-1)], dim=-1)
 
         # KPI sums: one stacked reduction per side of the network, then one linear map
-        customer = torch.stack([sales * self._price, short_units * self._penalty, demand, sales, short_units, served_now], dim=1).sum((2, 3))
+        customer = torch.stack(
+            [sales * self._price, short_units * self._penalty, demand, sales, short_units, served_now], dim=1
+        ).sum((2, 3))
         node_parts = [placed * self._order_cost, end_stock * self._holding, requested, end_stock]
         if self.uses_fixed_cost:
             node_parts.append((placed > 0).to(torch.float32) * self._fixed_cost)

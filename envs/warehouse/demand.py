@@ -51,7 +51,9 @@ class SyntheticDemand:
         site_id: first draw-site id this generator may use (it uses two).
     """
 
-    def __init__(self, cfg: DemandConfig, base_mean: np.ndarray, horizon: int, device: torch.device, site_id: int) -> None:
+    def __init__(
+        self, cfg: DemandConfig, base_mean: np.ndarray, horizon: int, device: torch.device, site_id: int
+    ) -> None:
         self.cfg = cfg
         self.shape = base_mean.shape
         self.base_mean = base_mean
@@ -65,7 +67,7 @@ class SyntheticDemand:
         self.peak_mean = base_mean * (1 + cfg.seasonality_amplitude) * trend_peak * uplift
         top = float(self.peak_mean.max()) if self.peak_mean.size else 0.0
         var = top + (top * top / cfg.dispersion if cfg.distribution == "negative_binomial" else 0.0)
-        grid = int(math.ceil(top + 12 * math.sqrt(var) + 12))
+        grid = math.ceil(top + 12 * math.sqrt(var) + 12)
         self.grid_size = grid if grid <= MAX_GRID else 0
         if self.grid_size:
             self._k = torch.arange(self.grid_size, dtype=torch.float64, device=device)
@@ -119,7 +121,13 @@ class SyntheticDemand:
             logp = k * m.log() - m - self._lgamma_k1
         else:
             r = cfg.dispersion
-            logp = torch.lgamma(k + r) - math.lgamma(r) - self._lgamma_k1 + r * torch.log(r / (r + m)) + k * torch.log(m / (r + m))
+            logp = (
+                torch.lgamma(k + r)
+                - math.lgamma(r)
+                - self._lgamma_k1
+                + r * torch.log(r / (r + m))
+                + k * torch.log(m / (r + m))
+            )
         return logp.exp().cumsum(-1)
 
     def draw_sites(self) -> list[DrawSite]:
@@ -128,7 +136,9 @@ class SyntheticDemand:
     @property
     def mean(self) -> np.ndarray:
         """Average units per period, ``(W, S)``, used to scale orders and references."""
-        return self.base_mean * (1 + self.cfg.promotion_probability * self.cfg.promotion_duration * (self.cfg.promotion_uplift - 1))
+        return self.base_mean * (
+            1 + self.cfg.promotion_probability * self.cfg.promotion_duration * (self.cfg.promotion_uplift - 1)
+        )
 
     def init_state(self, num_envs: int) -> dict[str, torch.Tensor]:
         return {"promo_left": torch.zeros((num_envs, *self.shape), dtype=torch.int64, device=self.device)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from paretochain.envs.objectives import Objective, ObjectiveSet, select_objectives
 
@@ -20,7 +19,9 @@ REWARD_KPI: dict[str, tuple[str, float]] = {
 }
 
 
-def build_objectives(names: list[str], scale: dict[str, float], horizon: int, overrides: dict[str, float]) -> ObjectiveSet:
+def build_objectives(
+    names: list[str], scale: dict[str, float], horizon: int, overrides: dict[str, float]
+) -> ObjectiveSet:
     """Declare the chosen objectives with reference points sized to the instance.
 
     Args:
@@ -34,26 +35,61 @@ def build_objectives(names: list[str], scale: dict[str, float], horizon: int, ov
     T = float(horizon)
     worst_cost = scale["holding"] + scale["ordering"] + scale["shortage"] + scale["waste"]
     catalogue = {
-        "profit": Objective("profit", "currency per episode", "revenue minus purchase, ordering, holding, shortage, waste and overflow costs", -T * worst_cost),
-        "fill_rate": Objective("fill_rate", "share of demand", "mean over periods of the share of demand served from stock in the period (1 = all)", 0.0),
-        "holding_cost": Objective("holding_cost", "currency per episode (negated)", "minus the cost of stock on hand at the end of each period", -T * scale["holding"]),
-        "ordering_cost": Objective("ordering_cost", "currency per episode (negated)", "minus purchase, transfer and fixed order costs", -T * scale["ordering"]),
-        "shortage_units": Objective("shortage_units", "units per episode (negated)", "minus units lost (lost sales) or backordered at period end (backorders)", -T * scale["demand"] * (1.0 if scale["lost"] else 5.0)),
-        "waste_units": Objective("waste_units", "units per episode (negated)", "minus units expired (perishable stock)", -T * scale["stock"]),
-        "total_cost": Objective("total_cost", "currency per episode (negated)", "minus all costs: purchase, ordering, holding, shortage penalty, waste, overflow", -T * worst_cost),
+        "profit": Objective(
+            "profit",
+            "currency per episode",
+            "revenue minus purchase, ordering, holding, shortage, waste and overflow costs",
+            -T * worst_cost,
+        ),
+        "fill_rate": Objective(
+            "fill_rate",
+            "share of demand",
+            "mean over periods of the share of demand served from stock in the period (1 = all)",
+            0.0,
+        ),
+        "holding_cost": Objective(
+            "holding_cost",
+            "currency per episode (negated)",
+            "minus the cost of stock on hand at the end of each period",
+            -T * scale["holding"],
+        ),
+        "ordering_cost": Objective(
+            "ordering_cost",
+            "currency per episode (negated)",
+            "minus purchase, transfer and fixed order costs",
+            -T * scale["ordering"],
+        ),
+        "shortage_units": Objective(
+            "shortage_units",
+            "units per episode (negated)",
+            "minus units lost (lost sales) or backordered at period end (backorders)",
+            -T * scale["demand"] * (1.0 if scale["lost"] else 5.0),
+        ),
+        "waste_units": Objective(
+            "waste_units", "units per episode (negated)", "minus units expired (perishable stock)", -T * scale["stock"]
+        ),
+        "total_cost": Objective(
+            "total_cost",
+            "currency per episode (negated)",
+            "minus all costs: purchase, ordering, holding, shortage penalty, waste, overflow",
+            -T * worst_cost,
+        ),
     }
-    for name, value in overrides.items():
-        if name not in catalogue:
-            raise ValueError(f"reference_point: unknown objective {name!r}; the catalogue has {sorted(catalogue)}")
-        o = catalogue[name]
-        catalogue[name] = Objective(o.name, o.unit, o.description, float(value))
-    return select_objectives(catalogue, names, "objectives")
+    return select_objectives(catalogue, names, "objectives", overrides)
 
 
 CATALOGUE_NAMES = sorted(REWARD_KPI)
 
 
-def per_period_scale(mean: np.ndarray, price: np.ndarray, unit_cost: np.ndarray, holding: np.ndarray, penalty: np.ndarray, lead: float, lost: bool) -> dict[str, float]:
+def per_period_scale(
+    mean: np.ndarray,
+    price: np.ndarray,
+    unit_cost: np.ndarray,
+    holding: np.ndarray,
+    penalty: np.ndarray,
+    lead: float,
+    lost: bool,
+) -> dict[str, float]:
     """Magnitudes used for reference points (see :func:`build_objectives`)."""
     demand = float(mean.sum())
     per_sku = mean.sum(axis=0)

@@ -11,7 +11,10 @@ def ansi_table(snapshot: dict[str, np.ndarray], max_skus: int = 8) -> str:
     demand, backlog = snapshot["demand"], snapshot["backlog"]
     num_nodes, num_skus = on_hand.shape
     num_wh = demand.shape[0]
-    lines = [f"period {int(snapshot['t'])}", f"{'node':<6}{'sku':>5}{'on_hand':>10}{'pipeline':>10}{'ordered':>10}{'demand':>10}{'backlog':>10}"]
+    lines = [
+        f"period {int(snapshot['t'])}",
+        f"{'node':<6}{'sku':>5}{'on_hand':>10}{'pipeline':>10}{'ordered':>10}{'demand':>10}{'backlog':>10}",
+    ]
     for n in range(num_nodes):
         name = f"W{n}" if n < num_wh else "DC"
         for s in range(min(num_skus, max_skus)):
