@@ -183,8 +183,10 @@ class BatchedCore(ABC):
             halves = [_rng.split_seed(int(s)) for s in seeds]
             lo = torch.tensor([h[0] for h in halves], dtype=torch.int64, device=self.device)
             hi = torch.tensor([h[1] for h in halves], dtype=torch.int64, device=self.device)
-            self.key_lo[idx], self.key_hi[idx] = lo, hi
-            self.episode[idx] = 0
+            # out of place: the keys may be inference tensors created under torch.inference_mode
+            self.key_lo = self.key_lo.index_put((idx,), lo)
+            self.key_hi = self.key_hi.index_put((idx,), hi)
+            self.episode = self.episode.index_put((idx,), torch.zeros_like(lo))
             self.seeded = True
         else:
             lo, hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)

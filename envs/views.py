@@ -119,7 +119,9 @@ class SingleEnv(gym.Env):
         arr = _to_numpy_action(self.action_space, action)
         with torch.inference_mode():
             if self._discrete:
-                batch = torch.tensor([int(arr)], device=self.core.device)
+                batch = torch.from_numpy(arr.reshape(1).astype(np.int64, copy=False))
+                if self.core.device.type != "cpu":
+                    batch = batch.to(self.core.device)
             else:
                 batch = torch.from_numpy(np.ascontiguousarray(arr).reshape((1, *arr.shape)))
                 if self.core.device.type != "cpu":
