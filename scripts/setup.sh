@@ -25,8 +25,8 @@ if ! python -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 
-if ! python -c "import paretochain, pytest, hypothesis" >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.paretochain-installed ]; then
-  python -m pip install -q -e ".[dev]"
+if ! python -c "import paretochain, pytest, hypothesis, ray, optuna" >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.paretochain-installed ]; then
+  python -m pip install -q -e ".[dev,ray]"
   touch .venv/.paretochain-installed
 fi
 python -c "import torch, paretochain; print(f'setup: paretochain {paretochain.__version__}, torch {torch.__version__}, cuda available: {torch.cuda.is_available()}')"

@@ -198,3 +198,12 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path: Path) -> None:
     assert "--resume" in out
     assert checkpoints(run_dir), "a checkpoint was written on SIGTERM"
     assert json.loads((run_dir / "metrics.json").read_text())["interrupted"] == "SIGTERM"
+
+
+def test_fixed_preference_runs_are_evaluated_at_their_own_preference(tmp_path: Path) -> None:
+    run = _tiny("warehouse_mo_ppo", tmp_path, ["preference={profit: 3.0, fill_rate: 1.0}"])
+    metrics = train(run, progress=False).metrics
+    assert metrics["final_evaluation"]["preferences"] == [[0.75, 0.25, 0.0]]
+    sb3 = _tiny("warehouse_sb3_ppo", tmp_path)
+    metrics = train(sb3, progress=False).metrics
+    assert metrics["final_evaluation"]["preferences"] == [pytest.approx([0.6, 0.3, 0.1])]

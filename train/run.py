@@ -283,13 +283,8 @@ def _evaluate(agent: Any, run: RunConfig, env_cfg: Any, step: int, logger: Any) 
     from paretochain.agents.preferences import preference_grid
     from paretochain.evaluate.pareto import evaluate_pareto
 
-    k = len(agent.objective_names)
-    fixed = getattr(getattr(agent, "sampler", None), "fixed", None)
-    if run.agent.startswith("sb3") or fixed is not None or run.preference is not None:
-        weights = getattr(agent, "preference_vector", None)
-        prefs = np.asarray([weights() if callable(weights) else np.full(k, 1.0 / k)])
-    else:
-        prefs = preference_grid(k, run.eval_preferences)
+    fixed = fixed_preference(agent, run)
+    prefs = fixed.reshape(1, -1) if fixed is not None else preference_grid(len(agent.objective_names), run.eval_preferences)
     seeds = list(range(10_000, 10_000 + run.eval_episodes))
     with torch.inference_mode():
         result = evaluate_pareto(agent, run.env.id, config=env_cfg, preferences=prefs, seeds=seeds, device=agent.device)
@@ -298,6 +293,22 @@ def _evaluate(agent: Any, run: RunConfig, env_cfg: Any, step: int, logger: Any) 
     for i, name in enumerate(agent.objective_names):
         logger.scalar(f"eval/mean_return/{name}", float(result.returns[:, i].mean()), step)
     return {"step": step, **result.to_dict()}
+
+
+def fixed_preference(agent: Any, run: RunConfig) -> np.ndarray | None:
+    """The one preference a fixed-preference agent was trained for (None for preference-conditioned agents)."""
+    from paretochain.agents.preferences import preference_from_weights
+
+    fixed = getattr(getattr(agent, "sampler", None), "fixed", None)
+    if fixed is not None:
+        return np.asarray(fixed.detach().cpu().numpy(), dtype=np.float64)
+    weights = run.preference if run.preference is not None else run.hyperparameters.get("weights")
+    if weights is not None:
+        return preference_from_weights(agent.objective_names, weights)
+    if run.agent.startswith("sb3"):  # SB3 agents without weights are scalarised with equal weights
+        k = len(agent.objective_names)
+        return np.full(k, 1.0 / k)
+    return None
 
 
 def _progress(total: int, start: int) -> Any:

@@ -37,6 +37,7 @@ is maximised (every objective is higher-is-better): ``hypervolume``,
 The sweep folder::
 
     <sweeps_dir>/<name>/sweep.yaml        the sweep config, as run
+    <sweeps_dir>/<name>/base_run.yaml     the base run config with the sweep's overrides (resume checks both)
     <sweeps_dir>/<name>/trials/<trial>/   one run directory per trial (config.yaml, tb/, checkpoints/, policy.pt, metrics.json)
     <sweeps_dir>/<name>/state/<trial>.json what the sweep knows of a trial: its parameters, role and attempts
     <sweeps_dir>/<name>/tune/             Ray Tune's experiment state (restored by --resume)
@@ -722,9 +723,8 @@ def _tuner(
         "base_data": plan.base_data if role == "trial" else plan.conditioned_data,
     }
     if role == "conditioned":
-        context["name"] = "conditioned-" + re.sub(
-            r"[^\w.=\-]", "", str(plan.conditioned_data.get("name") or plan.conditioned_data.get("agent", "run"))
-        )  # type: ignore[union-attr]
+        data = plan.conditioned_data or {}
+        context["name"] = "conditioned-" + re.sub(r"[^\w.=\-]", "", str(data.get("name") or data.get("agent", "run")))
     resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
     exp_path = sweep_dir / exp_name
@@ -733,7 +733,7 @@ def _tuner(
             return tune.Tuner.restore(str(exp_path), trainable, resume_unfinished=True, resume_errored=True)
         shutil.rmtree(exp_path)  # Tune never saved its state: the trial folders and state/ are the record
 
-    search_alg = None
+    search_alg: Any = None
     if role == "trial" and cfg.search.algorithm == "random":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -767,25 +767,32 @@ def _tuner(
 
 
 def _prepare_sweep_dir(plan: SweepPlan, resume: bool) -> Path:
+    """Create the sweep folder, or check that the one being resumed was started with the same config and base run."""
     sweep_dir = (Path(plan.config.sweeps_dir) / plan.config.name).resolve()
-    saved = sweep_dir / "sweep.yaml"
-    current = yaml.safe_dump(plan.config.model_dump(mode="json"), sort_keys=False)
-    if saved.exists() and not resume:
+    recorded = {
+        sweep_dir / "sweep.yaml": plan.config.model_dump(mode="json"),
+        sweep_dir / "base_run.yaml": plan.base_data,
+    }
+    if (sweep_dir / "sweep.yaml").exists() and not resume:
         raise SweepExistsError(
             f"sweep folder {sweep_dir} holds a sweep already: pass --resume to continue it, or change the sweep's name"
         )
     if resume:
-        if not saved.exists():
+        if not (sweep_dir / "sweep.yaml").exists():
             raise ConfigError(
-                f"cannot resume: {saved} does not exist (no sweep named {plan.config.name!r} under {plan.config.sweeps_dir})"
+                f"cannot resume: {sweep_dir / 'sweep.yaml'} does not exist "
+                f"(no sweep named {plan.config.name!r} under {plan.config.sweeps_dir})"
             )
-        if yaml.safe_load(saved.read_text()) != yaml.safe_load(current):
-            raise ConfigError(
-                f"cannot resume {sweep_dir}: the sweep config differs from {saved}; resume with the config it was started with"
-            )
+        for path, data in recorded.items():
+            if path.exists() and yaml.safe_load(path.read_text()) != json.loads(json.dumps(data)):
+                raise ConfigError(
+                    f"cannot resume {sweep_dir}: the {'sweep config' if path.name == 'sweep.yaml' else 'base run config'} "
+                    f"differs from {path}; resume with the config the sweep was started with"
+                )
     (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
     (sweep_dir / "state").mkdir(exist_ok=True)
-    saved.write_text(current)
+    for path, data in recorded.items():
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
     return sweep_dir
 
 
@@ -853,7 +860,13 @@ def run_sweep(
 
     from paretochain.evaluate.sweep_report import write_sweep_report
 
-    report = write_sweep_report(sweep_dir, conditioned_dir=plan.conditioned_dir)
+    try:
+        report = write_sweep_report(sweep_dir, conditioned_dir=plan.conditioned_dir)
+    except ConfigError as exc:
+        if not failed:
+            raise
+        listed = "\n".join(f"  {name}: {error}" for name, error in failed.items())
+        raise ParetochainError(f"sweep {plan.config.name}: no trial finished ({exc}); failures:\n{listed}") from None
     finished = [t["name"] for t in report.metrics["trials"]]
     if verbose:
         print(f"sweep folder: {sweep_dir}\n{len(finished)} trial(s) finished, {len(failed)} failed")
