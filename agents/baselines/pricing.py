@@ -1,0 +1,374 @@
+"""Pricing baselines: fixed list price, myopic, a tuned markdown schedule and exact dynamic programming.
+
+Every policy follows the contract of :class:`paretochain.agents.policy.Policy`:
+``act(obs, preference=None, action_mask=None)`` on batched tensors in the flat
+observation layout of the Pricing family, returning actions the batched
+environment accepts (masks respected). Preferences are ignored: these are the
+planners' rules the learned policies are compared with.
+
+- :class:`FixedPricePolicy`: the same price (list price by default) all season.
+- :class:`MyopicPolicy`: each period, the prices maximising this period's expected
+  margin given expected demand (capped by the stock on hand), per SKU over the
+  joint prices of its channels.
+- :class:`MarkdownPolicy` and :func:`tune_markdown`: list price until a share of the
+  season has passed, then a fixed discount; start and depth tuned on training seeds.
+- :class:`DynamicProgrammingPolicy`: the optimal policy of a single-SKU instance
+  with one or two channels, by backward induction over (period, stock); its value
+  :attr:`DynamicProgrammingPolicy.value` is the yardstick for learned policies.
+
+Promotion budgets and re-orders stay at level 0 in all of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from paretochain.envs.pricing.config import PricingConfig
+from paretochain.envs.pricing.core import PricingCore
+from paretochain.envs.pricing.demand import poisson_grid_size
+from paretochain.errors import ConfigError
+
+
+def pricing_core(env: Any) -> PricingCore:
+    """The :class:`PricingCore` behind a core, a single env (possibly wrapped) or a batched view."""
+    if isinstance(env, PricingCore):
+        return env
+    core = getattr(env, "core", None) or getattr(getattr(env, "unwrapped", None), "core", None)
+    if not isinstance(core, PricingCore):
+        raise TypeError(f"expected a Pricing environment or core, got {type(env).__name__}")
+    return core
+
+
+class _PricingPolicy:
+    """Shared plumbing: reading observations and building actions with masks applied."""
+
+    def __init__(self, env: Any) -> None:
+        self.core = pricing_core(env)
+        core = self.core
+        self.device = core.device
+        self.layout = core.observation_layout
+        self.num_skus, self.num_channels = core.num_skus, core.num_channels
+        space = core.single_action_space
+        self.action_dim = int(space.shape[0])
+        if core.ladder_mode:
+            self.candidates = torch.as_tensor(np.tile(core.price_ladder, (core.num_channels, 1)), dtype=torch.float32, device=self.device)
+        else:
+            low = torch.as_tensor(space.low[: core.num_skus * core.num_channels].reshape(core.num_skus, core.num_channels)[0], device=self.device)
+            high = float(space.high[0])
+            steps = torch.linspace(0.0, 1.0, 201, device=self.device)
+            self.candidates = low.unsqueeze(1) + (high - low).unsqueeze(1) * steps  # (C, G)
+            self._box_low = torch.as_tensor(space.low, device=self.device)
+            self._box_high = torch.as_tensor(space.high, device=self.device)
+
+    def period(self, obs: torch.Tensor) -> torch.Tensor:
+        """Period index ``(B,)`` read from the observation's calendar."""
+        cal = obs[:, self.layout.segments["calendar"].start + 2]
+        return (cal * self.core.horizon).round().long()
+
+    def block(self, obs: torch.Tensor, name: str) -> torch.Tensor | None:
+        seg = self.layout.segments.get(name)
+        if seg is None:
+            return None
+        return obs[:, seg.start : seg.stop].reshape(obs.shape[0], *seg.shape)
+
+    def allowed(self, batch: int, action_mask: torch.Tensor | None) -> torch.Tensor:
+        """Bool ``(B, K, C, n)`` of allowed price candidates."""
+        K, C, n = self.num_skus, self.num_channels, self.candidates.shape[1]
+        if action_mask is None or not self.core.ladder_mode:
+            return torch.ones(batch, K, C, n, dtype=torch.bool, device=self.device)
+        return action_mask[:, : K * C * n].reshape(batch, K, C, n).bool()
+
+    def action_from_index(self, index: torch.Tensor) -> torch.Tensor:
+        """Full actions from candidate indices ``(B, K, C)``; promotions and orders at 0."""
+        B = index.shape[0]
+        if self.core.ladder_mode:
+            action = torch.zeros(B, self.action_dim, dtype=torch.int64, device=self.device)
+            action[:, : self.num_skus * self.num_channels] = index.reshape(B, -1)
+            return action
+        price = self.candidates.unsqueeze(0).unsqueeze(0).expand(B, self.num_skus, -1, -1).gather(3, index.unsqueeze(-1)).squeeze(-1)
+        action = self._box_low.expand(B, -1).clone()
+        action[:, self.num_skus * self.num_channels :] = 0.0
+        action[:, : self.num_skus * self.num_channels] = price.reshape(B, -1)
+        return action.clamp(self._box_low, self._box_high)
+
+    def nearest(self, target: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """Index of the allowed candidate nearest to ``target`` ``(B, K, C)`` (lower on ties)."""
+        dist = (self.candidates.view(1, 1, *self.candidates.shape) - target.unsqueeze(-1)).abs()
+        dist = torch.where(allowed, dist, torch.inf)
+        return dist.argmin(-1)
+
+
+class FixedPricePolicy(_PricingPolicy):
+    """The same price all season: the allowed price nearest to ``price_ratio`` times list price.
+
+    Args:
+        env: a Pricing environment (single or batched view) or its core.
+        price_ratio: the target price as a multiple of list price.
+    """
+
+    def __init__(self, env: Any, price_ratio: float = 1.0) -> None:
+        super().__init__(env)
+        self.price_ratio = float(price_ratio)
+
+    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B = obs.shape[0]
+        target = torch.full((B, self.num_skus, self.num_channels), self.price_ratio, device=self.device)
+        return self.action_from_index(self.nearest(target, self.allowed(B, action_mask)))
+
+
+class MyopicPolicy(_PricingPolicy):
+    """Each period, the prices that maximise this period's expected margin.
+
+    For every SKU, each joint choice of its channels' prices (the ladder, or a grid of
+    201 points across the Box) is scored by ``sum_c (price_c (1 - commission_c) -
+    unit_cost) * sales_c`` with ``sales_c`` the expected demand scaled down to the
+    stock on hand when the stock is short. Above ``max_joint`` joint choices it
+    improves one channel at a time (three sweeps) instead of enumerating.
+
+    Args:
+        env: a Pricing environment (single or batched view) or its core.
+        max_joint: largest number of joint price choices enumerated per SKU.
+    """
+
+    def __init__(self, env: Any, max_joint: int = 4096) -> None:
+        super().__init__(env)
+        core = self.core
+        n, C = self.candidates.shape[1], self.num_channels
+        self.enumerate = n**C <= max_joint
+        if self.enumerate:
+            combos = torch.as_tensor(list(itertools.product(range(n), repeat=C)), dtype=torch.int64, device=self.device)
+            self.combos = combos  # (M, C)
+        self._list = torch.as_tensor(core.list_price, dtype=torch.float32, device=self.device).view(-1, 1)
+        self._cost = torch.as_tensor(core.unit_cost, dtype=torch.float32, device=self.device).view(-1, 1)
+        self._keep = torch.as_tensor(1.0 - core.commission, dtype=torch.float32, device=self.device)
+
+    def _margin(self, price: torch.Tensor, obs_parts: dict[str, Any]) -> torch.Tensor:
+        """Expected margin ``(M, B, K)`` of prices ``(M, B, K, C)``."""
+        demand = self.core.demand
+        mean = demand.expected_demand(price, obs_parts["t"], obs_parts["reference"], obs_parts["competitor"], None)
+        total = mean.sum(-1, keepdim=True)
+        stock = obs_parts["stock"].unsqueeze(-1)
+        sales = mean * torch.where(total > stock, stock / total.clamp(min=1e-9), 1.0)
+        return ((price * self._list * self._keep - self._cost) * sales).sum(-1)
+
+    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, K, C = obs.shape[0], self.num_skus, self.num_channels
+        allowed = self.allowed(B, action_mask)  # (B, K, C, n)
+        parts = {
+            "t": self.period(obs),
+            "reference": self.block(obs, "reference_price"),
+            "competitor": self.block(obs, "competitor_price"),
+            "stock": self.block(obs, "on_hand"),
+        }
+        cand = self.candidates  # (C, n)
+        if self.enumerate:
+            combos = self.combos  # (M, C)
+            price = cand[torch.arange(C, device=self.device), combos]  # (M, C)
+            price = price.view(-1, 1, 1, C).expand(-1, B, K, C)
+            score = self._margin(price, parts)  # (M, B, K)
+            ok = allowed.permute(2, 3, 0, 1)[torch.arange(C, device=self.device), combos]  # (M, C, B, K)
+            score = torch.where(ok.all(1), score, -torch.inf)
+            best = combos[score.argmax(0)]  # (B, K, C)
+            return self.action_from_index(best)
+        index = self.nearest(torch.ones(B, K, C, device=self.device), allowed)
+        n = cand.shape[1]
+        for _sweep in range(3):
+            for c in range(C):
+                trial = index.unsqueeze(0).repeat(n, 1, 1, 1)
+                trial[..., c] = torch.arange(n, device=self.device).view(n, 1, 1)
+                price = cand[torch.arange(C, device=self.device), trial]  # (n, B, K, C)
+                score = self._margin(price, parts)
+                score = torch.where(allowed[..., c, :].permute(2, 0, 1), score, -torch.inf)
+                index[..., c] = score.argmax(0)
+        return self.action_from_index(index)
+
+
+class MarkdownPolicy(_PricingPolicy):
+    """List price until ``start`` (a share of the season), then ``depth`` times list price.
+
+    Args:
+        env: a Pricing environment (single or batched view) or its core.
+        start: share of the season after which the markdown applies, one value or ``(B,)``.
+        depth: the marked-down price as a multiple of list price, one value or ``(B,)``.
+    """
+
+    def __init__(self, env: Any, start: float | torch.Tensor = 0.5, depth: float | torch.Tensor = 0.8) -> None:
+        super().__init__(env)
+        self.start = torch.as_tensor(start, dtype=torch.float32, device=self.device)
+        self.depth = torch.as_tensor(depth, dtype=torch.float32, device=self.device)
+
+    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B = obs.shape[0]
+        elapsed = obs[:, self.layout.segments["calendar"].start + 2]
+        ratio = torch.where(elapsed >= self.start, self.depth, torch.ones_like(self.depth)).expand(B)
+        target = ratio.view(B, 1, 1).expand(B, self.num_skus, self.num_channels)
+        return self.action_from_index(self.nearest(target, self.allowed(B, action_mask)))
+
+
+def tune_markdown(
+    config: Any,
+    seeds: Sequence[int],
+    weights: Sequence[float] | None = None,
+    starts: Sequence[float] = (0.25, 0.5, 0.65, 0.8, 1.01),
+    depths: Sequence[float] = (0.6, 0.7, 0.8, 0.9),
+    device: str | torch.device = "cpu",
+) -> tuple[MarkdownPolicy, dict[tuple[float, float], float]]:
+    """Pick the markdown start and depth with the best mean scalarised return on training seeds.
+
+    All candidates play all seeds in one batched run (common random numbers).
+
+    Args:
+        config: a Pricing config (name, path, mapping or instance).
+        seeds: training seeds.
+        weights: per-objective weights of the scalarised return (default: all ones).
+        starts: candidate shares of the season before the markdown (above 1: never).
+        depths: candidate marked-down prices, multiples of list price.
+        device: where the tuning runs.
+
+    Returns:
+        the tuned policy (for any batch size) and the mean score of every candidate.
+    """
+    from paretochain.envs.registration import make_vec
+    from paretochain.evaluate.rollout import rollout
+
+    cfg = PricingConfig.load(config)
+    grid = [(float(s), float(d)) for s in starts for d in depths]
+    n_seeds = len(seeds)
+    env = make_vec("paretochain/Pricing-v0", len(grid) * n_seeds, device=device, config=cfg, tensors=True)
+    start = torch.tensor([g[0] for g in grid for _ in seeds])
+    depth = torch.tensor([g[1] for g in grid for _ in seeds])
+    policy = MarkdownPolicy(env, start.to(env.device), depth.to(env.device))
+    result = rollout(env, policy, [int(s) for _ in grid for s in seeds])
+    w = np.ones(result.returns.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    score = (result.returns @ w).reshape(len(grid), n_seeds).mean(axis=1)
+    table = {g: float(v) for g, v in zip(grid, score)}
+    best = grid[int(np.argmax(score))]
+    return MarkdownPolicy(env.core, best[0], best[1]), table
+
+
+class DynamicProgrammingPolicy(_PricingPolicy):
+    """The optimal prices of a small single-SKU instance (one or two channels), by backward induction.
+
+    Maximises ``E[sum of gross margin] - leftover_weight * E[cost value of stock left]``
+    over the season, exactly: the state is (period, units on hand), demand is Poisson
+    per channel with the environment's own expected-demand function, and when stock
+    is short the sales follow the environment's own allocation rule. Customer
+    satisfaction is not part of the objective.
+
+    The instance must have one SKU, at most two channels, a price ladder, no
+    promotions, no re-orders, no reference-price effect, a constant competitor
+    price and channels that may reprice every period; price floors are respected.
+
+    Args:
+        env: a Pricing environment (single or batched view), its core, or a config.
+        leftover_weight: weight of the cost value of the stock left at the end.
+        max_inventory: largest initial stock accepted (the state space is 0..stock).
+
+    Attributes:
+        value: the optimal expected objective from the initial stock at period 0.
+        values: ``(T + 1, X + 1)`` optimal values by period and stock.
+        table: ``(T, X + 1, C)`` optimal ladder indices by period and stock.
+    """
+
+    def __init__(self, env: Any, leftover_weight: float = 0.0, max_inventory: int = 400) -> None:
+        if isinstance(env, (PricingConfig, str, dict)):
+            env = PricingCore(PricingConfig.load(env), num_envs=1)
+        super().__init__(env)
+        core = self.core
+        cfg = core.config
+        self._check_instance(cfg, max_inventory)
+        self.leftover_weight = float(leftover_weight)
+        self.values, self.table = self._solve()
+        self.value = float(self.values[0, int(core.initial_inventory[0])])
+        self._table = torch.as_tensor(self.table, dtype=torch.int64, device=self.device)
+
+    @staticmethod
+    def _check_instance(cfg: PricingConfig, max_inventory: int) -> None:
+        d = cfg.demand
+        problems = []
+        if cfg.num_skus != 1:
+            problems.append(f"num_skus is {cfg.num_skus} (needs 1)")
+        if len(cfg.channels) > 2:
+            problems.append(f"{len(cfg.channels)} channels (at most 2)")
+        if cfg.action.kind != "ladder":
+            problems.append("action.kind is box (needs ladder)")
+        if cfg.replenishment is not None:
+            problems.append("replenishment is on")
+        if any(len(ch.promotion_levels) > 1 for ch in cfg.channels):
+            problems.append("promotion_levels beyond 0")
+        if any(ch.change_every > 1 for ch in cfg.channels):
+            problems.append("a channel with change_every > 1")
+        if d.model == "mnl" and (d.reference_price.loss_weight > 0 or d.reference_price.gain_weight > 0):
+            problems.append("a reference-price effect")
+        if d.model == "mnl" and d.competitor.volatility > 0 and d.competitor.attractiveness > -20:
+            problems.append("a moving competitor price")
+        stock = per_sku_first(cfg.initial_inventory)
+        if stock > max_inventory:
+            problems.append(f"initial_inventory {stock} above max_inventory {max_inventory}")
+        if problems:
+            raise ConfigError("dynamic programming needs a small single-SKU instance; this config has " + "; ".join(problems))
+
+    def _solve(self) -> tuple[np.ndarray, np.ndarray]:
+        core = self.core
+        T, C = core.horizon, core.num_channels
+        X = int(core.initial_inventory[0])
+        ladder = core.price_ladder
+        n = len(ladder)
+        combos = np.array(list(itertools.product(range(n), repeat=C)))  # (A, C)
+        ok = core.ladder_floor_mask[np.arange(C), combos].all(axis=1)
+        combos = combos[ok]
+        price = torch.as_tensor(ladder[combos], dtype=torch.float32, device=self.device)  # (A, C)
+        t = torch.arange(T, device=self.device)
+        with torch.inference_mode():
+            mean = core.demand.expected_demand(price.view(-1, 1, 1, C).expand(-1, T, 1, C), t, None, self._competitor(), None)
+        mean = mean[:, :, 0, :].double().cpu().numpy()  # (A, T, C)
+        unit = ladder[combos] * core.list_price[0] * (1.0 - core.commission)  # (A, C) net price per unit
+        cost, hold = core.unit_cost[0], float(per_sku_first(core.config.holding_cost))
+        G = max(poisson_grid_size(float(mean.max())), X + 2)
+        d = np.arange(G)
+        logfact = np.array([math.lgamma(k + 1) for k in range(G)])
+        pmf = np.exp(d * np.log(np.maximum(mean[..., None], 1e-300)) - mean[..., None] - logfact)  # (A, T, C, G)
+        pmf[..., -1] += np.clip(1.0 - pmf.sum(-1), 0.0, None)
+        # sales per channel for every stock x and demand vector: (X + 1, G^C, C)
+        grids = np.stack(np.meshgrid(*([d] * C), indexing="ij"), axis=-1).reshape(-1, C)
+        stock = torch.arange(X + 1, dtype=torch.float32).view(-1, 1).expand(-1, grids.shape[0])
+        asked = torch.as_tensor(grids, dtype=torch.float32).unsqueeze(0).expand(X + 1, -1, -1)
+        sales = core.allocate(stock, asked).double().numpy()  # (X + 1, D, C)
+        sold = sales.sum(-1).astype(np.int64)  # (X + 1, D)
+        after = np.arange(X + 1)[:, None] - sold  # stock after the period
+        values = np.zeros((T + 1, X + 1))
+        values[T] = -self.leftover_weight * cost * np.arange(X + 1)
+        table = np.zeros((T, X + 1, C), dtype=np.int64)
+        money = np.einsum("xdc,ac->axd", sales, unit) - cost * sold[None] - hold * after[None]  # (A, X + 1, D)
+        for period in range(T - 1, -1, -1):
+            joint = pmf[:, period, 0, :]
+            for c in range(1, C):
+                joint = (joint[:, :, None] * pmf[:, period, c, None, :]).reshape(len(combos), -1)  # (A, D)
+            q = np.einsum("ad,axd->ax", joint, money + values[period + 1][after][None])
+            best = q.argmax(axis=0)
+            values[period] = q[best, np.arange(X + 1)]
+            table[period] = combos[best]
+        return values, table
+
+    def _competitor(self) -> torch.Tensor | None:
+        core = self.core
+        if not core.demand.use_competitor:
+            return None
+        return core.demand.competitor_ratio(torch.zeros(1, 1, device=self.device))
+
+    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        t = self.period(obs).clamp(0, self.core.horizon - 1)
+        stock = self.block(obs, "on_hand")[:, 0].round().long().clamp(0, self._table.shape[1] - 1)
+        index = self._table[t, stock]  # (B, C)
+        return self.action_from_index(index.unsqueeze(1))
+
+
+def per_sku_first(value: float | list[float]) -> float:
+    """The first SKU's value of a per-SKU parameter."""
+    return float(value[0] if isinstance(value, list) else value)

@@ -1,0 +1,491 @@
+"""Multi-objective PPO: one preference-conditioned agent for the whole Pareto front.
+
+Read top to bottom: the config, then the agent (networks, rollout on the batched
+environment, per-objective advantages, the clipped update), then state and export.
+
+What makes it multi-objective (after Xu et al. 2020, Basaklar et al. 2023):
+
+- the actor and the critic read the preference ``w`` (a point of the simplex)
+  concatenated to the encoded observation, so one network serves every trade-off;
+- the critic has a **vector value head**: one value per objective;
+- generalised advantage estimation runs per objective, and the policy gradient
+  uses the advantage scalarised by the episode's preference, ``w . A``, then
+  normalised over the minibatch;
+- each objective's reward is divided by the running std of its own discounted
+  return (:class:`~paretochain.agents.normalization.ReturnNormalizer`), so the
+  preference weighs objectives on comparable scales (it is applied to these
+  normalised objectives during training; see ``preference_semantics`` in exports);
+- preferences are drawn per episode from ``Dirichlet(alpha)`` on the simplex, or fixed.
+
+The rollout steps the batched core directly, on its device: actions are sampled
+with masks applied, no tensor is read back to the host per step on a GPU (episode
+statistics are accumulated on the device and read once per logging interval).
+Truncated episodes are bootstrapped with ``gamma * V(final observation)``;
+terminated ones are not.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from pydantic import Field
+
+from paretochain.agents.logging import Logger, NullLogger
+from paretochain.agents.networks import Actor, PreferenceTorso, VectorCritic, build_encoder, make_head, mask_dim
+from paretochain.agents.normalization import ObservationNormalizer, ReturnNormalizer
+from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
+from paretochain.agents.rollout_storage import RolloutStorage
+from paretochain.envs.config import ConfigModel
+from paretochain.envs.core import BatchedCore
+from paretochain.envs.views import BatchedVectorEnv
+from paretochain.errors import PolicyFileError
+
+
+class MOPPOConfig(ConfigModel):
+    """Hyperparameters of :class:`MOPPO` (every field loads from YAML; unknown fields are errors)."""
+
+    num_steps: int = Field(default=32, ge=1, description="steps per environment in each rollout (rollout = num_steps x num_envs transitions)")
+    learning_rate: float = Field(default=3e-4, gt=0, description="Adam step size at the start of training")
+    anneal_lr: bool = Field(default=True, description="decay the learning rate linearly to 0 over total_env_steps")
+    total_env_steps: int = Field(default=1_000_000, ge=1, description="planned run length in env steps, used only by the learning-rate schedule")
+    gamma: float = Field(default=0.99, gt=0, le=1, description="discount factor of every objective")
+    gae_lambda: float = Field(default=0.95, ge=0, le=1, description="GAE lambda (1 = Monte Carlo, 0 = one-step TD)")
+    num_minibatches: int = Field(default=4, ge=1, description="minibatches per epoch of the update")
+    update_epochs: int = Field(default=4, ge=1, description="passes over each rollout")
+    clip_coef: float = Field(default=0.2, gt=0, description="PPO's surrogate clipping range")
+    clip_vloss: bool = Field(default=False, description="clip the value update around the rollout's values (same range as clip_coef)")
+    ent_coef: float = Field(default=0.01, ge=0, description="weight of the entropy bonus")
+    vf_coef: float = Field(default=0.5, ge=0, description="weight of the value loss (mean over objectives)")
+    max_grad_norm: float = Field(default=0.5, gt=0, description="global gradient-norm clip")
+    target_kl: float | None = Field(default=None, gt=0, description="stop the epochs of an update early once the approximate KL exceeds this")
+    norm_obs: bool = Field(default=True, description="normalise observations with running mean/std (baked into exports)")
+    norm_return: bool = Field(default=True, description="divide each objective's reward by the running std of its discounted return")
+    norm_adv: bool = Field(default=True, description="normalise the scalarised advantage per minibatch")
+    preference: dict[str, float] | list[float] | None = Field(default=None, description="fixed preference (by objective name or in order); None samples one per episode")
+    dirichlet_alpha: float = Field(default=1.0, gt=0, description="Dirichlet concentration of sampled preferences (1 = uniform on the simplex)")
+    encoder: Literal["mlp", "attention"] = Field(default="mlp", description="observation encoder: MLP, or a transformer over order slots (Dispatch)")
+    attention: dict[str, Any] = Field(default_factory=dict, description="SlotAttentionEncoder arguments (slots_block, valid_block, embed_dim, num_heads, num_layers)")
+    hidden_sizes: list[int] = Field(default=[64, 64], min_length=1, description="MLP widths: the first encodes the observation, the rest follow the preference concatenation")
+    seed: int = Field(default=0, ge=0, description="seeds the networks, the sampling and the environments' episodes")
+    log_interval: int = Field(default=1, ge=1, description="updates between two log lines (the only host syncs of training)")
+
+
+class MOPPO:
+    """Preference-conditioned PPO with a vector critic on a batched environment.
+
+    Args:
+        env: a batched view from ``make_vec(..., tensors=True, check_actions=False)``
+            (only its ``core`` is used; the agent steps it directly). The agent owns it:
+            evaluate on another env; if it was stepped meanwhile, :meth:`learn` starts
+            new episodes on it.
+        config: hyperparameters (a :class:`MOPPOConfig`, a mapping, a YAML path or ``None``).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; must be the environment's device
+            (``"auto"`` takes the environment's).
+    """
+
+    def __init__(self, env: BatchedVectorEnv, config: MOPPOConfig | Mapping[str, Any] | str | None = None, device: str | torch.device = "auto") -> None:
+        self.env = env
+        self.core: BatchedCore = env.core
+        self.config = cfg = MOPPOConfig.load(config)
+        self.device = self.core.device if str(device) == "auto" else torch.device(device)
+        if self.device != self.core.device:
+            raise ValueError(f"MOPPO: device {self.device} differs from the environment's device {self.core.device}; build the env with make_vec(..., device={str(self.device)!r})")
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+
+        core = self.core
+        self.num_envs = core.num_envs
+        self.objective_names = list(core.objectives.names)
+        self.k = k = len(self.objective_names)
+        self.obs_dim = obs_dim = int(core.single_observation_space.shape[0])
+        self.action_space = core.single_action_space
+        self.mask_dim = mask_dim(self.action_space)
+        self.has_masks = core.action_masks() is not None
+        hidden = tuple(cfg.hidden_sizes)
+
+        def torso() -> PreferenceTorso:
+            encoder = build_encoder(cfg.encoder, obs_dim, core.observation_layout, hidden, cfg.attention)
+            return PreferenceTorso(encoder, k, hidden[1:] or hidden[:1])
+
+        actor_torso = torso()
+        self.actor = Actor(actor_torso, make_head(self.action_space, actor_torso.out_dim)).to(self.device)
+        self.critic = VectorCritic(torso(), k).to(self.device)
+        self.optimizer = torch.optim.Adam([*self.actor.parameters(), *self.critic.parameters()], lr=cfg.learning_rate, eps=1e-5)
+
+        self.obs_norm = ObservationNormalizer(obs_dim, self.device)
+        self.ret_norm = ReturnNormalizer(self.num_envs, k, cfg.gamma, self.device)
+        fixed = None if cfg.preference is None else preference_from_weights(self.objective_names, cfg.preference, "MOPPOConfig.preference")
+        self.sampler = PreferenceSampler(k, self.device, cfg.dirichlet_alpha, fixed)
+
+        box = isinstance(self.action_space, spaces.Box)
+        stored_shape: tuple[int, ...] = (self.actor.head.dim,) if box else (() if self.action_space.shape == () else tuple(self.action_space.shape))
+        self.storage = RolloutStorage(
+            cfg.num_steps, self.num_envs, obs_dim, stored_shape, torch.float32 if box else torch.int64, k,
+            self.mask_dim if self.has_masks else 0, self.device,
+        )
+        self._all_true = torch.ones(self.num_envs, self.mask_dim, dtype=torch.bool, device=self.device)
+        self.global_step = 0
+        self.num_updates = 0
+        self._started = False
+        self._reset_stats()
+
+    # ------------------------------------------------------------------------------------------ acting
+    def default_preference(self, n: int) -> torch.Tensor:
+        """The configured fixed preference, or equal weights, for ``n`` rows."""
+        if self.sampler.fixed is not None:
+            return self.sampler.fixed.expand(n, self.k)
+        return torch.full((n, self.k), 1.0 / self.k, device=self.device)
+
+    def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.obs_norm.normalize(obs) if self.config.norm_obs else obs
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Deterministic actions for a batch (the policy contract of :mod:`paretochain.agents.policy`)."""
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        n = obs.shape[0]
+        pref = self.default_preference(n) if preference is None else torch.as_tensor(preference, dtype=torch.float32, device=self.device).expand(n, self.k)
+        mask = torch.ones(n, self.mask_dim, dtype=torch.bool, device=self.device) if action_mask is None else action_mask.to(self.device, torch.bool)
+        return self.actor(self._normalize(obs), pref, mask)
+
+    # ------------------------------------------------------------------------------------------ rollout
+    @torch.inference_mode()
+    def _start(self) -> None:
+        """Seed every environment of the batch and draw the first preferences."""
+        n = self.num_envs
+        seeds = [self.config.seed * 1_000_003 + i for i in range(n)]
+        self.obs = self.core.reset(seeds=seeds)
+        self.preference = self.sampler.sample(n)
+        self.episode_return = torch.zeros(n, self.k, device=self.device)
+        self._started = True
+
+    @torch.inference_mode()
+    def _restart(self) -> None:
+        """New episodes for the whole batch, continuing each env's seed stream.
+
+        Used when the environment was stepped or reset by someone else since the last
+        rollout (an evaluation on the training env, for instance): the episodes the agent
+        was playing are gone, so it starts fresh ones rather than learn from a mismatch.
+        """
+        self.obs = self.core.reset()
+        self.preference = self.sampler.sample(self.num_envs)
+        self.episode_return = torch.zeros_like(self.episode_return)
+        self.ret_norm.returns = torch.zeros_like(self.ret_norm.returns)
+
+    def _reset_stats(self) -> None:
+        dev = self.device
+        self._finished_return = torch.zeros(self.k, dtype=torch.float64, device=dev)
+        self._finished_scalarised = torch.zeros((), dtype=torch.float64, device=dev)
+        self._finished_count = torch.zeros((), dtype=torch.float64, device=dev)
+
+    @torch.inference_mode()
+    def _collect(self) -> None:
+        """Fill the rollout storage with ``num_steps`` batched steps (no host sync on a GPU).
+
+        Runs in inference mode, like the environment views and :func:`~paretochain.evaluate.rollout.rollout`,
+        so that the core's state tensors may be shared with them.
+        """
+        cfg, core, st = self.config, self.core, self.storage
+        on_cpu = self.device.type == "cpu"
+        for t in range(cfg.num_steps):
+            if cfg.norm_obs:
+                self.obs_norm.update(self.obs)
+            obs_n = self._normalize(self.obs)
+            masks = core.action_masks() if self.has_masks else None
+            mask = self._all_true if masks is None else masks
+            action, stored, logp = self.actor.sample(obs_n, self.preference, mask)
+            st.obs[t] = obs_n
+            st.preferences[t] = self.preference
+            st.actions[t] = stored
+            st.logprobs[t] = logp
+            st.values[t] = self.critic(obs_n, self.preference)
+            if st.masks is not None:
+                st.masks[t] = mask
+
+            out = core.step(action, check=False)
+            done = out.terminated | out.truncated
+            reward = out.reward.to(torch.float32)
+            # episode statistics, on the device
+            self.episode_return += reward
+            d = done.unsqueeze(1)
+            self._finished_return += torch.where(d, self.episode_return, 0.0).sum(0).double()
+            self._finished_scalarised += torch.where(done, (self.episode_return * self.preference).sum(1), 0.0).sum().double()
+            self._finished_count += done.sum().double()
+            self.episode_return = torch.where(d, 0.0, self.episode_return)
+
+            scaled = self.ret_norm(reward, done) if cfg.norm_return else reward
+            # bootstrap truncated (not terminated) episodes from the value of their final observation
+            cut = out.truncated & ~out.terminated
+            if core.fixed_horizon:
+                episode_over = core.host_t >= core.horizon
+                if episode_over:
+                    final_v = self.critic(self._normalize(out.obs), self.preference)
+                    scaled = scaled + cfg.gamma * final_v * cut.unsqueeze(1).float()
+            elif not on_cpu or bool(cut.any()):
+                final_v = self.critic(self._normalize(out.obs), self.preference)
+                scaled = scaled + cfg.gamma * final_v * cut.unsqueeze(1).float()
+            st.rewards[t] = scaled
+            st.dones[t] = done
+
+            # autoreset, as the vector view does it, and a new preference for every new episode
+            if core.fixed_horizon:
+                if core.host_t >= core.horizon:
+                    self.obs = core.reset()
+                    self.preference = self.sampler.sample(self.num_envs)
+                else:
+                    self.obs = out.obs
+            elif not on_cpu or bool(done.any()):
+                fresh = core.reset(mask=done)
+                self.obs = torch.where(d, fresh, out.obs)
+                self.preference = self.sampler.resample(self.preference, done)
+            else:
+                self.obs = out.obs
+        self.global_step += cfg.num_steps * self.num_envs
+
+    # ------------------------------------------------------------------------------------------ update
+    def _update(self) -> dict[str, torch.Tensor]:
+        cfg, st = self.config, self.storage
+        with torch.no_grad():
+            next_value = self.critic(self._normalize(self.obs), self.preference)
+            st.finish(next_value, cfg.gamma, cfg.gae_lambda)
+        b = st.flat()
+        scalar_adv = (b["advantages"] * b["preferences"]).sum(-1)
+        n = scalar_adv.shape[0]
+        mb_size = max(1, n // cfg.num_minibatches)
+        masks = b.get("masks")
+        params = [*self.actor.parameters(), *self.critic.parameters()]
+        sums = {name: torch.zeros((), device=self.device) for name in ("policy", "value", "entropy", "approx_kl", "clip_fraction")}
+        count = 0
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(n, device=self.device)
+            kl_epoch = torch.zeros((), device=self.device)
+            for start in range(0, n, mb_size):
+                idx = perm[start : start + mb_size]
+                obs, pref = b["obs"][idx], b["preferences"][idx]
+                mask = self._all_true[:1].expand(idx.numel(), -1) if masks is None else masks[idx]
+                new_logp, entropy = self.actor.evaluate(obs, pref, b["actions"][idx], mask)
+                log_ratio = new_logp - b["logprobs"][idx]
+                ratio = log_ratio.exp()
+                adv = scalar_adv[idx]
+                if cfg.norm_adv and idx.numel() > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+
+                new_v = self.critic(obs, pref)
+                ret = b["returns"][idx]
+                if cfg.clip_vloss:
+                    old_v = b["values"][idx]
+                    clipped = old_v + (new_v - old_v).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    v_loss = 0.5 * torch.max((new_v - ret).square(), (clipped - ret).square()).mean()
+                else:
+                    v_loss = 0.5 * (new_v - ret).square().mean()
+                ent = entropy.mean()
+                loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.optimizer.step()
+
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean()
+                    kl_epoch = approx_kl
+                    sums["policy"] += pg_loss.detach()
+                    sums["value"] += v_loss.detach()
+                    sums["entropy"] += ent.detach()
+                    sums["approx_kl"] += approx_kl
+                    sums["clip_fraction"] += ((ratio - 1).abs() > cfg.clip_coef).float().mean()
+                count += 1
+            if cfg.target_kl is not None and float(kl_epoch) > cfg.target_kl:
+                break
+        self.num_updates += 1
+        return {name: v / max(count, 1) for name, v in sums.items()}
+
+    def _set_learning_rate(self) -> None:
+        cfg = self.config
+        lr = cfg.learning_rate
+        if cfg.anneal_lr:
+            lr = cfg.learning_rate * max(0.0, 1.0 - self.global_step / cfg.total_env_steps)
+            lr = max(lr, cfg.learning_rate * 1e-3)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    # ------------------------------------------------------------------------------------------ training loop
+    def learn(self, num_env_steps: int, logger: Logger | None = None, callback: Callable[[dict[str, float]], bool] | None = None) -> MOPPO:
+        """Train for at least ``num_env_steps`` more environment steps (whole rollouts); call again to continue.
+
+        Args:
+            num_env_steps: environment steps to add (rounded up to whole rollouts of
+                ``num_steps x num_envs``).
+            logger: receives ``charts/SPS``, ``charts/episode_return/<objective>``,
+                ``charts/scalarised_return``, ``charts/learning_rate`` and ``losses/*``
+                every ``log_interval`` updates.
+            callback: called with the same statistics (plus ``global_step``) at every
+                log; returning ``False`` stops training after that update.
+        """
+        logger = logger or NullLogger()
+        if not self._started:
+            self._start()
+        elif not torch.equal(self.core.observe(), self.obs):
+            self._restart()
+        per_update = self.config.num_steps * self.num_envs
+        updates = max(1, math.ceil(num_env_steps / per_update))
+        t0, step0 = time.perf_counter(), self.global_step
+        for i in range(updates):
+            self._set_learning_rate()
+            self._collect()
+            losses = self._update()
+            if (self.num_updates % self.config.log_interval == 0) or i == updates - 1:
+                stats = self._log(losses, logger, time.perf_counter() - t0, self.global_step - step0)
+                t0, step0 = time.perf_counter(), self.global_step
+                if callback is not None and callback(stats) is False:
+                    break
+        return self
+
+    def _log(self, losses: dict[str, torch.Tensor], logger: Logger, seconds: float, steps: int) -> dict[str, float]:
+        step = self.global_step
+        stats: dict[str, float] = {"global_step": float(step), "charts/SPS": steps / max(seconds, 1e-9)}
+        stats["charts/learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+        count = float(self._finished_count)
+        if count > 0:
+            mean = (self._finished_return / count).tolist()
+            for name, value in zip(self.objective_names, mean):
+                stats[f"charts/episode_return/{name}"] = value
+            stats["charts/scalarised_return"] = float(self._finished_scalarised) / count
+            stats["charts/episodes"] = count
+        self._reset_stats()
+        for name, value in losses.items():
+            stats[f"losses/{name}"] = float(value)
+        for tag, value in stats.items():
+            if tag != "global_step":
+                logger.scalar(tag, value, step)
+        self.last_stats = stats
+        return stats
+
+    # ------------------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: networks, optimiser, normalisers, RNG states, env state, counters.
+
+        The environment part is every tensor attribute of the batched core (keys,
+        counters, stock, pipeline, ...) plus ``host_t``, so a resumed run continues the
+        same episodes with the same draws.
+        """
+        if not self._started:
+            self._start()
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        # a snapshot: parameters and optimiser moments are copied, not referenced
+        return copy.deepcopy({
+            "format": "paretochain.mo_ppo/1",
+            "config": self.config.model_dump(mode="json"),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "obs_norm": self.obs_norm.state_dict(),
+            "ret_norm": self.ret_norm.state_dict(),
+            "rng": rng,
+            "env": core_state(self.core),
+            "obs": self.obs.clone(),
+            "preference": self.preference.clone(),
+            "episode_return": self.episode_return.clone(),
+            "global_step": self.global_step,
+            "num_updates": self.num_updates,
+        })
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (the environment must have the same config and batch size)."""
+        if state.get("format") != "paretochain.mo_ppo/1":
+            raise PolicyFileError(f"not an MO-PPO checkpoint (format {state.get('format')!r}, expected 'paretochain.mo_ppo/1')")
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.obs_norm.load_state_dict(state["obs_norm"])
+        self.ret_norm.load_state_dict(state["ret_norm"])
+        load_core_state(self.core, state["env"])
+        dev = self.device
+        self.obs = state["obs"].to(dev).clone()
+        self.preference = state["preference"].to(dev).clone()
+        self.episode_return = state["episode_return"].to(dev).clone()
+        self.global_step = int(state["global_step"])
+        self.num_updates = int(state["num_updates"])
+        self._started = True
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    # ------------------------------------------------------------------------------------------ export
+    def export_module(self) -> torch.nn.Module:
+        """A deterministic, TorchScript-able ``forward(obs, preference, action_mask) -> action`` on the CPU.
+
+        Observation normalisation (the current running statistics) and the action
+        post-processing (squash and rescale to the Box bounds, or the masked argmax)
+        are inside. See :func:`paretochain.agents.export.export_policy`.
+        """
+        from paretochain.agents.export import PolicyModule
+
+        mean, std = self.obs_norm.scale()
+        if not self.config.norm_obs:
+            mean, std = torch.zeros_like(mean), torch.ones_like(std)
+        return PolicyModule(self.actor, mean, std, self.obs_norm.clip)
+
+    def export_metadata(self) -> dict[str, Any]:
+        """What :func:`~paretochain.agents.export.export_policy` writes about this agent."""
+        fixed = None if self.sampler.fixed is None else self.sampler.fixed.tolist()
+        return {
+            "agent": "MOPPO",
+            "agent_config": self.config.model_dump(mode="json"),
+            "training": {"global_step": self.global_step, "num_updates": self.num_updates, "num_envs": self.num_envs},
+            "preference": {
+                "semantics": (
+                    "weights over the objectives, in objective order, non-negative and summing to 1; during training "
+                    "they weighed per-objective advantages computed on rewards divided by the running std of each "
+                    "objective's discounted return" + ("" if self.config.norm_return else " (return normalisation off: raw rewards)")
+                ),
+                "trained_on": "fixed" if fixed is not None else f"Dirichlet(alpha={self.config.dirichlet_alpha}) per episode",
+                "default": fixed if fixed is not None else [1.0 / self.k] * self.k,
+                "return_std": self.ret_norm.std().tolist() if self.config.norm_return else [1.0] * self.k,
+            },
+        }
+
+
+# ---------------------------------------------------------------------------------------------- env state
+def core_state(core: BatchedCore) -> dict[str, Any]:
+    """Copies of every tensor (and dict of tensors) attribute of a core, plus its host counters."""
+    out: dict[str, Any] = {"__host_t": core.host_t, "__seeded": core.seeded, "__num_envs": core.num_envs}
+    for name, value in vars(core).items():
+        if isinstance(value, torch.Tensor):
+            out[name] = value.clone()
+        elif isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+            out[name] = {k: v.clone() for k, v in value.items()}
+    return out
+
+
+def load_core_state(core: BatchedCore, state: Mapping[str, Any]) -> None:
+    """Put :func:`core_state` output back into a core of the same family, config and batch size."""
+    if state.get("__num_envs") != core.num_envs:
+        raise ValueError(f"checkpoint holds {state.get('__num_envs')} environments, this env has {core.num_envs}")
+    for name, value in state.items():
+        if name.startswith("__"):
+            continue
+        current = getattr(core, name, None)
+        if isinstance(value, dict):
+            setattr(core, name, {k: v.to(core.device).clone() for k, v in value.items()})
+        else:
+            if isinstance(current, torch.Tensor) and current.shape != value.shape:
+                raise ValueError(f"checkpoint env state {name!r} has shape {tuple(value.shape)}, this env has {tuple(current.shape)}")
+            setattr(core, name, value.to(core.device).clone())
+    core.host_t = int(state["__host_t"])
+    core.seeded = bool(state["__seeded"])

@@ -1,0 +1,372 @@
+"""Networks of our agents: observation encoders, preference-conditioned torsos, action heads, value heads.
+
+An actor or critic reads ``(normalised observation, preference)``:
+
+    encoder(obs) -> features ; torso(cat(features, preference)) -> hidden ; head(hidden)
+
+Encoders: :class:`MLPEncoder` for flat observations and :class:`SlotAttentionEncoder`
+(a small transformer over padded per-order slots, for Dispatch). Heads:
+
+- :class:`FactoredCategoricalHead`: ``Discrete`` (one factor) and factored
+  ``MultiDiscrete`` (one independent categorical per dimension), with action masks;
+- :class:`SquashedGaussianHead`: ``Box`` actions ``low + (tanh(u) + 1) / 2 * (high - low)``
+  with ``u ~ Normal(mean, std)``, log-probabilities including the tanh and rescaling Jacobians;
+- a vector value head: one value per objective (:class:`VectorCritic`).
+
+Every ``forward`` is deterministic and TorchScript-able (it is what export compiles);
+``sample`` and ``evaluate`` are the training paths.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+from torch.nn import functional as F
+
+#: Logit given to masked-out choices: far below any real logit, finite so that 0 * logit stays 0.
+MASKED_LOGIT = -1e8
+
+
+def layer_init(layer: nn.Linear, gain: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
+    """Orthogonal weights with ``gain`` and a constant bias (the PPO implementation-detail default)."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def mlp(in_dim: int, hidden_sizes: tuple[int, ...] | list[int], activation: type[nn.Module] = nn.Tanh) -> nn.Sequential:
+    """Linear + activation layers of the given widths (no output layer)."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden_sizes:
+        layers += [layer_init(nn.Linear(d, h)), activation()]
+        d = h
+    return nn.Sequential(*layers)
+
+
+# ---------------------------------------------------------------------------------------------- encoders
+class MLPEncoder(nn.Module):
+    """A flat observation through an MLP.
+
+    Args:
+        obs_dim: observation length.
+        hidden_sizes: widths of the layers; ``out_dim`` is the last one.
+    """
+
+    if TYPE_CHECKING:
+        out_dim: int
+
+    def __init__(self, obs_dim: int, hidden_sizes: tuple[int, ...] = (64,)) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes)
+        self.out_dim = hidden_sizes[-1] if hidden_sizes else obs_dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+class SlotAttentionEncoder(nn.Module):
+    """A transformer encoder over padded slots (orders) plus an MLP over the rest of the observation.
+
+    The flat observation is split with the environment's ``observation_layout``: the
+    block ``slots_block`` of shape ``(num_slots, slot_features)`` holds one row per
+    order slot, ``valid_block`` (when given) flags ``(num_slots,)`` which slots hold
+    an order (padding is ignored by attention and by the pooling), and every other
+    block is "context" (vehicles, clock, ...). Each slot is embedded, the context
+    embedding is added to every slot, ``num_layers`` transformer layers mix the
+    slots, and the output is ``cat(mean over real slots, max over real slots, context)``.
+
+    Args:
+        layout: ``{block: (start, stop, shape)}`` of the flat observation.
+        slots_block: name of the ``(num_slots, slot_features)`` block.
+        valid_block: name of a ``(num_slots,)`` 0/1 block flagging real slots, or ``None``
+            (then a slot is real when any of its features is non-zero).
+        embed_dim: width of the slot embeddings.
+        num_heads: attention heads.
+        num_layers: transformer layers.
+    """
+
+    if TYPE_CHECKING:  # declared for type checkers only (TorchScript cannot read string annotations)
+        out_dim: int
+        context_index: torch.Tensor
+
+    def __init__(
+        self,
+        layout: dict[str, tuple[int, int, tuple[int, ...]]],
+        slots_block: str,
+        valid_block: str | None = None,
+        embed_dim: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+    ) -> None:
+        super().__init__()
+        if slots_block not in layout:
+            raise ValueError(f"SlotAttentionEncoder: observation has no block {slots_block!r}; blocks are {sorted(layout)}")
+        start, stop, shape = layout[slots_block]
+        if len(shape) != 2:
+            raise ValueError(f"SlotAttentionEncoder: block {slots_block!r} must be (num_slots, features), got shape {shape}")
+        self.slot_start, self.slot_stop = start, stop
+        self.num_slots, self.slot_features = int(shape[0]), int(shape[1])
+        self.has_valid = valid_block is not None
+        if valid_block is not None:
+            if valid_block not in layout:
+                raise ValueError(f"SlotAttentionEncoder: observation has no block {valid_block!r}; blocks are {sorted(layout)}")
+            self.valid_start, self.valid_stop = layout[valid_block][0], layout[valid_block][1]
+        else:
+            self.valid_start, self.valid_stop = 0, 0
+        skip = {slots_block} | ({valid_block} if valid_block else set())
+        context = [torch.arange(s, e) for name, (s, e, _) in sorted(layout.items(), key=lambda kv: kv[1][0]) if name not in skip]
+        idx = torch.cat(context) if context else torch.zeros(0, dtype=torch.int64)
+        self.register_buffer("context_index", idx.long(), persistent=False)
+        self.context_dim = int(idx.numel())
+        self.slot_embed = layer_init(nn.Linear(self.slot_features, embed_dim))
+        self.context_embed = layer_init(nn.Linear(max(self.context_dim, 1), embed_dim))
+        layer = nn.TransformerEncoderLayer(embed_dim, num_heads, dim_feedforward=2 * embed_dim, dropout=0.0, batch_first=True)
+        self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.out_dim = 3 * embed_dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        b = obs.shape[0]
+        slots = obs[:, self.slot_start : self.slot_stop].reshape(b, self.num_slots, self.slot_features)
+        if self.has_valid:
+            valid = obs[:, self.valid_start : self.valid_stop] > 0.5
+        else:
+            valid = slots.abs().sum(-1) > 0
+        if self.context_dim > 0:
+            context = obs.index_select(1, self.context_index)
+        else:
+            context = torch.zeros(b, 1, dtype=obs.dtype, device=obs.device)
+        ctx = torch.tanh(self.context_embed(context))
+        x = self.slot_embed(slots) + ctx.unsqueeze(1)
+        # an env with no real slot still needs one key to attend to: keep slot 0 visible there
+        any_valid = valid.any(dim=1, keepdim=True)
+        first = torch.zeros_like(valid)
+        first[:, 0] = True
+        keep = valid | (first & ~any_valid)
+        x = self.transformer(x, src_key_padding_mask=~keep)
+        w = valid.to(x.dtype).unsqueeze(-1)
+        mean = (x * w).sum(1) / w.sum(1).clamp(min=1.0)
+        top = torch.where(valid.unsqueeze(-1), x, torch.full_like(x, -1e4)).amax(1)
+        top = torch.where(any_valid, top, torch.zeros_like(top))
+        return torch.cat([mean, top, ctx], dim=1)
+
+
+class PreferenceTorso(nn.Module):
+    """``encoder(obs)`` concatenated with the preference, then an MLP.
+
+    Args:
+        encoder: observation encoder with an ``out_dim`` attribute.
+        k: number of objectives (preference length).
+        hidden_sizes: widths of the layers after the concatenation.
+    """
+
+    if TYPE_CHECKING:
+        out_dim: int
+
+    def __init__(self, encoder: MLPEncoder | SlotAttentionEncoder, k: int, hidden_sizes: tuple[int, ...] = (64,)) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.net = mlp(int(encoder.out_dim) + k, hidden_sizes)
+        self.out_dim = hidden_sizes[-1] if hidden_sizes else int(encoder.out_dim) + k
+
+    def forward(self, obs: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([self.encoder(obs), preference], dim=1))
+
+
+# ---------------------------------------------------------------------------------------------- heads
+class FactoredCategoricalHead(nn.Module):
+    """Independent categoricals over ``d`` action dimensions with ``nvec[j]`` choices each, with masks.
+
+    ``Discrete(n)`` is the case ``nvec = [n]`` (actions of shape ``(B,)``). Logits are
+    laid out padded ``(B, d, max(nvec))``; padding and masked-out choices get
+    :data:`MASKED_LOGIT`. The mask uses the flat sb3-contrib layout ``(B, sum(nvec))``.
+
+    Args:
+        in_dim: width of the torso output.
+        nvec: choices per dimension.
+        discrete: actions are scalars (``Discrete``) rather than vectors.
+    """
+
+    if TYPE_CHECKING:
+        mask_source: torch.Tensor
+
+    def __init__(self, in_dim: int, nvec: list[int], discrete: bool) -> None:
+        super().__init__()
+        self.d = len(nvec)
+        self.nmax = int(max(nvec))
+        self.discrete = discrete
+        self.mask_dim = int(sum(nvec))
+        self.logits = layer_init(nn.Linear(in_dim, self.d * self.nmax), gain=0.01)
+        # padded position (j, i) reads flat mask entry offset_j + i, or the extra False column
+        offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+        src = np.full((self.d, self.nmax), self.mask_dim, dtype=np.int64)
+        for j, n in enumerate(nvec):
+            src[j, :n] = offsets[j] + np.arange(n)
+        self.register_buffer("mask_source", torch.as_tensor(src.reshape(-1)), persistent=False)
+
+    def masked_logits(self, hidden: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        b = hidden.shape[0]
+        logits = self.logits(hidden).reshape(b, self.d, self.nmax)
+        extended = torch.cat([action_mask.to(torch.bool), torch.zeros(b, 1, dtype=torch.bool, device=hidden.device)], dim=1)
+        allowed = extended.index_select(1, self.mask_source).reshape(b, self.d, self.nmax)
+        return torch.where(allowed, logits, logits.new_full((1,), -1e8))  # MASKED_LOGIT (a literal for TorchScript)
+
+    def forward(self, hidden: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """Most likely allowed action: ``(B,)`` int64 for Discrete, ``(B, d)`` otherwise."""
+        action = self.masked_logits(hidden, action_mask).argmax(-1)
+        if self.discrete:
+            return action[:, 0]
+        return action
+
+    def sample(self, hidden: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(env action, stored action, log-probability)``; Gumbel-max sampling, no host sync."""
+        logits = self.masked_logits(hidden, action_mask)
+        u = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)
+        action = (logits - torch.log(-torch.log(u))).argmax(-1)
+        logp = F.log_softmax(logits, -1).gather(-1, action.unsqueeze(-1)).squeeze(-1).sum(-1)
+        if self.discrete:
+            action = action[:, 0]
+        return action, action, logp
+
+    def evaluate(self, hidden: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of stored actions and the entropy (summed over dimensions)."""
+        logp_all = F.log_softmax(self.masked_logits(hidden, action_mask), -1)
+        a = stored.long().reshape(hidden.shape[0], self.d, 1)
+        logp = logp_all.gather(-1, a).squeeze(-1).sum(-1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
+        return logp, entropy
+
+
+class SquashedGaussianHead(nn.Module):
+    """Box actions ``low + (tanh(u) + 1) / 2 * (high - low)`` with ``u ~ Normal(mean(h), exp(log_std))``.
+
+    The stored action is the pre-squash sample ``u`` (no ``atanh`` of a saturated
+    action is ever needed). Its log-probability is that of the environment action:
+
+    ``log N(u) - sum_i [log(1 - tanh(u_i)^2) + log((high_i - low_i) / 2)]``,
+
+    with ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))`` for numerical
+    stability. The entropy bonus uses the entropy of the Gaussian on ``u`` (the
+    squashed distribution has no closed form; SAC-style estimates are noisier).
+
+    Args:
+        in_dim: width of the torso output.
+        low, high: bounds of the Box (finite).
+        log_std_init: initial log standard deviation (state-independent, learned).
+    """
+
+    if TYPE_CHECKING:
+        low: torch.Tensor
+        high: torch.Tensor
+        log_half_range: torch.Tensor
+
+    def __init__(self, in_dim: int, low: np.ndarray, high: np.ndarray, log_std_init: float = -0.5) -> None:
+        super().__init__()
+        low_t = torch.as_tensor(np.asarray(low, dtype=np.float32).reshape(-1))
+        high_t = torch.as_tensor(np.asarray(high, dtype=np.float32).reshape(-1))
+        if not (torch.isfinite(low_t).all() and torch.isfinite(high_t).all()):
+            raise ValueError("SquashedGaussianHead needs finite action bounds")
+        self.dim = int(low_t.numel())
+        self.mean = layer_init(nn.Linear(in_dim, self.dim), gain=0.01)
+        self.log_std = nn.Parameter(torch.full((self.dim,), float(log_std_init)))
+        self.register_buffer("low", low_t)
+        self.register_buffer("high", high_t)
+        self.register_buffer("log_half_range", torch.log(((high_t - low_t) / 2).clamp(min=1e-12)))
+
+    def squash(self, u: torch.Tensor) -> torch.Tensor:
+        """Pre-squash values to actions inside ``[low, high]``."""
+        action = self.low + (torch.tanh(u) + 1.0) * 0.5 * (self.high - self.low)
+        return torch.maximum(torch.minimum(action, self.high), self.low)
+
+    def forward(self, hidden: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """The action at the Gaussian's mean, squashed and rescaled: ``(B, dim)``."""
+        return self.squash(self.mean(hidden))
+
+    def log_prob(self, mean: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        std = self.log_std.exp()
+        gauss = -0.5 * ((u - mean) / std).square() - self.log_std - 0.5 * math.log(2 * math.pi)
+        log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u)) + self.log_half_range
+        return (gauss - log_det).sum(-1)
+
+    def sample(self, hidden: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean = self.mean(hidden)
+        u = mean + self.log_std.exp() * torch.randn_like(mean)
+        return self.squash(u), u, self.log_prob(mean, u)
+
+    def evaluate(self, hidden: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.mean(hidden)
+        entropy = (0.5 + 0.5 * math.log(2 * math.pi) + self.log_std).sum().expand(hidden.shape[0])
+        return self.log_prob(mean, stored), entropy
+
+
+def make_head(space: spaces.Space, in_dim: int) -> FactoredCategoricalHead | SquashedGaussianHead:
+    """The action head for a Gymnasium action space (``Discrete``, ``MultiDiscrete`` or ``Box``)."""
+    if isinstance(space, spaces.Discrete):
+        return FactoredCategoricalHead(in_dim, [int(space.n)], discrete=True)
+    if isinstance(space, spaces.MultiDiscrete):
+        return FactoredCategoricalHead(in_dim, [int(n) for n in np.asarray(space.nvec).reshape(-1)], discrete=False)
+    if isinstance(space, spaces.Box):
+        return SquashedGaussianHead(in_dim, space.low, space.high)
+    raise TypeError(f"no action head for {space}; supported: Discrete, MultiDiscrete, Box")
+
+
+def mask_dim(space: spaces.Space) -> int:
+    """Length of the flat action mask of a space (Box: its action dimension, all True by convention)."""
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(np.sum(space.nvec))
+    return int(np.prod(space.shape or ()))
+
+
+# ---------------------------------------------------------------------------------------------- actor / critic
+class Actor(nn.Module):
+    """Preference-conditioned policy: ``forward(normalised obs, preference, mask) -> deterministic action``."""
+
+    def __init__(self, torso: PreferenceTorso, head: FactoredCategoricalHead | SquashedGaussianHead) -> None:
+        super().__init__()
+        self.torso = torso
+        self.head = head
+
+    def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.torso(obs, preference), action_mask)
+
+    def sample(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.head.sample(self.torso(obs, preference), action_mask)
+
+    def evaluate(self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head.evaluate(self.torso(obs, preference), stored, action_mask)
+
+
+class VectorCritic(nn.Module):
+    """Preference-conditioned vector value: ``(B, k)``, one value per objective."""
+
+    def __init__(self, torso: PreferenceTorso, k: int) -> None:
+        super().__init__()
+        self.torso = torso
+        self.value = layer_init(nn.Linear(int(torso.out_dim), k), gain=1.0)
+
+    def forward(self, obs: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
+        return self.value(self.torso(obs, preference))
+
+
+def build_encoder(
+    kind: str, obs_dim: int, layout: Any, hidden_sizes: tuple[int, ...], attention: dict[str, Any] | None = None
+) -> MLPEncoder | SlotAttentionEncoder:
+    """An encoder by name: ``"mlp"`` or ``"attention"`` (needs the env's observation layout).
+
+    ``layout`` is an :class:`~paretochain.envs.core.ObservationLayout`; ``attention``
+    holds :class:`SlotAttentionEncoder` arguments (``slots_block``, ``valid_block``,
+    ``embed_dim``, ``num_heads``, ``num_layers``).
+    """
+    if kind == "mlp":
+        return MLPEncoder(obs_dim, hidden_sizes[:1] or (64,))
+    if kind == "attention":
+        blocks = {name: (s.start, s.stop, tuple(s.shape)) for name, s in layout.segments.items()}
+        return SlotAttentionEncoder(blocks, **(attention or {}))
+    raise ValueError(f"unknown encoder {kind!r}; choose 'mlp' or 'attention'")
