@@ -1,6 +1,7 @@
 """``paretochain evaluate``: a learned policy and the family's baselines on the same seeded scenarios.
 
-Writes into the output folder (the run directory by default):
+Writes into the output folder (``evaluation/`` beside the policy by default, so that a run
+directory keeps its own training ``metrics.json``):
 
 - ``report.md``: the tables, with the figures saved beside it in ``report_files/``;
 - ``report.html``: the same, self-contained (figures embedded as PNG data), readable
@@ -96,7 +97,7 @@ def evaluate(
         baselines: names to include (default: all of the family; see
             :func:`paretochain.evaluate.baselines.family_baselines`).
         scenarios: robustness scenarios to run (default: all of the family; ``baseline`` always).
-        out_dir: where to write (default: the run directory, or the policy file's folder).
+        out_dir: where to write (default: ``evaluation/`` in the run directory, or beside the policy file).
         device: where the environments run.
     """
     t_start = time.perf_counter()
@@ -108,7 +109,8 @@ def evaluate(
     cls = env_class(env_id)
     cfg = cls.config_cls.load(meta["env_config"])
     family = family_of(env_id)
-    out = Path(out_dir) if out_dir is not None else policy_path.parent
+    # beside the policy, in evaluation/: the run directory's own metrics.json stays the training run's
+    out = Path(out_dir) if out_dir is not None else policy_path.parent / "evaluation"
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
 

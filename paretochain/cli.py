@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=16, help="seeded episodes per policy and scenario (default 16)")
     e.add_argument("--baselines", nargs="*", default=None, help="baseline names (default: all of the family)")
     e.add_argument("--scenario", nargs="*", default=None, help="robustness scenarios (default: all of the family)")
-    e.add_argument("--out", default=None, help="output folder (default: beside the policy)")
+    e.add_argument("--out", default=None, help="output folder (default: evaluation/ beside the policy)")
     e.add_argument("--device", default="cpu", help="where the environments run (cpu, cuda)")
     e.set_defaults(func=_evaluate)
 

@@ -41,6 +41,12 @@ def report(trained_run: Path):
     return evaluate(trained_run, episodes=3, baselines=["base_stock", "s_S"], scenarios=["demand_shock"])
 
 
+def test_evaluation_does_not_overwrite_the_training_metrics(trained_run: Path, report) -> None:
+    assert report.out_dir == trained_run / "evaluation"
+    training = json.loads((trained_run / "metrics.json").read_text())
+    assert "env_steps" in training and training["agent"] == "mo_ppo"
+
+
 def test_report_files_exist_and_markdown_links_resolve(report) -> None:
     assert report.report_md.exists() and report.report_html.exists() and report.metrics_json.exists()
     md = report.report_md.read_text()
@@ -101,7 +107,7 @@ def test_a_bare_policy_file_is_evaluated_from_its_metadata(trained_run: Path, tm
     assert code == 0
     out = capsys.readouterr().out
     assert "base_stock" in out and "report:" in out
-    assert (tmp_path / "report.html").exists()
+    assert (tmp_path / "evaluation" / "report.html").exists()
 
 
 def test_unknown_baseline_or_scenario_is_a_clear_error(trained_run: Path, capsys) -> None:

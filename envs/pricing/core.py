@@ -22,6 +22,15 @@ Order of events in a period ``t`` (every environment of the batch at once):
    are smoothed towards this period's prices and the competitor price moves.
 7. In the last period, the cost value of the units left on hand or on order is
    charged to the ``leftover_inventory`` objective.
+
+**Speed.** Whatever depends only on the instance is built once: per-period tables
+(arrivals with season and decay, calendar, which channels hold their prices, the
+season's end) and, with ladder actions, per-level tables of the price and of the
+demand term it alone decides (``a - b x``, its exponential, or ``x^-e``). The
+competitor ignores the policy, so its whole season is drawn at reset. Count
+uniforms are cached per episode, masks are computed once per period and KPIs are
+one raw matrix with a lazy linear map. Every shortcut gives the float32 values of
+the direct computation, so an environment's episode depends only on its seed.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from gymnasium import spaces
 from paretochain.envs import _rng
 from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
 from paretochain.envs.pricing.config import PricingConfig, per_sku
-from paretochain.envs.pricing.demand import PricingDemand
+from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
 from paretochain.envs.pricing.objectives import build_objectives, reward_matrix
 from paretochain.errors import ConfigError
 
@@ -64,6 +73,13 @@ KPI_NAMES = (
 )
 
 _SITE_DEMAND = 20
+#: Largest per-season competitor table (entries over the batch) drawn at reset; above it the price moves step by step.
+PATH_LIMIT = 8_000_000
+
+
+def _batch(x: torch.Tensor, num_envs: int) -> torch.Tensor:
+    """``x`` with its leading dimension expanded to the batch (``x`` itself when it already has it)."""
+    return x if x.shape[0] == num_envs else x.expand(num_envs, *x.shape[1:])
 
 
 class PricingCore(BatchedCore):
@@ -144,10 +160,13 @@ class PricingCore(BatchedCore):
             )
             self.min_price_ratio = float(low_p.min())
         self._n_price = n_price
+        channel = torch.arange(C, device=dev)
+        self._earlier = channel.view(1, -1) < channel.view(-1, 1)
 
         # ---------------------------------------------------------------- demand
         self.demand = PricingDemand(cfg, dev, self.min_price_ratio, _SITE_DEMAND)
         self.register_draw_sites(*self.demand.draw_sites())
+        self.use_competitor_path = self.demand.competitor_moves and num_envs * (cfg.horizon + 1) * K <= PATH_LIMIT
         self._smoothing = cfg.demand.reference_price.smoothing
         sat = cfg.satisfaction
         self._sat_weights = (sat.jump_weight, sat.gap_weight, sat.stockout_weight)
@@ -188,8 +207,65 @@ class PricingCore(BatchedCore):
             self.objectives = build_objectives(self.objective_names, scale, cfg.horizon, cfg.reference_point)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        self._reward_matrix = reward_matrix(self.objective_names, KPI_NAMES, cfg.horizon, dev)
+        self._raw_names = self._raw_columns()
+        kpi_map = self._kpi_map(self._raw_names)
+        self._kpi_matrix = kpi_map.to(dev)
+        rewards = kpi_map @ reward_matrix(self.objective_names, KPI_NAMES, cfg.horizon, torch.device("cpu"))  # (raw, k)
+        assert bool(((rewards != 0).sum(0) <= 1).all()), "every objective is one raw figure times a constant"
+        self._reward_columns = rewards.abs().argmax(0).to(dev)
+        self._reward_scale = rewards.sum(0).to(dev)
         self._zero = torch.zeros(num_envs, **f32)
+        self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
+        self._mean_competitor = torch.full((num_envs,), cfg.demand.competitor.mean_ratio, **f32)
+
+        # ---------------------------------------------------------------- per-period and per-level tables
+        T = cfg.horizon
+        steps = torch.arange(T + 1, device=dev)
+        tf = steps.to(torch.float32)
+        phase = tf * (2 * math.pi / self._season_period)
+        self._calendar = torch.stack([phase.sin(), phase.cos(), tf / self.horizon], dim=1).unsqueeze(1)  # (T + 1, 1, 3)
+        self._arrivals = self.demand.arrival_table(T)  # (T + 1, K, C): arrivals before promotion
+        self._steady_arrivals = None if (self.demand.use_season or self.demand.use_decay) else self._arrivals[0]
+        # large batches get batch-shaped copies of the small operands (cheaper than broadcasting them every step)
+        self._large = num_envs * K * C > SMALL_TENSOR
+        self._unit_list_price = self._list_price.expand(num_envs, K, C).contiguous() if self._large else self._list_price
+        if self._large and self._steady_arrivals is not None:
+            self._steady_arrivals = self._steady_arrivals.expand(num_envs, K, C).contiguous()
+        self._allowed = (steps.unsqueeze(1) % self._change_every) == 0  # (T + 1, C)
+        self._hold = (~self._allowed).view(T + 1, 1, C)
+        self._holding_host = (~self._allowed).any(1).tolist()  # some channel holds its prices in period t
+        self._allowed_f32 = self._allowed.to(torch.float32).unsqueeze(1)  # (T + 1, 1, C)
+        self._last = (steps + 1) >= T  # (T + 1,): the period ends the season
+        self._last_host = self._last.tolist()
+        self._always = torch.ones(num_envs, dtype=torch.bool, device=dev)
+        if self.demand.use_competitor and not self.demand.competitor_moves:
+            still = self.demand.competitor_ratio(torch.zeros(1, K, **f32))
+            self._still_competitor = (still, self.demand.competitor_weight(still))
+        if self.ladder_mode:
+            # per SKU, channel and ladder level: the price and the demand term that depends only on it
+            levels = self._ladder.view(-1, 1, 1).expand(-1, K, C)  # (n, K, C)
+            if not self.demand.mnl:
+                term = torch.pow(levels, self.demand._neg_elasticity)
+            else:
+                term = self.demand.base_utility(levels)
+                if not self.demand.use_reference:
+                    term = torch.exp(term)
+            self._level_price = levels.permute(1, 2, 0).reshape(-1).contiguous()  # (K*C*n,)
+            self._level_term = term.permute(1, 2, 0).reshape(-1).contiguous()
+            if self.has_promotion:
+                self._promo_boost = self.demand.promotion_boost(self._promo_ladder.t()).t().contiguous()  # (C, levels)
+            self._padded_width = max(nvec) + 2
+            widths = np.asarray(nvec)
+            self._nvec_padded_offsets = torch.as_tensor(np.arange(len(nvec)) * self._padded_width + 1, device=dev).unsqueeze(0)
+            dest = np.concatenate([d * self._padded_width + 1 + np.arange(w) for d, w in enumerate(widths)])
+            self._mask_columns = torch.as_tensor(dest, device=dev)  # where each mask entry sits in the padded layout
+            self._batch_mask = self._static_mask.expand(num_envs, -1).contiguous()
+        else:
+            space = self.single_action_space
+            self._box_low = torch.as_tensor(space.low, device=dev).unsqueeze(0)
+            self._box_high = torch.as_tensor(space.high, device=dev).unsqueeze(0)
+        self._masks: torch.Tensor | None = None
+        self._padded_masks: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (masks, masks with refusing slots)
 
         # ---------------------------------------------------------------- state
         B = num_envs
@@ -198,7 +274,8 @@ class PricingCore(BatchedCore):
         self.price = torch.ones((B, K, C), **f32)
         self.price_index = torch.zeros((B, K, C), dtype=torch.int64, device=dev)
         self.reference = torch.ones((B, K, C), **f32)
-        self.competitor = torch.zeros((B, K), **f32)
+        self._competitor_state = torch.zeros((B, K), **f32)
+        self._competitor_paths: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.sales = torch.zeros((B, K, C), **f32)
         self.last_demand = torch.zeros((B, K, C), **f32)
         self.last_promotion = torch.zeros((B, C), **f32)
@@ -217,16 +294,57 @@ class PricingCore(BatchedCore):
         self.last_promotion = torch.where(m2, 0.0, self.last_promotion)
         if self.demand.competitor_moves:
             start = self.demand.competitor_start(_rng.mix32(self.stream_key ^ 0x5BD1E995))
-            self.competitor = torch.where(m2, start, self.competitor)
+            if self.use_competitor_path:
+                self._reset_competitor_paths(start, mask)
+            else:
+                self._competitor_state = torch.where(m2, start, self._competitor_state)
+        self._masks = None
+
+    def _reset_competitor_paths(self, start: torch.Tensor, mask: torch.Tensor) -> None:
+        """Draw the competitor's whole season for the environments that start over (it ignores the policy)."""
+        assert self._episode_keys is not None
+        deviation = self.demand.competitor_path(start, self._episode_keys[:, : self.horizon])  # (B, T + 1, K)
+        ratio = self.demand.competitor_ratio(deviation)
+        fresh = (deviation, ratio, self.demand.competitor_weight(ratio))
+        if self._competitor_paths is not None and not bool(mask.all()):
+            m3 = mask.view(-1, 1, 1)
+            fresh = tuple(torch.where(m3, new, old) for new, old in zip(fresh, self._competitor_paths))  # type: ignore[assignment]
+        self._competitor_paths = fresh
+
+    def _now(self, table: torch.Tensor) -> torch.Tensor:
+        """Row ``t`` of a per-env, per-period table ``(B, T + 1, ...)`` for every env (a view in lockstep)."""
+        return table[:, self.host_t] if self.lockstep else table[self._rows, self.t]
+
+    def _period(self, table: torch.Tensor) -> torch.Tensor:
+        """Row ``t`` of a per-period table ``(T + 1, ...)``: one shared row in lockstep (broadcast), else one per env."""
+        return table[self.host_t] if self.lockstep else table[self.t]
+
+    def _period_row(self, table: torch.Tensor) -> torch.Tensor:
+        """Row ``t`` of a per-period table ``(T + 1, 1, X)`` for every env, ``(B, X)``."""
+        return _batch(table[self.host_t], self.num_envs) if self.lockstep else table[self.t, 0]
+
+    @property
+    def competitor(self) -> torch.Tensor:
+        """Log deviation of the competitor's price from its long-run mean this period, ``(B, K)``."""
+        if self._competitor_paths is not None:
+            return self._now(self._competitor_paths[0])
+        return self._competitor_state
+
+    def _competitor_now(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The competitor's price ratio ``(B or 1, K)`` and MNL weight this period."""
+        if self._competitor_paths is not None:
+            return self._now(self._competitor_paths[1]), self._now(self._competitor_paths[2])
+        if not self.demand.competitor_moves:
+            return self._still_competitor
+        ratio = self.demand.competitor_ratio(self._competitor_state)
+        return ratio, self.demand.competitor_weight(ratio)
 
     def change_allowed(self) -> torch.Tensor:
         """Bool ``(B, C)``: channels that may change their prices in the current period."""
-        return (self.t.unsqueeze(1) % self._change_every) == 0
+        return self._period(self._allowed).expand(self.num_envs, -1)
 
     def observe(self) -> torch.Tensor:
         B = self.num_envs
-        tf = self.t.to(torch.float32)
-        phase = tf * (2 * math.pi / self._season_period)
         parts = [self.on_hand]
         if self.has_replenishment and self.lead_time > 0:
             parts.append(self.pipeline.reshape(B, -1))
@@ -234,26 +352,58 @@ class PricingCore(BatchedCore):
         if self.demand.use_reference:
             parts.append(self.reference.reshape(B, -1))
         if self.demand.use_competitor:
-            parts.append(self.demand.competitor_ratio(self.competitor))
-        parts += [self.sales.reshape(B, -1), torch.stack([phase.sin(), phase.cos(), tf / self.horizon], dim=1)]
+            parts.append(_batch(self._competitor_now()[0], B))
+        parts += [self.sales.reshape(B, -1), self._period_row(self._calendar)]
         if self.has_hold:
-            parts.append(self.change_allowed().to(torch.float32))
+            parts.append(self._period_row(self._allowed_f32))
         return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------ actions
     def action_masks(self) -> torch.Tensor | None:
+        """Bool ``(B, sum(nvec))`` masks of the ladder actions (None for Box actions).
+
+        Computed once per period and shared by the calls of that period; a new tensor
+        after every step or reset, never written in place.
+        """
         if not self.ladder_mode:
             return None
-        if not self.has_hold:
-            return self._static_mask.expand(self.num_envs, -1).clone()  # callers may keep it: no shared storage
-        B, K, C = self.num_envs, self.num_skus, self.num_channels
-        n = len(self.price_ladder)
-        hold = ~self.change_allowed()  # (B, C)
-        cols = self._n_price * n
-        static = self._static_mask[:, :cols].view(1, K, C, n)
-        current = torch.nn.functional.one_hot(self.price_index, n).bool()  # (B, K, C, n)
-        price_mask = torch.where(hold.view(B, 1, C, 1), current, static).reshape(B, -1)
-        return torch.cat([price_mask, self._static_mask[:, cols:].expand(B, -1)], dim=1)
+        if self._masks is not None:
+            return self._masks
+        if not self.has_hold or (self.lockstep and not self._holding_host[self.host_t]):
+            self._masks = self._batch_mask.clone()  # a fresh tensor per period, as callers may keep it
+        else:
+            B, K, C = self.num_envs, self.num_skus, self.num_channels
+            n = len(self.price_ladder)
+            cols = self._n_price * n
+            static = self._static_mask[:, :cols].view(1, K, C, n)
+            current = torch.nn.functional.one_hot(self.price_index, n).bool()  # (B, K, C, n)
+            hold = self._period(self._hold).view(-1, 1, C, 1)
+            price_mask = torch.where(hold, current, static).reshape(B, -1)
+            self._masks = torch.cat([price_mask, self._static_mask[:, cols:].expand(B, -1)], dim=1)
+        return self._masks
+
+    def check_action(self, action: torch.Tensor) -> None:
+        """Raise :class:`ActionError` naming the first offending environment and entry.
+
+        Valid actions pass with a few tensor operations (one lookup in the masks laid out
+        with a refusing slot on either side of every dimension); anything else goes through
+        the base class's check, which names the problem.
+        """
+        shape = (self.num_envs, *self.single_action_space.shape)
+        if tuple(action.shape) == shape:
+            if self.ladder_mode:
+                if not action.is_floating_point() and action.dtype != torch.bool:
+                    key = self.action_masks() if self.has_hold else None  # without holds the masks never change
+                    if self._padded_masks is None or self._padded_masks[0] is not key:
+                        padded = torch.zeros(shape[0], shape[1] * self._padded_width, dtype=torch.bool, device=self.device)
+                        padded[:, self._mask_columns] = self._batch_mask if key is None else key
+                        self._padded_masks = (key, padded)
+                    index = action.clamp(-1, self._padded_width - 2) + self._nvec_padded_offsets
+                    if bool(self._padded_masks[1].gather(1, index).all()):
+                        return
+            elif bool(((action >= self._box_low) & (action <= self._box_high)).all()):
+                return
+        super().check_action(action)
 
     def decode_action(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """Price ratios ``(B, K, C)``, ladder indices (or None), promotion spend ``(B, C)`` and orders ``(B, K)``."""
@@ -284,44 +434,79 @@ class PricingCore(BatchedCore):
 
     # ------------------------------------------------------------------ dynamics
     @staticmethod
-    def allocate(stock: torch.Tensor, asked: torch.Tensor) -> torch.Tensor:
+    def allocate(stock: torch.Tensor, asked: torch.Tensor, earlier: torch.Tensor | None = None) -> torch.Tensor:
         """Units sold per channel ``(B, K, C)`` from stock ``(B, K)`` and units asked ``(B, K, C)``.
 
         Everything asked is served when the stock suffices; otherwise the stock is
         split in proportion to the units asked, rounded down, and the remaining units
         go one each to the channels with the largest fractional shares (lower channel
-        index first on ties).
+        index first on ties). ``earlier`` is the ``(C, C)`` bool matrix ``[j, i] = i < j``
+        (built when not given).
         """
         if asked.shape[-1] == 1:
             return torch.minimum(asked, stock.unsqueeze(-1))
-        total = asked.sum(-1)
-        short = total > stock
-        share = asked * (stock / total.clamp(min=1.0)).unsqueeze(-1)
+        return PricingCore._ration(stock, asked, channel_sum(asked), earlier)
+
+    @staticmethod
+    def _ration(stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlier: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`allocate` for two or more channels, given the units asked in total ``(B, K)``."""
+        # with enough stock the ratio is clamped to 1: shares are the units asked, nothing is left to hand out
+        ratio = (stock / total.clamp(min=1.0)).clamp(max=1.0)
+        share = asked * ratio.unsqueeze(-1)
         floor = share.floor()
-        left = (stock - floor.sum(-1)).unsqueeze(-1)
+        left = (torch.minimum(stock, total) - channel_sum(floor)).unsqueeze(-1)
         frac = share - floor
-        C = asked.shape[-1]
-        earlier = torch.ones(C, C, dtype=torch.bool, device=asked.device).tril(-1)  # [j, i]: i < j
-        fi, fj = frac.unsqueeze(-2), frac.unsqueeze(-1)  # (.., 1, C) over i, (.., C, 1) over j
-        ahead = ((fi > fj) | ((fi == fj) & earlier)).sum(-1)  # channels served before j
-        rationed = floor + (ahead < left).to(asked.dtype)
-        return torch.where(short.unsqueeze(-1), rationed, asked)
+        if asked.shape[-1] == 2:
+            second_first = frac[..., 1] > frac[..., 0]  # ties: the lower channel first
+            ahead = torch.stack([second_first, ~second_first], dim=-1)  # channels served before j
+        else:
+            if earlier is None:
+                index = torch.arange(asked.shape[-1], device=asked.device)
+                earlier = index.view(1, -1) < index.view(-1, 1)  # [j, i]: i < j
+            fi, fj = frac.unsqueeze(-2), frac.unsqueeze(-1)  # (.., 1, C) over i, (.., C, 1) over j
+            ahead = torch.where(earlier, fi >= fj, fi > fj).sum(-1)  # channels served before j
+        return floor + (ahead < left)
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KPIs]:
-        B, C = self.num_envs, self.num_channels
-        key = self.step_draw()
-        zero = self._zero
-        price, index, promo, orders = self.decode_action(action)
-        if self.has_hold:
-            hold = (~self.change_allowed()).view(B, 1, C)
-            price = torch.where(hold, self.price, price)
-            if index is not None:
+        B, K, C = self.num_envs, self.num_skus, self.num_channels
+        demand = self.demand
+        n_price = self._n_price
+        hold = self._period(self._hold) if self.has_hold else None  # (1 or B, 1, C)
+
+        # decode the action; a held channel keeps its price
+        promo: torch.Tensor | None = None
+        boost: torch.Tensor | None = None
+        orders: torch.Tensor | None = None
+        index: torch.Tensor | None = None
+        level_term: torch.Tensor | None = None
+        if self.ladder_mode:
+            if action.dtype != torch.int64:
+                action = action.long()
+            index = action[:, :n_price].reshape(B, K, C)
+            if hold is not None:
                 index = torch.where(hold, self.price_index, index)
+            cell = index + self._price_offsets
+            price = self._level_price[cell]
+            level_term = self._level_term[cell]
+            pos = n_price
+            if self.has_promotion:
+                levels = action[:, pos : pos + C].t()
+                promo = self._promo_ladder.gather(1, levels).t()
+                boost = self._promo_boost.gather(1, levels).t()
+                pos += C
+            if self.has_replenishment:
+                orders = self._order_ladder[action[:, pos : pos + K]]
+        else:
+            price, _, promo, orders = self.decode_action(action)
+            if hold is not None:
+                price = torch.where(hold, self.price, price)
+            if promo is not None and demand.use_promotion:
+                boost = demand.promotion_boost(promo)
 
         # re-orders and arrivals
         on_hand = self.on_hand
-        order_cost = zero
-        ordered = zero
+        order_cost: torch.Tensor | None = None
+        ordered: torch.Tensor | None = None
         if orders is not None:
             full = torch.cat([self.pipeline, orders.unsqueeze(-1)], dim=-1)
             on_hand = on_hand + full[..., 0]
@@ -330,41 +515,76 @@ class PricingCore(BatchedCore):
             if self._order_fixed > 0:
                 order_cost = (orders > 0).to(torch.float32).sum(1) * self._order_fixed
 
-        # demand and shared-stock sales
-        comp_ratio = self.demand.competitor_ratio(self.competitor) if self.demand.use_competitor else None
-        mean = self.demand.expected_demand(price, self.t, self.reference, comp_ratio, promo)
-        asked = self.demand.sample(mean, key)
-        sales = self.allocate(on_hand, asked)
-        sold = sales.sum(-1)
+        # expected demand, counts and shared-stock sales
+        if self._steady_arrivals is not None:
+            lam = self._steady_arrivals
+        else:
+            lam = self._period(self._arrivals)  # (K, C) in lockstep, else (B, K, C)
+            if self._large and lam.dim() == 2:
+                lam = lam.expand(B, K, C).contiguous()
+        if boost is not None:
+            lam = lam * boost.unsqueeze(1)
+        comp_ratio: torch.Tensor | None = None
+        if not demand.mnl:
+            mean = lam * (level_term if level_term is not None else torch.pow(price, demand._neg_elasticity))
+        else:
+            if level_term is not None and not demand.use_reference:
+                weight = level_term  # exp(a - b x) of the ladder level
+            else:
+                v = level_term if level_term is not None else demand.base_utility(price)
+                if demand.use_reference:
+                    v = demand.reference_utility(v, price, self.reference)
+                weight = torch.exp(v)
+            comp_weight = None
+            if demand.use_competitor:
+                comp_ratio, comp_weight = self._competitor_now()
+            mean = demand.choice_mean(weight, lam, comp_weight)
+        asked = demand.sample(mean, self.step_draw())
+        if C == 1:
+            total = asked[..., 0]
+            sales = torch.minimum(asked, on_hand.unsqueeze(-1))
+            sold = sales[..., 0]
+        else:
+            total = channel_sum(asked)
+            sales = self._ration(on_hand, asked, total, self._earlier)
+            sold = channel_sum(sales)
         on_hand = on_hand - sold
         self.on_hand = on_hand
 
         # money
-        unit_price = price * self._list_price  # (B, K, C)
-        gross = unit_price * sales
+        gross = price * self._unit_list_price * sales
         revenue = gross.sum((1, 2))
-        net_revenue = (gross.sum(1) * self._keep_share).sum(1)
+        net_revenue = channel_sum(gross.sum(1) * self._keep_share)
         cogs = (sold * self._unit_cost).sum(1)
-        spend = promo.sum(1) if promo is not None else zero
-        holding = (on_hand * self._holding).sum(1) if self.uses_holding else zero
-        margin = net_revenue - cogs - spend - holding - order_cost
+        spend = promo.sum(1) if promo is not None else None
+        holding = (on_hand * self._holding).sum(1) if self.uses_holding else None
+        margin = net_revenue - cogs
+        for cost in (spend, holding, order_cost):
+            if cost is not None:
+                margin = margin - cost
 
-        # satisfaction
-        wj, wg, ws = self._sat_weights
+        # satisfaction (terms with weight 0 are left out, weights of 1 not multiplied: the same float32 values)
         jump = (price - self.price).abs().mean((1, 2))
-        gap = (price.amax(-1) - price.amin(-1)).mean(1) if C > 1 else zero
-        demand_units = asked.sum((1, 2))
+        gap = None
+        if C > 1:
+            gap = (price.amax(-1) - price.amin(-1)).mean(1)  # (aminmax and max(dim) enter a thread pool even for tiny tensors)
+        demand_units = total.sum(1)  # whole units: exact in any order
         sales_units = sold.sum(1)
-        lost = demand_units - sales_units
-        stockout = lost / demand_units.clamp(min=1.0)
-        satisfaction = 1.0 - wj * jump - wg * gap - ws * stockout
+        some_demand = demand_units.clamp(min=1.0)
+        stockout = (demand_units - sales_units) / some_demand
+        satisfaction: torch.Tensor | None = None
+        for weight_of, term in zip(self._sat_weights, (jump, gap, stockout)):
+            if weight_of == 0 or term is None:
+                continue
+            term = term if weight_of == 1.0 else weight_of * term
+            satisfaction = 1.0 - term if satisfaction is None else satisfaction - term
 
         # state updates
-        if self.demand.use_reference:
+        if demand.use_reference:
             s = self._smoothing
             self.reference = s * self.reference + (1.0 - s) * price
-        if self.demand.competitor_moves:
-            self.competitor = self.demand.competitor_step(self.competitor, key)
+        if demand.competitor_moves and self._competitor_paths is None:
+            self._competitor_state = demand.competitor_step(self._competitor_state, self.step_draw())
         self.price = price
         if index is not None:
             self.price_index = index
@@ -372,40 +592,80 @@ class PricingCore(BatchedCore):
         self.last_demand = asked
         if promo is not None:
             self.last_promotion = promo
+        self._masks = None
 
-        last = (self.t + 1) >= self.horizon
-        stock_left = on_hand + self.pipeline.sum(-1) if self.lead_time > 0 else on_hand
-        leftover = torch.where(last, (stock_left * self._unit_cost).sum(1), 0.0)
-        values = torch.stack(
-            [
-                margin,  # gross_margin
-                revenue,  # revenue
-                net_revenue,  # net_revenue
-                revenue - net_revenue,  # commission
-                cogs,  # cost_of_goods_sold
-                spend,  # promotion_spend
-                holding,  # holding_cost
-                order_cost,  # order_cost
-                demand_units,  # demand_units
-                sales_units,  # sales_units
-                lost,  # lost_units
-                ordered,  # ordered_units
-                torch.where(demand_units > 0, sales_units / demand_units.clamp(min=1.0), 1.0),  # fill_rate
-                satisfaction,  # satisfaction
-                jump,  # price_jump
-                gap,  # price_gap
-                stockout,  # stockout_share
-                price.mean((1, 2)),  # mean_price_ratio
-                comp_ratio.mean(1) if comp_ratio is not None else zero + self.config.demand.competitor.mean_ratio,  # competitor_price_ratio
-                on_hand.sum(1),  # on_hand_units
-                leftover,  # leftover_value
-            ],
-            dim=1,
-        )
-        kpis = KPIs(KPI_NAMES, values)
-        reward = values @ self._reward_matrix
-        terminated = torch.zeros_like(last)
-        return reward, terminated, last, kpis
+        # the season's end: truncation, and the cost value of the stock left
+        if self.lockstep:
+            last = self._last_host[self.host_t]
+            truncated = self._always if last else self._never
+        else:
+            truncated = self._last[self.t]
+            last = True
+        leftover = None
+        if last:
+            stock_left = on_hand + self.pipeline.sum(-1) if self.lead_time > 0 else on_hand
+            leftover = (stock_left * self._unit_cost).sum(1)
+            if not self.lockstep:
+                leftover = torch.where(truncated, leftover, 0.0)
+
+        columns = {
+            "gross_margin": margin,
+            "revenue": revenue,
+            "net_revenue": net_revenue,
+            "cost_of_goods_sold": cogs,
+            "promotion_spend": spend,
+            "holding_cost": holding,
+            "order_cost": order_cost,
+            "demand_units": demand_units,
+            "sales_units": sales_units,
+            "ordered_units": ordered,
+            "fill_rate": torch.where(demand_units > 0, sales_units / some_demand, 1.0),
+            "satisfaction": satisfaction if satisfaction is not None else self._zero + 1.0,
+            "price_jump": jump,
+            "price_gap": gap,
+            "stockout_share": stockout,
+            "mean_price_ratio": price.mean((1, 2)),
+            "competitor_price_ratio": _batch(comp_ratio.mean(1), B) if comp_ratio is not None else self._mean_competitor,
+            "on_hand_units": on_hand.sum(1),
+            "leftover_value": leftover if leftover is not None else self._zero,
+        }
+        raw = torch.stack([columns[name] for name in self._raw_names], dim=1)
+        kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
+        reward = raw.index_select(1, self._reward_columns) * self._reward_scale
+        return reward, self._never, truncated, kpis
+
+    def _raw_columns(self) -> list[str]:
+        """The per-step figures :meth:`_step` computes (the others are sums of two of them, or zero), in order."""
+        absent = set()
+        if not self.has_promotion:
+            absent.add("promotion_spend")
+        if not self.uses_holding:
+            absent.add("holding_cost")
+        if not (self.has_replenishment and self._order_fixed > 0):
+            absent.add("order_cost")
+        if not self.has_replenishment:
+            absent.add("ordered_units")
+        if self.num_channels == 1:
+            absent.add("price_gap")
+        derived = {"commission", "lost_units"}
+        return [name for name in KPI_NAMES if name not in absent and name not in derived]
+
+    @staticmethod
+    def _kpi_map(raw: list[str]) -> torch.Tensor:
+        """``(len(raw), len(KPI_NAMES))`` float32 matrix with ``kpis = raw @ matrix``.
+
+        Every KPI is a raw figure, zero, or the difference of two raw figures, so the
+        product reproduces the directly computed float32 values exactly.
+        """
+        combos: dict[str, dict[str, float]] = {name: {name: 1.0} for name in KPI_NAMES}
+        combos["commission"] = {"revenue": 1.0, "net_revenue": -1.0}
+        combos["lost_units"] = {"demand_units": 1.0, "sales_units": -1.0}
+        matrix = torch.zeros(len(raw), len(KPI_NAMES), dtype=torch.float32)
+        for j, name in enumerate(KPI_NAMES):
+            for term, coef in combos[name].items():
+                if term in raw:
+                    matrix[raw.index(term), j] = coef
+        return matrix
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         i = env_index

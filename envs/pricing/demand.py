@@ -30,6 +30,8 @@ counter-based uniforms (Box-Muller).
 **Counts.** Poisson counts are drawn by inverse transform on a grid ``0..G-1`` sized
 from the largest possible mean of the instance (tail below 1e-10), from
 counter-based uniforms, so an environment's draws never depend on its batch.
+Large CPU batches search a short head of the grid first and the full grid only
+for the draws beyond it; the counts are the same.
 """
 
 from __future__ import annotations
@@ -46,18 +48,41 @@ from paretochain.envs.pricing.config import PricingConfig, per_sku
 MAX_GRID = 1024
 #: Tail probability left out of the count grid.
 TAIL = 1e-10
+#: Elements below which a tensor is cheaper to reduce with one ``sum`` than with slices.
+SMALL_TENSOR = 4096
+#: Grid entries (draws times grid length) above which a CPU batch searches a short head of the grid first.
+HEAD_SEARCH_ABOVE = 16_384
+#: Probability, at the instance's demand at list price, that a draw lies beyond the head of the grid.
+HEAD_TAIL = 0.01
+
+
+def channel_sum(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+    """Sum of a float tensor over its last (channel) dimension.
+
+    Large tensors with two channels add the two slices: the same float32 value as
+    ``sum``, without the cost of a reduction kernel over a short trailing dimension.
+    """
+    if x.shape[-1] == 2 and x.numel() > SMALL_TENSOR:
+        first, second = x.unbind(-1)
+        total = first + second
+        return total.unsqueeze(-1) if keepdim else total
+    return x.sum(-1, keepdim=keepdim)
 
 
 def poisson_grid_size(max_mean: float) -> int:
     """Smallest ``G`` with ``P(Poisson(max_mean) >= G) < TAIL`` (capped above ``MAX_GRID``)."""
-    if max_mean <= 0:
+    return poisson_quantile(max_mean, TAIL)
+
+
+def poisson_quantile(mean: float, tail: float) -> int:
+    """Smallest ``g`` with ``P(Poisson(mean) >= g) < tail``."""
+    if mean <= 0:
         return 1
-    log_p = -max_mean
+    log_p, k = -mean, 0
     cdf = math.exp(log_p)
-    k = 0
-    while 1.0 - cdf >= TAIL and k < MAX_GRID:
+    while 1.0 - cdf >= tail and k < MAX_GRID:
         k += 1
-        log_p += math.log(max_mean) - math.log(k)
+        log_p += math.log(mean) - math.log(k)
         cdf += math.exp(log_p)
     return k + 1
 
@@ -93,6 +118,8 @@ class PricingDemand:
         self._loyal = torch.as_tensor([math.exp(ch.loyalty) - 1.0 for ch in cfg.channels], **f32)
         ref = d.reference_price
         self.use_reference = self.mnl and (ref.loss_weight > 0 or ref.gain_weight > 0)
+        self._loss_weight = torch.tensor(ref.loss_weight, **f32)
+        self._gain_weight = torch.tensor(ref.gain_weight, **f32)
         comp = d.competitor
         self.use_competitor = self.mnl and comp.attractiveness > -20
         self.competitor_moves = comp.volatility > 0
@@ -118,24 +145,81 @@ class PricingDemand:
         self._comp_keep = 1.0 - comp.reversion
         stationary = comp.volatility**2 / (1.0 - self._comp_keep**2) if self._comp_keep < 1.0 else 0.0
         self._comp_start_sd = math.sqrt(stationary)
+        # the head of the grid searched first in large batches: covers the demand at list price but for HEAD_TAIL
+        with torch.inference_mode():
+            ones = torch.ones(1, K, C, **f32)
+            at_list = self.expected_demand(ones, torch.zeros(1, dtype=torch.int64, device=device), ones, ones[..., 0] * comp.mean_ratio)
+        self.head_size = min(self.grid_size, max(4, poisson_quantile(float(at_list.max()), HEAD_TAIL)))
 
     # ------------------------------------------------------------------ arrivals and choice
+    def period_factor(self, t: torch.Tensor) -> torch.Tensor:
+        """Season and decay factor of the arrivals in periods ``t`` (float32, the shape of ``t``)."""
+        d = self.cfg.demand
+        tf = t.to(torch.float32)
+        factor = torch.ones_like(tf)
+        if self.use_season:
+            factor = factor + d.seasonality_amplitude * torch.sin(tf * (2 * math.pi / d.seasonality_period))
+        if self.use_decay:
+            factor = factor * torch.pow(1.0 - d.decay, tf)
+        return factor
+
+    def arrival_table(self, horizon: int) -> torch.Tensor:
+        """Expected arrivals before promotions of every period ``0..horizon``, ``(horizon + 1, K, C)``.
+
+        Row ``t`` holds :meth:`arrivals` of period ``t``, computed once for the instance, so
+        every environment of any batch sees the same float32 factors (``torch.pow`` can round
+        the last bit differently depending on where an element sits in a tensor).
+        """
+        rate = self._rate.unsqueeze(0)
+        if not (self.use_season or self.use_decay):
+            return rate.expand(horizon + 1, -1, -1).contiguous()
+        t = torch.arange(horizon + 1, device=self.device)
+        return rate * self.period_factor(t).view(-1, 1, 1)
+
+    def promotion_boost(self, promotion_spend: torch.Tensor) -> torch.Tensor:
+        """Relative arrivals ``1 + lift (1 - exp(-spend / saturation))`` per channel, the shape of ``promotion_spend``."""
+        return 1.0 + self._lift * (1.0 - torch.exp(-promotion_spend / self._saturation))
+
     def arrivals(self, t: torch.Tensor, promotion_spend: torch.Tensor | None) -> torch.Tensor:
         """Expected shoppers per SKU and channel of arrival in period ``t``, ``(B, K, C)``."""
-        d = self.cfg.demand
         rate = self._rate.unsqueeze(0)
         if self.use_season or self.use_decay:
-            tf = t.to(torch.float32)
-            factor = torch.ones_like(tf)
-            if self.use_season:
-                factor = factor + d.seasonality_amplitude * torch.sin(tf * (2 * math.pi / d.seasonality_period))
-            if self.use_decay:
-                factor = factor * torch.pow(1.0 - d.decay, tf)
-            rate = rate * factor.view(-1, 1, 1)
+            rate = rate * self.period_factor(t).view(-1, 1, 1)
         if self.use_promotion and promotion_spend is not None:
-            boost = 1.0 + self._lift * (1.0 - torch.exp(-promotion_spend / self._saturation))
-            rate = rate * boost.unsqueeze(1)
+            rate = rate * self.promotion_boost(promotion_spend).unsqueeze(1)
         return rate
+
+    def base_utility(self, price_ratio: torch.Tensor) -> torch.Tensor:
+        """MNL utility ``a_j - b_j x_j`` of each channel before the reference effect (same shape as ``price_ratio``)."""
+        return self._a - self._b * price_ratio
+
+    def reference_utility(self, utility: torch.Tensor, price_ratio: torch.Tensor, reference_ratio: torch.Tensor) -> torch.Tensor:
+        """Add the reference-price effect: ``- loss max(x - r, 0) + gain max(r - x, 0)``.
+
+        Written as ``utility - slope * (x - r)`` with the slope ``loss`` above the reference and
+        ``gain`` below it: the same float32 values as the two clamped terms, in fewer operations.
+        """
+        gap = price_ratio - reference_ratio
+        slope = torch.where(gap > 0, self._loss_weight, self._gain_weight)
+        return utility - slope * gap
+
+    def competitor_weight(self, competitor_ratio: torch.Tensor) -> torch.Tensor:
+        """MNL weight ``exp(a_comp - b_comp x_comp)`` of buying from the competitor, the shape of ``competitor_ratio``."""
+        comp = self.cfg.demand.competitor
+        return torch.exp(comp.attractiveness - comp.price_sensitivity * competitor_ratio)
+
+    def choice_mean(self, weight: torch.Tensor, arrivals: torch.Tensor, competitor_weight: torch.Tensor | None) -> torch.Tensor:
+        """Units asked per channel ``sum_c lambda_c P(c -> j)`` from the channel weights ``exp(v_j)`` ``(.., K, C)``.
+
+        ``competitor_weight`` is ``(.., K)`` or ``None`` without a competitor.
+        """
+        base = 1.0 + channel_sum(weight, keepdim=True)
+        if competitor_weight is not None:
+            base = base + competitor_weight.unsqueeze(-1)
+        loyal = weight * self._loyal  # extra weight of the home channel
+        denom = base + loyal  # (.., K, C): denominator for shoppers arriving at each channel
+        through = channel_sum(arrivals / denom, keepdim=True)  # sum_c lambda_c / D_c
+        return torch.addcdiv(weight * through, arrivals * loyal, denom)
 
     def expected_demand(
         self,
@@ -154,42 +238,63 @@ class PricingDemand:
         lam = self.arrivals(t, promotion_spend)
         if not self.mnl:
             return lam * torch.pow(price_ratio, self._neg_elasticity)
-        v = self._a - self._b * price_ratio
+        v = self.base_utility(price_ratio)
         if self.use_reference and reference_ratio is not None:
-            ref = self.cfg.demand.reference_price
-            gap = price_ratio - reference_ratio
-            v = v - ref.loss_weight * gap.clamp(min=0) + ref.gain_weight * (-gap).clamp(min=0)
-        e = torch.exp(v)
-        base = 1.0 + e.sum(-1, keepdim=True)
-        if self.use_competitor and competitor_ratio is not None:
-            comp = self.cfg.demand.competitor
-            base = base + torch.exp(comp.attractiveness - comp.price_sensitivity * competitor_ratio).unsqueeze(-1)
-        loyal = e * self._loyal  # extra weight of the home channel
-        denom = base + loyal  # (.., K, C): denominator for shoppers arriving at each channel
-        through = (lam / denom).sum(-1, keepdim=True)  # sum_c lambda_c / D_c
-        return e * through + lam * loyal / denom
+            v = self.reference_utility(v, price_ratio, reference_ratio)
+        comp = self.competitor_weight(competitor_ratio) if self.use_competitor and competitor_ratio is not None else None
+        return self.choice_mean(torch.exp(v), lam, comp)
 
     # ------------------------------------------------------------------ draws
     def draw_sites(self) -> list[DrawSite]:
-        """The sites drawn from in every step (the core caches their episodes at reset)."""
-        return [self._site_counts, self._site_competitor] if self.competitor_moves else [self._site_counts]
+        """The sites drawn from in every step (the core caches their episodes at reset).
+
+        The competitor's shocks are drawn for the whole season at reset
+        (:meth:`competitor_path`), so only the count site is drawn per step.
+        """
+        return [self._site_counts]
 
     def sample(self, mean: torch.Tensor, key: StepDraw | torch.Tensor) -> torch.Tensor:
-        """Poisson counts ``(B, K, C)`` with the given means, from the step's randomness handle."""
+        """Poisson counts ``(B, K, C)`` with the given means, from the step's randomness handle.
+
+        The count is the number of grid points ``k`` whose cumulative (unnormalised)
+        probability lies below the uniform. On the CPU, large batches first search a
+        short head of the grid and redo the full grid only for the few draws beyond it:
+        the head's cumulative sums are the first entries of the full grid's, so the
+        counts are identical to the full search (:meth:`count_on_grid`).
+        """
         u = self._site_counts.uniform(key)
         if self.normal_counts:
             z = math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)
             return (mean + mean.sqrt() * z).round().clamp(min=0)
         mean = mean.clamp(min=1e-12)
-        if self.shifted:
-            # compare cumulative unnormalised pmf with u * exp(mean): one exp of the grid instead of two
-            weights = torch.addcmul(self._neg_lgamma, self._k, mean.log().unsqueeze(-1)).exp_()
-            threshold = (u * mean.exp()).unsqueeze(-1)
-        else:
-            weights = (torch.addcmul(self._neg_lgamma, self._k, mean.log().unsqueeze(-1)) - mean.unsqueeze(-1)).exp_()
-            threshold = u.unsqueeze(-1)
-        cdf = weights.cumsum_(-1)
-        return torch.searchsorted(cdf, threshold).squeeze(-1).to(torch.float32)
+        threshold = u * mean.exp() if self.shifted else u
+        if mean.numel() * self.grid_size <= HEAD_SEARCH_ABOVE or self.head_size >= self.grid_size or mean.device.type != "cpu":
+            return self.count_on_grid(mean.log(), mean, threshold, self.grid_size).to(torch.float32)
+        shape = mean.shape
+        mean, threshold = mean.reshape(-1), threshold.reshape(-1)
+        log_mean = mean.log()
+        head = self.head_size
+        counts = self.count_on_grid(log_mean, mean, threshold, head)
+        beyond = torch.nonzero(counts == head).squeeze(1)
+        if beyond.numel():
+            counts[beyond] = self.count_on_grid(log_mean[beyond], mean[beyond], threshold[beyond], self.grid_size)
+        return counts.to(torch.float32).view(shape)
+
+    def count_on_grid(self, log_mean: torch.Tensor, mean: torch.Tensor, threshold: torch.Tensor, size: int) -> torch.Tensor:
+        """Inverse-transform counts (int64) on the grid ``0..size-1``: how many cumulative weights lie below ``threshold``.
+
+        Weights are ``exp(k log m - log k!)`` compared with ``u exp(m)`` when shifted, else
+        ``exp(k log m - m - log k!)`` compared with ``u``; float32 weights, cumulated by
+        ``cumsum`` (which accumulates in float64 on the CPU), so the first ``size`` cumulative
+        sums do not depend on the grid's length.
+        """
+        full = size == self.grid_size
+        k, neg_lgamma = (self._k, self._neg_lgamma) if full else (self._k[:size], self._neg_lgamma[:size])
+        weights = torch.addcmul(neg_lgamma, k, log_mean.unsqueeze(-1))
+        if not self.shifted:
+            weights = weights - mean.unsqueeze(-1)
+        cdf = weights.exp_().cumsum_(-1)
+        return torch.searchsorted(cdf, threshold.unsqueeze(-1)).squeeze(-1)
 
     # ------------------------------------------------------------------ competitor
     def competitor_start(self, key: torch.Tensor) -> torch.Tensor:
@@ -203,6 +308,21 @@ class PricingDemand:
         if not self.competitor_moves:
             return deviation
         return self._comp_keep * deviation + self.cfg.demand.competitor.volatility * _normal(self._site_competitor.uniform(key))
+
+    def competitor_path(self, start: torch.Tensor, step_keys: torch.Tensor) -> torch.Tensor:
+        """Log deviations of a whole season, ``(B, T + 1, K)``, from the start ``(B, K)`` and the step keys ``(B, T)``.
+
+        The competitor ignores the policy, so its season is drawn at reset: entry ``t + 1``
+        equals :meth:`competitor_step` of entry ``t`` with the keys of step ``t``.
+        """
+        B, T = step_keys.shape
+        shocks = self.cfg.demand.competitor.volatility * _normal(self._site_competitor.uniform(step_keys))  # (B, T, K)
+        path = torch.empty(B, T + 1, self.num_skus, dtype=torch.float32, device=self.device)
+        path[:, 0] = start
+        keep = self._comp_keep
+        for t in range(T):
+            torch.add(keep * path[:, t], shocks[:, t], out=path[:, t + 1])
+        return path
 
     def competitor_ratio(self, deviation: torch.Tensor) -> torch.Tensor:
         """Competitor price as a multiple of list price, ``(B, K)``."""
