@@ -113,13 +113,13 @@ def test_preference_grid_axis_spans_the_simplex_lattice() -> None:
 def test_trial_run_data_sets_dotted_paths_and_keeps_the_base() -> None:
     plan = load_sweep_config(TINY)
     data = trial_run_data(
-        plan.base_data, {"hyperparameters.learning_rate": 0.001, "seed": 3, "preference": [0.5, 0.25, 0.25]}, "t1"
+        plan.base_data, {"hyperparameters.learning_rate": 0.002, "seed": 3, "preference": [0.5, 0.25, 0.25]}, "t1"
     )
-    assert data["hyperparameters"]["learning_rate"] == 0.001
+    assert data["hyperparameters"]["learning_rate"] == 0.002
     assert data["hyperparameters"]["num_steps"] == 8  # from the sweep's overrides, merged into the base
-    assert data["hyperparameters"]["gamma"] == 0.99  # from the base run config
+    assert data["hyperparameters"]["gamma"] == 0.95  # from the base run config
     assert (data["seed"], data["preference"], data["name"]) == (3, [0.5, 0.25, 0.25], "t1")
-    assert plan.base_data["hyperparameters"].get("learning_rate") == 0.0003  # the base is not modified
+    assert plan.base_data["hyperparameters"].get("learning_rate") == 0.001  # the base (configs/runs/warehouse_mo_ppo.yaml) is not modified
 
 
 params_strategy = st.fixed_dictionaries(

@@ -469,7 +469,10 @@ class SB3Agent:
             replay = rb.getvalue()
         normalizer = None
         if isinstance(self.venv, VecNormalize):
-            normalizer = pickle.dumps({"obs_rms": self.venv.obs_rms, "ret_rms": self.venv.ret_rms, "returns": self.venv.returns})
+            # VecNormalize creates obs_rms only when it normalises observations
+            normalizer = pickle.dumps(
+                {"obs_rms": getattr(self.venv, "obs_rms", None), "ret_rms": self.venv.ret_rms, "returns": self.venv.returns}
+            )
         rng: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -499,7 +502,9 @@ class SB3Agent:
             self.model.load_replay_buffer(io.BytesIO(state["replay_buffer"]))
         if state.get("normalizer") is not None and isinstance(self.venv, VecNormalize):
             stats = pickle.loads(state["normalizer"])
-            self.venv.obs_rms, self.venv.ret_rms, self.venv.returns = stats["obs_rms"], stats["ret_rms"], stats["returns"]
+            if stats["obs_rms"] is not None:
+                self.venv.obs_rms = stats["obs_rms"]
+            self.venv.ret_rms, self.venv.returns = stats["ret_rms"], stats["returns"]
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])
