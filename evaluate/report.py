@@ -349,45 +349,62 @@ def _tables(metrics: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     return out
 
 
-def _render(metrics: dict[str, Any], figures: dict[str, bytes], out: Path) -> tuple[Path, Path]:
+def write_pages(
+    out: Path,
+    title: str,
+    intro: str,
+    tables: list[tuple[str, list[str], list[list[str]]]],
+    figures: dict[str, bytes],
+    notes: list[str] = (),  # type: ignore[assignment]
+) -> tuple[Path, Path]:
+    """Write ``report.md`` (figures in ``report_files/``) and a self-contained ``report.html`` into ``out``.
+
+    ``notes`` are paragraphs placed after the tables.
+    """
     files = out / "report_files"
-    files.mkdir(exist_ok=True)
+    files.mkdir(parents=True, exist_ok=True)
     for name, data in figures.items():
         (files / f"{name}.png").write_bytes(data)
+    md = [f"# {title}", "", intro, ""]
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>"]
+    for caption, head, rows in tables:
+        md += [f"## {caption}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        md += ["| " + " | ".join(r) + " |" for r in rows] + [""]
+        body.append(f"<h2>{html.escape(caption)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
+        body += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
+        body.append("</table>")
+    for note in notes:
+        md += [note, ""]
+        body.append(f"<p>{html.escape(note)}</p>")
+    for name, data in figures.items():
+        label = name.replace("_", " ")
+        md += [f"## Figure: {label}", "", f"![{label}](report_files/{name}.png)", ""]
+        b64 = base64.b64encode(data).decode()
+        body.append(f'<h2>Figure: {html.escape(label)}</h2><img alt="{html.escape(label)}" src="data:image/png;base64,{b64}">')
+    style = (
+        "body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}img{max-width:100%}"
+    )
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+    )
+    (out / "report.md").write_text("\n".join(md))
+    (out / "report.html").write_text(page)
+    return out / "report.md", out / "report.html"
+
+
+def _render(metrics: dict[str, Any], figures: dict[str, bytes], out: Path) -> tuple[Path, Path]:
     pol = metrics["policy"]
     title = f"Evaluation of {pol['run'] or Path(pol['path']).name} on {pol['env_id']}"
     intro = (
         f"{len(metrics['seeds'])} seeded episodes per policy (seeds {metrics['seeds'][0]}..{metrics['seeds'][-1]}), the same "
         f"for every policy (common random numbers). Returns are summed over an episode; every objective is higher-is-better."
     )
-    md = [f"# {title}", "", intro, ""]
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>"]
-    for caption, head, rows in _tables(metrics):
-        md += [f"## {caption}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        md += ["| " + " | ".join(r) + " |" for r in rows] + [""]
-        body.append(
-            f"<h2>{html.escape(caption)}</h2><table><tr>"
-            + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-            + "</tr>"
-        )
-        body += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
-        body.append("</table>")
-    for name, data in figures.items():
-        label = name.replace("_", " ")
-        md += [f"## Figure: {label}", "", f"![{label}](report_files/{name}.png)", ""]
-        b64 = base64.b64encode(data).decode()
-        body.append(
-            f'<h2>Figure: {html.escape(label)}</h2><img alt="{html.escape(label)}" src="data:image/png;base64,{b64}">'
-        )
+    notes = []
     if metrics.get("skipped_scenarios"):
-        note = f"Skipped scenarios (they change the observation layout): {', '.join(metrics['skipped_scenarios'])}"
-        md += [note, ""]
-        body.append(f"<p>{html.escape(note)}</p>")
-    style = "body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}img{max-width:100%}"
-    page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
-    (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(page)
-    return out / "report.md", out / "report.html"
+        notes.append(f"Skipped scenarios (they change the observation layout): {', '.join(metrics['skipped_scenarios'])}")
+    return write_pages(out, title, intro, _tables(metrics), figures, notes)
 
 
 def headline(metrics: dict[str, Any]) -> str:

@@ -34,8 +34,6 @@ preferences and on their evaluation seeds, so both fronts stand on the same poin
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -47,7 +45,7 @@ import yaml
 
 from paretochain.errors import ConfigError
 from paretochain.evaluate.pareto import default_preferences, expected_utility, hypervolume, non_dominated
-from paretochain.evaluate.report import _fmt, _png
+from paretochain.evaluate.report import _fmt, _png, write_pages
 from paretochain.evaluate.stats import mean_ci
 
 SCHEMA = "paretochain.sweep-report/1"
@@ -529,10 +527,6 @@ def _tables(metrics: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
 
 
 def _write(metrics: dict[str, Any], figures: dict[str, bytes], out: Path) -> tuple[Path, Path]:
-    files = out / "report_files"
-    files.mkdir(exist_ok=True)
-    for name, data in figures.items():
-        (files / f"{name}.png").write_bytes(data)
     s = metrics["sweep"]
     title = f"Sweep {s['name']} on {s['env_id']}"
     search = s["search"] or {}
@@ -546,33 +540,7 @@ def _write(metrics: dict[str, Any], figures: dict[str, bytes], out: Path) -> tup
         + f"; search: {search.get('algorithm', 'grid')}, metric: {s['metric']} (maximised). Returns are mean episode sums over each "
         "trial's seeded final evaluation; every objective is higher-is-better."
     )
-    md = [f"# {title}", "", intro, ""]
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>"]
-    for caption, head, rows in _tables(metrics):
-        md += [f"## {caption}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        md += ["| " + " | ".join(r) + " |" for r in rows] + [""]
-        body.append(
-            f"<h2>{html.escape(caption)}</h2><table><tr>"
-            + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-            + "</tr>"
-        )
-        body += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
-        body.append("</table>")
+    notes = []
     if metrics["comparison"] is not None and metrics["comparison"]["conditioned"] is None:
-        note = "No preference-conditioned run to compare with: set conditioned_run in the sweep config."
-        md += [note, ""]
-        body.append(f"<p>{html.escape(note)}</p>")
-    for name, data in figures.items():
-        label = name.replace("_", " ")
-        md += [f"## Figure: {label}", "", f"![{label}](report_files/{name}.png)", ""]
-        body.append(
-            f'<h2>Figure: {html.escape(label)}</h2><img alt="{html.escape(label)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-        )
-    style = (
-        "body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}img{max-width:100%}"
-    )
-    page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
-    (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(page)
-    return out / "report.md", out / "report.html"
+        notes.append("No preference-conditioned run to compare with: set conditioned_run in the sweep config.")
+    return write_pages(out, title, intro, _tables(metrics), figures, notes)
