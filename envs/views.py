@@ -178,6 +178,10 @@ class SingleEnv(gym.Env):
     def render_rgb(self, history: list[dict[str, np.ndarray]]) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} has no rgb_array rendering")
 
+    def report_figures(self, history: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Images of an episode for evaluation reports (``history``: one snapshot per step)."""
+        return {"trajectory": self.render_rgb(history)}
+
 
 class BatchedVectorEnv(VectorEnv):
     """Gymnasium vector view that steps the whole batch of a core in one call.

@@ -268,14 +268,15 @@ def _figures(
         steps = len(traj[keys[0]])
         history = [{key[6:]: traj[key][t] for key in keys} for t in range(steps)]
         try:
-            image = env.render_rgb(history)
+            images = env.report_figures(history)
         except NotImplementedError:
             continue
-        fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100), dpi=100)
-        ax.imshow(image)
-        ax.axis("off")
-        ax.set_title(f"first evaluation episode: {name}")
-        figures[f"trajectory_{name}"] = _png(fig)
+        for label, image in images.items():
+            fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100), dpi=100)
+            ax.imshow(image)
+            ax.axis("off")
+            ax.set_title(f"first evaluation episode: {name}")
+            figures[f"{label}_{name}"] = _png(fig)
 
     scen = list(scen_table)
     pols = list(scen_table[scen[0]])

@@ -85,8 +85,8 @@ def rollout(
         if record_first and bool(alive[0]):
             for name, value in out.kpis.items():
                 trajectory.setdefault(name, []).append(float(value[0]))
-            for name, value in core.snapshot(0).items():
-                trajectory.setdefault(f"state/{name}", []).append(value)  # type: ignore[arg-type]
+            for name, value in core.snapshot(0).items():  # copies: a snapshot may view state updated in place
+                trajectory.setdefault(f"state/{name}", []).append(np.array(value, copy=True))  # type: ignore[arg-type]
         alive = alive & ~(out.terminated | out.truncated)
         if core.fixed_horizon:
             if core.host_t >= core.horizon:

@@ -6,7 +6,7 @@ import numpy as np
 
 from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.dispatch.core import DispatchCore
-from paretochain.envs.dispatch.render import ansi_table, route_map
+from paretochain.envs.dispatch.render import ansi_table, route_map, timeline
 from paretochain.envs.views import SingleEnv
 
 
@@ -91,3 +91,6 @@ class DispatchEnv(SingleEnv):
 
     def render_rgb(self, history: list[dict[str, np.ndarray]]) -> np.ndarray:
         return route_map(history or [self.core.snapshot(0)])
+
+    def report_figures(self, history: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {"route_map": route_map(history), "timeline": timeline(history)}

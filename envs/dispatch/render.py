@@ -82,3 +82,49 @@ def route_map(history: list[dict[str, np.ndarray]], width_px: int = 700, height_
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # type: ignore[attr-defined]
     plt.close(fig)
     return image
+
+
+def timeline(history: list[dict[str, np.ndarray]], width_px: int = 900, height_px: int = 420) -> np.ndarray:
+    """An RGB Gantt chart (``(H, W, 3)`` uint8): per vehicle, each move as a bar from departure to free time.
+
+    Bars to an order are green when its service started within the window, red when late;
+    returns to a depot are grey, waits light grey. The dashed line is the shift end.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = history[0]
+    num_vehicles = len(first["vehicle_free"])
+    num_depots = int(first["num_depots"])
+    fig, ax = plt.subplots(figsize=(width_px / 100, height_px / 100), dpi=100)
+    for before, after in itertools.pairwise(history):
+        v = int(before["current"])
+        if v < 0 or v >= num_vehicles:
+            continue
+        start = float(before["clock"])
+        end = float(after["vehicle_free"][v])
+        if end <= start:
+            continue
+        node = int(after["vehicle_node"][v])
+        if node == int(before["vehicle_node"][v]):
+            color = "#dddddd"  # waited
+        elif node < num_depots:
+            color = "#888888"  # back to a depot
+        else:
+            order = node - num_depots
+            late = bool(after["late"][order]) if order < len(after["late"]) else False
+            color = "tab:red" if late else "tab:green"
+        ax.barh(v, end - start, left=start, height=0.6, color=color, edgecolor="k", linewidth=0.3)
+    ax.axvline(float(first["shift_end"]), color="k", linestyle="--", linewidth=1)
+    ax.set_yticks(range(num_vehicles))
+    ax.set_yticklabels([f"vehicle {v}" for v in range(num_vehicles)])
+    ax.set_xlabel("minutes into the shift")
+    ax.set_title("timeline: green on time, red late, grey to depot, light grey waiting")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image
