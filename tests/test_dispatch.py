@@ -415,3 +415,13 @@ def test_episode_returns_equal_the_signed_kpi_totals_of_every_catalogue_objectiv
     np.testing.assert_allclose(result.returns, expected, rtol=1e-5, atol=1e-4)
     assert np.all(k["orders_served"] + k["orders_unserved"] == 12)
     assert np.all(k["vehicles_used"] <= 3)
+
+
+def test_a_masked_reset_that_restarts_no_environment_returns_the_observations_unchanged() -> None:
+    # agents on a GPU reset with the done mask every step, without reading it back: often all False
+    from paretochain.envs import make_vec
+
+    env = make_vec("paretochain/Dispatch-v0", 4, config="default", tensors=True, check_actions=False)
+    before = env.core.reset(seeds=[1, 2, 3, 4]).clone()
+    after = env.core.reset(mask=torch.zeros(4, dtype=torch.bool))
+    assert torch.equal(before, after)

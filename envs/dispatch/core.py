@@ -415,8 +415,8 @@ class DispatchCore(BatchedCore):
             [clock / T, (visible_f.sum(1) - served_count) / N, served_count / N, parked.sum(1) / V],
             dim=1,
         ).to(torch.float32)
-        depots = node_xy[:, : self.num_depots].reshape(B, -1)
-        torch.cat([visible_f, vehicles.view(B, -1), depots, glob], dim=1, out=out[:, width:])
+        depots = node_xy[:, : self.num_depots].reshape(B, self.num_depots * node_xy.shape[-1])
+        torch.cat([visible_f, vehicles.reshape(B, vehicles.shape[1] * vehicles.shape[2]), depots, glob], dim=1, out=out[:, width:])
         return out
 
     # ------------------------------------------------------------------ dynamics
