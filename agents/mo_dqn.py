@@ -48,7 +48,6 @@ from torch import nn
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
 from paretochain.envs.config import ConfigModel
-from paretochain.envs.core import BatchedCore
 from paretochain.envs.registration import resolve_device
 from paretochain.envs.views import BatchedVectorEnv
 from paretochain.errors import ConfigError, PolicyFileError
@@ -243,30 +242,6 @@ class DeviceReplayBuffer:
         for f in ("obs", "next_obs", "action", "reward", "terminated", "next_mask"):
             getattr(self, f)[:size] = state[f].to(self.device)
         self.pos, self.size = int(state["pos"]), size
-
-
-# ---------------------------------------------------------------------------------- env state
-def core_state(core: BatchedCore) -> dict[str, Any]:
-    """Copy of every tensor (and dict of tensors) a core holds, plus its host counters, for exact resume."""
-    state: dict[str, Any] = {"host_t": core.host_t, "seeded": core.seeded, "tensors": {}, "dicts": {}}
-    for name, value in vars(core).items():
-        if isinstance(value, torch.Tensor):
-            state["tensors"][name] = value.clone()
-        elif isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
-            state["dicts"][name] = {key: v.clone() for key, v in value.items()}
-    return state
-
-
-def load_core_state(core: BatchedCore, state: dict[str, Any]) -> None:
-    """Put a :func:`core_state` back into a core of the same family, config and batch size."""
-    for name, value in state["tensors"].items():
-        current = getattr(core, name, None)
-        if not isinstance(current, torch.Tensor) or current.shape != value.shape:
-            raise PolicyFileError(f"environment state does not fit this environment (field {name!r})")
-        setattr(core, name, value.to(core.device).clone())
-    for name, value in state["dicts"].items():
-        setattr(core, name, {key: v.to(core.device).clone() for key, v in value.items()})
-    core.host_t, core.seeded = int(state["host_t"]), bool(state["seeded"])
 
 
 # ---------------------------------------------------------------------------------- the agent
@@ -565,7 +540,7 @@ class MODQNAgent:
             "frozen": self.frozen,
             "buffer": self.buffer.state_dict(),
             "rng": rng,
-            "env": core_state(self.core),
+            "env": self.core.state_dict(),
             "rollout": {"obs": self._obs.clone(), "preference": self._preference.clone(), "episode_return": self._episode_return.clone()},
             "num_env_steps": self.num_env_steps,
             "num_updates": self.num_updates,
@@ -589,7 +564,7 @@ class MODQNAgent:
         self._reward_stats = state["reward_stats"].to(dev).clone()
         self.frozen = bool(state["frozen"])
         self.buffer.load_state_dict(state["buffer"])
-        load_core_state(self.core, state["env"])
+        self.core.load_state_dict(state["env"])
         roll = state["rollout"]
         self._obs, self._preference = roll["obs"].to(dev).clone(), roll["preference"].to(dev).clone()
         self._episode_return = roll["episode_return"].to(dev).clone()

@@ -394,7 +394,7 @@ class MOPPO:
             "obs_norm": self.obs_norm.state_dict(),
             "ret_norm": self.ret_norm.state_dict(),
             "rng": rng,
-            "env": core_state(self.core),
+            "env": self.core.state_dict(),
             "obs": self.obs.clone(),
             "preference": self.preference.clone(),
             "episode_return": self.episode_return.clone(),
@@ -411,7 +411,7 @@ class MOPPO:
         self.optimizer.load_state_dict(state["optimizer"])
         self.obs_norm.load_state_dict(state["obs_norm"])
         self.ret_norm.load_state_dict(state["ret_norm"])
-        load_core_state(self.core, state["env"])
+        self.core.load_state_dict(state["env"])
         dev = self.device
         self.obs = state["obs"].to(dev).clone()
         self.preference = state["preference"].to(dev).clone()
@@ -459,33 +459,3 @@ class MOPPO:
                 "return_std": self.ret_norm.std().tolist() if self.config.norm_return else [1.0] * self.k,
             },
         }
-
-
-# ---------------------------------------------------------------------------------------------- env state
-def core_state(core: BatchedCore) -> dict[str, Any]:
-    """Copies of every tensor (and dict of tensors) attribute of a core, plus its host counters."""
-    out: dict[str, Any] = {"__host_t": core.host_t, "__seeded": core.seeded, "__num_envs": core.num_envs}
-    for name, value in vars(core).items():
-        if isinstance(value, torch.Tensor):
-            out[name] = value.clone()
-        elif isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
-            out[name] = {k: v.clone() for k, v in value.items()}
-    return out
-
-
-def load_core_state(core: BatchedCore, state: Mapping[str, Any]) -> None:
-    """Put :func:`core_state` output back into a core of the same family, config and batch size."""
-    if state.get("__num_envs") != core.num_envs:
-        raise ValueError(f"checkpoint holds {state.get('__num_envs')} environments, this env has {core.num_envs}")
-    for name, value in state.items():
-        if name.startswith("__"):
-            continue
-        current = getattr(core, name, None)
-        if isinstance(value, dict):
-            setattr(core, name, {k: v.to(core.device).clone() for k, v in value.items()})
-        else:
-            if isinstance(current, torch.Tensor) and current.shape != value.shape:
-                raise ValueError(f"checkpoint env state {name!r} has shape {tuple(value.shape)}, this env has {tuple(current.shape)}")
-            setattr(core, name, value.to(core.device).clone())
-    core.host_t = int(state["__host_t"])
-    core.seeded = bool(state["__seeded"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from gymnasium import spaces
 
 from paretochain.envs import _rng
 from paretochain.envs.objectives import ObjectiveSet
-from paretochain.errors import ActionError
+from paretochain.errors import ActionError, PolicyFileError
 
 
 class KPIs(Mapping[str, torch.Tensor]):
@@ -326,6 +327,35 @@ class BatchedCore(ABC):
     @abstractmethod
     def observe(self) -> torch.Tensor:
         """Observations of the whole batch, float32 ``(B, obs_dim)``."""
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of every tensor (and dict of tensors) the core holds, plus its host counters, for exact resume."""
+        out: dict[str, Any] = {"__host_t": self.host_t, "__seeded": self.seeded, "__lockstep": self.lockstep, "__num_envs": self.num_envs}
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                out[name] = value.clone()
+            elif isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+                out[name] = {k: v.clone() for k, v in value.items()}
+        return out
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Put :meth:`state_dict` output back into a core of the same family, config and batch size."""
+        if state.get("__num_envs") != self.num_envs:
+            raise PolicyFileError(f"checkpoint holds {state.get('__num_envs')} environments, this env has {self.num_envs}")
+        for name, value in state.items():
+            if name.startswith("__"):
+                continue
+            if isinstance(value, dict):
+                setattr(self, name, {k: v.to(self.device).clone() for k, v in value.items()})
+                continue
+            current = getattr(self, name, None)
+            if isinstance(current, torch.Tensor) and current.shape != value.shape:
+                raise PolicyFileError(f"checkpoint environment state {name!r} does not fit this environment")
+            setattr(self, name, value.to(self.device).clone())
+        self.host_t = int(state["__host_t"])
+        self.seeded = bool(state["__seeded"])
+        self.lockstep = bool(state.get("__lockstep", False))
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         """Numpy copy of one environment's state, for rendering and reports."""
