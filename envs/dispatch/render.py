@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 
+from paretochain.envs.render import figure_to_rgb
+
 
 def ansi_table(snapshot: dict[str, np.ndarray]) -> str:
     """A text table of one environment's state: clock, order counts, then one line per vehicle."""
@@ -77,11 +79,7 @@ def route_map(history: list[dict[str, np.ndarray]], width_px: int = 700, height_
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
     ax.grid(alpha=0.2)
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # type: ignore[attr-defined]
-    plt.close(fig)
-    return image
+    return figure_to_rgb(fig)
 
 
 def timeline(history: list[dict[str, np.ndarray]], width_px: int = 900, height_px: int = 420) -> np.ndarray:
@@ -123,8 +121,4 @@ def timeline(history: list[dict[str, np.ndarray]], width_px: int = 900, height_p
     ax.set_xlabel("minutes into the shift")
     ax.set_title("timeline: green on time, red late, grey to depot, light grey waiting")
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
+    return figure_to_rgb(fig)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from paretochain.envs.render import figure_to_rgb
+
 
 def ansi_table(snapshot: dict[str, np.ndarray], channel_names: list[str], max_skus: int = 8) -> str:
     """A text table of one environment's state: per SKU, stock, then price, sales and demand per channel."""
@@ -43,8 +45,4 @@ def episode_chart(history: list[dict[str, np.ndarray]], channel_names: list[str]
     bottom.set_ylabel("units")
     bottom.legend(loc="upper right")
     bottom.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
+    return figure_to_rgb(fig)

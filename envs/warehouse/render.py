@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from paretochain.envs.render import figure_to_rgb
+
 
 def ansi_table(snapshot: dict[str, np.ndarray], max_skus: int = 8) -> str:
     """A text table of one environment's state: per node and SKU, stock, pipeline, backlog, last demand and order."""
@@ -47,8 +49,4 @@ def episode_chart(history: list[dict[str, np.ndarray]], width_px: int = 800, hei
     ax.set_ylabel("units (all SKUs)")
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
+    return figure_to_rgb(fig)
