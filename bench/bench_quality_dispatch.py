@@ -35,6 +35,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--episodes", type=int, default=32)
     parser.add_argument("--hindsight-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--preference", type=float, nargs="+", default=None,
+        help="train at this fixed preference (one weight per objective, in the config's order) instead of sampling one per episode",
+    )
+    parser.add_argument("--dirichlet-alpha", type=float, default=1.0, help="concentration of the sampled training preferences")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     env = make_vec(ENV_ID, args.num_envs, device=args.device, config=CONFIG, tensors=True, check_actions=False)
@@ -45,6 +51,9 @@ def main() -> None:
         "learning_rate": 3e-4,
         "num_minibatches": 8,
         "total_env_steps": args.steps,
+        "preference": args.preference,
+        "dirichlet_alpha": args.dirichlet_alpha,
+        "seed": args.seed,
     }
     agent = MOPPO(env, hp, device=args.device)
     t0 = time.perf_counter()
@@ -66,7 +75,9 @@ def main() -> None:
         mean, ci = mean_ci(r)
         print(f"| {label} | - | " + " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in zip(mean, ci)) + " |")
     best = None
-    for w in default_preferences(len(names)):
+    # a policy trained at one fixed preference is evaluated there; otherwise over the documented lattice
+    preferences = [np.asarray(args.preference) / sum(args.preference)] if args.preference else default_preferences(len(names))
+    for w in preferences:
         r = rollout(dev_env, agent, seeds, preference=w).returns
         mean, ci = mean_ci(r)
         print(

@@ -21,8 +21,11 @@ orders remain open and the vehicle could still return in time afterwards. So eve
 policy respects capacities, and windows whenever lateness is disallowed. When every order is
 served, vehicles at their depot park automatically.
 
-The episode terminates when every vehicle is parked; orders then unserved are counted in
-``orders_unserved``. A terminated environment's further steps change nothing (its mask allows
+The episode terminates when every vehicle is parked. An unserved order is counted in
+``orders_unserved`` once, at the step where it is lost: when the clock passes its latest start
+(its window end plus the allowed lateness; no vehicle can start it any more), or when the
+episode ends with it open. The per-step counts sum to the orders left unserved at the end, and
+a policy that lets orders lapse hears of it when they lapse, not only at the end. A terminated environment's further steps change nothing (its mask allows
 only waiting). Times compare with a tolerance of 1e-6.
 """
 
@@ -189,6 +192,7 @@ class DispatchCore(BatchedCore):
         self._service_return = torch.zeros((B, D, N), **f64)
         self.served = torch.zeros((B, N), dtype=torch.bool, device=dev)
         self.late = torch.zeros((B, N), dtype=torch.bool, device=dev)
+        self.lost = torch.ones((B, N), dtype=torch.bool, device=dev)  # counted as unserved already (padding: from the start)
         self.vehicle_node = self.home.expand(B, V).clone()
         self.vehicle_state = torch.zeros((B, V, 3), **f64)  # free time, load, overtime so far
         self.vehicle_used = torch.zeros((B, V), dtype=torch.bool, device=dev)
@@ -306,6 +310,7 @@ class DispatchCore(BatchedCore):
         V = self.num_vehicles
         self.served[idx] = False
         self.late[idx] = False
+        self.lost[idx] = ~inst.valid
         self.vehicle_node[idx] = self.home.expand(idx.shape[0], V)
         self.vehicle_state[idx] = 0.0
         self.vehicle_used[idx] = False
@@ -472,6 +477,10 @@ class DispatchCore(BatchedCore):
 
         truncated = ((self.t + 1) >= self.horizon) & ~done
         end = (done | truncated) & live
+        # orders lost at this step: the clock (the earliest a vehicle is free) passed their latest start, or the episode ended
+        lapsed = (self._latest_start < self.clock.unsqueeze(1)) | end.unsqueeze(1)
+        newly_lost = lapsed & ~self.served & ~self.lost & live.unsqueeze(1)
+        self.lost |= newly_lost
         is_order_f = is_order.to(torch.float64)
         kpis = torch.stack(  # in the order of KPI_NAMES
             [
@@ -481,7 +490,7 @@ class DispatchCore(BatchedCore):
                 lateness,
                 is_order_f * ~used_v,
                 new_overtime - overtime_v,
-                self.open_count * end,
+                newly_lost.sum(1),
                 torch.where(is_wait, self.wait, (start - arrive) * is_order),
             ],
             dim=1,

@@ -55,7 +55,7 @@ class DispatchEnv(SingleEnv):
     | --- | --- | --- |
     | ``travel_distance`` | km (file units for files) | minus the distance driven by the move |
     | ``on_time_rate`` | share of orders | 1 / (orders of the instance) when the move serves an order within its window (the return is the on-time share of all orders) |
-    | ``unserved_orders`` | orders | minus the orders left unserved, at the last step |
+    | ``unserved_orders`` | orders | minus the orders left unserved, each counted at the step it is lost (its latest start passed, or the episode ended) |
     | ``lateness_min`` | minutes | minus the lateness of the service |
     | ``vehicles_used`` | vehicles | -1 when a vehicle serves its first order |
     | ``overtime_min`` | minutes | minus the added time by which the vehicle came back after the shift end |

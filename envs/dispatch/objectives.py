@@ -57,7 +57,7 @@ def build_objectives(
         "unserved_orders": Objective(
             "unserved_orders",
             "orders per episode (negated)",
-            "minus the orders not served when the episode ends",
+            "minus the orders not served by the episode's end (each counted when it is lost)",
             -float(num_orders),
         ),
         "lateness_min": Objective(
