@@ -62,18 +62,42 @@ class StepDraw:
     """The randomness handle of one step: per-env step keys and periods.
 
     ``keys`` are the per-env step keys ``(B,)``; ``t`` the per-env period ``(B,)``.
-    Sites whose episode is cached read their uniforms at ``t`` and never hash.
+    Sites whose episode is cached read their uniforms at ``t`` and never hash, so keys
+    taken from a precomputed ``table`` are only looked up when a site asks for them.
     """
 
-    __slots__ = ("host_t", "keys", "t", "table")
+    __slots__ = ("_keys", "_rows", "host_t", "t", "table")
 
     def __init__(
-        self, keys: torch.Tensor, t: torch.Tensor, host_t: int | None = None, table: torch.Tensor | None = None
+        self,
+        keys: torch.Tensor | None,
+        t: torch.Tensor,
+        host_t: int | None = None,
+        table: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
     ) -> None:
-        self.keys = keys
+        if keys is None and table is None:
+            raise ValueError("a StepDraw needs its keys or the table of episode keys they come from")
+        self._keys = keys
         self.t = t
         self.host_t = host_t  # the common period when every env is at the same one
         self.table = table  # the episode keys (B, T) the step keys come from, when precomputed
+        self._rows = rows  # arange(B), to look up the keys of envs at different periods
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """The per-env step keys ``(B,)``."""
+        if self._keys is None:
+            assert self.table is not None
+            self._keys = self.at_period(self.table)
+        return self._keys
+
+    def at_period(self, table: torch.Tensor) -> torch.Tensor:
+        """Row ``t`` of every env in a per-env, per-period ``table`` ``(B, T + 1, ...)``: ``(B, ...)``."""
+        if self.host_t is not None:
+            return table[:, self.host_t]
+        rows = self._rows if self._rows is not None else torch.arange(self.t.shape[0], device=self.t.device)
+        return table[rows, self.t]
 
 
 class DrawSite:
@@ -97,7 +121,6 @@ class DrawSite:
         self.numel = numel
         self._offsets = mix32((index + site_id * 0x9E3779B) & _MASK32).unsqueeze(0)
         self._cache: torch.Tensor | None = None
-        self._rows: torch.Tensor | None = None
         self._source: torch.Tensor | None = None  # the episode-key table the cache was built from
 
     def _hash(self, keys: torch.Tensor) -> torch.Tensor:
@@ -119,7 +142,6 @@ class DrawSite:
         fresh = self._hash(episode_keys)
         if mask is None or self._cache is None or self._cache.shape != fresh.shape:
             self._cache = fresh
-            self._rows = torch.arange(batch, device=episode_keys.device)
         else:
             self._cache = torch.where(mask.view((-1,) + (1,) * (fresh.dim() - 1)), fresh, self._cache)
 
@@ -127,13 +149,21 @@ class DrawSite:
         """Uniforms in (0, 1), float32, shape ``(batch, *shape)``, for this step."""
         if isinstance(draw, torch.Tensor):
             return self._hash(draw)
-        if draw.table is not None and draw.table is not self._source:
-            self.prepare(draw.table)  # the keys were replaced (e.g. a restored checkpoint): rebuild
-        if self._cache is not None:
-            if draw.host_t is not None:
-                return self._cache[:, draw.host_t]
-            return self._cache[self._rows, draw.t]
+        episode = self.episode(draw)
+        if episode is not None:
+            return draw.at_period(episode)
         return self._hash(draw.keys)
+
+    def episode(self, draw: StepDraw) -> torch.Tensor | None:
+        """The cached uniforms of the current episodes, ``(batch, T + 1, *shape)``, or None when not cached.
+
+        A new tensor whenever episodes start over, so callers may cache what they derive from it.
+        """
+        if draw.table is None:
+            return None
+        if draw.table is not self._source:
+            self.prepare(draw.table)  # the keys were replaced (e.g. a restored checkpoint): rebuild
+        return self._cache
 
 
 def _counter_hash(counter: torch.Tensor) -> torch.Tensor:

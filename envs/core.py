@@ -207,15 +207,15 @@ class BatchedCore(ABC):
     def step_draw(self) -> _rng.StepDraw:
         """The randomness handle of the current step, passed to every ``DrawSite.uniform`` in :meth:`_step`."""
         if self._episode_keys is not None:
-            table = self._episode_keys
-            if self.lockstep:
-                return _rng.StepDraw(table[:, self.host_t], self.t, self.host_t, table)
-            return _rng.StepDraw(table[self._rows, self.t], self.t, None, table)
+            # the keys are looked up in the table only if a site without a cache asks for them
+            return _rng.StepDraw(None, self.t, self.host_t if self.lockstep else None, self._episode_keys, self._rows)
         return _rng.StepDraw(_rng.step_keys(self.stream_key, self.t), self.t)
 
     def per_period(self, table: torch.Tensor) -> torch.Tensor:
         """Rows of a per-period ``table`` (indexed by period) for every env: ``table[t]``, cheap in lockstep."""
         if self.lockstep:
+            if self.num_envs == 1:
+                return table[self.host_t : self.host_t + 1]  # one slice instead of a row and its expansion
             return table[self.host_t].expand(self.num_envs, *table.shape[1:])
         return table[self.t]
 

@@ -100,6 +100,11 @@ class SingleEnv(gym.Env):
         self.objectives = self.core.objectives
         self.observation_layout = self.core.observation_layout
         self._discrete = isinstance(self.action_space, spaces.Discrete)
+        # the batch of one of every Discrete action, made once (for spaces small enough); the cores only read it
+        self._discrete_actions: list[torch.Tensor] = []
+        if isinstance(self.action_space, spaces.Discrete) and self.action_space.n <= 4096:
+            levels = torch.arange(int(self.action_space.n), device=self.core.device)
+            self._discrete_actions = list(levels.view(-1, 1).unbind(0))
         self._masked = self.core.action_masks() is not None
         self._obs_dim = int(self.observation_space.shape[0])
         self._history: list[dict[str, np.ndarray]] = []
@@ -118,7 +123,9 @@ class SingleEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
         arr = _to_numpy_action(self.action_space, action)
         with torch.inference_mode():
-            if self._discrete:
+            if self._discrete_actions:
+                batch = self._discrete_actions[int(arr)]
+            elif self._discrete:
                 batch = torch.from_numpy(arr.reshape(1).astype(np.int64, copy=False))
                 if self.core.device.type != "cpu":
                     batch = batch.to(self.core.device)
@@ -133,17 +140,27 @@ class SingleEnv(gym.Env):
                 self._history.append(self.core.snapshot(0))
             kpis = out.kpis
             kpi_matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
-            # one device-to-numpy conversion for everything the step returns
-            d, k = self._obs_dim, self.reward_dim
-            flat = _numpy(
-                torch.cat(
-                    [out.obs, out.reward, out.terminated.unsqueeze(1), out.truncated.unsqueeze(1), kpi_matrix], dim=1
-                )
-            )[0]
-            info = dict(zip(kpis, flat[d + k + 2 :].tolist()))
+            if self.core.device.type == "cpu":
+                # numpy views of the CPU tensors, copied: cheaper than one cat (which casts the bool flags)
+                obs = out.obs.numpy()[0].copy()
+                reward = out.reward.numpy()[0].copy()
+                terminated, truncated = bool(out.terminated.item()), bool(out.truncated.item())
+                info = dict(zip(kpis, kpi_matrix.tolist()[0]))
+            else:
+                # one device-to-host copy for everything the step returns
+                d, k = self._obs_dim, self.reward_dim
+                flat = _numpy(
+                    torch.cat(
+                        [out.obs, out.reward, out.terminated.unsqueeze(1), out.truncated.unsqueeze(1), kpi_matrix],
+                        dim=1,
+                    )
+                )[0]
+                obs, reward = flat[:d].copy(), flat[d : d + k].copy()
+                terminated, truncated = bool(flat[d + k]), bool(flat[d + k + 1])
+                info = dict(zip(kpis, flat[d + k + 2 :].tolist()))
             if self._masked:
                 info["action_mask"] = _numpy(self.core.action_masks())[0].copy()
-            return flat[:d].copy(), flat[d : d + k].copy(), bool(flat[d + k]), bool(flat[d + k + 1]), info
+            return obs, reward, terminated, truncated, info
 
     def _info(self, kpis: Mapping[str, torch.Tensor] | None) -> dict[str, Any]:
         info: dict[str, Any] = {}

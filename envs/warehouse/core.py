@@ -244,13 +244,26 @@ class WarehouseCore(BatchedCore):
 
         self._kpi_matrix, self._reward_matrix = self._kpi_maps()
         self._zero = torch.zeros(num_envs, **f32)
+        self._scalar_zero, self._scalar_one = torch.zeros((), **f32), torch.ones((), **f32)
         # zeros standing in for the promotion / outage blocks when those features are off
         absent = 0 if self.has_promotions and self.has_outages else (W * S if not self.has_promotions else 1)
         if not self.has_promotions and not self.has_outages:
             absent = W * S + 1
         self._absent_blocks = torch.zeros(num_envs, absent, **f32)
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
+        self._always = torch.ones(num_envs, dtype=torch.bool, device=dev)
         self._truncated_after = torch.arange(1, cfg.horizon + 2, device=dev) >= cfg.horizon
+        self._truncated_host = self._truncated_after.tolist()  # the same flags, read on the host in lockstep
+        self._empty_slot = torch.zeros((1, 1, 1, 1), **f32).expand(num_envs, N, S, 1)  # the pipeline's new last period
+        # per-cell factors of the quantities summed into the KPIs (1 for the unit counts), see the end of _step
+        ones = torch.ones(W, S, **f32)
+        customer = [self._price.expand(W, S), self._penalty.expand(W, S), ones, ones, ones, ones]
+        node = [self._order_cost, self._holding, ones.new_ones(N, S), ones.new_ones(N, S)]
+        node += [self._fixed_cost] if self.uses_fixed_cost else []
+        if self.has_dc:
+            self._customer_factors, self._node_factors = torch.stack(customer), torch.stack(node)
+        else:
+            self._cell_factors = torch.stack(customer + node)
 
         # state
         B = num_envs
@@ -303,8 +316,11 @@ class WarehouseCore(BatchedCore):
     def decode_action(self, action: torch.Tensor) -> torch.Tensor:
         """Order units ``(B, N, S)`` from a batch of actions in the action space's layout."""
         B, N, S = self.num_envs, self.num_nodes, self.num_skus
-        if self.config.action.kind == "box":
+        kind = self.config.action.kind
+        if kind == "box":
             return action.to(torch.float32).reshape(B, N, S).round()
+        if kind == "discrete" and action.dtype == torch.int64:
+            return self._ladder_flat.take(action.view(B, 1, 1))  # one node and SKU: no offsets to add
         index = action.reshape(B, N, S) + self._ladder_offsets
         return self._ladder_flat.take(index)
 
@@ -357,9 +373,10 @@ class WarehouseCore(BatchedCore):
                 lead = lead + (self._site_spike.uniform(key) < dis.spike_probability).long() * dis.spike_periods
             pipe = self.pipeline.scatter_add(3, lead.unsqueeze(-1), placed.unsqueeze(-1))
         else:
-            pipe = self.pipeline + placed.unsqueeze(-1) * self._lead_onehot
+            # placed * 0 or * 1 is exact, so this is pipeline + placed * onehot in one operation
+            pipe = torch.addcmul(self.pipeline, placed.unsqueeze(-1), self._lead_onehot)
         arrivals = pipe[..., 0]
-        self.pipeline = torch.nn.functional.pad(pipe[..., 1:], (0, 1))
+        self.pipeline = torch.cat([pipe[..., 1:], self._empty_slot], dim=-1)
 
         overflow_units = zero
         if self.has_capacity and self.config.overflow == "cut":
@@ -370,11 +387,16 @@ class WarehouseCore(BatchedCore):
             accepted = (arrivals * keep.unsqueeze(-1)).floor()
             overflow_units = (arrivals - accepted).sum((1, 2))
             arrivals = accepted
+        # with one bucket (no shelf life) the stock of a cell is that bucket: sums over buckets are the identity
+        one_bucket = self.num_buckets == 1
         fresh = inv[..., -1] + arrivals
-        inv = torch.cat([inv[..., :-1], fresh.unsqueeze(-1)], dim=-1) if self.num_buckets > 1 else fresh.unsqueeze(-1)
+        if one_bucket:
+            on_hand = fresh[:, :W] if self.has_dc else fresh
+        else:
+            inv = torch.cat([inv[..., :-1], fresh.unsqueeze(-1)], dim=-1)
+            on_hand = inv[:, :W].sum(-1) if self.has_dc else inv.sum(-1)
 
         demand = self.demand_model.sample(self.t, key, self.demand_state)
-        on_hand = inv[:, :W].sum(-1) if self.has_dc else inv.sum(-1)
         if self.lost_sales:
             sales = torch.minimum(on_hand, demand)
             served_now = sales
@@ -385,13 +407,17 @@ class WarehouseCore(BatchedCore):
             served_now = sales - torch.minimum(on_hand, self.backlog)
             self.backlog = owed - sales
             short_units = self.backlog
-        inv = (
-            torch.cat([self._issue_oldest_first(inv[:, :W], sales), inv[:, W:]], dim=1)
-            if self.has_dc
-            else self._issue_oldest_first(inv, sales)
-        )
-
-        end_stock = inv.sum(-1)
+        if one_bucket:
+            left = on_hand - sales
+            end_stock = torch.cat([left, fresh[:, W:]], dim=1) if self.has_dc else left
+            inv = end_stock.unsqueeze(-1)
+        else:
+            inv = (
+                torch.cat([self._issue_oldest_first(inv[:, :W], sales), inv[:, W:]], dim=1)
+                if self.has_dc
+                else self._issue_oldest_first(inv, sales)
+            )
+            end_stock = inv.sum(-1)
         waste_units = waste_cost = overflow_cost = zero
         expired = None
         if self.has_capacity and self.config.overflow == "charge":
@@ -415,14 +441,22 @@ class WarehouseCore(BatchedCore):
         if self.demand_history.shape[-1]:
             self.demand_history = torch.cat([self.demand_history[..., 1:], demand.unsqueeze(-1)], dim=-1)
 
-        # KPI sums: one stacked reduction per side of the network, then one linear map
-        customer = torch.stack(
-            [sales * self._price, short_units * self._penalty, demand, sales, short_units, served_now], dim=1
-        ).sum((2, 3))
-        node_parts = [placed * self._order_cost, end_stock * self._holding, requested, end_stock]
+        # KPI sums: the per-cell figures (quantities times their unit values) stacked and summed in one
+        # reduction (one per side of the network with a DC, where warehouses and nodes differ), then one linear map
+        customer = [sales, short_units, demand, sales, short_units, served_now]
+        node = [placed, end_stock, requested, end_stock]
         if self.uses_fixed_cost:
-            node_parts.append((placed > 0).to(torch.float32) * self._fixed_cost)
-        node = torch.stack(node_parts, dim=1).sum((2, 3))
+            node.append((placed > 0).to(torch.float32))
+        if self.has_dc:
+            sums = torch.cat(
+                [
+                    (torch.stack(customer, dim=1) * self._customer_factors).sum((2, 3)),
+                    (torch.stack(node, dim=1) * self._node_factors).sum((2, 3)),
+                ],
+                dim=1,
+            )
+        else:
+            sums = (torch.stack(customer + node, dim=1) * self._cell_factors).sum((2, 3))
         extras = [self.pipeline.sum((1, 2, 3))]
         if self.perishable:
             extras += [waste_units, waste_cost]
@@ -430,12 +464,19 @@ class WarehouseCore(BatchedCore):
             extras.append(overflow_units if self.config.overflow == "cut" else overflow_cost)
         if self.has_outages:
             extras += [refused, down]
-        demand_total = customer[:, 2]  # whole units, so the fill rate is served / demand, and 1 without demand
-        extras.append((customer[:, 5] + (demand_total == 0)) / demand_total.clamp(min=1.0))
-        raw = torch.cat([customer, node, torch.stack(extras, dim=1)], dim=1)
+        demand_total = sums[:, 2]  # whole units, so the fill rate is served / demand, and 1 without demand
+        # (0 and 1 as tensors: cheaper operands than Python numbers, the same values)
+        extras.append(
+            (sums[:, 5] + (demand_total == self._scalar_zero)) / torch.maximum(demand_total, self._scalar_one)
+        )
+        raw = torch.cat([sums, torch.stack(extras, dim=1)], dim=1)
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw @ self._reward_matrix
-        return reward, self._never, self.per_period(self._truncated_after), kpis
+        if self.lockstep:
+            truncated = self._always if self._truncated_host[self.host_t] else self._never
+        else:
+            truncated = self._truncated_after[self.t]
+        return reward, self._never, truncated, kpis
 
     def _raw_columns(self) -> list[str]:
         """Names of the per-step sums the step computes, in order (see the end of :meth:`_step`)."""

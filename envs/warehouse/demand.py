@@ -86,6 +86,8 @@ class SyntheticDemand:
             self._build_table(cells)
         self._site_demand = DrawSite(site_id, self.shape, device)
         self._site_promo = DrawSite(site_id + 1, self.shape, device)
+        self._episode_counts = torch.zeros(0, device=device)  # counts of the cached episodes, see sample
+        self._counts_source: torch.Tensor | None = None  # the cached uniforms they were drawn from
 
     def _phase_factor(self, t: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
@@ -169,6 +171,14 @@ class SyntheticDemand:
             left = torch.where(start, self.cfg.promotion_duration, left)
             promo = left > 0
             state["promo_left"] = (left - 1).clamp(min=0)
+        if self._table is not None and not self.use_promotions:
+            # without promotions the counts ignore the policy: those of the whole cached episode are drawn at once
+            uniforms = self._site_demand.episode(key)
+            if uniforms is not None:
+                if self._counts_source is not uniforms:
+                    self._episode_counts = self._counts_on_table(uniforms)
+                    self._counts_source = uniforms
+                return key.at_period(self._episode_counts)
         u = self._site_demand.uniform(key)
         if self._table is None:
             mean = self._base.unsqueeze(0) * self._phase_factor(t).to(torch.float32).view(-1, 1, 1)
@@ -183,6 +193,20 @@ class SyntheticDemand:
             mode = mode * 2 + promo.long()
         row = mode * self._cells + self._cell_index
         pos = torch.searchsorted(self._table, row.to(torch.float64) + u.to(torch.float64))
+        return (pos - row * self.grid_size).to(torch.float32)
+
+    def _counts_on_table(self, uniforms: torch.Tensor) -> torch.Tensor:
+        """Counts of every period of the episodes from their uniforms ``(B, T + 1, W, S)``, without promotions.
+
+        The same searches as :meth:`sample` makes period by period, so the same counts.
+        """
+        assert self._table is not None
+        if self.num_modes == 1:
+            pos = torch.searchsorted(self._table, uniforms.to(torch.float64) + self._row_f64)
+            return (pos - self._row_start).to(torch.float32)
+        mode = self._phase(torch.arange(uniforms.shape[1], device=self.device)).view(1, -1, 1, 1)
+        row = mode * self._cells + self._cell_index
+        pos = torch.searchsorted(self._table, row.to(torch.float64) + uniforms.to(torch.float64))
         return (pos - row * self.grid_size).to(torch.float32)
 
     def _inverse_cdf(self, mean: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
