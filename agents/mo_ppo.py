@@ -39,7 +39,16 @@ from gymnasium import spaces
 from pydantic import Field
 
 from paretochain.agents.logging import Logger, NullLogger
-from paretochain.agents.networks import Actor, PreferenceTorso, VectorCritic, build_encoder, make_head, mask_dim
+from paretochain.agents.networks import (
+    Actor,
+    PointerActor,
+    PreferenceTorso,
+    SlotAttentionEncoder,
+    VectorCritic,
+    build_encoder,
+    make_head,
+    mask_dim,
+)
 from paretochain.agents.normalization import ObservationNormalizer, ReturnNormalizer
 from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
 from paretochain.agents.rollout_storage import RolloutStorage
@@ -52,30 +61,63 @@ from paretochain.errors import PolicyFileError
 class MOPPOConfig(ConfigModel):
     """Hyperparameters of :class:`MOPPO` (every field loads from YAML; unknown fields are errors)."""
 
-    num_steps: int = Field(default=32, ge=1, description="steps per environment in each rollout (rollout = num_steps x num_envs transitions)")
+    num_steps: int = Field(
+        default=32,
+        ge=1,
+        description="steps per environment in each rollout (rollout = num_steps x num_envs transitions)",
+    )
     learning_rate: float = Field(default=3e-4, gt=0, description="Adam step size at the start of training")
     anneal_lr: bool = Field(default=True, description="decay the learning rate linearly to 0 over total_env_steps")
-    total_env_steps: int = Field(default=1_000_000, ge=1, description="planned run length in env steps, used only by the learning-rate schedule")
+    total_env_steps: int = Field(
+        default=1_000_000, ge=1, description="planned run length in env steps, used only by the learning-rate schedule"
+    )
     gamma: float = Field(default=0.99, gt=0, le=1, description="discount factor of every objective")
     gae_lambda: float = Field(default=0.95, ge=0, le=1, description="GAE lambda (1 = Monte Carlo, 0 = one-step TD)")
     num_minibatches: int = Field(default=4, ge=1, description="minibatches per epoch of the update")
     update_epochs: int = Field(default=4, ge=1, description="passes over each rollout")
     clip_coef: float = Field(default=0.2, gt=0, description="PPO's surrogate clipping range")
-    clip_vloss: bool = Field(default=False, description="clip the value update around the rollout's values (same range as clip_coef)")
+    clip_vloss: bool = Field(
+        default=False, description="clip the value update around the rollout's values (same range as clip_coef)"
+    )
     ent_coef: float = Field(default=0.01, ge=0, description="weight of the entropy bonus")
     vf_coef: float = Field(default=0.5, ge=0, description="weight of the value loss (mean over objectives)")
     max_grad_norm: float = Field(default=0.5, gt=0, description="global gradient-norm clip")
-    target_kl: float | None = Field(default=None, gt=0, description="stop the epochs of an update early once the approximate KL exceeds this")
-    norm_obs: bool = Field(default=True, description="normalise observations with running mean/std (baked into exports)")
-    norm_return: bool = Field(default=True, description="divide each objective's reward by the running std of its discounted return")
+    target_kl: float | None = Field(
+        default=None, gt=0, description="stop the epochs of an update early once the approximate KL exceeds this"
+    )
+    norm_obs: bool = Field(
+        default=True, description="normalise observations with running mean/std (baked into exports)"
+    )
+    norm_return: bool = Field(
+        default=True, description="divide each objective's reward by the running std of its discounted return"
+    )
     norm_adv: bool = Field(default=True, description="normalise the scalarised advantage per minibatch")
-    preference: dict[str, float] | list[float] | None = Field(default=None, description="fixed preference (by objective name or in order); None samples one per episode")
-    dirichlet_alpha: float = Field(default=1.0, gt=0, description="Dirichlet concentration of sampled preferences (1 = uniform on the simplex)")
-    encoder: Literal["mlp", "attention"] = Field(default="mlp", description="observation encoder: MLP, or a transformer over order slots (Dispatch)")
-    attention: dict[str, Any] = Field(default_factory=dict, description="SlotAttentionEncoder arguments (slots_block, valid_block, embed_dim, num_heads, num_layers)")
-    hidden_sizes: list[int] = Field(default=[64, 64], min_length=1, description="MLP widths: the first encodes the observation, the rest follow the preference concatenation")
+    preference: dict[str, float] | list[float] | None = Field(
+        default=None, description="fixed preference (by objective name or in order); None samples one per episode"
+    )
+    dirichlet_alpha: float = Field(
+        default=1.0, gt=0, description="Dirichlet concentration of sampled preferences (1 = uniform on the simplex)"
+    )
+    encoder: Literal["mlp", "attention"] = Field(
+        default="mlp", description="observation encoder: MLP, or a transformer over order slots (Dispatch)"
+    )
+    attention: dict[str, Any] = Field(
+        default_factory=dict,
+        description="SlotAttentionEncoder arguments (slots_block, valid_block, embed_dim, num_heads, num_layers)",
+    )
+    pointer: bool = Field(
+        default=True,
+        description="with the attention encoder and a Discrete action whose first choices are the slots (Dispatch: serve order slot a), score each slot from its own embedding (PointerActor) instead of one fixed output per slot position",
+    )
+    hidden_sizes: list[int] = Field(
+        default=[64, 64],
+        min_length=1,
+        description="MLP widths: the first encodes the observation, the rest follow the preference concatenation",
+    )
     seed: int = Field(default=0, ge=0, description="seeds the networks, the sampling and the environments' episodes")
-    log_interval: int = Field(default=1, ge=1, description="updates between two log lines (the only host syncs of training)")
+    log_interval: int = Field(
+        default=1, ge=1, description="updates between two log lines (the only host syncs of training)"
+    )
 
 
 class MOPPO:
@@ -91,13 +133,20 @@ class MOPPO:
             (``"auto"`` takes the environment's).
     """
 
-    def __init__(self, env: BatchedVectorEnv, config: MOPPOConfig | Mapping[str, Any] | str | None = None, device: str | torch.device = "auto") -> None:
+    def __init__(
+        self,
+        env: BatchedVectorEnv,
+        config: MOPPOConfig | Mapping[str, Any] | str | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
         self.env = env
         self.core: BatchedCore = env.core
         self.config = cfg = MOPPOConfig.load(config)
         self.device = self.core.device if str(device) == "auto" else torch.device(device)
         if self.device != self.core.device:
-            raise ValueError(f"MOPPO: device {self.device} differs from the environment's device {self.core.device}; build the env with make_vec(..., device={str(self.device)!r})")
+            raise ValueError(
+                f"MOPPO: device {self.device} differs from the environment's device {self.core.device}; build the env with make_vec(..., device={str(self.device)!r})"
+            )
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -117,20 +166,44 @@ class MOPPO:
             return PreferenceTorso(encoder, k, hidden[1:] or hidden[:1])
 
         actor_torso = torso()
-        self.actor = Actor(actor_torso, make_head(self.action_space, actor_torso.out_dim)).to(self.device)
+        encoder = actor_torso.encoder
+        if (
+            cfg.pointer
+            and isinstance(encoder, SlotAttentionEncoder)
+            and isinstance(self.action_space, spaces.Discrete)
+            and int(self.action_space.n) > encoder.num_slots
+        ):
+            self.actor: Actor | PointerActor = PointerActor(actor_torso, int(self.action_space.n)).to(self.device)
+        else:
+            self.actor = Actor(actor_torso, make_head(self.action_space, actor_torso.out_dim)).to(self.device)
         self.critic = VectorCritic(torso(), k).to(self.device)
-        self.optimizer = torch.optim.Adam([*self.actor.parameters(), *self.critic.parameters()], lr=cfg.learning_rate, eps=1e-5)
+        self.optimizer = torch.optim.Adam(
+            [*self.actor.parameters(), *self.critic.parameters()], lr=cfg.learning_rate, eps=1e-5
+        )
 
         self.obs_norm = ObservationNormalizer(obs_dim, self.device)
         self.ret_norm = ReturnNormalizer(self.num_envs, k, cfg.gamma, self.device)
-        fixed = None if cfg.preference is None else preference_from_weights(self.objective_names, cfg.preference, "MOPPOConfig.preference")
+        fixed = (
+            None
+            if cfg.preference is None
+            else preference_from_weights(self.objective_names, cfg.preference, "MOPPOConfig.preference")
+        )
         self.sampler = PreferenceSampler(k, self.device, cfg.dirichlet_alpha, fixed)
 
         box = isinstance(self.action_space, spaces.Box)
-        stored_shape: tuple[int, ...] = (self.actor.head.dim,) if box else (() if self.action_space.shape == () else tuple(self.action_space.shape))
+        stored_shape: tuple[int, ...] = () if self.action_space.shape == () else tuple(self.action_space.shape)
+        if box:
+            assert isinstance(self.actor, Actor)
+            stored_shape = (self.actor.head.dim,)
         self.storage = RolloutStorage(
-            cfg.num_steps, self.num_envs, obs_dim, stored_shape, torch.float32 if box else torch.int64, k,
-            self.mask_dim if self.has_masks else 0, self.device,
+            cfg.num_steps,
+            self.num_envs,
+            obs_dim,
+            stored_shape,
+            torch.float32 if box else torch.int64,
+            k,
+            self.mask_dim if self.has_masks else 0,
+            self.device,
         )
         self._all_true = torch.ones(self.num_envs, self.mask_dim, dtype=torch.bool, device=self.device)
         self.global_step = 0
@@ -149,12 +222,22 @@ class MOPPO:
         return self.obs_norm.normalize(obs) if self.config.norm_obs else obs
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Deterministic actions for a batch (the policy contract of :mod:`paretochain.agents.policy`)."""
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         n = obs.shape[0]
-        pref = self.default_preference(n) if preference is None else torch.as_tensor(preference, dtype=torch.float32, device=self.device).expand(n, self.k)
-        mask = torch.ones(n, self.mask_dim, dtype=torch.bool, device=self.device) if action_mask is None else action_mask.to(self.device, torch.bool)
+        pref = (
+            self.default_preference(n)
+            if preference is None
+            else torch.as_tensor(preference, dtype=torch.float32, device=self.device).expand(n, self.k)
+        )
+        mask = (
+            torch.ones(n, self.mask_dim, dtype=torch.bool, device=self.device)
+            if action_mask is None
+            else action_mask.to(self.device, torch.bool)
+        )
         return self.actor(self._normalize(obs), pref, mask)
 
     # ------------------------------------------------------------------------------------------ rollout
@@ -218,7 +301,9 @@ class MOPPO:
             self.episode_return += reward
             d = done.unsqueeze(1)
             self._finished_return += torch.where(d, self.episode_return, 0.0).sum(0).double()
-            self._finished_scalarised += torch.where(done, (self.episode_return * self.preference).sum(1), 0.0).sum().double()
+            self._finished_scalarised += (
+                torch.where(done, (self.episode_return * self.preference).sum(1), 0.0).sum().double()
+            )
             self._finished_count += done.sum().double()
             self.episode_return = torch.where(d, 0.0, self.episode_return)
 
@@ -263,7 +348,10 @@ class MOPPO:
         mb_size = max(1, n // cfg.num_minibatches)
         masks = b.get("masks")
         params = [*self.actor.parameters(), *self.critic.parameters()]
-        sums = {name: torch.zeros((), device=self.device) for name in ("policy", "value", "entropy", "approx_kl", "clip_fraction")}
+        sums = {
+            name: torch.zeros((), device=self.device)
+            for name in ("policy", "value", "entropy", "approx_kl", "clip_fraction")
+        }
         count = 0
         for _ in range(cfg.update_epochs):
             perm = torch.randperm(n, device=self.device)
@@ -320,7 +408,12 @@ class MOPPO:
             group["lr"] = lr
 
     # ------------------------------------------------------------------------------------------ training loop
-    def learn(self, num_env_steps: int, logger: Logger | None = None, callback: Callable[[dict[str, float]], bool] | None = None) -> MOPPO:
+    def learn(
+        self,
+        num_env_steps: int,
+        logger: Logger | None = None,
+        callback: Callable[[dict[str, float]], bool] | None = None,
+    ) -> MOPPO:
         """Train for at least ``num_env_steps`` more environment steps (whole rollouts); call again to continue.
 
         Args:
@@ -381,31 +474,39 @@ class MOPPO:
         """
         if not self._started:
             self._start()
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        rng: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        }
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         # a snapshot: parameters and optimiser moments are copied, not referenced
-        return copy.deepcopy({
-            "format": "paretochain.mo_ppo/1",
-            "config": self.config.model_dump(mode="json"),
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "obs_norm": self.obs_norm.state_dict(),
-            "ret_norm": self.ret_norm.state_dict(),
-            "rng": rng,
-            "env": self.core.state_dict(),
-            "obs": self.obs.clone(),
-            "preference": self.preference.clone(),
-            "episode_return": self.episode_return.clone(),
-            "global_step": self.global_step,
-            "num_updates": self.num_updates,
-        })
+        return copy.deepcopy(
+            {
+                "format": "paretochain.mo_ppo/1",
+                "config": self.config.model_dump(mode="json"),
+                "actor": self.actor.state_dict(),
+                "critic": self.critic.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "obs_norm": self.obs_norm.state_dict(),
+                "ret_norm": self.ret_norm.state_dict(),
+                "rng": rng,
+                "env": self.core.state_dict(),
+                "obs": self.obs.clone(),
+                "preference": self.preference.clone(),
+                "episode_return": self.episode_return.clone(),
+                "global_step": self.global_step,
+                "num_updates": self.num_updates,
+            }
+        )
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output (the environment must have the same config and batch size)."""
         if state.get("format") != "paretochain.mo_ppo/1":
-            raise PolicyFileError(f"not an MO-PPO checkpoint (format {state.get('format')!r}, expected 'paretochain.mo_ppo/1')")
+            raise PolicyFileError(
+                f"not an MO-PPO checkpoint (format {state.get('format')!r}, expected 'paretochain.mo_ppo/1')"
+            )
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -452,9 +553,12 @@ class MOPPO:
                 "semantics": (
                     "weights over the objectives, in objective order, non-negative and summing to 1; during training "
                     "they weighed per-objective advantages computed on rewards divided by the running std of each "
-                    "objective's discounted return" + ("" if self.config.norm_return else " (return normalisation off: raw rewards)")
+                    "objective's discounted return"
+                    + ("" if self.config.norm_return else " (return normalisation off: raw rewards)")
                 ),
-                "trained_on": "fixed" if fixed is not None else f"Dirichlet(alpha={self.config.dirichlet_alpha}) per episode",
+                "trained_on": "fixed"
+                if fixed is not None
+                else f"Dirichlet(alpha={self.config.dirichlet_alpha}) per episode",
                 "default": fixed if fixed is not None else [1.0 / self.k] * self.k,
                 "return_std": self.ret_norm.std().tolist() if self.config.norm_return else [1.0] * self.k,
             },

@@ -106,31 +106,48 @@ class SlotAttentionEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if slots_block not in layout:
-            raise ValueError(f"SlotAttentionEncoder: observation has no block {slots_block!r}; blocks are {sorted(layout)}")
+            raise ValueError(
+                f"SlotAttentionEncoder: observation has no block {slots_block!r}; blocks are {sorted(layout)}"
+            )
         start, stop, shape = layout[slots_block]
         if len(shape) != 2:
-            raise ValueError(f"SlotAttentionEncoder: block {slots_block!r} must be (num_slots, features), got shape {shape}")
+            raise ValueError(
+                f"SlotAttentionEncoder: block {slots_block!r} must be (num_slots, features), got shape {shape}"
+            )
         self.slot_start, self.slot_stop = start, stop
         self.num_slots, self.slot_features = int(shape[0]), int(shape[1])
         self.has_valid = valid_block is not None
         if valid_block is not None:
             if valid_block not in layout:
-                raise ValueError(f"SlotAttentionEncoder: observation has no block {valid_block!r}; blocks are {sorted(layout)}")
+                raise ValueError(
+                    f"SlotAttentionEncoder: observation has no block {valid_block!r}; blocks are {sorted(layout)}"
+                )
             self.valid_start, self.valid_stop = layout[valid_block][0], layout[valid_block][1]
         else:
             self.valid_start, self.valid_stop = 0, 0
         skip = {slots_block} | ({valid_block} if valid_block else set())
-        context = [torch.arange(s, e) for name, (s, e, _) in sorted(layout.items(), key=lambda kv: kv[1][0]) if name not in skip]
+        context = [
+            torch.arange(s, e)
+            for name, (s, e, _) in sorted(layout.items(), key=lambda kv: kv[1][0])
+            if name not in skip
+        ]
         idx = torch.cat(context) if context else torch.zeros(0, dtype=torch.int64)
         self.register_buffer("context_index", idx.long(), persistent=False)
         self.context_dim = int(idx.numel())
         self.slot_embed = layer_init(nn.Linear(self.slot_features, embed_dim))
         self.context_embed = layer_init(nn.Linear(max(self.context_dim, 1), embed_dim))
-        layer = nn.TransformerEncoderLayer(embed_dim, num_heads, dim_feedforward=2 * embed_dim, dropout=0.0, batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            embed_dim, num_heads, dim_feedforward=2 * embed_dim, dropout=0.0, batch_first=True
+        )
         self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.out_dim = 3 * embed_dim
+        self.embed_dim = embed_dim
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.encode(obs)[0]
+
+    def encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pooled (B, out_dim), slot embeddings (B, num_slots, embed_dim))``; :meth:`forward` returns the first."""
         b = obs.shape[0]
         slots = obs[:, self.slot_start : self.slot_stop].reshape(b, self.num_slots, self.slot_features)
         if self.has_valid:
@@ -153,7 +170,7 @@ class SlotAttentionEncoder(nn.Module):
         mean = (x * w).sum(1) / w.sum(1).clamp(min=1.0)
         top = torch.where(valid.unsqueeze(-1), x, torch.full_like(x, -1e4)).amax(1)
         top = torch.where(any_valid, top, torch.zeros_like(top))
-        return torch.cat([mean, top, ctx], dim=1)
+        return torch.cat([mean, top, ctx], dim=1), x
 
 
 class PreferenceTorso(nn.Module):
@@ -168,7 +185,9 @@ class PreferenceTorso(nn.Module):
     if TYPE_CHECKING:
         out_dim: int
 
-    def __init__(self, encoder: MLPEncoder | SlotAttentionEncoder, k: int, hidden_sizes: tuple[int, ...] = (64,)) -> None:
+    def __init__(
+        self, encoder: MLPEncoder | SlotAttentionEncoder, k: int, hidden_sizes: tuple[int, ...] = (64,)
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.net = mlp(int(encoder.out_dim) + k, hidden_sizes)
@@ -212,7 +231,9 @@ class FactoredCategoricalHead(nn.Module):
     def masked_logits(self, hidden: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         b = hidden.shape[0]
         logits = self.logits(hidden).reshape(b, self.d, self.nmax)
-        extended = torch.cat([action_mask.to(torch.bool), torch.zeros(b, 1, dtype=torch.bool, device=hidden.device)], dim=1)
+        extended = torch.cat(
+            [action_mask.to(torch.bool), torch.zeros(b, 1, dtype=torch.bool, device=hidden.device)], dim=1
+        )
         allowed = extended.index_select(1, self.mask_source).reshape(b, self.d, self.nmax)
         return torch.where(allowed, logits, logits.new_full((1,), -1e8))  # MASKED_LOGIT (a literal for TorchScript)
 
@@ -223,23 +244,91 @@ class FactoredCategoricalHead(nn.Module):
             return action[:, 0]
         return action
 
-    def sample(self, hidden: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(
+        self, hidden: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(env action, stored action, log-probability)``; Gumbel-max sampling, no host sync."""
-        logits = self.masked_logits(hidden, action_mask)
-        u = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)
-        action = (logits - torch.log(-torch.log(u))).argmax(-1)
-        logp = F.log_softmax(logits, -1).gather(-1, action.unsqueeze(-1)).squeeze(-1).sum(-1)
+        action, logp = sample_logits(self.masked_logits(hidden, action_mask))
         if self.discrete:
             action = action[:, 0]
         return action, action, logp
 
-    def evaluate(self, hidden: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate(
+        self, hidden: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of stored actions and the entropy (summed over dimensions)."""
-        logp_all = F.log_softmax(self.masked_logits(hidden, action_mask), -1)
-        a = stored.long().reshape(hidden.shape[0], self.d, 1)
-        logp = logp_all.gather(-1, a).squeeze(-1).sum(-1)
-        entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
-        return logp, entropy
+        return evaluate_logits(self.masked_logits(hidden, action_mask), stored)
+
+
+def sample_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gumbel-max samples ``(B, d)`` of masked logits ``(B, d, n)`` and their log-probability summed over ``d``."""
+    u = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)
+    action = (logits - torch.log(-torch.log(u))).argmax(-1)
+    logp = F.log_softmax(logits, -1).gather(-1, action.unsqueeze(-1)).squeeze(-1).sum(-1)
+    return action, logp
+
+
+def evaluate_logits(logits: torch.Tensor, stored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of ``stored`` actions under masked logits ``(B, d, n)`` and the entropy, both summed over ``d``."""
+    logp_all = F.log_softmax(logits, -1)
+    a = stored.long().reshape(logits.shape[0], logits.shape[1], 1)
+    logp = logp_all.gather(-1, a).squeeze(-1).sum(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
+    return logp, entropy
+
+
+class PointerActor(nn.Module):
+    """Preference-conditioned policy over slots: each slot's logit comes from its own embedding.
+
+    For a ``Discrete(n)`` action whose first ``num_slots`` choices pick a slot (Dispatch:
+    serve order slot ``a``) and whose other choices are fixed moves (depot, wait). A
+    fixed output per slot (the :class:`FactoredCategoricalHead`) would have to learn what
+    an arbitrary slot position holds; here, as in the attention model of Kool et al.
+    (2019), a query from the pooled observation and the preference is matched with every
+    slot embedding of the :class:`SlotAttentionEncoder` (scaled dot product, kept in
+    ``[-10, 10]`` by a tanh), and the fixed moves get logits from the same query features.
+    Same interface as :class:`Actor`.
+
+    Args:
+        torso: a :class:`PreferenceTorso` whose encoder is a :class:`SlotAttentionEncoder`.
+        n: number of discrete actions (more than the encoder's slots).
+    """
+
+    def __init__(self, torso: PreferenceTorso, n: int) -> None:
+        super().__init__()
+        encoder = torso.encoder
+        if not isinstance(encoder, SlotAttentionEncoder):
+            raise ValueError("PointerActor needs the attention encoder")
+        if n <= encoder.num_slots:
+            raise ValueError(f"PointerActor: {n} actions do not extend the {encoder.num_slots} slots")
+        self.torso = torso
+        self.embed_dim = int(encoder.embed_dim)
+        self.query = layer_init(nn.Linear(int(torso.out_dim), self.embed_dim))
+        self.key = layer_init(nn.Linear(self.embed_dim, self.embed_dim))
+        self.fixed = layer_init(nn.Linear(int(torso.out_dim), n - encoder.num_slots), gain=0.01)
+
+    def masked_logits(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, 1, n)`` with masked-out choices at :data:`MASKED_LOGIT`."""
+        pooled, slots = self.torso.encoder.encode(obs)  # type: ignore[operator]
+        hidden = self.torso.net(torch.cat([pooled, preference], dim=1))
+        query = self.query(hidden).unsqueeze(2)  # (B, E, 1)
+        scores = torch.bmm(self.key(slots), query).squeeze(2) / math.sqrt(self.embed_dim)
+        logits = torch.cat([10.0 * torch.tanh(scores), self.fixed(hidden)], dim=1)
+        return torch.where(action_mask.to(torch.bool), logits, logits.new_full((1,), -1e8)).unsqueeze(1)
+
+    def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        return self.masked_logits(obs, preference, action_mask).argmax(-1)[:, 0]
+
+    def sample(
+        self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        action, logp = sample_logits(self.masked_logits(obs, preference, action_mask))
+        return action[:, 0], action[:, 0], logp
+
+    def evaluate(
+        self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
 
 
 class SquashedGaussianHead(nn.Module):
@@ -293,12 +382,16 @@ class SquashedGaussianHead(nn.Module):
         log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u)) + self.log_half_range
         return (gauss - log_det).sum(-1)
 
-    def sample(self, hidden: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(
+        self, hidden: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mean = self.mean(hidden)
         u = mean + self.log_std.exp() * torch.randn_like(mean)
         return self.squash(u), u, self.log_prob(mean, u)
 
-    def evaluate(self, hidden: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate(
+        self, hidden: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mean = self.mean(hidden)
         entropy = (0.5 + 0.5 * math.log(2 * math.pi) + self.log_std).sum().expand(hidden.shape[0])
         return self.log_prob(mean, stored), entropy
@@ -336,10 +429,14 @@ class Actor(nn.Module):
     def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.torso(obs, preference), action_mask)
 
-    def sample(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(
+        self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.head.sample(self.torso(obs, preference), action_mask)
 
-    def evaluate(self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate(
+        self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head.evaluate(self.torso(obs, preference), stored, action_mask)
 
 

@@ -36,11 +36,18 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=32)
     parser.add_argument("--hindsight-seconds", type=float, default=1.0)
     parser.add_argument(
-        "--preference", type=float, nargs="+", default=None,
+        "--preference",
+        type=float,
+        nargs="+",
+        default=None,
         help="train at this fixed preference (one weight per objective, in the config's order) instead of sampling one per episode",
     )
-    parser.add_argument("--dirichlet-alpha", type=float, default=1.0, help="concentration of the sampled training preferences")
+    parser.add_argument(
+        "--dirichlet-alpha", type=float, default=1.0, help="concentration of the sampled training preferences"
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ent-coef", type=float, default=0.01, help="entropy bonus of MO-PPO")
+    parser.add_argument("--lr", type=float, default=3e-4, help="MO-PPO's initial learning rate")
     args = parser.parse_args()
     torch.set_num_threads(1)
     env = make_vec(ENV_ID, args.num_envs, device=args.device, config=CONFIG, tensors=True, check_actions=False)
@@ -48,7 +55,9 @@ def main() -> None:
         "num_steps": 64,
         "encoder": "attention",
         "attention": {"slots_block": "orders", "valid_block": "order_valid"},
-        "learning_rate": 3e-4,
+        "learning_rate": args.lr,
+        "ent_coef": args.ent_coef,
+        "log_interval": 10,
         "num_minibatches": 8,
         "total_env_steps": args.steps,
         "preference": args.preference,
@@ -57,7 +66,18 @@ def main() -> None:
     }
     agent = MOPPO(env, hp, device=args.device)
     t0 = time.perf_counter()
-    agent.learn(args.steps)
+
+    def progress(stats: dict[str, float]) -> bool:
+        returns = [stats.get(f"charts/episode_return/{name}") for name in env.core.objectives.names]
+        if returns[0] is not None:
+            shown = ", ".join(f"{name} {value:.2f}" for name, value in zip(env.core.objectives.names, returns))
+            print(
+                f"  step {int(stats['global_step']):>10,}  {time.perf_counter() - t0:5.0f}s  training episodes: {shown}",
+                flush=True,
+            )
+        return True
+
+    agent.learn(args.steps, callback=progress)
     print(
         f"trained MO-PPO for {args.steps:,} decisions on {CONFIG} ({args.device}) in {time.perf_counter() - t0:.0f} s"
     )
@@ -76,7 +96,9 @@ def main() -> None:
         print(f"| {label} | - | " + " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in zip(mean, ci)) + " |")
     best = None
     # a policy trained at one fixed preference is evaluated there; otherwise over the documented lattice
-    preferences = [np.asarray(args.preference) / sum(args.preference)] if args.preference else default_preferences(len(names))
+    preferences = (
+        [np.asarray(args.preference) / sum(args.preference)] if args.preference else default_preferences(len(names))
+    )
     for w in preferences:
         r = rollout(dev_env, agent, seeds, preference=w).returns
         mean, ci = mean_ci(r)

@@ -28,8 +28,10 @@ from paretochain.evaluate.stats import mean_ci
 ENV_ID = "paretochain/Pricing-v0"
 
 
-def train(config: str, steps: int, device: str, preference: list[float] | None, seed: int) -> MOPPO:
-    env = make_vec(ENV_ID, 256, device=device, config=config, tensors=True, check_actions=False)
+def train(
+    config: str, steps: int, device: str, preference: list[float] | None, seed: int, num_envs: int = 256
+) -> MOPPO:
+    env = make_vec(ENV_ID, num_envs, device=device, config=config, tensors=True, check_actions=False)
     hp = {
         "num_steps": 32,
         "learning_rate": 1e-3,
@@ -55,12 +57,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--episodes", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-envs", type=int, default=256, help="environments MO-PPO trains on")
+    parser.add_argument(
+        "--preference",
+        type=float,
+        nargs="+",
+        default=None,
+        help="part 1: train at this fixed preference (gross margin, satisfaction, leftover) and evaluate there, instead of sampling one per episode",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = list(range(50_000, 50_000 + args.episodes))
 
     print("# 1. default config: MO-PPO front against the myopic baseline")
-    agent = train("default", args.steps, args.device, None, args.seed)
+    agent = train("default", args.steps, args.device, args.preference, args.seed, args.num_envs)
     env = make_vec(ENV_ID, len(seeds), device=args.device, config="default", tensors=True, check_actions=False)
     names = env.core.objectives.names
     myopic = rollout(env, MyopicPolicy(env), seeds).returns
@@ -70,7 +80,10 @@ def main() -> None:
     print("| myopic | - | " + " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in zip(m_mean, m_ci)) + " |")
     i_margin, i_sat = names.index("gross_margin"), names.index("customer_satisfaction")
     winners = []
-    for w in default_preferences(len(names)):
+    preferences = (
+        [np.asarray(args.preference) / sum(args.preference)] if args.preference else default_preferences(len(names))
+    )
+    for w in preferences:
         r = rollout(env, agent, seeds, preference=w).returns
         mean, ci = mean_ci(r)
         d_margin = r[:, i_margin] - myopic[:, i_margin]
@@ -95,7 +108,7 @@ def main() -> None:
 
     print("\n# 2. dp_single_sku: margin-only MO-PPO against the exact DP optimum")
     k = 3
-    agent = train("dp_single_sku", args.steps, args.device, [1.0, 0.0, 0.0], args.seed)
+    agent = train("dp_single_sku", args.steps, args.device, [1.0, 0.0, 0.0], args.seed, args.num_envs)
     env = make_vec(ENV_ID, len(seeds), device=args.device, config="dp_single_sku", tensors=True, check_actions=False)
     dp = DynamicProgrammingPolicy(env, leftover_weight=0.0)
     i = env.core.objectives.names.index("gross_margin")

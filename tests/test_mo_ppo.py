@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from paretochain.agents.logging import MemoryLogger, NullLogger, TensorBoardLogger
 from paretochain.agents.mo_ppo import MOPPO, MOPPOConfig
-from paretochain.agents.networks import FactoredCategoricalHead, SquashedGaussianHead, make_head
+from paretochain.agents.networks import FactoredCategoricalHead, PointerActor, SquashedGaussianHead, make_head
 from paretochain.agents.normalization import ReturnNormalizer, RunningMeanStd
 from paretochain.agents.preferences import PreferenceSampler, grid_size, preference_from_weights, preference_grid
 from paretochain.agents.rollout_storage import compute_gae
@@ -32,7 +32,14 @@ def small_env(n: int = 8, config: str = "lost_sales", **overrides: object):
 # ---------------------------------------------------------------------------------------------- preferences
 def test_preference_grid_matches_the_hand_listed_lattice() -> None:
     assert preference_grid(2, 4).tolist() == [[1, 0], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75], [0, 1]]
-    assert preference_grid(3, 2).tolist() == [[1, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 1, 0], [0, 0.5, 0.5], [0, 0, 1]]
+    assert preference_grid(3, 2).tolist() == [
+        [1, 0, 0],
+        [0.5, 0.5, 0],
+        [0.5, 0, 0.5],
+        [0, 1, 0],
+        [0, 0.5, 0.5],
+        [0, 0, 1],
+    ]
 
 
 @settings(max_examples=30, deadline=None)
@@ -151,7 +158,10 @@ def test_squashed_gaussian_log_prob_matches_the_change_of_variables() -> None:
     mean = head.mean(hidden)
     base = torch.distributions.Normal(mean, head.log_std.exp())
     lo, hi = torch.as_tensor(low), torch.as_tensor(high)
-    transforms = [torch.distributions.TanhTransform(), torch.distributions.AffineTransform(lo + (hi - lo) / 2, (hi - lo) / 2)]
+    transforms = [
+        torch.distributions.TanhTransform(),
+        torch.distributions.AffineTransform(lo + (hi - lo) / 2, (hi - lo) / 2),
+    ]
     reference = torch.distributions.TransformedDistribution(torch.distributions.Independent(base, 1), transforms)
     inside = (action > lo + 1e-3).all(1) & (action < hi - 1e-3).all(1)
     safe = torch.where(inside.unsqueeze(1), action, (lo + hi) / 2)
@@ -227,7 +237,15 @@ def test_learn_logs_the_shared_tags_and_a_callback_can_stop_it() -> None:
     agent.learn(16 * 100 * 5, logger=logger, callback=lambda stats: calls.append(stats) is not None)
     assert len(calls) == 1  # stopped after the first update
     assert agent.global_step == 1600
-    for tag in ("charts/SPS", "charts/episode_return/total_cost", "charts/episode_return/fill_rate", "charts/scalarised_return", "losses/policy", "losses/value", "losses/entropy"):
+    for tag in (
+        "charts/SPS",
+        "charts/episode_return/total_cost",
+        "charts/episode_return/fill_rate",
+        "charts/scalarised_return",
+        "losses/policy",
+        "losses/value",
+        "losses/entropy",
+    ):
         assert tag in logger.history, tag
     assert logger.last("charts/episode_return/total_cost") < 0
 
@@ -300,8 +318,18 @@ class _Random:
 def test_mo_ppo_learns_lost_sales_beyond_doing_nothing_and_random_orders() -> None:
     torch.manual_seed(0)
     env = small_env(64, horizon=50)
-    agent = MOPPO(env, {"num_steps": 50, "preference": {"total_cost": 1.0}, "gamma": 0.95, "ent_coef": 0.0,
-                        "learning_rate": 1e-3, "num_minibatches": 8, "total_env_steps": 64 * 50 * 25})
+    agent = MOPPO(
+        env,
+        {
+            "num_steps": 50,
+            "preference": {"total_cost": 1.0},
+            "gamma": 0.95,
+            "ent_coef": 0.0,
+            "learning_rate": 1e-3,
+            "num_minibatches": 8,
+            "total_env_steps": 64 * 50 * 25,
+        },
+    )
     agent.learn(64 * 50 * 25)
     eval_env = small_env(32, horizon=50)
     seeds = list(range(900, 932))
@@ -312,7 +340,16 @@ def test_mo_ppo_learns_lost_sales_beyond_doing_nothing_and_random_orders() -> No
 
 
 # ---------------------------------------------------------------------------------------------- Dispatch and Pricing
-DISPATCH_ATTENTION = {"encoder": "attention", "attention": {"slots_block": "orders", "valid_block": "order_valid", "embed_dim": 32, "num_heads": 2, "num_layers": 1}}
+DISPATCH_ATTENTION = {
+    "encoder": "attention",
+    "attention": {
+        "slots_block": "orders",
+        "valid_block": "order_valid",
+        "embed_dim": 32,
+        "num_heads": 2,
+        "num_layers": 1,
+    },
+}
 
 
 def family_env(env_id: str, n: int):
@@ -327,7 +364,13 @@ def attention_encoder():
 
     env = family_env("paretochain/Dispatch-v0", 4)
     torch.manual_seed(0)
-    enc = build_encoder("attention", env.single_observation_space.shape[0], env.core.observation_layout, (64,), DISPATCH_ATTENTION["attention"])
+    enc = build_encoder(
+        "attention",
+        env.single_observation_space.shape[0],
+        env.core.observation_layout,
+        (64,),
+        DISPATCH_ATTENTION["attention"],
+    )
     return env, enc.eval()
 
 
@@ -360,9 +403,38 @@ def test_attention_encoder_does_not_depend_on_the_order_of_the_slots() -> None:
     shuffled = obs.clone()
     o = shuffled[:, seg["orders"].start : seg["orders"].stop].view(4, *seg["orders"].shape)
     o.copy_(obs[:, seg["orders"].start : seg["orders"].stop].view(4, *seg["orders"].shape)[:, perm])
-    shuffled[:, seg["order_valid"].start : seg["order_valid"].stop] = obs[:, seg["order_valid"].start : seg["order_valid"].stop][:, perm]
+    shuffled[:, seg["order_valid"].start : seg["order_valid"].stop] = obs[
+        :, seg["order_valid"].start : seg["order_valid"].stop
+    ][:, perm]
     with torch.no_grad():
         assert torch.allclose(enc(obs), enc(shuffled), atol=1e-4)
+
+
+def test_pointer_actor_scores_each_order_slot_by_what_it_holds_not_where_it_sits() -> None:
+    env = family_env("paretochain/Dispatch-v0", 4)
+    torch.manual_seed(0)
+    agent = MOPPO(env, DISPATCH_ATTENTION)
+    assert isinstance(agent.actor, PointerActor)
+    seg = env.core.observation_layout.segments
+    num_slots = seg["orders"].shape[0]
+    obs = env.core.observe().clone()
+    obs[:, seg["order_valid"].start : seg["order_valid"].stop] = 1.0
+    obs[:, seg["orders"].start : seg["orders"].stop] = torch.rand(4, seg["orders"].stop - seg["orders"].start)
+    perm = torch.randperm(num_slots)
+    shuffled = obs.clone()
+    shuffled[:, seg["orders"].start : seg["orders"].stop] = (
+        obs[:, seg["orders"].start : seg["orders"].stop].view(4, *seg["orders"].shape)[:, perm].reshape(4, -1)
+    )
+    pref = torch.full((4, agent.k), 1.0 / agent.k)
+    mask = torch.ones(4, int(env.single_action_space.n), dtype=torch.bool)
+    with torch.no_grad():
+        logits = agent.actor.masked_logits(obs, pref, mask)[:, 0]
+        moved = agent.actor.masked_logits(shuffled, pref, mask)[:, 0]
+    assert torch.allclose(moved[:, :num_slots], logits[:, perm], atol=1e-4), "a slot's score travels with its order"
+    assert torch.allclose(moved[:, num_slots:], logits[:, num_slots:], atol=1e-4), (
+        "depot and wait do not depend on the slot order"
+    )
+    assert logits[:, :num_slots].std() > 0, "orders with different features get different scores"
 
 
 @pytest.mark.parametrize(
@@ -379,13 +451,17 @@ def test_mo_ppo_trains_on_the_masked_families_and_acts_within_the_masks(env_id: 
     masks = env.core.action_masks()
     assert masks is not None
     action = agent.act(env.core.observe(), None, masks)
-    index = action.view(-1, 1) if action.dim() == 1 else action + torch.as_tensor(
-        np.concatenate([[0], np.cumsum(env.single_action_space.nvec)[:-1]])
+    index = (
+        action.view(-1, 1)
+        if action.dim() == 1
+        else action + torch.as_tensor(np.concatenate([[0], np.cumsum(env.single_action_space.nvec)[:-1]]))
     )
     assert bool(masks.gather(1, index).all())
 
 
-@pytest.mark.parametrize(("env_id", "config"), [(WAREHOUSE, "default"), ("paretochain/Dispatch-v0", None)], ids=["warehouse", "dispatch"])
+@pytest.mark.parametrize(
+    ("env_id", "config"), [(WAREHOUSE, "default"), ("paretochain/Dispatch-v0", None)], ids=["warehouse", "dispatch"]
+)
 def test_learning_continues_after_the_training_env_served_an_evaluation(env_id: str, config: str | None) -> None:
     try:
         env = make_vec(env_id, 4, config=config, tensors=True, check_actions=False)
