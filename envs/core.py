@@ -141,6 +141,9 @@ class BatchedCore(ABC):
     #: True when every episode lasts exactly ``horizon`` steps, so the views know
     #: when episodes end without reading the ``done`` flags back from the device.
     fixed_horizon: bool = True
+    #: True when the action masks are the same in every period of every episode, so the
+    #: single-env view reads them once.
+    masks_fixed: bool = False
 
     def __init__(self, num_envs: int, device: str | torch.device = "cpu") -> None:
         if num_envs < 1:
@@ -158,6 +161,7 @@ class BatchedCore(ABC):
         self.host_t = 0  # the common step count when all envs run in lockstep (fixed horizon)
         self.lockstep = False  # True while every env is at period host_t (after a full reset)
         self._episode_keys: torch.Tensor | None = None
+        self._counter_hashes: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
         self._draw_sites: list[_rng.DrawSite] = []
 
@@ -170,6 +174,7 @@ class BatchedCore(ABC):
                 ``None`` continues each environment's stream with its next episode.
             mask: bool ``(B,)`` selecting which environments start over; ``None`` means all.
         """
+        full = mask is None  # every env starts over: the new values replace the old without a select
         if mask is None:
             mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
             self.host_t = 0
@@ -191,12 +196,16 @@ class BatchedCore(ABC):
             self.seeded = True
         else:
             lo, hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)
-            self.key_lo = torch.where(mask, lo, self.key_lo)
-            self.key_hi = torch.where(mask, hi, self.key_hi)
-            self.episode = torch.where(mask, self.episode + 1, self.episode)
-        self.stream_key = torch.where(mask, _rng.derive_key(self.key_lo, self.key_hi), self.stream_key)
-        self.t = torch.where(mask, torch.zeros_like(self.t), self.t)
-        self._prepare_episode(mask)
+            if full:
+                self.key_lo, self.key_hi, self.episode = lo, hi, self.episode + 1
+            else:
+                self.key_lo = torch.where(mask, lo, self.key_lo)
+                self.key_hi = torch.where(mask, hi, self.key_hi)
+                self.episode = torch.where(mask, self.episode + 1, self.episode)
+        stream_key = _rng.derive_key(self.key_lo, self.key_hi)
+        self.stream_key = stream_key if full else torch.where(mask, stream_key, self.stream_key)
+        self.t = torch.zeros_like(self.t) if full else torch.where(mask, torch.zeros_like(self.t), self.t)
+        self._prepare_episode(None if full else mask)
         self._reset_envs(mask)
         return self.observe()
 
@@ -219,16 +228,18 @@ class BatchedCore(ABC):
             return table[self.host_t].expand(self.num_envs, *table.shape[1:])
         return table[self.t]
 
-    def _prepare_episode(self, mask: torch.Tensor) -> None:
-        """Fixed horizon: compute every step key of the new episodes (and cached draws) in one pass."""
+    def _prepare_episode(self, mask: torch.Tensor | None) -> None:
+        """Fixed horizon: compute every step key of the new episodes (and cached draws) in one pass.
+
+        ``mask`` selects the envs that start over; ``None`` means all of them.
+        """
         if not self.fixed_horizon:
             return
-        keys = _rng.mix32(
-            self.stream_key.unsqueeze(1) ^ _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(0)
-        )
-        if self._episode_keys is None:
+        if self._counter_hashes is None:  # the same for every episode: hashed once
+            self._counter_hashes = _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(0)
+        keys = _rng.mix32(self.stream_key.unsqueeze(1) ^ self._counter_hashes)
+        if self._episode_keys is None or mask is None:
             self._episode_keys = keys
-            self._rows = torch.arange(self.num_envs, device=self.device)
         else:
             self._episode_keys = torch.where(mask.unsqueeze(1), keys, self._episode_keys)
         for site in self._draw_sites:

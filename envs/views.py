@@ -56,7 +56,7 @@ def _to_numpy_action(space: spaces.Space, action: Any) -> np.ndarray:
             raise ActionError(f"action entry {list(i)} = {arr[i]} is outside [{space.low[i]}, {space.high[i]}]")
         return arr
     if isinstance(space, spaces.MultiDiscrete):
-        if not np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype.kind not in "iu":  # not a signed or unsigned integer array
             if not np.all(np.mod(arr, 1) == 0):
                 raise ActionError(f"MultiDiscrete action must be integers, got {arr}")
             arr = arr.astype(np.int64)
@@ -105,7 +105,14 @@ class SingleEnv(gym.Env):
         if isinstance(self.action_space, spaces.Discrete) and self.action_space.n <= 4096:
             levels = torch.arange(int(self.action_space.n), device=self.core.device)
             self._discrete_actions = list(levels.view(-1, 1).unbind(0))
-        self._masked = self.core.action_masks() is not None
+        masks = self.core.action_masks()
+        self._masked = masks is not None
+        # masks that never change are read once; on the CPU the current ones are read in place: either way
+        # actions are checked against them on the host
+        self._fixed_mask = _numpy(masks)[0].copy() if masks is not None and self.core.masks_fixed else None
+        self._host_masks = self._masked and (self._fixed_mask is not None or self.core.device.type == "cpu")
+        nvec = np.asarray(getattr(self.action_space, "nvec", [1]))
+        self._mask_offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]) if nvec.ndim == 1 else None
         self._obs_dim = int(self.observation_space.shape[0])
         self._history: list[dict[str, np.ndarray]] = []
 
@@ -133,8 +140,8 @@ class SingleEnv(gym.Env):
                 batch = torch.from_numpy(np.ascontiguousarray(arr).reshape((1, *arr.shape)))
                 if self.core.device.type != "cpu":
                     batch = batch.to(self.core.device)
-            if self._masked:
-                self.core.check_action(batch)
+            if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
+                self.core.check_action(batch)  # refuses the action, naming the problem
             out = self.core.step(batch, check=False)
             if self.render_mode == "rgb_array":
                 self._history.append(self.core.snapshot(0))
@@ -159,8 +166,25 @@ class SingleEnv(gym.Env):
                 terminated, truncated = bool(flat[d + k]), bool(flat[d + k + 1])
                 info = dict(zip(kpis, flat[d + k + 2 :].tolist()))
             if self._masked:
-                info["action_mask"] = _numpy(self.core.action_masks())[0].copy()
+                info["action_mask"] = self._mask_row().copy()
             return obs, reward, terminated, truncated, info
+
+    def _mask_row(self) -> np.ndarray:
+        """The current action mask of the env as a numpy array (a view where the core's lives on the CPU)."""
+        if self._fixed_mask is not None:
+            return self._fixed_mask
+        masks = self.core.action_masks()
+        assert masks is not None
+        return _numpy(masks)[0]
+
+    def _allowed_on_host(self, action: np.ndarray) -> bool:
+        """Whether the current mask allows an action already checked against the space."""
+        row = self._mask_row()
+        if self._discrete:
+            return bool(row[int(action)])
+        if self._mask_offsets is None or action.ndim != 1:
+            return False  # leave other layouts to the core's check
+        return bool(row[self._mask_offsets + action].all())
 
     def _info(self, kpis: Mapping[str, torch.Tensor] | None) -> dict[str, Any]:
         info: dict[str, Any] = {}
@@ -168,9 +192,7 @@ class SingleEnv(gym.Env):
             matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
             info = dict(zip(kpis, _numpy(matrix)[0].tolist()))
         if self._masked:
-            masks = self.core.action_masks()
-            if masks is not None:
-                info["action_mask"] = _numpy(masks)[0].copy()
+            info["action_mask"] = self._mask_row().copy()
         return info
 
     def action_masks(self) -> np.ndarray:

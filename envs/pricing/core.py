@@ -215,6 +215,8 @@ class PricingCore(BatchedCore):
         self._reward_columns = rewards.abs().argmax(0).to(dev)
         self._reward_scale = rewards.sum(0).to(dev)
         self._zero = torch.zeros(num_envs, **f32)
+        # on the CPU a check of the stock is read at once, so a step can skip the rationing it makes moot
+        self._host_checks = self.device.type == "cpu"
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
         self._mean_competitor = torch.full((num_envs,), cfg.demand.competitor.mean_ratio, **f32)
 
@@ -265,6 +267,7 @@ class PricingCore(BatchedCore):
             self._box_low = torch.as_tensor(space.low, device=dev).unsqueeze(0)
             self._box_high = torch.as_tensor(space.high, device=dev).unsqueeze(0)
         self._masks: torch.Tensor | None = None
+        self.masks_fixed = self.ladder_mode and not self.has_hold  # only the price floors mask the ladder
         self._padded_masks: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (masks, masks with refusing slots)
 
         # ---------------------------------------------------------------- state
@@ -330,6 +333,12 @@ class PricingCore(BatchedCore):
             return self._now(self._competitor_paths[0])
         return self._competitor_state
 
+    def _competitor_ratio_now(self) -> torch.Tensor:
+        """The competitor's price ratio ``(B or 1, K)`` this period."""
+        if self._competitor_paths is not None:
+            return self._now(self._competitor_paths[1])
+        return self._competitor_now()[0]
+
     def _competitor_now(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The competitor's price ratio ``(B or 1, K)`` and MNL weight this period."""
         if self._competitor_paths is not None:
@@ -352,7 +361,7 @@ class PricingCore(BatchedCore):
         if self.demand.use_reference:
             parts.append(self.reference.reshape(B, -1))
         if self.demand.use_competitor:
-            parts.append(_batch(self._competitor_now()[0], B))
+            parts.append(_batch(self._competitor_ratio_now(), B))
         parts += [self.sales.reshape(B, -1), self._period_row(self._calendar)]
         if self.has_hold:
             parts.append(self._period_row(self._allowed_f32))
@@ -482,12 +491,12 @@ class PricingCore(BatchedCore):
         if self.ladder_mode:
             if action.dtype != torch.int64:
                 action = action.long()
-            index = action[:, :n_price].reshape(B, K, C)
+            index = (action[:, :n_price] if action.shape[1] > n_price else action).reshape(B, K, C)
             if hold is not None:
                 index = torch.where(hold, self.price_index, index)
             cell = index + self._price_offsets
-            price = self._level_price[cell]
-            level_term = self._level_term[cell]
+            price = self._level_price.take(cell)
+            level_term = self._level_term.take(cell)
             pos = n_price
             if self.has_promotion:
                 levels = action[:, pos : pos + C].t()
@@ -540,14 +549,19 @@ class PricingCore(BatchedCore):
                 comp_ratio, comp_weight = self._competitor_now()
             mean = demand.choice_mean(weight, lam, comp_weight)
         asked = demand.sample(mean, self.step_draw())
+        short = True  # whether some SKU may lack stock (False: everything asked is sold)
         if C == 1:
             total = asked[..., 0]
             sales = torch.minimum(asked, on_hand.unsqueeze(-1))
             sold = sales[..., 0]
         else:
             total = channel_sum(asked)
-            sales = self._ration(on_hand, asked, total, self._earlier)
-            sold = channel_sum(sales)
+            if self._host_checks and bool((on_hand >= total).all()):
+                # every SKU has the stock asked for: the rationing would sell exactly what is asked
+                sales, sold, short = asked, total, False
+            else:
+                sales = self._ration(on_hand, asked, total, self._earlier)
+                sold = channel_sum(sales)
         on_hand = on_hand - sold
         self.on_hand = on_hand
 
@@ -569,12 +583,13 @@ class PricingCore(BatchedCore):
         if C > 1:
             gap = (price.amax(-1) - price.amin(-1)).mean(1)  # (aminmax and max(dim) enter a thread pool even for tiny tensors)
         demand_units = total.sum(1)  # whole units: exact in any order
-        sales_units = sold.sum(1)
+        sales_units = sold.sum(1) if short else demand_units
         some_demand = demand_units.clamp(min=1.0)
-        stockout = (demand_units - sales_units) / some_demand
+        # with everything sold the share is (d - d) / d = 0, and subtracting 0 changes nothing
+        stockout = (demand_units - sales_units) / some_demand if short else self._zero
         satisfaction: torch.Tensor | None = None
         for weight_of, term in zip(self._sat_weights, (jump, gap, stockout)):
-            if weight_of == 0 or term is None:
+            if weight_of == 0 or term is None or (term is self._zero and satisfaction is not None):
                 continue
             term = term if weight_of == 1.0 else weight_of * term
             satisfaction = 1.0 - term if satisfaction is None else satisfaction - term

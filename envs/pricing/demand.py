@@ -315,14 +315,12 @@ class PricingDemand:
         The competitor ignores the policy, so its season is drawn at reset: entry ``t + 1``
         equals :meth:`competitor_step` of entry ``t`` with the keys of step ``t``.
         """
-        B, T = step_keys.shape
         shocks = self.cfg.demand.competitor.volatility * _normal(self._site_competitor.uniform(step_keys))  # (B, T, K)
-        path = torch.empty(B, T + 1, self.num_skus, dtype=torch.float32, device=self.device)
-        path[:, 0] = start
         keep = self._comp_keep
-        for t in range(T):
-            torch.add(keep * path[:, t], shocks[:, t], out=path[:, t + 1])
-        return path
+        path = [start]
+        for shock in shocks.unbind(1):  # the recursion itself: two operations per period
+            path.append(keep * path[-1] + shock)
+        return torch.stack(path, dim=1)
 
     def competitor_ratio(self, deviation: torch.Tensor) -> torch.Tensor:
         """Competitor price as a multiple of list price, ``(B, K)``."""
