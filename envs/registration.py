@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from paretochain.envs._allocator import tune_allocator
 from paretochain.envs.views import BatchedVectorEnv, SingleEnv
 
 #: Registered ids and the single-view classes behind them.
@@ -21,7 +22,9 @@ ENTRY_POINTS: dict[str, str] = {
 def env_class(env_id: str) -> type[SingleEnv]:
     """The single-view class registered under ``env_id``."""
     if env_id not in ENTRY_POINTS:
-        raise gym.error.UnregisteredEnv(f"unknown environment id {env_id!r}; paretochain registers {sorted(ENTRY_POINTS)}")
+        raise gym.error.UnregisteredEnv(
+            f"unknown environment id {env_id!r}; paretochain registers {sorted(ENTRY_POINTS)}"
+        )
     module_name, _, attr = ENTRY_POINTS[env_id].partition(":")
     module = __import__(module_name, fromlist=[attr])
     return getattr(module, attr)
@@ -49,7 +52,10 @@ def make_vec(
     """
     cls = env_class(env_id)
     cfg = cls.config_cls.load(config, **overrides)
-    core = cls.core_cls(cfg, num_envs=num_envs, device=resolve_device(device))  # type: ignore[call-arg]
+    resolved = resolve_device(device)
+    if resolved.type == "cpu":
+        tune_allocator()  # batched CPU steps reuse large buffers; see paretochain.envs._allocator
+    core = cls.core_cls(cfg, num_envs=num_envs, device=resolved)  # type: ignore[call-arg]
     env = BatchedVectorEnv(core, tensors=tensors, check_actions=check_actions)
     env.spec = None
     env.config = cfg  # type: ignore[attr-defined]

@@ -294,8 +294,10 @@ class BatchedVectorEnv(VectorEnv):
             if any_done:
                 infos["final_obs"] = self._out(obs)
                 infos["_final_obs"] = self._out(done)
-                fresh = core.reset() if core.fixed_horizon else core.reset(mask=done)
-                obs = torch.where(done.unsqueeze(1), fresh, obs)
+                if core.fixed_horizon:
+                    obs = torch.where(done.unsqueeze(1), core.reset(), obs)
+                else:
+                    obs = core.reset(mask=done)  # the rows of the envs that go on are their observations already
             return (
                 self._out(obs),
                 self._out(out.reward),
