@@ -113,6 +113,7 @@ class SingleEnv(gym.Env):
         self._host_masks = self._masked and (self._fixed_mask is not None or self.core.device.type == "cpu")
         nvec = np.asarray(getattr(self.action_space, "nvec", [1]))
         self._mask_offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]) if nvec.ndim == 1 else None
+        self._nvec_unsigned = nvec.astype(np.uint64) if isinstance(self.action_space, spaces.MultiDiscrete) else None
         self._obs_dim = int(self.observation_space.shape[0])
         self._history: list[dict[str, np.ndarray]] = []
 
@@ -128,7 +129,7 @@ class SingleEnv(gym.Env):
         return _numpy(obs)[0], self._info(None)
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
-        arr = _to_numpy_action(self.action_space, action)
+        arr = self._action_array(action)
         with torch.inference_mode():
             if self._discrete_actions:
                 batch = self._discrete_actions[int(arr)]
@@ -168,6 +169,20 @@ class SingleEnv(gym.Env):
             if self._masked:
                 info["action_mask"] = self._mask_row().copy()
             return obs, reward, terminated, truncated, info
+
+    def _action_array(self, action: Any) -> np.ndarray:
+        """A copy of the action as an array, refusing what is outside the space (:func:`_to_numpy_action`)."""
+        nvec = self._nvec_unsigned
+        if (
+            nvec is not None
+            and isinstance(action, np.ndarray)
+            and action.dtype == np.int64
+            and action.shape == nvec.shape
+            # read as unsigned, a negative entry lies above every bound: one comparison checks both ends
+            and bool((action.view(np.uint64) < nvec).all())
+        ):
+            return action.copy()
+        return _to_numpy_action(self.action_space, action)
 
     def _mask_row(self) -> np.ndarray:
         """The current action mask of the env as a numpy array (a view where the core's lives on the CPU)."""

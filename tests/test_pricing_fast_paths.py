@@ -2,8 +2,9 @@
 
 Large batches search a short head of the count grid first, the competitor's season
 is drawn at reset, ladder prices read their demand terms from tables, actions are
-checked with one lookup and masks are computed once per period. Each test pins one
-of these to the computation it replaces.
+checked with one lookup, masks are computed once per period and the rationing is
+skipped when the stock suffices. Each test pins one of these to the computation it
+replaces.
 """
 
 from __future__ import annotations
@@ -194,3 +195,39 @@ def test_masks_are_shared_within_a_period_and_renewed_by_a_step_without_changing
     core.step(masked_actions(core, rng))
     assert core.action_masks() is not first
     assert torch.equal(first, kept)
+
+
+@pytest.mark.parametrize("name", ["default", "multichannel"])
+def test_skipping_the_rationing_when_the_stock_suffices_gives_the_same_episodes(name: str) -> None:
+    cfg = PricingConfig.load(name, horizon=12)
+    checked, rationed = PricingCore(cfg, num_envs=5), PricingCore(cfg, num_envs=5)
+    rationed._host_checks = False  # always ration, as on a GPU
+    assert torch.equal(checked.reset(seeds=range(5)), rationed.reset(seeds=range(5)))
+    rng = np.random.default_rng(3)
+    for _ in range(cfg.horizon):
+        action = masked_actions(checked, rng)
+        a, b = checked.step(action), rationed.step(action)
+        assert torch.equal(a.obs, b.obs) and torch.equal(a.reward, b.reward)
+        assert torch.equal(a.kpis.values, b.kpis.values)
+
+
+def test_the_single_env_refuses_actions_outside_the_ladder_or_the_mask_and_keeps_no_view_of_them() -> None:
+    import gymnasium as gym
+
+    env = gym.make("paretochain/Pricing-v0", config="default")
+    _, info = env.reset(seed=0)
+    n = int(env.action_space.nvec[0])
+    for bad in ([-1, 0, 0, 0], [n, 0, 0, 0], [0, 0, 0, -(2**62)]):
+        with pytest.raises(ActionError):
+            env.step(np.array(bad, dtype=np.int64))
+    floor = int(np.flatnonzero(~info["action_mask"][n : 2 * n])[0])  # the marketplace's floor masks the low prices
+    with pytest.raises(ActionError, match="not allowed by its action mask"):
+        env.step(np.array([4, floor, 4, 4], dtype=np.int64))
+    action = np.array([4, 4, 4, 4], dtype=np.int64)
+    env.step(action)
+    before = env.unwrapped.core.price_index.clone()
+    action[:] = 0  # the env copied the action: changing it changes nothing in the state
+    assert torch.equal(env.unwrapped.core.price_index, before)
+    mask = env.step(np.array([4, 4, 4, 4]))[4]["action_mask"]
+    mask[:] = False  # a copy per step: the next step is still allowed
+    env.step(np.array([4, 4, 4, 4]))

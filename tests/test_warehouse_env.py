@@ -208,6 +208,26 @@ def test_batched_view_matches_single_envs_over_many_seeds(name: str) -> None:
                 np.testing.assert_array_equal(obs, batched_obs[t + 1][i])
 
 
+@pytest.mark.parametrize("name", ["lost_sales", "default"])
+def test_demand_drawn_for_the_whole_episode_matches_the_demand_drawn_step_by_step(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = WarehouseConfig.load(name, horizon=15)
+    cached, stepped = WarehouseCore(cfg, num_envs=3), WarehouseCore(cfg, num_envs=3)
+    # no cached episode for the demand site: every period's uniforms and counts are drawn in its step
+    monkeypatch.setattr(stepped.demand_model._site_demand, "episode", lambda draw: None)
+    assert torch.equal(cached.reset(seeds=[1, 2, 3]), stepped.reset(seeds=[1, 2, 3]))
+    rng = np.random.default_rng(0)
+    for t in range(2 * cfg.horizon):
+        if t == cfg.horizon:
+            assert torch.equal(cached.reset(), stepped.reset())
+        action = _random_actions(cached, rng)
+        a, b = cached.step(action), stepped.step(action)
+        assert torch.equal(a.obs, b.obs) and torch.equal(a.reward, b.reward)
+        assert torch.equal(a.kpis.values, b.kpis.values)
+    assert cached.demand_model._counts_source is not None and stepped.demand_model._counts_source is None
+
+
 def test_same_seed_gives_the_same_episode_and_another_seed_another() -> None:
     def episode(seed: int) -> np.ndarray:
         env = gym.make(ENV_ID, config="perishable_disruptions")
