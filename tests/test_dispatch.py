@@ -277,6 +277,21 @@ def test_unreleased_orders_are_hidden_from_the_observation() -> None:
     assert not info["action_mask"][: core.max_orders][hidden].any()
 
 
+def test_order_travel_time_feature_is_the_drive_from_the_current_vehicle() -> None:
+    env = DispatchEnv(generator={"num_customers": 10}, num_vehicles=2, release={"known_share": 1.0})
+    obs, info = env.reset(seed=3)
+    core = env.unwrapped.core
+    column = 9  # "travel_time", the tenth order feature
+    for _ in range(3):  # at the depot, then after two services (the current vehicle changes)
+        orders = env.unwrapped.observation_layout.unflatten(obs)["orders"]
+        v = int(core.current[0])
+        here = core.coords[0, int(core.vehicle_node[0, v])].numpy()
+        drive = np.hypot(*(core.coords[0, core.num_depots :].numpy() - here).T) / (core.speed * core.shift_end)
+        np.testing.assert_allclose(orders[:10, column], drive[:10], rtol=1e-5, atol=1e-7)
+        first_order = int(np.flatnonzero(info["action_mask"][: core.max_orders])[0])
+        obs, _, _, _, info = env.step(first_order)
+
+
 def test_static_file_instance_shows_every_order_at_the_start() -> None:
     env = DispatchEnv(generator={"num_customers": 10}, release={"known_share": 1.0})
     obs, _ = env.reset(seed=0)

@@ -56,7 +56,7 @@ KPI_NAMES = (
     "wait_min",
 )
 
-ORDER_FEATURES = ("x", "y", "demand", "window_start", "window_end", "service", "release", "open", "served")
+ORDER_FEATURES = ("x", "y", "demand", "window_start", "window_end", "service", "release", "open", "served", "travel_time")
 VEHICLE_FEATURES = ("x", "y", "free_in", "load", "at_depot", "parked", "current")
 GLOBAL_FEATURES = ("clock", "open_orders", "served_orders", "vehicles_parked")
 
@@ -154,6 +154,7 @@ class DispatchCore(BatchedCore):
         # every feature is a share of the instance's extent, the capacity or the shift: in [0, 1],
         # except times, which may run past the shift end by the allowed overtime
         high = np.float32(2.0 + cfg.max_overtime_min / shift_end)
+        self._obs_high = float(high)
         self.single_observation_space = spaces.Box(np.float32(0.0), high, shape=(lay.size,), dtype=np.float32)
 
         self.objective_names = list(cfg.objectives)
@@ -299,6 +300,7 @@ class DispatchCore(BatchedCore):
                 (inst.release / T).float(),
                 torch.zeros_like(xy[:, D:, 0]),
                 torch.zeros_like(xy[:, D:, 0]),
+                torch.zeros_like(xy[:, D:, 0]),
             ],
             dim=2,
         )
@@ -396,10 +398,12 @@ class DispatchCore(BatchedCore):
         out = torch.empty((B, self.observation_layout.size), dtype=torch.float32, device=self.device)
         width = N * len(ORDER_FEATURES)
         orders = out[:, :width].view(B, N, len(ORDER_FEATURES))
-        torch.mul(sel(self._order_static), visible_f.unsqueeze(2), out=orders)  # the last two features are filled below
+        torch.mul(sel(self._order_static), visible_f.unsqueeze(2), out=orders)  # the last three features are filled below
         served_f = served.to(torch.float32)  # a served order is always visible
         orders[..., 7] = visible_f - served_f
         orders[..., 8] = served_f
+        travel = sel(self._distance_row())[:, self.num_depots :] / (self.speed * T)  # from the current vehicle
+        orders[..., 9] = travel.clamp(max=self._obs_high).to(torch.float32) * visible_f
         state = sel(self.vehicle_state)
         free_in = torch.where(parked, 0.0, state[..., 0] - clock.unsqueeze(1)) / T
         is_current = (self._vehicle_ids == sel(self.current).unsqueeze(1)) & ~sel(self.done).unsqueeze(1)

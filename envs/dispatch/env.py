@@ -41,7 +41,7 @@ class DispatchEnv(SingleEnv):
 
     | block | shape | content |
     | --- | --- | --- |
-    | ``orders`` | N x 9 | x, y, demand / capacity, window start, window end, service time, release time, open (1/0), served (1/0); all zero until the order is released |
+    | ``orders`` | N x 10 | x, y, demand / capacity, window start, window end, service time, release time, open (1/0), served (1/0), travel time from the current vehicle; all zero until the order is released |
     | ``order_valid`` | N | 1 where the slot holds a released order: the padding mask for an attention encoder |
     | ``vehicles`` | V x 7 | x, y of where the vehicle is (or will be when free), time until free, load / capacity, at its depot, parked, is the current vehicle |
     | ``depots`` | D x 2 | depot coordinates |
