@@ -215,6 +215,10 @@ class PricingCore(BatchedCore):
         self._reward_columns = rewards.abs().argmax(0).to(dev)
         self._reward_scale = rewards.sum(0).to(dev)
         self._zero = torch.zeros(num_envs, **f32)
+        # constants as 0-dim tensors: the float32 values Python numbers would give, as cheaper operands
+        self._zero_scalar, self._one = torch.zeros((), **f32), torch.ones((), **f32)
+        s = self._smoothing
+        self._smoothing_factors = (torch.tensor(s, **f32), torch.tensor(1.0 - s, **f32))
         # on the CPU a check of the stock is read at once, so a step can skip the rationing it makes moot
         self._host_checks = self.device.type == "cpu"
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
@@ -584,7 +588,7 @@ class PricingCore(BatchedCore):
             gap = (price.amax(-1) - price.amin(-1)).mean(1)  # (aminmax and max(dim) enter a thread pool even for tiny tensors)
         demand_units = total.sum(1)  # whole units: exact in any order
         sales_units = sold.sum(1) if short else demand_units
-        some_demand = demand_units.clamp(min=1.0)
+        some_demand = torch.maximum(demand_units, self._one)
         # with everything sold the share is (d - d) / d = 0, and subtracting 0 changes nothing
         stockout = (demand_units - sales_units) / some_demand if short else self._zero
         satisfaction: torch.Tensor | None = None
@@ -592,12 +596,12 @@ class PricingCore(BatchedCore):
             if weight_of == 0 or term is None or (term is self._zero and satisfaction is not None):
                 continue
             term = term if weight_of == 1.0 else weight_of * term
-            satisfaction = 1.0 - term if satisfaction is None else satisfaction - term
+            satisfaction = self._one - term if satisfaction is None else satisfaction - term
 
         # state updates
         if demand.use_reference:
-            s = self._smoothing
-            self.reference = s * self.reference + (1.0 - s) * price
+            keep, pull = self._smoothing_factors
+            self.reference = keep * self.reference + pull * price
         if demand.competitor_moves and self._competitor_paths is None:
             self._competitor_state = demand.competitor_step(self._competitor_state, self.step_draw())
         self.price = price
@@ -634,7 +638,7 @@ class PricingCore(BatchedCore):
             "demand_units": demand_units,
             "sales_units": sales_units,
             "ordered_units": ordered,
-            "fill_rate": torch.where(demand_units > 0, sales_units / some_demand, 1.0),
+            "fill_rate": torch.where(demand_units > self._zero_scalar, sales_units / some_demand, self._one),
             "satisfaction": satisfaction if satisfaction is not None else self._zero + 1.0,
             "price_jump": jump,
             "price_gap": gap,

@@ -136,6 +136,8 @@ class PricingDemand:
         self.normal_counts = self.grid_size > MAX_GRID
         self.shifted = max_mean <= 60.0  # exp(mean) stays far inside float32
         k = torch.arange(self.grid_size, **f32)
+        # 1 and the smallest mean as 0-dim tensors: the float32 values Python numbers would give, cheaper operands
+        self._one, self._tiny_mean = torch.ones((), **f32), torch.tensor(1e-12, **f32)
         self._k = k
         self._neg_lgamma = -torch.lgamma(k + 1)
         self._site_counts = DrawSite(site_id, (K, C), device)
@@ -213,7 +215,7 @@ class PricingDemand:
 
         ``competitor_weight`` is ``(.., K)`` or ``None`` without a competitor.
         """
-        base = 1.0 + channel_sum(weight, keepdim=True)
+        base = self._one + channel_sum(weight, keepdim=True)
         if competitor_weight is not None:
             base = base + competitor_weight.unsqueeze(-1)
         loyal = weight * self._loyal  # extra weight of the home channel
@@ -266,7 +268,7 @@ class PricingDemand:
         if self.normal_counts:
             z = math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)
             return (mean + mean.sqrt() * z).round().clamp(min=0)
-        mean = mean.clamp(min=1e-12)
+        mean = torch.maximum(mean, self._tiny_mean)
         threshold = u * mean.exp() if self.shifted else u
         if mean.numel() * self.grid_size <= HEAD_SEARCH_ABOVE or self.head_size >= self.grid_size or mean.device.type != "cpu":
             return self.count_on_grid(mean.log(), mean, threshold, self.grid_size).to(torch.float32)
@@ -316,7 +318,7 @@ class PricingDemand:
         equals :meth:`competitor_step` of entry ``t`` with the keys of step ``t``.
         """
         shocks = self.cfg.demand.competitor.volatility * _normal(self._site_competitor.uniform(step_keys))  # (B, T, K)
-        keep = self._comp_keep
+        keep = torch.tensor(self._comp_keep, dtype=torch.float32, device=start.device)  # a cheaper operand, same value
         path = [start]
         for shock in shocks.unbind(1):  # the recursion itself: two operations per period
             path.append(keep * path[-1] + shock)
