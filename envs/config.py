@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -45,7 +45,7 @@ class ConfigModel(BaseModel):
         elif isinstance(source, Mapping):
             data, where = dict(source), f"{cls.__name__} mapping"
         else:
-            path = resolve_config_path(source, cls.family())
+            path = resolve_config_path(cast("str | Path", source), cls.family())
             data, where = read_yaml(path), str(path)
         data = deep_merge(data, overrides)
         return cls.validate_data(data, where)

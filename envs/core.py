@@ -47,7 +47,7 @@ class KPIs(Mapping[str, torch.Tensor]):
         self._raw, self._map = raw, linear_map
 
     @property
-    def values(self) -> torch.Tensor:
+    def values(self) -> torch.Tensor:  # type: ignore[override]  # the KPI matrix, not Mapping's view of values
         """The ``(B, n)`` matrix (computed on first access when built from raw sums and a linear map)."""
         if self._values is None:
             assert self._raw is not None and self._map is not None
@@ -276,7 +276,7 @@ class BatchedCore(ABC):
         if isinstance(space, spaces.Discrete):
             expected: tuple[int, ...] = (b,)
         else:
-            expected = (b, *space.shape)
+            expected = (b, *(space.shape or ()))
         if tuple(action.shape) != expected:
             raise ActionError(f"action has shape {tuple(action.shape)}, expected {expected} for {space}")
         if isinstance(space, spaces.Box):
@@ -313,6 +313,7 @@ class BatchedCore(ABC):
         if isinstance(space, spaces.Discrete):
             allowed = masks.gather(1, action.view(-1, 1)).squeeze(1)
         else:
+            assert isinstance(space, spaces.MultiDiscrete)
             offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(space.nvec)[:-1]]), device=self.device)
             allowed = masks.gather(1, action + offsets).all(dim=1)
         if not bool(allowed.all()):

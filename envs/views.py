@@ -79,7 +79,7 @@ class SingleEnv(gym.Env):
 
     config_cls: ClassVar[type[ConfigModel]]
     core_cls: ClassVar[type[BatchedCore]]
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium's attribute)
 
     def __init__(
         self,
@@ -114,7 +114,7 @@ class SingleEnv(gym.Env):
         nvec = np.asarray(getattr(self.action_space, "nvec", [1]))
         self._mask_offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]) if nvec.ndim == 1 else None
         self._nvec_unsigned = nvec.astype(np.uint64) if isinstance(self.action_space, spaces.MultiDiscrete) else None
-        self._obs_dim = int(self.observation_space.shape[0])
+        self._obs_dim = int(self.core.observation_layout.size)
         self._history: list[dict[str, np.ndarray]] = []
 
     def reset(
@@ -251,7 +251,7 @@ class BatchedVectorEnv(VectorEnv):
         check_actions: validate every batch of actions (a device sync on a GPU).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012 (Gymnasium's attribute)
 
     def __init__(self, core: BatchedCore, tensors: bool = False, check_actions: bool = True) -> None:
         self.core = core

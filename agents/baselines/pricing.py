@@ -364,7 +364,9 @@ class DynamicProgrammingPolicy(_PricingPolicy):
 
     def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
         t = self.period(obs).clamp(0, self.core.horizon - 1)
-        stock = self.block(obs, "on_hand")[:, 0].round().long().clamp(0, self._table.shape[1] - 1)
+        on_hand = self.block(obs, "on_hand")
+        assert on_hand is not None
+        stock = on_hand[:, 0].round().long().clamp(0, self._table.shape[1] - 1)
         index = self._table[t, stock]  # (B, C)
         return self.action_from_index(index.unsqueeze(1))
 

@@ -295,9 +295,9 @@ def tune_s_s(
     """
     cfg = WarehouseConfig.load(config)
     mean = WarehouseCore(cfg, 1, "cpu").node_mean
-    covers = np.asarray(covers if covers is not None else np.arange(0.5, 10.01, 0.5))
-    gaps = np.asarray(gaps if gaps is not None else [0.5, 1.0, 2.0, 3.0, 5.0])
-    pairs = np.array([(c, g) for c in covers for g in gaps])
+    cover_grid = np.asarray(covers if covers is not None else np.arange(0.5, 10.01, 0.5))
+    gap_grid = np.asarray(gaps if gaps is not None else [0.5, 1.0, 2.0, 3.0, 5.0])
+    pairs = np.array([(c, g) for c in cover_grid for g in gap_grid])
     small = np.round(pairs[:, 0].reshape(-1, 1, 1) * mean[None])
     large = np.maximum(np.round((pairs[:, 0] + pairs[:, 1]).reshape(-1, 1, 1) * mean[None]), small + 1)
     stacked = np.stack([small, large], axis=1)  # (C, 2, N, S)

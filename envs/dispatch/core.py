@@ -32,6 +32,7 @@ only waiting). Times compare with a tolerance of 1e-6.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,7 +80,7 @@ class DispatchCore(BatchedCore):
         super().__init__(num_envs, device)
         cfg = self.config = config
         dev = self.device
-        f64 = dict(dtype=torch.float64, device=dev)
+        f64: dict[str, Any] = dict(dtype=torch.float64, device=dev)
         if cfg.instance_source == "file":
             assert cfg.instance is not None
             inst = load_instance(cfg.instance.path, cfg.instance.format, cfg.instance.distance)

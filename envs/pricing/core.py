@@ -36,6 +36,7 @@ the direct computation, so an environment's episode depends only on its seed.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,7 +96,7 @@ class PricingCore(BatchedCore):
         super().__init__(num_envs, device)
         cfg = self.config = config
         dev = self.device
-        f32 = dict(dtype=torch.float32, device=dev)
+        f32: dict[str, Any] = dict(dtype=torch.float32, device=dev)
         K, C = cfg.num_skus, len(cfg.channels)
         self.num_skus, self.num_channels = K, C
         self.horizon = cfg.horizon
@@ -136,7 +137,7 @@ class PricingCore(BatchedCore):
                 nvec += [len(p) for p in self.promotion_levels]
             if self.has_replenishment:
                 nvec += [len(self.order_quantities)] * K
-            self.single_action_space = spaces.MultiDiscrete(np.array(nvec, dtype=np.int64))
+            self.single_action_space: spaces.Space[Any] = spaces.MultiDiscrete(np.array(nvec, dtype=np.int64))
             self.min_price_ratio = float(self.price_ladder[self.ladder_floor_mask.any(0)].min())
             self._ladder = torch.as_tensor(self.price_ladder, **f32)
             self._promo_ladder = torch.as_tensor(np.array([np.pad(p, (0, max(map(len, self.promotion_levels)) - len(p))) for p in self.promotion_levels]), **f32)
@@ -268,6 +269,7 @@ class PricingCore(BatchedCore):
             self._batch_mask = self._static_mask.expand(num_envs, -1).contiguous()
         else:
             space = self.single_action_space
+            assert isinstance(space, spaces.Box)
             self._box_low = torch.as_tensor(space.low, device=dev).unsqueeze(0)
             self._box_high = torch.as_tensor(space.high, device=dev).unsqueeze(0)
         self._masks: torch.Tensor | None = None
@@ -402,7 +404,7 @@ class PricingCore(BatchedCore):
         with a refusing slot on either side of every dimension); anything else goes through
         the base class's check, which names the problem.
         """
-        shape = (self.num_envs, *self.single_action_space.shape)
+        shape = (self.num_envs, *(self.single_action_space.shape or ()))
         if tuple(action.shape) == shape:
             if self.ladder_mode:
                 if not action.is_floating_point() and action.dtype != torch.bool:

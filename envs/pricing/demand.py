@@ -37,6 +37,7 @@ for the draws beyond it; the counts are the same.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,7 +104,7 @@ class PricingDemand:
         d = cfg.demand
         K, C = cfg.num_skus, len(cfg.channels)
         self.num_skus, self.num_channels = K, C
-        f32 = dict(dtype=torch.float32, device=device)
+        f32: dict[str, Any] = dict(dtype=torch.float32, device=device)
         rate = np.array([per_sku(ch.arrival_rate, K) for ch in cfg.channels]).T  # (K, C)
         self.arrival_rate = rate
         self._rate = torch.as_tensor(rate, **f32)

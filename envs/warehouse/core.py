@@ -21,6 +21,7 @@ Order of events in a period ``t`` (every environment of the batch at once):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -110,7 +111,7 @@ class WarehouseCore(BatchedCore):
         super().__init__(num_envs, device)
         cfg = self.config = config
         dev = self.device
-        f32 = dict(dtype=torch.float32, device=dev)
+        f32: dict[str, Any] = dict(dtype=torch.float32, device=dev)
         W, S = cfg.num_warehouses, cfg.num_skus
         self.has_dc = cfg.distribution_center
         N = self.num_nodes = W + int(self.has_dc)
@@ -182,7 +183,7 @@ class WarehouseCore(BatchedCore):
         self.max_order = self.ladder_units[:, :, -1]
         kind = cfg.action.kind
         if kind == "box":
-            self.single_action_space = spaces.Box(0.0, self.max_order.reshape(-1).astype(np.float32), dtype=np.float32)
+            self.single_action_space: spaces.Space[Any] = spaces.Box(0.0, self.max_order.reshape(-1).astype(np.float32), dtype=np.float32)
         elif kind == "ladder":
             self.single_action_space = spaces.MultiDiscrete(np.full(N * S, len(ladder)))
         else:
