@@ -89,11 +89,21 @@ def space_description(space: spaces.Space) -> dict[str, Any]:
         return {"kind": "Discrete", "n": int(space.n), "mask_dim": int(space.n), "dtype": "int64", "shape": []}
     if isinstance(space, spaces.MultiDiscrete):
         nvec = np.asarray(space.nvec).reshape(-1)
-        return {"kind": "MultiDiscrete", "nvec": nvec.tolist(), "mask_dim": int(nvec.sum()), "dtype": "int64", "shape": [int(nvec.size)]}
+        return {
+            "kind": "MultiDiscrete",
+            "nvec": nvec.tolist(),
+            "mask_dim": int(nvec.sum()),
+            "dtype": "int64",
+            "shape": [int(nvec.size)],
+        }
     if isinstance(space, spaces.Box):
         return {
-            "kind": "Box", "low": np.asarray(space.low).reshape(-1).tolist(), "high": np.asarray(space.high).reshape(-1).tolist(),
-            "mask_dim": int(np.prod(space.shape)), "dtype": "float32", "shape": list(space.shape),
+            "kind": "Box",
+            "low": np.asarray(space.low).reshape(-1).tolist(),
+            "high": np.asarray(space.high).reshape(-1).tolist(),
+            "mask_dim": int(np.prod(space.shape)),
+            "dtype": "float32",
+            "shape": list(space.shape),
         }
     raise TypeError(f"cannot describe action space {space}")
 
@@ -127,7 +137,10 @@ def build_metadata(agent: Any, run: dict[str, Any] | None = None) -> dict[str, A
         "env_config": None if config is None else config.model_dump(mode="json"),
         "objectives": core.objectives.to_list(),
         "objective_names": list(core.objectives.names),
-        "observation": {"dim": int(core.single_observation_space.shape[0]), "layout": core.observation_layout.to_dict()},
+        "observation": {
+            "dim": int(core.single_observation_space.shape[0]),
+            "layout": core.observation_layout.to_dict(),
+        },
         "action": space_description(core.single_action_space),
         "has_action_masks": core.action_masks() is not None,
         "run": run or {},
@@ -196,17 +209,29 @@ class LoadedPolicy:
         self.path = path
         self.k = len(metadata["objective_names"])
         self.mask_dim = int(metadata["action"]["mask_dim"])
-        self.default_preference = torch.as_tensor(metadata.get("preference", {}).get("default", [1.0 / self.k] * self.k), dtype=torch.float32)
+        self.default_preference = torch.as_tensor(
+            metadata.get("preference", {}).get("default", [1.0 / self.k] * self.k), dtype=torch.float32
+        )
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Deterministic actions; ``preference`` defaults to the metadata's, the mask to all True."""
         obs = torch.as_tensor(obs, dtype=torch.float32)
         device = obs.device
         obs = obs.cpu()
         n = obs.shape[0]
-        pref = self.default_preference.expand(n, self.k) if preference is None else torch.as_tensor(preference, dtype=torch.float32).cpu().expand(n, self.k)
-        mask = torch.ones(n, self.mask_dim, dtype=torch.bool) if action_mask is None else torch.as_tensor(action_mask).cpu().to(torch.bool)
+        pref = (
+            self.default_preference.expand(n, self.k)
+            if preference is None
+            else torch.as_tensor(preference, dtype=torch.float32).cpu().expand(n, self.k)
+        )
+        mask = (
+            torch.ones(n, self.mask_dim, dtype=torch.bool)
+            if action_mask is None
+            else torch.as_tensor(action_mask).cpu().to(torch.bool)
+        )
         return self.module(obs, pref.contiguous(), mask).to(device)
 
     __call__ = act
@@ -237,7 +262,9 @@ def load_policy(path: str | Path) -> LoadedPolicy:
         raise PolicyFileError(f"{path} is not a readable {kind} (truncated or corrupted?): {reason}") from None
     raw = files["metadata.json"]
     if not raw:
-        raise PolicyFileError(f"{path} has no metadata.json: it is not a paretochain policy file (export it with paretochain.agents.export.export_policy)")
+        raise PolicyFileError(
+            f"{path} has no metadata.json: it is not a paretochain policy file (export it with paretochain.agents.export.export_policy)"
+        )
     try:
         metadata = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -250,7 +277,9 @@ def load_policy(path: str | Path) -> LoadedPolicy:
     if expected is not None:
         got = _digest_loaded(state)
         if got != expected:
-            raise PolicyFileError(f"{path}: the weights do not match the digest in metadata.json; the file is corrupted")
+            raise PolicyFileError(
+                f"{path}: the weights do not match the digest in metadata.json; the file is corrupted"
+            )
     return LoadedPolicy(module, metadata, path)
 
 

@@ -58,32 +58,54 @@ STATE_FORMAT = "paretochain.mo_dqn/1"
 class MODQNConfig(ConfigModel):
     """Hyperparameters of Envelope MO-DQN. Step counts are environment steps summed over the batch."""
 
-    net_arch: list[int] = Field(default=[128, 128], min_length=1, description="hidden sizes of the shared trunk over (observation, preference)")
+    net_arch: list[int] = Field(
+        default=[128, 128], min_length=1, description="hidden sizes of the shared trunk over (observation, preference)"
+    )
     branch_hidden: int = Field(default=64, ge=1, description="hidden size inside each action branch's head")
     learning_rate: float = Field(default=5e-4, gt=0, le=1, description="Adam step size")
     gamma: float = Field(default=0.99, gt=0, le=1, description="discount factor")
     buffer_size: int = Field(default=100_000, ge=1, description="replay capacity in transitions (on the env's device)")
-    batch_size: int = Field(default=64, ge=1, description="transitions per gradient step (each paired with every sampled preference)")
-    learning_starts: int = Field(default=2_000, ge=1, description="steps collected before the first update; normaliser and reward scales are frozen then")
+    batch_size: int = Field(
+        default=64, ge=1, description="transitions per gradient step (each paired with every sampled preference)"
+    )
+    learning_starts: int = Field(
+        default=2_000,
+        ge=1,
+        description="steps collected before the first update; normaliser and reward scales are frozen then",
+    )
     train_every: int = Field(default=1, ge=1, description="vector steps between updates once learning")
     gradient_steps: int = Field(default=1, ge=1, description="gradient steps per update")
     target_update_interval: int = Field(default=250, ge=1, description="gradient steps between target network updates")
     tau: float = Field(default=1.0, gt=0, le=1, description="target update rate (1 = copy)")
-    num_preference_samples: int = Field(default=4, ge=1, description="size of the preference set W of the envelope target")
+    num_preference_samples: int = Field(
+        default=4, ge=1, description="size of the preference set W of the envelope target"
+    )
     final_homotopy: float = Field(default=1.0, ge=0, le=1, description="final weight lambda of the scalar loss L_B")
     homotopy_steps: int = Field(default=100_000, ge=1, description="steps over which lambda grows linearly from 0")
     epsilon_start: float = Field(default=1.0, ge=0, le=1, description="initial exploration rate")
     epsilon_final: float = Field(default=0.05, ge=0, le=1, description="final exploration rate")
     exploration_steps: int = Field(default=20_000, ge=1, description="steps over which epsilon decays linearly")
-    dirichlet_alpha: float = Field(default=1.0, gt=0, description="Dirichlet concentration of the per-episode behaviour preferences (1 = uniform)")
-    preference: dict[str, float] | list[float] | None = Field(default=None, description="fixed preference (by objective name or in order) to train for alone (W is then just it); None samples one per episode")
-    normalize_observations: bool = Field(default=True, description="normalise observations by running statistics of all collected observations")
-    scale_rewards: bool = Field(default=True, description="divide each objective's reward by its per-step root mean square over the first learning_starts steps")
+    dirichlet_alpha: float = Field(
+        default=1.0, gt=0, description="Dirichlet concentration of the per-episode behaviour preferences (1 = uniform)"
+    )
+    preference: dict[str, float] | list[float] | None = Field(
+        default=None,
+        description="fixed preference (by objective name or in order) to train for alone (W is then just it); None samples one per episode",
+    )
+    normalize_observations: bool = Field(
+        default=True, description="normalise observations by running statistics of all collected observations"
+    )
+    scale_rewards: bool = Field(
+        default=True,
+        description="divide each objective's reward by its per-step root mean square over the first learning_starts steps",
+    )
     clip_observations: float = Field(default=10.0, gt=0, description="normalised observations are clipped to +-this")
     double_q: bool = Field(default=True, description="online network selects (a*, w*), target network values it")
     max_grad_norm: float = Field(default=10.0, gt=0, description="gradient norm clip")
     seed: int = Field(default=0, ge=0, description="seed of the generators and the environments")
-    log_interval_steps: int = Field(default=10_000, ge=1, description="steps between logged statistics (and callback calls)")
+    log_interval_steps: int = Field(
+        default=10_000, ge=1, description="steps between logged statistics (and callback calls)"
+    )
 
     @classmethod
     def family(cls) -> str:
@@ -174,7 +196,9 @@ class MODQNPolicyModule(nn.Module):
 
     index: torch.Tensor
 
-    def __init__(self, q_net: BranchingVectorQNetwork, normalizer: RunningNormalizer, nvec: list[int], discrete: bool) -> None:
+    def __init__(
+        self, q_net: BranchingVectorQNetwork, normalizer: RunningNormalizer, nvec: list[int], discrete: bool
+    ) -> None:
         super().__init__()
         self.q_net = q_net
         self.normalizer = normalizer
@@ -201,7 +225,9 @@ class DeviceReplayBuffer:
     observation before any reset), ``terminated`` and the next state's action mask.
     """
 
-    def __init__(self, capacity: int, obs_dim: int, action_dims: int, k: int, mask_width: int, device: torch.device) -> None:
+    def __init__(
+        self, capacity: int, obs_dim: int, action_dims: int, k: int, mask_width: int, device: torch.device
+    ) -> None:
         self.capacity, self.device = capacity, device
         self.obs = torch.zeros((capacity, obs_dim), device=device)
         self.next_obs = torch.zeros((capacity, obs_dim), device=device)
@@ -212,7 +238,15 @@ class DeviceReplayBuffer:
         self.pos = 0
         self.size = 0
 
-    def add(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor, next_mask: torch.Tensor | None) -> None:
+    def add(
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        next_obs: torch.Tensor,
+        terminated: torch.Tensor,
+        next_mask: torch.Tensor | None,
+    ) -> None:
         n = obs.shape[0]
         if n > self.capacity:
             raise ConfigError(f"buffer_size ({self.capacity}) must hold at least one batch of {n} transitions")
@@ -229,7 +263,14 @@ class DeviceReplayBuffer:
 
     def sample(self, n: int) -> tuple[torch.Tensor, ...]:
         idx = torch.randint(0, self.size, (n,), device=self.device)
-        return self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.terminated[idx], self.next_mask[idx]
+        return (
+            self.obs[idx],
+            self.action[idx],
+            self.reward[idx],
+            self.next_obs[idx],
+            self.terminated[idx],
+            self.next_mask[idx],
+        )
 
     def state_dict(self) -> dict[str, Any]:
         fields = ("obs", "next_obs", "action", "reward", "terminated", "next_mask")
@@ -256,20 +297,29 @@ class MODQNAgent:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; must match the env's device.
     """
 
-    def __init__(self, env: BatchedVectorEnv, config: MODQNConfig | dict[str, Any] | str | None = None, device: str | torch.device = "auto") -> None:
+    def __init__(
+        self,
+        env: BatchedVectorEnv,
+        config: MODQNConfig | dict[str, Any] | str | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
         self.config = cfg = MODQNConfig.load(config)
         self.env = env
         self.core = core = env.core
         self.device = resolve_device(device)
         if self.device.type != core.device.type:
-            raise ConfigError(f"MO-DQN device {self.device} differs from the environment's {core.device}; build the env with make_vec(..., device={str(self.device)!r})")
+            raise ConfigError(
+                f"MO-DQN device {self.device} differs from the environment's {core.device}; build the env with make_vec(..., device={str(self.device)!r})"
+            )
         space = core.single_action_space
         if isinstance(space, spaces.Discrete):
             self.nvec, self.discrete = [int(space.n)], True
         elif isinstance(space, spaces.MultiDiscrete):
             self.nvec, self.discrete = [int(n) for n in space.nvec], False
         else:
-            raise ConfigError(f"MO-DQN needs Discrete or MultiDiscrete actions, this environment has {space} (use MO-PPO for Box)")
+            raise ConfigError(
+                f"MO-DQN needs Discrete or MultiDiscrete actions, this environment has {space} (use MO-PPO for Box)"
+            )
         self.objective_names = core.objectives.names
         self.k = k = len(self.objective_names)
         obs_dim = int(np.prod(core.single_observation_space.shape))
@@ -282,14 +332,20 @@ class MODQNAgent:
         self.target_net = copy.deepcopy(self.q_net)
         self.target_net.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=cfg.learning_rate)
-        self.normalizer = RunningNormalizer(obs_dim, cfg.clip_observations if cfg.normalize_observations else float("inf")).to(dev)
+        self.normalizer = RunningNormalizer(
+            obs_dim, cfg.clip_observations if cfg.normalize_observations else float("inf")
+        ).to(dev)
         self.reward_scale = torch.ones(k, device=dev)
         self._reward_stats = torch.zeros(3, k, device=dev, dtype=torch.float64)  # count, sum, sum of squares
         self.frozen = False
         self.mask_width = int(sum(self.nvec))
         self.index = branch_index(self.nvec).to(dev)
         self.buffer = DeviceReplayBuffer(cfg.buffer_size, obs_dim, len(self.nvec), k, self.mask_width, dev)
-        fixed = None if cfg.preference is None else preference_from_weights(self.objective_names, cfg.preference, "preference")
+        fixed = (
+            None
+            if cfg.preference is None
+            else preference_from_weights(self.objective_names, cfg.preference, "preference")
+        )
         self.preferences = PreferenceSampler(k, dev, alpha=cfg.dirichlet_alpha, fixed=fixed)
 
         self.num_env_steps = 0
@@ -319,7 +375,9 @@ class MODQNAgent:
         return action[:, 0] if self.discrete else action
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Greedy actions under ``preference`` (the configured fixed preference, else equal weights, when ``None``), within ``action_mask``."""
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if x.dim() == 1:
@@ -327,7 +385,11 @@ class MODQNAgent:
         n = x.shape[0]
         if preference is None:
             fixed = self.preferences.fixed
-            w = fixed.expand(n, self.k) if fixed is not None else torch.full((n, self.k), 1.0 / self.k, device=self.device)
+            w = (
+                fixed.expand(n, self.k)
+                if fixed is not None
+                else torch.full((n, self.k), 1.0 / self.k, device=self.device)
+            )
         else:
             w = torch.as_tensor(preference, dtype=torch.float32, device=self.device).expand(n, self.k)
         mask = None if action_mask is None else torch.as_tensor(action_mask, device=self.device)
@@ -421,7 +483,11 @@ class MODQNAgent:
         cfg = self.config
         obs, action, reward, next_obs, terminated, next_mask = self.buffer.sample(cfg.batch_size)
         b = obs.shape[0]
-        weights = self.preferences.sample(cfg.num_preference_samples) if self.preferences.fixed is None else self.preferences.fixed[None, :]
+        weights = (
+            self.preferences.sample(cfg.num_preference_samples)
+            if self.preferences.fixed is None
+            else self.preferences.fixed[None, :]
+        )
         j = weights.shape[0]
         obs_n, next_n = self.normalizer(obs), self.normalizer(next_obs)
         reward = reward / self.reward_scale
@@ -500,7 +566,10 @@ class MODQNAgent:
     def _flush(self, out: Logger) -> dict[str, float]:
         """Read the device accumulators once, log them and start new ones."""
         now, step = time.time(), self.num_env_steps
-        stats: dict[str, float] = {"step": float(step), "SPS": (step - self._last_log_step) / max(now - self._last_log_time, 1e-9)}
+        stats: dict[str, float] = {
+            "step": float(step),
+            "SPS": (step - self._last_log_step) / max(now - self._last_log_time, 1e-9),
+        }
         stats["epsilon"], stats["homotopy"] = self.epsilon(), self.homotopy()
         count = float(self._finished_count)
         if count > 0:
@@ -525,7 +594,11 @@ class MODQNAgent:
     # ------------------------------------------------------------------ checkpoints and export
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: networks, optimiser, scales, buffer, generators, env state, counters."""
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        rng: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        }
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
@@ -541,7 +614,11 @@ class MODQNAgent:
             "buffer": self.buffer.state_dict(),
             "rng": rng,
             "env": self.core.state_dict(),
-            "rollout": {"obs": self._obs.clone(), "preference": self._preference.clone(), "episode_return": self._episode_return.clone()},
+            "rollout": {
+                "obs": self._obs.clone(),
+                "preference": self._preference.clone(),
+                "episode_return": self._episode_return.clone(),
+            },
             "num_env_steps": self.num_env_steps,
             "num_updates": self.num_updates,
             "num_vector_steps": self.num_vector_steps,
@@ -584,14 +661,20 @@ class MODQNAgent:
         return {
             "agent": "MODQN",
             "agent_config": self.config.model_dump(mode="json"),
-            "training": {"global_step": self.num_env_steps, "num_updates": self.num_updates, "num_envs": self.core.num_envs},
+            "training": {
+                "global_step": self.num_env_steps,
+                "num_updates": self.num_updates,
+                "num_envs": self.core.num_envs,
+            },
             "preference": {
                 "semantics": (
                     "weights over the objectives, in objective order, non-negative and summing to 1; the policy maximises "
                     "w . Q(s, a, w), where Q was learned on per-step rewards divided by 'reward_scale' (each objective's "
                     "root mean square per step during the warm-up)"
                 ),
-                "trained_on": "fixed" if fixed is not None else f"Dirichlet(alpha={self.config.dirichlet_alpha}) per episode",
+                "trained_on": "fixed"
+                if fixed is not None
+                else f"Dirichlet(alpha={self.config.dirichlet_alpha}) per episode",
                 "default": fixed.tolist() if fixed is not None else [1.0 / self.k] * self.k,
                 "reward_scale": self.reward_scale.tolist(),
             },

@@ -57,7 +57,9 @@ class ObservationNormalizer:
         epsilon: added to the variance.
     """
 
-    def __init__(self, obs_dim: int, device: str | torch.device = "cpu", clip: float = 10.0, epsilon: float = 1e-8) -> None:
+    def __init__(
+        self, obs_dim: int, device: str | torch.device = "cpu", clip: float = 10.0, epsilon: float = 1e-8
+    ) -> None:
         self.rms = RunningMeanStd((obs_dim,), device)
         self.clip = clip
         self.epsilon = epsilon
@@ -99,7 +101,15 @@ class ReturnNormalizer:
         epsilon: added to the variance.
     """
 
-    def __init__(self, num_envs: int, k: int, gamma: float, device: str | torch.device = "cpu", clip: float = 10.0, epsilon: float = 1e-8) -> None:
+    def __init__(
+        self,
+        num_envs: int,
+        k: int,
+        gamma: float,
+        device: str | torch.device = "cpu",
+        clip: float = 10.0,
+        epsilon: float = 1e-8,
+    ) -> None:
         self.rms = RunningMeanStd((k,), device)
         self.returns = torch.zeros(num_envs, k, dtype=torch.float32, device=device)
         self.gamma = gamma

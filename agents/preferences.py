@@ -109,7 +109,9 @@ class PreferenceSampler:
         if fixed is not None:
             w = torch.as_tensor(np.asarray(fixed, dtype=np.float64), dtype=torch.float32).reshape(-1)
             if w.numel() != k or bool((w < 0).any()) or float(w.sum()) <= 0:
-                raise ValueError(f"PreferenceSampler: fixed preference must have {k} entries >= 0, not all 0; got {w.tolist()}")
+                raise ValueError(
+                    f"PreferenceSampler: fixed preference must have {k} entries >= 0, not all 0; got {w.tolist()}"
+                )
             self.fixed = (w / w.sum()).to(self.device)
         self._concentration = torch.full((k,), self.alpha, dtype=torch.float32, device=self.device)
 

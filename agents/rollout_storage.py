@@ -87,7 +87,9 @@ class RolloutStorage:
 
     def finish(self, next_value: torch.Tensor, gamma: float, gae_lambda: float) -> None:
         """Compute per-objective advantages and returns once the rollout is full."""
-        self.advantages, self.returns = compute_gae(self.rewards, self.values, self.dones, next_value, gamma, gae_lambda)
+        self.advantages, self.returns = compute_gae(
+            self.rewards, self.values, self.dones, next_value, gamma, gae_lambda
+        )
 
     def flat(self) -> dict[str, torch.Tensor]:
         """Every buffer with the time and batch dimensions merged, for minibatching."""

@@ -96,14 +96,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per row")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024], help="batch sizes of the batched view")
     parser.add_argument("--sync-envs", type=int, default=8, help="single envs in the SyncVectorEnv")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is steadiest on a shared 2-core machine)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is steadiest on a shared 2-core machine)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     rows: list[tuple[str, str, tuple[float, float]]] = []
     single = bench_single(args.seconds)
     rows.append(("single env (gymnasium.Env)", "cpu", single))
-    rows.append((f"SyncVectorEnv of {args.sync_envs} single envs", "cpu", bench_sync_vector(args.sync_envs, args.seconds)))
+    rows.append(
+        (f"SyncVectorEnv of {args.sync_envs} single envs", "cpu", bench_sync_vector(args.sync_envs, args.seconds))
+    )
     for n in args.sizes:
         rows.append((f"batched view, N={n}", args.device, bench_batched(n, args.device, args.seconds)))
 
@@ -111,8 +115,12 @@ def main() -> None:
         f"Dispatch-v0, {CONFIG['generator']['num_customers']} customers, {CONFIG['num_vehicles']} vehicles, masked random policy; "
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
     )
-    print("steps/s = decisions per wall-clock second; cpu steps/s = per second of this process's CPU time (steadier when the machine is shared)")
-    print(f"{'setup':<34}{'device':>7}{'steps/s':>11}{'x single':>10}{'x OR-Gym':>10}{'cpu steps/s':>13}{'x single':>10}")
+    print(
+        "steps/s = decisions per wall-clock second; cpu steps/s = per second of this process's CPU time (steadier when the machine is shared)"
+    )
+    print(
+        f"{'setup':<34}{'device':>7}{'steps/s':>11}{'x single':>10}{'x OR-Gym':>10}{'cpu steps/s':>13}{'x single':>10}"
+    )
     for name, device, (wall, cpu) in rows:
         print(
             f"{name:<34}{device:>7}{wall:>11,.0f}{wall / single[0]:>10.1f}{wall / OR_GYM_STEPS_PER_S:>10.1f}"

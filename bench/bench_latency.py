@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--config", default="default", help="Warehouse config (default: 'default', MultiDiscrete)")
     parser.add_argument("--calls", type=int, default=2000, help="timed calls at batch 1 (batch 1024: a fifth)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--device", default="cpu", choices=["cpu"], help="inference device (CPU only: the production target)")
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu"], help="inference device (CPU only: the production target)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -68,12 +70,20 @@ def main() -> None:
             pref = torch.distributions.Dirichlet(torch.ones(agent.k)).sample((batch,))
             mask = torch.ones(batch, agent.mask_dim, dtype=torch.bool)
             calls = args.calls if batch == 1 else max(50, args.calls // 5)
-            for name, fn in (("policy.pt (TorchScript)", scripted), ("policy.pt2 (torch.export)", program), ("eager module", eager)):
+            for name, fn in (
+                ("policy.pt (TorchScript)", scripted),
+                ("policy.pt2 (torch.export)", program),
+                ("eager module", eager),
+            ):
                 t = latencies(fn, (obs, pref, mask), calls, warmup=50)
-                rows.append((name, batch, np.percentile(t, 50), np.percentile(t, 99), batch / (np.percentile(t, 50) / 1e6)))
+                rows.append(
+                    (name, batch, np.percentile(t, 50), np.percentile(t, 99), batch / (np.percentile(t, 50) / 1e6))
+                )
 
-    print(f"\nInference latency on CPU, {ENV_ID} config={args.config!r} (obs_dim {agent.obs_dim}, {agent.k} objectives, "
-          f"action {env.single_action_space}), torch {torch.__version__}, threads={args.threads}, policy.pt {size_kb:.0f} KiB")
+    print(
+        f"\nInference latency on CPU, {ENV_ID} config={args.config!r} (obs_dim {agent.obs_dim}, {agent.k} objectives, "
+        f"action {env.single_action_space}), torch {torch.__version__}, threads={args.threads}, policy.pt {size_kb:.0f} KiB"
+    )
     print(f"{'file':<28} {'batch':>6} {'p50 (us)':>10} {'p99 (us)':>10} {'decisions/s at p50':>20}")
     print("-" * 78)
     for name, batch, p50, p99, rate in rows:

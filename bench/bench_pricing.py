@@ -108,7 +108,9 @@ def main() -> None:
     parser.add_argument("--config", default="default", help="packaged Pricing config or YAML path")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024, 16384], help="batch sizes N")
     parser.add_argument(
-        "--sync-max", type=int, default=1024,
+        "--sync-max",
+        type=int,
+        default=1024,
         help="largest N run as a SyncVectorEnv; above it the rate of the largest one run is reused (marked *), as its per-env rate is flat in N",
     )
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per measurement (at least a few steps)")
@@ -117,8 +119,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    print(f"Pricing-v0 throughput, config {args.config!r}, device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    print("load average at start: {:.2f} {:.2f} {:.2f} (a shared machine slows every row; compare the ratios)".format(*os.getloadavg()))
+    print(
+        f"Pricing-v0 throughput, config {args.config!r}, device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    )
+    print(
+        "load average at start: {:.2f} {:.2f} {:.2f} (a shared machine slows every row; compare the ratios)".format(
+            *os.getloadavg()
+        )
+    )
     single = bench_single(args.config, args.budget)
     rows = [("single env", 1, single, bench_sync(args.config, 1, args.budget), "")]
     last_sync = rows[0][3]

@@ -107,8 +107,10 @@ def main() -> None:
         print(f"  {agent.num_env_steps:>9,} steps  {elapsed:6.0f}s  cost/period {cost:.3f} +- {ci:.3f}", flush=True)
     train_time = time.perf_counter() - train_start
 
-    print(f"\nAverage cost per period on {ENV_ID} config={CONFIG!r}, {len(eval_seeds)} held-out episodes "
-          f"(seeds {eval_seeds[0]}..{eval_seeds[-1]}), device={args.device}")
+    print(
+        f"\nAverage cost per period on {ENV_ID} config={CONFIG!r}, {len(eval_seeds)} held-out episodes "
+        f"(seeds {eval_seeds[0]}..{eval_seeds[-1]}), device={args.device}"
+    )
     print(f"{'policy':<42} {'cost/period':>12} {'95% CI':>7} {'gap vs base-stock':>18} {'paired diff (95% CI)':>22}")
     print("-" * 106)
     base_cost = float(base.mean())
@@ -116,8 +118,12 @@ def main() -> None:
     for name, costs in table:
         cost, ci = mean_ci(costs)
         diff, diff_ci = mean_ci(costs - base)
-        print(f"{name:<42} {cost:>12.3f} {ci:>7.3f} {100 * (cost - base_cost) / base_cost:>17.2f}% {diff:>+13.3f} +- {diff_ci:.3f}")
-    print(f"\nPPO: {args.num_envs} envs, {args.steps:,} steps in {train_time:.0f}s ({args.steps / train_time:,.0f} env-steps/s incl. evaluation)")
+        print(
+            f"{name:<42} {cost:>12.3f} {ci:>7.3f} {100 * (cost - base_cost) / base_cost:>17.2f}% {diff:>+13.3f} +- {diff_ci:.3f}"
+        )
+    print(
+        f"\nPPO: {args.num_envs} envs, {args.steps:,} steps in {train_time:.0f}s ({args.steps / train_time:,.0f} env-steps/s incl. evaluation)"
+    )
 
 
 if __name__ == "__main__":

@@ -126,7 +126,10 @@ def main() -> None:
     def progress(stats: dict[str, float]) -> bool:
         if "charts/episode_return/total_cost" in stats:
             per_period = -stats["charts/episode_return/total_cost"] / env.core.horizon
-            print(f"  step {int(stats['global_step']):>9,}  {time.perf_counter() - start:6.0f}s  training cost/period {per_period:7.3f}", flush=True)
+            print(
+                f"  step {int(stats['global_step']):>9,}  {time.perf_counter() - start:6.0f}s  training cost/period {per_period:7.3f}",
+                flush=True,
+            )
         return True
 
     print(f"training MO-PPO on {CONFIG} for {args.steps:,} env steps ({args.num_envs} envs, {device})")
@@ -135,14 +138,18 @@ def main() -> None:
     ppo_costs = cost_per_period(eval_env, agent, eval_seeds)
 
     diff = ppo_costs - base_costs
-    print(f"\nDecision quality on {ENV_ID} config={CONFIG!r}: average cost per period over {len(eval_seeds)} evaluation episodes of {eval_env.core.horizon} periods")
+    print(
+        f"\nDecision quality on {ENV_ID} config={CONFIG!r}: average cost per period over {len(eval_seeds)} evaluation episodes of {eval_env.core.horizon} periods"
+    )
     print(f"{'policy':<44} {'cost/period':>12} {'95% CI':>8} {'gap to base-stock':>18}")
     print("-" * 86)
     m, c = mean_ci(base_costs)
     print(f"{f'best base-stock (level {level:g}, tuned on 64 seeds)':<44} {m:>12.3f} {c:>8.3f} {'0.00%':>18}")
     m2, c2 = mean_ci(ppo_costs)
     dm, dc = mean_ci(diff)
-    print(f"{f'MO-PPO, cost-only preference ({args.steps / 1e6:g}M steps)':<44} {m2:>12.3f} {c2:>8.3f} {100 * dm / m:>17.2f}%")
+    print(
+        f"{f'MO-PPO, cost-only preference ({args.steps / 1e6:g}M steps)':<44} {m2:>12.3f} {c2:>8.3f} {100 * dm / m:>17.2f}%"
+    )
     print(f"paired difference MO-PPO - base-stock: {dm:+.3f} +/- {dc:.3f} per period (negative = MO-PPO cheaper)")
     if optimum is not None:
         print(f"exact DP optimum (long-run average, no start-up transient): {optimum:.3f} per period")

@@ -86,8 +86,15 @@ def bench_sb3_ppo_default(config: str, num_envs: int, steps: int, device: str) -
 
         venv = make_vec_env(lambda: EqualWeights(gym.make(ENV_ID, config=config)), n_envs=num_envs, seed=0)
     model = PPO(
-        "MlpPolicy", venv, n_steps=128, batch_size=256, n_epochs=4,
-        policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64])), device=device, seed=0, verbose=0,
+        "MlpPolicy",
+        venv,
+        n_steps=128,
+        batch_size=256,
+        n_epochs=4,
+        policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64])),
+        device=device,
+        seed=0,
+        verbose=0,
     )
 
     def learn(n: int) -> int:
@@ -117,7 +124,15 @@ def bench_sb3_ppo_core(config: str, num_envs: int, steps: int, device: str) -> f
     from paretochain.agents.sb3 import SB3Agent
 
     env = make_vec(ENV_ID, num_envs, config=config, tensors=True, check_actions=False)
-    hyper = {"algo": "ppo", "n_steps": 128, "batch_size": 256, "n_epochs": 4, "normalize_observations": False, "normalize_rewards": False, "log_interval_steps": 10**9}
+    hyper = {
+        "algo": "ppo",
+        "n_steps": 128,
+        "batch_size": 256,
+        "n_epochs": 4,
+        "normalize_observations": False,
+        "normalize_rewards": False,
+        "log_interval_steps": 10**9,
+    }
     agent = SB3Agent(env, hyper, device=device)
 
     def learn(n: int) -> int:
@@ -149,29 +164,74 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where MO-PPO (env and networks) runs")
     parser.add_argument("--sb3-envs", type=int, default=8, help="environments of the SB3 PPO row")
     parser.add_argument("--sb3-steps", type=int, default=8_192, help="timed env steps of the SB3 PPO row")
-    parser.add_argument("--mo-ppo-sizes", type=int, nargs="+", default=None, help="batch sizes of the MO-PPO rows (default: 256 1024 4096 on CPU, 4096 16384 65536 on CUDA)")
+    parser.add_argument(
+        "--mo-ppo-sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="batch sizes of the MO-PPO rows (default: 256 1024 4096 on CPU, 4096 16384 65536 on CUDA)",
+    )
     parser.add_argument("--mo-ppo-updates", type=int, default=4, help="timed updates per MO-PPO row")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscription with small networks)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscription with small networks)"
+    )
     parser.add_argument("--skip-sb3", action="store_true", help="leave out the SB3 row (no ratios)")
-    parser.add_argument("--mo-dqn-sizes", type=int, nargs="*", default=None, help="batch sizes of the MO-DQN rows (default: 16 256 1024 on CPU, 1024 4096 16384 on CUDA; none to skip)")
-    parser.add_argument("--mo-dqn-steps", type=int, default=8_192, help="timed env steps per MO-DQN row (at least 32 vector steps)")
+    parser.add_argument(
+        "--mo-dqn-sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        help="batch sizes of the MO-DQN rows (default: 16 256 1024 on CPU, 1024 4096 16384 on CUDA; none to skip)",
+    )
+    parser.add_argument(
+        "--mo-dqn-steps", type=int, default=8_192, help="timed env steps per MO-DQN row (at least 32 vector steps)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sizes = args.mo_ppo_sizes or ([4096, 16384, 65536] if args.device == "cuda" else [256, 1024, 4096])
 
     rows: list[Row] = []
     if not args.skip_sb3:
-        rows.append(Row("sb3 ppo, default vec env (DummyVecEnv)", args.sb3_envs, "cpu", bench_sb3_ppo_default(args.config, args.sb3_envs, args.sb3_steps, "cpu")))
+        rows.append(
+            Row(
+                "sb3 ppo, default vec env (DummyVecEnv)",
+                args.sb3_envs,
+                "cpu",
+                bench_sb3_ppo_default(args.config, args.sb3_envs, args.sb3_steps, "cpu"),
+            )
+        )
     for n in sizes:
-        rows.append(Row("mo-ppo, batched env", n, args.device, bench_mo_ppo(args.config, n, args.mo_ppo_updates, args.device)))
+        rows.append(
+            Row("mo-ppo, batched env", n, args.device, bench_mo_ppo(args.config, n, args.mo_ppo_updates, args.device))
+        )
     if not args.skip_sb3:
-        rows.append(Row("sb3 ppo, CoreVecEnv", args.sb3_envs, "cpu", bench_sb3_ppo_core(args.config, args.sb3_envs, args.sb3_steps, "cpu")))
-    dqn_sizes = args.mo_dqn_sizes if args.mo_dqn_sizes is not None else ([1024, 4096, 16384] if args.device == "cuda" else [16, 256, 1024])
+        rows.append(
+            Row(
+                "sb3 ppo, CoreVecEnv",
+                args.sb3_envs,
+                "cpu",
+                bench_sb3_ppo_core(args.config, args.sb3_envs, args.sb3_steps, "cpu"),
+            )
+        )
+    dqn_sizes = (
+        args.mo_dqn_sizes
+        if args.mo_dqn_sizes is not None
+        else ([1024, 4096, 16384] if args.device == "cuda" else [16, 256, 1024])
+    )
     for n in dqn_sizes:
-        rows.append(Row("mo-dqn, batched env", n, args.device, bench_mo_dqn(args.config, n, max(args.mo_dqn_steps, 32 * n), args.device)))
+        rows.append(
+            Row(
+                "mo-dqn, batched env",
+                n,
+                args.device,
+                bench_mo_dqn(args.config, n, max(args.mo_dqn_steps, 32 * n), args.device),
+            )
+        )
 
     base = rows[0].steps_per_s if not args.skip_sb3 else None
-    print(f"\nTraining throughput on {ENV_ID} config={args.config!r}, torch threads={args.threads}, torch {torch.__version__}")
+    print(
+        f"\nTraining throughput on {ENV_ID} config={args.config!r}, torch threads={args.threads}, torch {torch.__version__}"
+    )
     if args.device == "cuda":
         print(f"GPU: {torch.cuda.get_device_name()}")
     print(f"{'row':<42} {'envs':>7} {'device':>7} {'env-steps/s':>13} {'x sb3 ppo default':>18}")

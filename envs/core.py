@@ -343,7 +343,12 @@ class BatchedCore(ABC):
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Copies of every tensor (and dict of tensors) the core holds, plus its host counters, for exact resume."""
-        out: dict[str, Any] = {"__host_t": self.host_t, "__seeded": self.seeded, "__lockstep": self.lockstep, "__num_envs": self.num_envs}
+        out: dict[str, Any] = {
+            "__host_t": self.host_t,
+            "__seeded": self.seeded,
+            "__lockstep": self.lockstep,
+            "__num_envs": self.num_envs,
+        }
         for name, value in vars(self).items():
             if isinstance(value, torch.Tensor):
                 out[name] = value.clone()
@@ -354,7 +359,9 @@ class BatchedCore(ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Put :meth:`state_dict` output back into a core of the same family, config and batch size."""
         if state.get("__num_envs") != self.num_envs:
-            raise PolicyFileError(f"checkpoint holds {state.get('__num_envs')} environments, this env has {self.num_envs}")
+            raise PolicyFileError(
+                f"checkpoint holds {state.get('__num_envs')} environments, this env has {self.num_envs}"
+            )
         for name, value in state.items():
             if name.startswith("__"):
                 continue

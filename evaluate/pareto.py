@@ -62,13 +62,17 @@ def hypervolume(points: np.ndarray, reference_point: Sequence[float] | np.ndarra
     pts = np.asarray(points, dtype=np.float64)
     ref = np.asarray(reference_point, dtype=np.float64).reshape(-1)
     if pts.ndim != 2 or pts.shape[1] != ref.size:
-        raise ValueError(f"hypervolume: points of shape {pts.shape} do not match a reference point of {ref.size} objectives")
+        raise ValueError(
+            f"hypervolume: points of shape {pts.shape} do not match a reference point of {ref.size} objectives"
+        )
     if pts.shape[0] == 0:
         return 0.0
     return float(moocore.hypervolume(-pts, ref=-ref))
 
 
-def expected_utility(points: np.ndarray, preferences: np.ndarray, scale: Sequence[float] | np.ndarray | None = None) -> float:
+def expected_utility(
+    points: np.ndarray, preferences: np.ndarray, scale: Sequence[float] | np.ndarray | None = None
+) -> float:
     """Mean over the preferences of the best linear utility among the points.
 
     Args:
@@ -178,7 +182,9 @@ def evaluate_pareto(
     if env is None:
         env = make_vec(env_id, P * S, device=device, config=config, tensors=True, check_actions=False, **overrides)
     elif env.num_envs != P * S:
-        raise ValueError(f"evaluate_pareto: env has {env.num_envs} environments, need {P} preferences x {S} seeds = {P * S}")
+        raise ValueError(
+            f"evaluate_pareto: env has {env.num_envs} environments, need {P} preferences x {S} seeds = {P * S}"
+        )
     row_prefs = torch.as_tensor(np.repeat(prefs, S, axis=0), dtype=torch.float32, device=env.core.device)
     result = rollout(env, policy, seeds * P, preference=row_prefs)
     per_seed = result.returns.reshape(P, S, k)

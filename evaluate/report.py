@@ -371,7 +371,11 @@ def write_pages(
     for caption, head, rows in tables:
         md += [f"## {caption}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         md += ["| " + " | ".join(r) + " |" for r in rows] + [""]
-        body.append(f"<h2>{html.escape(caption)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
+        body.append(
+            f"<h2>{html.escape(caption)}</h2><table><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+            + "</tr>"
+        )
         body += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
         body.append("</table>")
     for note in notes:
@@ -381,7 +385,9 @@ def write_pages(
         label = name.replace("_", " ")
         md += [f"## Figure: {label}", "", f"![{label}](report_files/{name}.png)", ""]
         b64 = base64.b64encode(data).decode()
-        body.append(f'<h2>Figure: {html.escape(label)}</h2><img alt="{html.escape(label)}" src="data:image/png;base64,{b64}">')
+        body.append(
+            f'<h2>Figure: {html.escape(label)}</h2><img alt="{html.escape(label)}" src="data:image/png;base64,{b64}">'
+        )
     style = (
         "body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}img{max-width:100%}"
@@ -404,7 +410,9 @@ def _render(metrics: dict[str, Any], figures: dict[str, bytes], out: Path) -> tu
     )
     notes = []
     if metrics.get("skipped_scenarios"):
-        notes.append(f"Skipped scenarios (they change the observation layout): {', '.join(metrics['skipped_scenarios'])}")
+        notes.append(
+            f"Skipped scenarios (they change the observation layout): {', '.join(metrics['skipped_scenarios'])}"
+        )
     return write_pages(out, title, intro, _tables(metrics), figures, notes)
 
 

@@ -21,14 +21,18 @@ from paretochain.evaluate.rollout import rollout
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 A_SET = sorted((DATA / "cvrplib" / "A").glob("*.vrp")) if (DATA / "cvrplib" / "A").exists() else []
-needs_data = pytest.mark.skipif(not A_SET, reason=f"shared routing data not found at {DATA} (see shared/data/README.md)")
+needs_data = pytest.mark.skipif(
+    not A_SET, reason=f"shared routing data not found at {DATA} (see shared/data/README.md)"
+)
 
 
 def static_file_config(path: Path, **extra: object) -> dict[str, object]:
     return {"instance_source": "file", "instance": {"path": str(path)}, "release": {"known_share": 1.0}, **extra}
 
 
-def masked_random_episode(env: DispatchEnv, seed: int, rng: np.random.Generator, check: object = None) -> list[dict[str, float]]:
+def masked_random_episode(
+    env: DispatchEnv, seed: int, rng: np.random.Generator, check: object = None
+) -> list[dict[str, float]]:
     """Play one episode with uniformly random allowed moves; return the per-step infos."""
     obs, info = env.reset(seed=seed)
     infos = []
@@ -63,7 +67,9 @@ def test_replaying_a_set_best_known_solution_gives_exactly_its_published_cost(vr
 def test_replaying_solomon_best_known_solution_meets_every_window_at_its_published_cost(name: str) -> None:
     vrp = DATA / "solomon" / f"{name}.vrp"
     routes, cost = load_solution(vrp.with_suffix(".sol"))
-    env = make_vec("paretochain/Dispatch-v0", 1, config="solomon", instance={"path": str(vrp)}, num_vehicles=len(routes))
+    env = make_vec(
+        "paretochain/Dispatch-v0", 1, config="solomon", instance={"path": str(vrp)}, num_vehicles=len(routes)
+    )
     result = rollout(env, ReplayPolicy(env, routes), [0])
     assert round(float(result.kpis["travel_distance"][0]), 1) == pytest.approx(cost, abs=1e-9)
     assert result.kpis["orders_on_time"][0] == 100
@@ -130,22 +136,44 @@ def independent_feasibility(core, mask: np.ndarray) -> None:
     seed=st.integers(0, 2**31),
 )
 def test_masks_allow_exactly_the_feasible_moves_and_always_at_least_one(
-    num_customers: int, num_vehicles: int, num_depots: int, placement: str, known_share: float, max_lateness: float, time_windows: bool, capacity: int, seed: int
+    num_customers: int,
+    num_vehicles: int,
+    num_depots: int,
+    placement: str,
+    known_share: float,
+    max_lateness: float,
+    time_windows: bool,
+    capacity: int,
+    seed: int,
 ) -> None:
     env = DispatchEnv(
         generator={"num_customers": num_customers, "placement": placement, "time_windows": time_windows},
-        num_vehicles=num_vehicles, num_depots=num_depots, capacity_units=capacity, release={"known_share": known_share}, max_lateness_min=max_lateness,
+        num_vehicles=num_vehicles,
+        num_depots=num_depots,
+        capacity_units=capacity,
+        release={"known_share": known_share},
+        max_lateness_min=max_lateness,
     )
     infos = masked_random_episode(env, seed, np.random.default_rng(seed), check=independent_feasibility)
     assert infos, "the episode made no decision"
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(num_customers=st.integers(1, 15), num_vehicles=st.integers(1, 3), capacity=st.integers(10, 30), seed=st.integers(0, 2**31))
-def test_masked_random_policies_never_break_capacity_windows_or_the_shift(num_customers: int, num_vehicles: int, capacity: int, seed: int) -> None:
+@given(
+    num_customers=st.integers(1, 15),
+    num_vehicles=st.integers(1, 3),
+    capacity=st.integers(10, 30),
+    seed=st.integers(0, 2**31),
+)
+def test_masked_random_policies_never_break_capacity_windows_or_the_shift(
+    num_customers: int, num_vehicles: int, capacity: int, seed: int
+) -> None:
     env = DispatchEnv(
-        generator={"num_customers": num_customers}, num_vehicles=num_vehicles, capacity_units=capacity,
-        max_lateness_min=0.0, max_overtime_min=15.0,
+        generator={"num_customers": num_customers},
+        num_vehicles=num_vehicles,
+        capacity_units=capacity,
+        max_lateness_min=0.0,
+        max_overtime_min=15.0,
     )
     core = env.unwrapped.core
     infos = masked_random_episode(env, seed, np.random.default_rng(seed + 1))
@@ -154,7 +182,9 @@ def test_masked_random_policies_never_break_capacity_windows_or_the_shift(num_cu
     assert (core.vehicle_load <= core.capacity + 1e-9).all()
     assert (core.vehicle_overtime <= 15.0 + 1e-6).all()
     served = sum(i["orders_served"] for i in infos)
-    assert served + sum(i["orders_unserved"] for i in infos) == num_customers, "every order is served or counted lost, once"
+    assert served + sum(i["orders_unserved"] for i in infos) == num_customers, (
+        "every order is served or counted lost, once"
+    )
     assert core.done.all(), "a masked episode must end by termination, not truncation"
 
 
@@ -180,7 +210,11 @@ def test_batched_view_matches_single_envs_seed_by_seed() -> None:
         single_policy = NearestNeighbourPolicy(env)
         o, inf = env.reset(seed=seed)
         for reward_b, action_b in batched[i]:
-            a = int(single_policy.act(torch.as_tensor(o).unsqueeze(0), None, torch.as_tensor(inf["action_mask"]).unsqueeze(0))[0])
+            a = int(
+                single_policy.act(
+                    torch.as_tensor(o).unsqueeze(0), None, torch.as_tensor(inf["action_mask"]).unsqueeze(0)
+                )[0]
+            )
             assert a == action_b
             o, r, term, _trunc, inf = env.step(a)
             np.testing.assert_array_equal(r, reward_b)
@@ -244,13 +278,23 @@ def test_gymnasium_env_checker_passes_on_the_linearly_scalarised_env() -> None:
 
 
 def test_vector_reward_space_and_objectives_are_declared() -> None:
-    env = gym.make("paretochain/Dispatch-v0", objectives=["travel_distance", "on_time_rate", "unserved_orders", "lateness_min", "vehicles_used", "overtime_min"])
+    env = gym.make(
+        "paretochain/Dispatch-v0",
+        objectives=[
+            "travel_distance",
+            "on_time_rate",
+            "unserved_orders",
+            "lateness_min",
+            "vehicles_used",
+            "overtime_min",
+        ],
+    )
     u = env.unwrapped
     assert u.reward_dim == 6 and u.reward_space.shape == (6,)
     assert u.objectives.names[0] == "travel_distance"
     assert (u.objectives.reference_point < 0).sum() == 5  # every objective but on_time_rate has a negative worst value
     _, info = env.reset(seed=1)
-    _, reward, *_ , info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+    _, reward, *_, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
     assert reward.dtype == np.float32 and reward.shape == (6,)
     assert {"travel_distance", "orders_on_time", "lateness_min", "orders_unserved", "action_mask"} <= set(info)
 
@@ -384,7 +428,9 @@ GOOD_HEAD = "NAME : bad\nTYPE : CVRP\nDIMENSION : 3\nEDGE_WEIGHT_TYPE : EUC_2D\n
         ),
     ],
 )
-def test_bad_instance_files_give_a_data_error_naming_the_file_and_problem(tmp_path: Path, text: str, problem: str) -> None:
+def test_bad_instance_files_give_a_data_error_naming_the_file_and_problem(
+    tmp_path: Path, text: str, problem: str
+) -> None:
     path = tmp_path / "broken.vrp"
     path.write_text(text)
     with pytest.raises(DataError) as err:
@@ -421,11 +467,21 @@ def test_observation_after_a_partial_reset_equals_a_full_recomputation() -> None
 
 def test_episode_returns_equal_the_signed_kpi_totals_of_every_catalogue_objective() -> None:
     names = ["travel_distance", "on_time_rate", "unserved_orders", "lateness_min", "vehicles_used", "overtime_min"]
-    env = make_vec("paretochain/Dispatch-v0", 3, objectives=names, generator={"num_customers": 12}, max_overtime_min=30.0)
+    env = make_vec(
+        "paretochain/Dispatch-v0", 3, objectives=names, generator={"num_customers": 12}, max_overtime_min=30.0
+    )
     result = rollout(env, NearestNeighbourPolicy(env), [0, 1, 2])
     k = result.kpis
     expected = np.stack(
-        [-k["travel_distance"], k["orders_on_time"] / 12, -k["orders_unserved"], -k["lateness_min"], -k["vehicles_used"], -k["overtime_min"]], axis=1
+        [
+            -k["travel_distance"],
+            k["orders_on_time"] / 12,
+            -k["orders_unserved"],
+            -k["lateness_min"],
+            -k["vehicles_used"],
+            -k["overtime_min"],
+        ],
+        axis=1,
     )
     np.testing.assert_allclose(result.returns, expected, rtol=1e-5, atol=1e-4)
     assert np.all(k["orders_served"] + k["orders_unserved"] == 12)

@@ -22,12 +22,18 @@ from paretochain.evaluate.rollout import rollout
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 A32 = DATA / "cvrplib" / "A" / "A-n32-k5.vrp"
-needs_data = pytest.mark.skipif(not A32.exists(), reason=f"shared routing data not found at {DATA} (see shared/data/README.md)")
+needs_data = pytest.mark.skipif(
+    not A32.exists(), reason=f"shared routing data not found at {DATA} (see shared/data/README.md)"
+)
 A32_BKS = 784.0
 
 
 def static_a32(**extra: object):
-    return make_vec("paretochain/Dispatch-v0", 1, config={"instance_source": "file", "instance": {"path": str(A32)}, "release": {"known_share": 1.0}, **extra})
+    return make_vec(
+        "paretochain/Dispatch-v0",
+        1,
+        config={"instance_source": "file", "instance": {"path": str(A32)}, "release": {"known_share": 1.0}, **extra},
+    )
 
 
 @needs_data
@@ -79,7 +85,12 @@ def test_every_baseline_follows_the_policy_contract_and_only_takes_allowed_moves
 
 
 def test_nearest_neighbour_serves_every_order_of_a_static_uncongested_shift() -> None:
-    env = make_vec("paretochain/Dispatch-v0", 4, generator={"num_customers": 10, "time_windows": False}, release={"known_share": 1.0})
+    env = make_vec(
+        "paretochain/Dispatch-v0",
+        4,
+        generator={"num_customers": 10, "time_windows": False},
+        release={"known_share": 1.0},
+    )
     result = rollout(env, NearestNeighbourPolicy(env), [0, 1, 2, 3])
     assert np.all(result.kpis["orders_unserved"] == 0)
     assert np.all(result.kpis["orders_served"] == 10)

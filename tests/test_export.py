@@ -153,7 +153,9 @@ def test_policy_file_loads_in_a_process_that_cannot_import_paretochain(exported_
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"objectives": agent.objective_names, "has_paretochain": False}
@@ -207,7 +209,9 @@ def test_files_that_are_not_policies_are_refused_by_name(tmp_path) -> None:
     with pytest.raises(PolicyFileError, match=r"no metadata\.json"):
         load_policy(plain)
     wrong = tmp_path / "wrong.pt"
-    torch.jit.script(torch.nn.Linear(2, 2)).save(str(wrong), _extra_files={"metadata.json": json.dumps({"format": "other/9"})})
+    torch.jit.script(torch.nn.Linear(2, 2)).save(
+        str(wrong), _extra_files={"metadata.json": json.dumps({"format": "other/9"})}
+    )
     with pytest.raises(PolicyFileError, match="format"):
         load_policy(wrong)
     with pytest.raises(PolicyFileError, match="does not exist"):
@@ -222,7 +226,16 @@ def test_exports_of_masked_families_match_the_eager_policy_on_visited_states(env
         pytest.skip(f"{env_id} does not import: {exc}")
     overrides = {}
     if env_id.endswith("Dispatch-v0"):
-        overrides = {"encoder": "attention", "attention": {"slots_block": "orders", "valid_block": "order_valid", "embed_dim": 32, "num_heads": 2, "num_layers": 1}}
+        overrides = {
+            "encoder": "attention",
+            "attention": {
+                "slots_block": "orders",
+                "valid_block": "order_valid",
+                "embed_dim": 32,
+                "num_heads": 2,
+                "num_layers": 1,
+            },
+        }
     agent = MOPPO(env, {"num_steps": 4, "update_epochs": 1, **overrides})
     agent.learn(128)
     # visited observations and their masks, under random allowed actions (stepped like the views step: inference mode)

@@ -20,7 +20,14 @@ from paretochain.errors import ConfigError, PolicyFileError
 from paretochain.evaluate.rollout import rollout
 
 WAREHOUSE = "paretochain/Warehouse-v0"
-SMALL = {"net_arch": [32, 32], "branch_hidden": 16, "learning_starts": 64, "batch_size": 16, "buffer_size": 4_000, "log_interval_steps": 10_000}
+SMALL = {
+    "net_arch": [32, 32],
+    "branch_hidden": 16,
+    "learning_starts": 64,
+    "batch_size": 16,
+    "buffer_size": 4_000,
+    "log_interval_steps": 10_000,
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -91,7 +98,14 @@ def test_replay_buffer_wraps_around_and_keeps_the_newest_transitions() -> None:
     assert buf.size == 5 and buf.pos == 1
     assert sorted(buf.obs[:, 0].tolist()) == [1.0, 2.0, 3.0, 4.0, 5.0]
     with pytest.raises(ConfigError, match="buffer_size"):
-        buf.add(torch.zeros(6, 1), torch.zeros(6, 1, dtype=torch.int64), torch.zeros(6, 2), torch.zeros(6, 1), torch.zeros(6), None)
+        buf.add(
+            torch.zeros(6, 1),
+            torch.zeros(6, 1, dtype=torch.int64),
+            torch.zeros(6, 2),
+            torch.zeros(6, 1),
+            torch.zeros(6),
+            None,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +138,12 @@ def test_multidiscrete_uses_one_head_per_action_dimension_and_trains() -> None:
     assert len(agent.q_net.heads) == 3 and agent.nvec == [7, 7, 7]
     stats = agent.learn(256)
     assert agent.num_updates > 0 and np.isfinite(stats["loss/vector"])
-    result = rollout(make_vec(WAREHOUSE, 2, config="default", tensors=True), agent, seeds=[0, 1], preference=np.array([1.0, 0.0, 0.0]))
+    result = rollout(
+        make_vec(WAREHOUSE, 2, config="default", tensors=True),
+        agent,
+        seeds=[0, 1],
+        preference=np.array([1.0, 0.0, 0.0]),
+    )
     assert result.returns.shape == (2, 3)
 
 
@@ -203,7 +222,13 @@ def test_mo_dqn_with_a_cost_only_preference_beats_random_ordering_on_lost_sales(
     env = make_vec(WAREHOUSE, 16, config="lost_sales", tensors=True, check_actions=False)
     agent = MODQNAgent(
         env,
-        {"learning_starts": 1_000, "exploration_steps": 5_000, "homotopy_steps": 20_000, "log_interval_steps": 100_000, "seed": 1},
+        {
+            "learning_starts": 1_000,
+            "exploration_steps": 5_000,
+            "homotopy_steps": 20_000,
+            "log_interval_steps": 100_000,
+            "seed": 1,
+        },
         device="cpu",
     )
     agent.learn(20_000)
@@ -221,7 +246,9 @@ def test_mo_dqn_with_a_cost_only_preference_beats_random_ordering_on_lost_sales(
     assert cost_only > 0.5 * random_cost, (cost_only, random_cost)
 
 
-@pytest.mark.parametrize(("env_id", "module"), [("paretochain/Dispatch-v0", "dispatch"), ("paretochain/Pricing-v0", "pricing")])
+@pytest.mark.parametrize(
+    ("env_id", "module"), [("paretochain/Dispatch-v0", "dispatch"), ("paretochain/Pricing-v0", "pricing")]
+)
 def test_mo_dqn_explores_and_acts_only_within_the_masks_of_masked_families(env_id: str, module: str) -> None:
     if not _family_available(module):
         pytest.skip(f"the {module} family does not import yet")

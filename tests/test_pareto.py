@@ -90,14 +90,18 @@ def test_default_preferences_are_the_documented_lattice() -> None:
 class _OrderUpTo:
     """Order up to a level that grows with the first preference weight (to trace a front)."""
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         position = obs[:, :3].sum(dim=1)
         level = 6.0 + 14.0 * preference[:, 1]
         return (level - position).clamp(0, 20).round().long()
 
 
 class _Fixed:
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return torch.full((obs.shape[0],), 5, dtype=torch.long)
 
 

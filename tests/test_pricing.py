@@ -65,7 +65,9 @@ def test_objectives_are_declared_with_units_and_reference_points() -> None:
     stock=st.integers(min_value=0, max_value=60),
     asked=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=4),
 )
-def test_shared_stock_allocation_sells_min_of_stock_and_demand_without_exceeding_any_channel(stock: int, asked: list[int]) -> None:
+def test_shared_stock_allocation_sells_min_of_stock_and_demand_without_exceeding_any_channel(
+    stock: int, asked: list[int]
+) -> None:
     s = torch.tensor([[float(stock)]])
     a = torch.tensor([[asked]], dtype=torch.float32)
     sales = PricingCore.allocate(s, a)
@@ -178,7 +180,13 @@ class CopiedInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action):  # type: ignore[no-untyped-def]
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, reward, terminated, truncated, {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in info.items()}
+        return (
+            obs,
+            reward,
+            terminated,
+            truncated,
+            {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in info.items()},
+        )
 
 
 @pytest.mark.parametrize(
@@ -186,7 +194,10 @@ class CopiedInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
     [
         ("dp_single_sku", {}),
         ("constant_elasticity", {}),
-        ("default", {"action": {"kind": "box"}}),  # the checker samples unmasked actions: Box carries the floor in its bounds
+        (
+            "default",
+            {"action": {"kind": "box"}},
+        ),  # the checker samples unmasked actions: Box carries the floor in its bounds
         ("multichannel", {"action": {"kind": "box"}}),
     ],
 )
@@ -230,7 +241,9 @@ def test_leftover_inventory_is_charged_once_at_its_cost_value_in_the_last_period
 
 
 def test_satisfaction_charges_a_price_jump_relative_to_list_price() -> None:
-    cfg = PricingConfig.load("constant_elasticity", satisfaction={"jump_weight": 1.0, "gap_weight": 1.0, "stockout_weight": 1.0})
+    cfg = PricingConfig.load(
+        "constant_elasticity", satisfaction={"jump_weight": 1.0, "gap_weight": 1.0, "stockout_weight": 1.0}
+    )
     env = gym.make("paretochain/Pricing-v0", config=cfg)
     env.reset(seed=0)
     index = int(np.argmin(np.abs(env.unwrapped.core.price_ladder - 0.8)))
@@ -252,7 +265,9 @@ def test_constant_elasticity_mean_demand_is_rate_times_price_ratio_to_minus_e() 
 def test_mean_of_poisson_draws_matches_the_expected_demand() -> None:
     core = PricingCore(PricingConfig.load("default"), num_envs=4096)
     core.reset(seeds=range(4096))
-    mean = core.demand.expected_demand(core.price, core.t, core.reference, core.demand.competitor_ratio(core.competitor))
+    mean = core.demand.expected_demand(
+        core.price, core.t, core.reference, core.demand.competitor_ratio(core.competitor)
+    )
     draws = core.demand.sample(mean, core.step_draw())
     assert torch.allclose(draws.mean(0), mean.mean(0), rtol=0.05)
     assert torch.allclose(draws.var(0), mean.mean(0), rtol=0.15)

@@ -24,13 +24,25 @@ from paretochain.evaluate.rollout import rollout
 
 TWO_CHANNELS = [
     {"name": "web", "arrival_rate": 2.0, "attractiveness": 3.0, "price_sensitivity": 3.0, "loyalty": 1.0},
-    {"name": "marketplace", "arrival_rate": 2.0, "attractiveness": 3.5, "price_sensitivity": 4.0, "loyalty": 0.5, "commission": 0.15, "price_floor": 0.8},
+    {
+        "name": "marketplace",
+        "arrival_rate": 2.0,
+        "attractiveness": 3.5,
+        "price_sensitivity": 4.0,
+        "loyalty": 0.5,
+        "commission": 0.15,
+        "price_floor": 0.8,
+    },
 ]
 
 
 @pytest.mark.parametrize(("elasticity", "kind", "tolerance"), [(3.0, "ladder", 1e-6), (2.5, "box", 0.0026)])
-def test_myopic_price_is_the_closed_form_optimum_c_e_over_e_minus_1(elasticity: float, kind: str, tolerance: float) -> None:
-    cfg = PricingConfig.load("constant_elasticity", demand={"model": "constant_elasticity", "elasticity": elasticity}, action={"kind": kind})
+def test_myopic_price_is_the_closed_form_optimum_c_e_over_e_minus_1(
+    elasticity: float, kind: str, tolerance: float
+) -> None:
+    cfg = PricingConfig.load(
+        "constant_elasticity", demand={"model": "constant_elasticity", "elasticity": elasticity}, action={"kind": kind}
+    )
     env = make_vec("paretochain/Pricing-v0", 4, config=cfg, tensors=True)
     obs, _ = env.reset(seed=0)
     policy = MyopicPolicy(env)

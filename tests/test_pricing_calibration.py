@@ -91,7 +91,9 @@ def test_bad_price_tables_raise_data_errors_naming_the_file_and_row(tmp_path: Pa
 @pytest.mark.skipif(not DATA.exists(), reason="the shared retail data (../shared/data/retail) is not present")
 def test_calibration_runs_on_the_orange_juice_scanner_data_with_brand_elasticities() -> None:
     table = load_price_table(
-        DATA / "bayesm_scanner" / "oj_weekly_long.csv", columns={"week": "date", "price_per_oz": "price"}, required=("date", "units", "price")
+        DATA / "bayesm_scanner" / "oj_weekly_long.csv",
+        columns={"week": "date", "price_per_oz": "price"},
+        required=("date", "units", "price"),
     )
     table["item_id"] = table["store"].astype(str) + "/" + table["brand"].astype(str)
     fit = estimate_elasticity(table, group="brand", controls=["deal", "feat"], source="orange juice")

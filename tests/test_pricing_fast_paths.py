@@ -87,7 +87,9 @@ def test_competitor_season_drawn_at_reset_follows_its_step_by_step_recursion() -
 
 
 @pytest.mark.parametrize("name", ["default", "multichannel"])
-def test_episodes_are_the_same_with_the_competitor_drawn_at_reset_or_step_by_step(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_episodes_are_the_same_with_the_competitor_drawn_at_reset_or_step_by_step(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = PricingConfig.load(name, horizon=10)
     drawn = PricingCore(cfg, num_envs=6)
     monkeypatch.setattr(core_module, "PATH_LIMIT", 0)
@@ -110,7 +112,9 @@ def test_episodes_are_the_same_with_the_competitor_drawn_at_reset_or_step_by_ste
 @pytest.mark.parametrize("name", ["default", "dp_single_sku", "multichannel"])
 def test_ladder_prices_read_from_tables_give_the_episodes_of_the_same_prices_as_box_actions(name: str) -> None:
     ladder = PricingCore(PricingConfig.load(name, horizon=12), num_envs=4)
-    box = PricingCore(PricingConfig.load(name, horizon=12, action={"kind": "box", "box_low": 0.1, "box_high": 2.0}), num_envs=4)
+    box = PricingCore(
+        PricingConfig.load(name, horizon=12, action={"kind": "box", "box_low": 0.1, "box_high": 2.0}), num_envs=4
+    )
     assert torch.equal(ladder.reset(seeds=range(4)), box.reset(seeds=range(4)))
     rng = np.random.default_rng(2)
     n_price = ladder.num_skus * ladder.num_channels
@@ -148,7 +152,9 @@ def test_constant_elasticity_ladder_table_holds_rate_times_price_to_minus_e() ->
     values=st.lists(st.integers(-3, 12), min_size=18 + 2 + 5, max_size=18 + 2 + 5),
     env=st.integers(0, 2),
 )
-def test_fast_action_check_refuses_exactly_what_the_base_check_refuses(period: int, values: list[int], env: int) -> None:
+def test_fast_action_check_refuses_exactly_what_the_base_check_refuses(
+    period: int, values: list[int], env: int
+) -> None:
     core = PricingCore(PricingConfig.load("multichannel", horizon=8), num_envs=3)
     core.reset(seeds=[0, 1, 2])
     rng = np.random.default_rng(period)

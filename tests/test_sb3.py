@@ -50,7 +50,9 @@ def test_linear_scalarisation_matches_hand_computed_values() -> None:
 
 
 def test_chebyshev_scalarisation_matches_hand_computed_values() -> None:
-    s = make_scalarization(LOST_SALES_OBJECTIVES, [0.5, 0.5], kind="chebyshev", utopia={"total_cost": 0.0, "fill_rate": 1.0})
+    s = make_scalarization(
+        LOST_SALES_OBJECTIVES, [0.5, 0.5], kind="chebyshev", utopia={"total_cost": 0.0, "fill_rate": 1.0}
+    )
     reward = np.array([-4.0, 0.5])
     # weighted gaps: 0.5 * |0 - (-4)| = 2, 0.5 * |1 - 0.5| = 0.25 -> -max = -2
     assert s(reward) == pytest.approx(-2.0)
@@ -66,7 +68,9 @@ def test_chebyshev_scalarisation_matches_hand_computed_values() -> None:
     improvement=st.floats(0.0, 50.0),
     which=st.integers(0, 2),
 )
-def test_chebyshev_value_never_drops_when_one_objective_improves_towards_utopia(weights, reward, improvement, which) -> None:
+def test_chebyshev_value_never_drops_when_one_objective_improves_towards_utopia(
+    weights, reward, improvement, which
+) -> None:
     names = ["a", "b", "c"]
     utopia = [0.0, 0.0, 0.0]
     s = make_scalarization(names, weights, kind="chebyshev", utopia=utopia, rho=0.01)
@@ -175,7 +179,14 @@ def test_default_sb3_vec_env_matches_the_adapter_on_the_same_seeds() -> None:
 
 
 # ---------------------------------------------------------------------------------- SB3 agents
-TINY = {"n_steps": 16, "batch_size": 32, "n_epochs": 1, "learning_starts": 64, "buffer_size": 2_000, "log_interval_steps": 64}
+TINY = {
+    "n_steps": 16,
+    "batch_size": 32,
+    "n_epochs": 1,
+    "learning_starts": 64,
+    "buffer_size": 2_000,
+    "log_interval_steps": 64,
+}
 
 
 def _random_obs(venv_space_dim: int, n: int, seed: int = 0) -> torch.Tensor:
@@ -193,7 +204,9 @@ def _random_obs(venv_space_dim: int, n: int, seed: int = 0) -> torch.Tensor:
         ("ppo", "paretochain/Pricing-v0", None),
     ],
 )
-def test_sb3_agent_trains_briefly_and_acts_through_the_policy_contract(algo: str, env_id: str, config: str | None) -> None:
+def test_sb3_agent_trains_briefly_and_acts_through_the_policy_contract(
+    algo: str, env_id: str, config: str | None
+) -> None:
     env = make_vec(env_id, 4, config=config, tensors=True, check_actions=False)
     agent = SB3Agent(env, {"algo": algo, **TINY}, device="cpu")
     logger = MemoryLogger()
@@ -268,7 +281,11 @@ def test_sb3_state_dict_round_trip_gives_identical_actions_and_resumes_training(
     agent = SB3Agent(env, {"algo": "dqn", **TINY}, device="cpu")
     agent.learn(200)
     state = agent.state_dict()
-    other = SB3Agent(make_vec(WAREHOUSE, 4, config="lost_sales", tensors=True, check_actions=False), {"algo": "dqn", **TINY}, device="cpu")
+    other = SB3Agent(
+        make_vec(WAREHOUSE, 4, config="lost_sales", tensors=True, check_actions=False),
+        {"algo": "dqn", **TINY},
+        device="cpu",
+    )
     other.load_state_dict(state)
     obs = _random_obs(env.single_observation_space.shape[0], 50)
     assert torch.equal(other.act(obs), agent.act(obs))
@@ -332,7 +349,9 @@ def test_maskable_ppo_trains_on_dispatch_and_respects_its_masks() -> None:
         ("ppo", "paretochain/Pricing-v0", "pricing"),
     ],
 )
-def test_plain_ppo_and_dqn_only_ever_send_allowed_actions_on_masked_families(algo: str, env_id: str, module: str) -> None:
+def test_plain_ppo_and_dqn_only_ever_send_allowed_actions_on_masked_families(
+    algo: str, env_id: str, module: str
+) -> None:
     try:
         __import__(f"paretochain.envs.{module}.env")
     except Exception:

@@ -119,7 +119,9 @@ def test_trial_run_data_sets_dotted_paths_and_keeps_the_base() -> None:
     assert data["hyperparameters"]["num_steps"] == 8  # from the sweep's overrides, merged into the base
     assert data["hyperparameters"]["gamma"] == 0.95  # from the base run config
     assert (data["seed"], data["preference"], data["name"]) == (3, [0.5, 0.25, 0.25], "t1")
-    assert plan.base_data["hyperparameters"].get("learning_rate") == 0.001  # the base (configs/runs/warehouse_mo_ppo.yaml) is not modified
+    assert (
+        plan.base_data["hyperparameters"].get("learning_rate") == 0.001
+    )  # the base (configs/runs/warehouse_mo_ppo.yaml) is not modified
 
 
 params_strategy = st.fixed_dictionaries(

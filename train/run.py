@@ -284,7 +284,9 @@ def _evaluate(agent: Any, run: RunConfig, env_cfg: Any, step: int, logger: Any) 
     from paretochain.evaluate.pareto import evaluate_pareto
 
     fixed = fixed_preference(agent, run)
-    prefs = fixed.reshape(1, -1) if fixed is not None else preference_grid(len(agent.objective_names), run.eval_preferences)
+    prefs = (
+        fixed.reshape(1, -1) if fixed is not None else preference_grid(len(agent.objective_names), run.eval_preferences)
+    )
     seeds = list(range(10_000, 10_000 + run.eval_episodes))
     with torch.inference_mode():
         result = evaluate_pareto(agent, run.env.id, config=env_cfg, preferences=prefs, seeds=seeds, device=agent.device)

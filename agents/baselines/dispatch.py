@@ -64,7 +64,9 @@ class NearestNeighbourPolicy:
         self.layout = core.observation_layout
         self.max_orders = core.max_orders
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if action_mask is None:
             raise ValueError("NearestNeighbourPolicy needs the action mask")
         N = self.max_orders
@@ -97,7 +99,9 @@ class RoutePlanPolicy:
 
     def __init__(self, env: Any) -> None:
         self.core = _core_of(env)
-        self.stops: list[list[list[int]]] = [[[] for _ in range(self.core.num_vehicles)] for _ in range(self.core.num_envs)]
+        self.stops: list[list[list[int]]] = [
+            [[] for _ in range(self.core.num_vehicles)] for _ in range(self.core.num_envs)
+        ]
         #: per environment, the earliest time to leave the depot for a trip's first stop (where the plan has one)
         self.departures: list[dict[int, float]] = [{} for _ in range(self.core.num_envs)]
 
@@ -105,7 +109,9 @@ class RoutePlanPolicy:
         """Stops per vehicle for a new episode of environment ``env_index``."""
         raise NotImplementedError
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         core = self.core
         mask = (action_mask if action_mask is not None else core.action_masks()).cpu().numpy()
         t = core.t.cpu().numpy()
@@ -125,11 +131,21 @@ class RoutePlanPolicy:
                 continue
             v = int(current[b])
             at_depot = bool(node[b, v] == home[v])
-            actions[b] = self._next(self.stops[b][v], mask[b], at_depot, released[b], N, self.departures[b], float(clock[b]) + core.wait)
+            actions[b] = self._next(
+                self.stops[b][v], mask[b], at_depot, released[b], N, self.departures[b], float(clock[b]) + core.wait
+            )
         return torch.as_tensor(actions, device=core.device)
 
     @staticmethod
-    def _next(stops: list[int], mask: np.ndarray, at_depot: bool, released: np.ndarray, N: int, departures: dict[int, float], after_wait: float) -> int:
+    def _next(
+        stops: list[int],
+        mask: np.ndarray,
+        at_depot: bool,
+        released: np.ndarray,
+        N: int,
+        departures: dict[int, float],
+        after_wait: float,
+    ) -> int:
         while stops:
             s = stops[0]
             if s == DEPOT:
@@ -173,7 +189,9 @@ class ReplayPolicy(RoutePlanPolicy):
         return self._plan
 
 
-def savings_routes(dist: np.ndarray, demand: np.ndarray, customers: Sequence[int], capacity: float, depot: int = 0) -> list[list[int]]:
+def savings_routes(
+    dist: np.ndarray, demand: np.ndarray, customers: Sequence[int], capacity: float, depot: int = 0
+) -> list[list[int]]:
     """Clarke-Wright parallel savings: routes (lists of node indices) from ``depot`` under a capacity.
 
     Args:
@@ -294,7 +312,12 @@ class PyVRPHindsightPolicy(RoutePlanPolicy):
 
 
 def build_problem(
-    core: DispatchCore, env_index: int, slots: np.ndarray, use_release: bool, vehicles: list[dict[str, float]] | None = None, allow_lateness: bool = False
+    core: DispatchCore,
+    env_index: int,
+    slots: np.ndarray,
+    use_release: bool,
+    vehicles: list[dict[str, float]] | None = None,
+    allow_lateness: bool = False,
 ) -> tuple[Any, float]:
     """A PyVRP ``ProblemData`` for the orders in ``slots`` of one environment.
 
@@ -327,7 +350,16 @@ def build_problem(
         counts = np.bincount(core.home.cpu().numpy(), minlength=D)
         for d in range(D):
             if counts[d]:
-                vehicle_types.append(VehicleType(num_available=int(counts[d]), capacity=[cap], start_depot=d, end_depot=d, reload_depots=[d], tw_late=math.floor(deadline * tscale)))
+                vehicle_types.append(
+                    VehicleType(
+                        num_available=int(counts[d]),
+                        capacity=[cap],
+                        start_depot=d,
+                        end_depot=d,
+                        reload_depots=[d],
+                        tw_late=math.floor(deadline * tscale),
+                    )
+                )
     else:
         for veh in vehicles:
             node, home = int(veh["node"]), int(veh["home"])
@@ -338,8 +370,13 @@ def build_problem(
                 depots.append(Depot(location=len(node_of_loc) - 1))
             vehicle_types.append(
                 VehicleType(
-                    num_available=1, capacity=[cap], start_depot=start, end_depot=home, reload_depots=[home],
-                    tw_early=math.ceil(veh["free"] * tscale), tw_late=math.floor(deadline * tscale),
+                    num_available=1,
+                    capacity=[cap],
+                    start_depot=start,
+                    end_depot=home,
+                    reload_depots=[home],
+                    tw_early=math.ceil(veh["free"] * tscale),
+                    tw_late=math.floor(deadline * tscale),
                     initial_load=[round(veh["load"])],
                 )
             )
@@ -353,9 +390,14 @@ def build_problem(
     late = core.max_lateness if allow_lateness else 0.0
     clients = [
         Client(
-            location=first_client_loc + k, delivery=[round(demand[s])], service_duration=math.ceil(service[s] * tscale),
-            tw_early=math.ceil(ws[s] * tscale - 1e-6), tw_late=math.floor((we[s] + late) * tscale + 1e-6),
-            release_time=math.ceil(release[s] * tscale - 1e-6) if use_release else 0, prize=prize, required=False,
+            location=first_client_loc + k,
+            delivery=[round(demand[s])],
+            service_duration=math.ceil(service[s] * tscale),
+            tw_early=math.ceil(ws[s] * tscale - 1e-6),
+            tw_late=math.floor((we[s] + late) * tscale + 1e-6),
+            release_time=math.ceil(release[s] * tscale - 1e-6) if use_release else 0,
+            prize=prize,
+            required=False,
         )
         for k, s in enumerate(slots)
     ]
@@ -368,7 +410,12 @@ def build_problem(
 
 
 def routes_to_stops(
-    solution: Any, slots: np.ndarray, core: DispatchCore, env_index: int, vehicle_ids: list[int] | None = None, departures: dict[int, float] | None = None
+    solution: Any,
+    slots: np.ndarray,
+    core: DispatchCore,
+    env_index: int,
+    vehicle_ids: list[int] | None = None,
+    departures: dict[int, float] | None = None,
 ) -> list[list[int]]:
     """Stops per vehicle from a PyVRP solution (reload visits become :data:`DEPOT`).
 
@@ -429,7 +476,9 @@ class PyVRPRollingPolicy:
         self.allow_lateness = allow_lateness
         self._previous: list[dict[int, list[int]]] = [{} for _ in range(self.core.num_envs)]
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         core = self.core
         mask = (action_mask if action_mask is not None else core.action_masks()).cpu().numpy()
         N = core.max_orders
@@ -458,10 +507,17 @@ class PyVRPRollingPolicy:
         parked = core.parked[b].cpu().numpy()
         vehicle_ids = [v for v in range(core.num_vehicles) if not parked[v]]
         vehicles = [
-            {"node": int(core.vehicle_node[b, v]), "free": max(float(core.vehicle_free[b, v]), clock), "load": float(core.vehicle_load[b, v]), "home": int(core.home[v])}
+            {
+                "node": int(core.vehicle_node[b, v]),
+                "free": max(float(core.vehicle_free[b, v]), clock),
+                "load": float(core.vehicle_load[b, v]),
+                "home": int(core.home[v]),
+            }
             for v in vehicle_ids
         ]
-        data, _ = build_problem(core, b, open_now, use_release=False, vehicles=vehicles, allow_lateness=self.allow_lateness)
+        data, _ = build_problem(
+            core, b, open_now, use_release=False, vehicles=vehicles, allow_lateness=self.allow_lateness
+        )
         initial = None
         previous = self._previous[b]
         if previous:
@@ -473,7 +529,14 @@ class PyVRPRollingPolicy:
                 initial = Solution(data, [Route(data, r, t) for t, r in enumerate(routes) if r])
             except Exception:  # a stale plan that no longer fits the problem: start cold
                 initial = None
-        result = solve(data, stop=MaxRuntime(self.time_limit_s), seed=self.seed, display=False, collect_stats=False, initial_solution=initial)
+        result = solve(
+            data,
+            stop=MaxRuntime(self.time_limit_s),
+            seed=self.seed,
+            display=False,
+            collect_stats=False,
+            initial_solution=initial,
+        )
         stops = routes_to_stops(result.best, open_now, core, b, vehicle_ids=list(range(len(vehicle_ids))))
         self._previous[b] = {vehicle_ids[t]: [s for s in stops[t] if s != DEPOT] for t in range(len(vehicle_ids))}
         mine = stops[vehicle_ids.index(v_cur)]

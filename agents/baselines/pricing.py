@@ -57,9 +57,14 @@ class _PricingPolicy:
         space = core.single_action_space
         self.action_dim = int(space.shape[0])
         if core.ladder_mode:
-            self.candidates = torch.as_tensor(np.tile(core.price_ladder, (core.num_channels, 1)), dtype=torch.float32, device=self.device)
+            self.candidates = torch.as_tensor(
+                np.tile(core.price_ladder, (core.num_channels, 1)), dtype=torch.float32, device=self.device
+            )
         else:
-            low = torch.as_tensor(space.low[: core.num_skus * core.num_channels].reshape(core.num_skus, core.num_channels)[0], device=self.device)
+            low = torch.as_tensor(
+                space.low[: core.num_skus * core.num_channels].reshape(core.num_skus, core.num_channels)[0],
+                device=self.device,
+            )
             high = float(space.high[0])
             steps = torch.linspace(0.0, 1.0, 201, device=self.device)
             self.candidates = low.unsqueeze(1) + (high - low).unsqueeze(1) * steps  # (C, G)
@@ -91,7 +96,13 @@ class _PricingPolicy:
             action = torch.zeros(B, self.action_dim, dtype=torch.int64, device=self.device)
             action[:, : self.num_skus * self.num_channels] = index.reshape(B, -1)
             return action
-        price = self.candidates.unsqueeze(0).unsqueeze(0).expand(B, self.num_skus, -1, -1).gather(3, index.unsqueeze(-1)).squeeze(-1)
+        price = (
+            self.candidates.unsqueeze(0)
+            .unsqueeze(0)
+            .expand(B, self.num_skus, -1, -1)
+            .gather(3, index.unsqueeze(-1))
+            .squeeze(-1)
+        )
         action = self._box_low.expand(B, -1).clone()
         action[:, self.num_skus * self.num_channels :] = 0.0
         action[:, : self.num_skus * self.num_channels] = price.reshape(B, -1)
@@ -116,7 +127,9 @@ class FixedPricePolicy(_PricingPolicy):
         super().__init__(env)
         self.price_ratio = float(price_ratio)
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         B = obs.shape[0]
         target = torch.full((B, self.num_skus, self.num_channels), self.price_ratio, device=self.device)
         return self.action_from_index(self.nearest(target, self.allowed(B, action_mask)))
@@ -157,7 +170,9 @@ class MyopicPolicy(_PricingPolicy):
         sales = mean * torch.where(total > stock, stock / total.clamp(min=1e-9), 1.0)
         return ((price * self._list * self._keep - self._cost) * sales).sum(-1)
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         B, K, C = obs.shape[0], self.num_skus, self.num_channels
         allowed = self.allowed(B, action_mask)  # (B, K, C, n)
         parts = {
@@ -203,7 +218,9 @@ class MarkdownPolicy(_PricingPolicy):
         self.start = torch.as_tensor(start, dtype=torch.float32, device=self.device)
         self.depth = torch.as_tensor(depth, dtype=torch.float32, device=self.device)
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         B = obs.shape[0]
         elapsed = obs[:, self.layout.segments["calendar"].start + 2]
         ratio = torch.where(elapsed >= self.start, self.depth, torch.ones_like(self.depth)).expand(B)
@@ -312,7 +329,9 @@ class DynamicProgrammingPolicy(_PricingPolicy):
         if stock > max_inventory:
             problems.append(f"initial_inventory {stock} above max_inventory {max_inventory}")
         if problems:
-            raise ConfigError("dynamic programming needs a small single-SKU instance; this config has " + "; ".join(problems))
+            raise ConfigError(
+                "dynamic programming needs a small single-SKU instance; this config has " + "; ".join(problems)
+            )
 
     def _solve(self) -> tuple[np.ndarray, np.ndarray]:
         core = self.core
@@ -326,7 +345,9 @@ class DynamicProgrammingPolicy(_PricingPolicy):
         price = torch.as_tensor(ladder[combos], dtype=torch.float32, device=self.device)  # (A, C)
         t = torch.arange(T, device=self.device)
         with torch.inference_mode():
-            mean = core.demand.expected_demand(price.view(-1, 1, 1, C).expand(-1, T, 1, C), t, None, self._competitor(), None)
+            mean = core.demand.expected_demand(
+                price.view(-1, 1, 1, C).expand(-1, T, 1, C), t, None, self._competitor(), None
+            )
         mean = mean[:, :, 0, :].double().cpu().numpy()  # (A, T, C)
         unit = ladder[combos] * core.list_price[0] * (1.0 - core.commission)  # (A, C) net price per unit
         cost, hold = core.unit_cost[0], float(per_sku_first(core.config.holding_cost))
@@ -362,7 +383,9 @@ class DynamicProgrammingPolicy(_PricingPolicy):
             return None
         return core.demand.competitor_ratio(torch.zeros(1, 1, device=self.device))
 
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         t = self.period(obs).clamp(0, self.core.horizon - 1)
         on_hand = self.block(obs, "on_hand")
         assert on_hand is not None

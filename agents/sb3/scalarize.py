@@ -116,7 +116,11 @@ def make_scalarization(
     """
     names = list(objective_names)
     k = len(names)
-    w = np.full(k, 1.0 / k) if weights is None else preference_from_weights(names, weights, where="scalarization weights")
+    w = (
+        np.full(k, 1.0 / k)
+        if weights is None
+        else preference_from_weights(names, weights, where="scalarization weights")
+    )
     z: np.ndarray | None = None
     if utopia is not None:
         if isinstance(utopia, Mapping):
@@ -149,7 +153,9 @@ class ScalarizedEnv(gym.Wrapper):
         super().__init__(env)
         k = int(env.unwrapped.reward_dim)  # type: ignore[attr-defined]
         if scalarization.num_objectives != k:
-            raise ConfigError(f"scalarization has {scalarization.num_objectives} weights, the environment {k} objectives")
+            raise ConfigError(
+                f"scalarization has {scalarization.num_objectives} weights, the environment {k} objectives"
+            )
         self.scalarization = scalarization
         self._episode_return = np.zeros(k)
 

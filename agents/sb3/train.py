@@ -63,15 +63,30 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "dqn": DQN, "maskable_
 class SB3AgentConfig(ConfigModel):
     """Hyperparameters of an SB3 agent; the PPO ones apply to PPO and MaskablePPO."""
 
-    algo: Literal["ppo", "dqn", "maskable_ppo"] = Field(default="ppo", description="SB3 PPO, SB3 DQN (Discrete only) or sb3-contrib MaskablePPO (Discrete/MultiDiscrete)")
-    weights: dict[str, float] | list[float] | None = Field(default=None, description="preference over the objectives, by name or in reward order; None = equal weights")
-    scalarization: Literal["linear", "chebyshev"] = Field(default="linear", description="how the vector reward becomes a scalar")
-    utopia: dict[str, float] | list[float] | None = Field(default=None, description="per-step utopia point (chebyshev only)")
+    algo: Literal["ppo", "dqn", "maskable_ppo"] = Field(
+        default="ppo",
+        description="SB3 PPO, SB3 DQN (Discrete only) or sb3-contrib MaskablePPO (Discrete/MultiDiscrete)",
+    )
+    weights: dict[str, float] | list[float] | None = Field(
+        default=None, description="preference over the objectives, by name or in reward order; None = equal weights"
+    )
+    scalarization: Literal["linear", "chebyshev"] = Field(
+        default="linear", description="how the vector reward becomes a scalar"
+    )
+    utopia: dict[str, float] | list[float] | None = Field(
+        default=None, description="per-step utopia point (chebyshev only)"
+    )
     rho: float = Field(default=0.0, ge=0, description="augmentation weight of the Chebyshev function")
-    normalize_observations: bool = Field(default=True, description="wrap in SB3's VecNormalize for observations (statistics exported with the policy)")
-    normalize_rewards: bool = Field(default=True, description="scale rewards by VecNormalize's running std of the discounted return")
+    normalize_observations: bool = Field(
+        default=True, description="wrap in SB3's VecNormalize for observations (statistics exported with the policy)"
+    )
+    normalize_rewards: bool = Field(
+        default=True, description="scale rewards by VecNormalize's running std of the discounted return"
+    )
     clip_observations: float = Field(default=10.0, gt=0, description="normalised observations are clipped to +-this")
-    net_arch: list[int] = Field(default=[64, 64], min_length=1, description="hidden layer sizes of the policy and value (or Q) networks")
+    net_arch: list[int] = Field(
+        default=[64, 64], min_length=1, description="hidden layer sizes of the policy and value (or Q) networks"
+    )
     activation: Literal["tanh", "relu"] = Field(default="tanh", description="activation of the hidden layers")
     learning_rate: float = Field(default=3e-4, gt=0, le=1, description="Adam step size")
     gamma: float = Field(default=0.99, gt=0, le=1, description="discount factor")
@@ -88,11 +103,15 @@ class SB3AgentConfig(ConfigModel):
     train_freq: int = Field(default=4, ge=1, description="DQN: vector-env steps between updates")
     gradient_steps: int = Field(default=1, ge=1, description="DQN: gradient steps per update")
     target_update_interval: int = Field(default=1_000, ge=1, description="DQN: env steps between target network copies")
-    exploration_fraction: float = Field(default=0.2, gt=0, le=1, description="DQN: share of the run over which epsilon decays")
+    exploration_fraction: float = Field(
+        default=0.2, gt=0, le=1, description="DQN: share of the run over which epsilon decays"
+    )
     exploration_final_eps: float = Field(default=0.05, ge=0, le=1, description="DQN: final epsilon")
     extra: dict[str, Any] = Field(default_factory=dict, description="further keyword arguments for the SB3 constructor")
     seed: int = Field(default=0, ge=0, description="seed of SB3, the generators and the environments")
-    log_interval_steps: int = Field(default=10_000, ge=1, description="env steps between logged statistics (and callback calls)")
+    log_interval_steps: int = Field(
+        default=10_000, ge=1, description="env steps between logged statistics (and callback calls)"
+    )
 
     @classmethod
     def family(cls) -> str:
@@ -224,7 +243,9 @@ class _StatsCallback(BaseCallback):
             vector = info.get("episode_vector_return")
             if vector is not None:
                 self.returns.append(vector)
-                self.scalar_returns.append(float(info["episode"]["r"]) if "episode" in info else float(self.scalarization(vector)))
+                self.scalar_returns.append(
+                    float(info["episode"]["r"]) if "episode" in info else float(self.scalarization(vector))
+                )
         if self.num_timesteps - self._last_step >= self.interval:
             return self.flush()
         return True
@@ -236,7 +257,10 @@ class _StatsCallback(BaseCallback):
     def flush(self) -> bool:
         now = time.time()
         step = self.num_timesteps
-        stats: dict[str, float] = {"step": float(step), "SPS": (step - self._last_step) / max(now - self._last_time, 1e-9)}
+        stats: dict[str, float] = {
+            "step": float(step),
+            "SPS": (step - self._last_step) / max(now - self._last_time, 1e-9),
+        }
         self.out.scalar("charts/SPS", stats["SPS"], step)
         if self.returns:
             mean = np.mean(self.returns, axis=0)
@@ -268,7 +292,12 @@ class SB3Agent:
             environment stays where ``make_vec`` put it; SB3 moves data through numpy.
     """
 
-    def __init__(self, env: BatchedVectorEnv, config: SB3AgentConfig | dict[str, Any] | str | None = None, device: str | torch.device = "auto") -> None:
+    def __init__(
+        self,
+        env: BatchedVectorEnv,
+        config: SB3AgentConfig | dict[str, Any] | str | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
         self.config = cfg = SB3AgentConfig.load(config)
         self.env = env
         self.device = resolve_device(device)
@@ -276,19 +305,30 @@ class SB3Agent:
         self.objective_names = core.objectives.names
         space = core.single_action_space
         if cfg.algo == "dqn" and not isinstance(space, spaces.Discrete):
-            raise ConfigError(f"algo 'dqn' needs a Discrete action space, this environment has {space} (use ppo or maskable_ppo)")
+            raise ConfigError(
+                f"algo 'dqn' needs a Discrete action space, this environment has {space} (use ppo or maskable_ppo)"
+            )
         if cfg.algo == "maskable_ppo" and not isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
-            raise ConfigError(f"algo 'maskable_ppo' needs Discrete or MultiDiscrete actions, this environment has {space}")
-        self.scalarization = make_scalarization(self.objective_names, cfg.weights, cfg.scalarization, cfg.utopia, cfg.rho)
+            raise ConfigError(
+                f"algo 'maskable_ppo' needs Discrete or MultiDiscrete actions, this environment has {space}"
+            )
+        self.scalarization = make_scalarization(
+            self.objective_names, cfg.weights, cfg.scalarization, cfg.utopia, cfg.rho
+        )
         with torch.inference_mode():
             has_masks = core.action_masks() is not None
         # plain PPO and DQN ignore masks: forbidden choices are replaced by allowed ones (see CoreVecEnv)
-        self.vec_env = CoreVecEnv(core, self.scalarization, check_actions=False, replace_masked=has_masks and cfg.algo != "maskable_ppo")
+        self.vec_env = CoreVecEnv(
+            core, self.scalarization, check_actions=False, replace_masked=has_masks and cfg.algo != "maskable_ppo"
+        )
         self.venv: VecEnv = self.vec_env
         if cfg.normalize_observations or cfg.normalize_rewards:
             self.venv = VecNormalize(
-                self.vec_env, norm_obs=cfg.normalize_observations, norm_reward=cfg.normalize_rewards,
-                clip_obs=cfg.clip_observations, gamma=cfg.gamma,
+                self.vec_env,
+                norm_obs=cfg.normalize_observations,
+                norm_reward=cfg.normalize_rewards,
+                clip_obs=cfg.clip_observations,
+                gamma=cfg.gamma,
             )
         self._losses = _ForwardLosses()
         self.model = self._build_model()
@@ -298,22 +338,37 @@ class SB3Agent:
         cfg = self.config
         activation = nn.Tanh if cfg.activation == "tanh" else nn.ReLU
         common: dict[str, Any] = dict(
-            learning_rate=cfg.learning_rate, gamma=cfg.gamma, batch_size=cfg.batch_size, seed=cfg.seed,
-            device=self.device, verbose=0,
+            learning_rate=cfg.learning_rate,
+            gamma=cfg.gamma,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            device=self.device,
+            verbose=0,
         )
         if cfg.algo == "dqn":
             kwargs: dict[str, Any] = dict(
                 policy_kwargs=dict(net_arch=list(cfg.net_arch), activation_fn=activation),
-                buffer_size=cfg.buffer_size, learning_starts=cfg.learning_starts, train_freq=cfg.train_freq,
-                gradient_steps=cfg.gradient_steps, target_update_interval=cfg.target_update_interval,
-                exploration_fraction=cfg.exploration_fraction, exploration_final_eps=cfg.exploration_final_eps,
+                buffer_size=cfg.buffer_size,
+                learning_starts=cfg.learning_starts,
+                train_freq=cfg.train_freq,
+                gradient_steps=cfg.gradient_steps,
+                target_update_interval=cfg.target_update_interval,
+                exploration_fraction=cfg.exploration_fraction,
+                exploration_final_eps=cfg.exploration_final_eps,
                 max_grad_norm=cfg.max_grad_norm,
             )
         else:
             kwargs = dict(
-                policy_kwargs=dict(net_arch=dict(pi=list(cfg.net_arch), vf=list(cfg.net_arch)), activation_fn=activation),
-                n_steps=cfg.n_steps, n_epochs=cfg.n_epochs, gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range,
-                ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
+                policy_kwargs=dict(
+                    net_arch=dict(pi=list(cfg.net_arch), vf=list(cfg.net_arch)), activation_fn=activation
+                ),
+                n_steps=cfg.n_steps,
+                n_epochs=cfg.n_epochs,
+                gae_lambda=cfg.gae_lambda,
+                clip_range=cfg.clip_range,
+                ent_coef=cfg.ent_coef,
+                vf_coef=cfg.vf_coef,
+                max_grad_norm=cfg.max_grad_norm,
             )
         kwargs.update(common)
         kwargs.update(cfg.extra)
@@ -356,7 +411,9 @@ class SB3Agent:
         out = logger if logger is not None else NullLogger()
         self._losses.logger = out
         stats = _StatsCallback(out, self.objective_names, self.scalarization, self.config.log_interval_steps, callback)
-        self.model.learn(total_timesteps=int(num_env_steps), callback=stats, reset_num_timesteps=False, progress_bar=False)
+        self.model.learn(
+            total_timesteps=int(num_env_steps), callback=stats, reset_num_timesteps=False, progress_bar=False
+        )
         self._losses.logger = NullLogger()
         self._last_stats = stats.latest
         return stats.latest
@@ -392,14 +449,25 @@ class SB3Agent:
             low = high = torch.zeros(1)
         elif isinstance(space, spaces.Box):
             kind, nvec = _BOX, [1]  # unused for Box; a non-empty list keeps TorchScript's type inference happy
-            low, high = torch.as_tensor(space.low, dtype=torch.float32), torch.as_tensor(space.high, dtype=torch.float32)
+            low, high = (
+                torch.as_tensor(space.low, dtype=torch.float32),
+                torch.as_tensor(space.high, dtype=torch.float32),
+            )
         else:
             raise NotImplementedError(f"unsupported action space {space}")
         dev = self.model.device
         module = SB3PolicyModule(
-            body, head, kind, nvec,
-            torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(var, dtype=torch.float32),
-            normalize, clip, eps, low, high,
+            body,
+            head,
+            kind,
+            nvec,
+            torch.as_tensor(mean, dtype=torch.float32),
+            torch.as_tensor(var, dtype=torch.float32),
+            normalize,
+            clip,
+            eps,
+            low,
+            high,
         )
         return module.to(dev)
 
@@ -408,7 +476,9 @@ class SB3Agent:
         return self._policy_module(detached=True).cpu().eval()
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Deterministic actions for a batch of observations (the policy contract); ``preference`` is ignored."""
         module = self._policy_module(detached=False)
         dev = self.model.device
@@ -450,8 +520,10 @@ class SB3Agent:
                 "trained_on": "fixed",
                 "default": s.weights.tolist(),
                 "scalarization": {
-                    "kind": s.kind, "weights": s.weights.tolist(),
-                    "utopia": None if s.utopia is None else s.utopia.tolist(), "rho": s.rho,
+                    "kind": s.kind,
+                    "weights": s.weights.tolist(),
+                    "utopia": None if s.utopia is None else s.utopia.tolist(),
+                    "rho": s.rho,
                     "normalized_rewards": bool(self.config.normalize_rewards),
                 },
             },
@@ -471,9 +543,17 @@ class SB3Agent:
         if isinstance(self.venv, VecNormalize):
             # VecNormalize creates obs_rms only when it normalises observations
             normalizer = pickle.dumps(
-                {"obs_rms": getattr(self.venv, "obs_rms", None), "ret_rms": self.venv.ret_rms, "returns": self.venv.returns}
+                {
+                    "obs_rms": getattr(self.venv, "obs_rms", None),
+                    "ret_rms": self.venv.ret_rms,
+                    "returns": self.venv.returns,
+                }
             )
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        rng: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        }
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
@@ -489,7 +569,9 @@ class SB3Agent:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the environments restart from seeds derived from the step counter."""
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise PolicyFileError(f"not an SB3 agent state (expected format {STATE_FORMAT!r}, got {state.get('format') if isinstance(state, dict) else type(state).__name__!r})")
+            raise PolicyFileError(
+                f"not an SB3 agent state (expected format {STATE_FORMAT!r}, got {state.get('format') if isinstance(state, dict) else type(state).__name__!r})"
+            )
         if state["config"]["algo"] != self.config.algo:
             raise PolicyFileError(f"state holds a {state['config']['algo']} model, this agent is {self.config.algo}")
         algo = ALGORITHMS[self.config.algo]

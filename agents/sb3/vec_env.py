@@ -65,7 +65,9 @@ class CoreVecEnv(VecEnv):
         core = env.core if isinstance(env, BatchedVectorEnv) else env
         k = len(core.objectives)
         if scalarization.num_objectives != k:
-            raise ValueError(f"scalarization has {scalarization.num_objectives} weights, the environment {k} objectives")
+            raise ValueError(
+                f"scalarization has {scalarization.num_objectives} weights, the environment {k} objectives"
+            )
         self.render_mode = None  # read by VecEnv.__init__
         super().__init__(core.num_envs, core.single_observation_space, core.single_action_space)
         self.core = core
@@ -170,7 +172,13 @@ class CoreVecEnv(VecEnv):
             if masks is not None:
                 return masks.cpu().numpy()
         space = self.action_space
-        n = space.n if isinstance(space, spaces.Discrete) else int(np.sum(space.nvec)) if isinstance(space, spaces.MultiDiscrete) else 1
+        n = (
+            space.n
+            if isinstance(space, spaces.Discrete)
+            else int(np.sum(space.nvec))
+            if isinstance(space, spaces.MultiDiscrete)
+            else 1
+        )
         return np.ones((self.num_envs, int(n)), dtype=bool)
 
     # ------------------------------------------------------------------ VecEnv plumbing
@@ -185,7 +193,9 @@ class CoreVecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         setattr(self, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         """Per-environment results; ``"action_masks"`` returns each selected environment's mask."""
         idx = list(self._get_indices(indices))
         if method_name == "action_masks":

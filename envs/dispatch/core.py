@@ -57,7 +57,18 @@ KPI_NAMES = (
     "wait_min",
 )
 
-ORDER_FEATURES = ("x", "y", "demand", "window_start", "window_end", "service", "release", "open", "served", "travel_time")
+ORDER_FEATURES = (
+    "x",
+    "y",
+    "demand",
+    "window_start",
+    "window_end",
+    "service",
+    "release",
+    "open",
+    "served",
+    "travel_time",
+)
 VEHICLE_FEATURES = ("x", "y", "free_in", "load", "at_depot", "parked", "current")
 GLOBAL_FEATURES = ("clock", "open_orders", "served_orders", "vehicles_parked")
 
@@ -194,7 +205,9 @@ class DispatchCore(BatchedCore):
         self._service_return = torch.zeros((B, D, N), **f64)
         self.served = torch.zeros((B, N), dtype=torch.bool, device=dev)
         self.late = torch.zeros((B, N), dtype=torch.bool, device=dev)
-        self.lost = torch.ones((B, N), dtype=torch.bool, device=dev)  # counted as unserved already (padding: from the start)
+        self.lost = torch.ones(
+            (B, N), dtype=torch.bool, device=dev
+        )  # counted as unserved already (padding: from the start)
         self.vehicle_node = self.home.expand(B, V).clone()
         self.vehicle_state = torch.zeros((B, V, 3), **f64)  # free time, load, overtime so far
         self.vehicle_used = torch.zeros((B, V), dtype=torch.bool, device=dev)
@@ -399,7 +412,9 @@ class DispatchCore(BatchedCore):
         out = torch.empty((B, self.observation_layout.size), dtype=torch.float32, device=self.device)
         width = N * len(ORDER_FEATURES)
         orders = out[:, :width].view(B, N, len(ORDER_FEATURES))
-        torch.mul(sel(self._order_static), visible_f.unsqueeze(2), out=orders)  # the last three features are filled below
+        torch.mul(
+            sel(self._order_static), visible_f.unsqueeze(2), out=orders
+        )  # the last three features are filled below
         served_f = served.to(torch.float32)  # a served order is always visible
         orders[..., 7] = visible_f - served_f
         orders[..., 8] = served_f
@@ -426,7 +441,11 @@ class DispatchCore(BatchedCore):
             dim=1,
         ).to(torch.float32)
         depots = node_xy[:, : self.num_depots].reshape(B, self.num_depots * node_xy.shape[-1])
-        torch.cat([visible_f, vehicles.reshape(B, vehicles.shape[1] * vehicles.shape[2]), depots, glob], dim=1, out=out[:, width:])
+        torch.cat(
+            [visible_f, vehicles.reshape(B, vehicles.shape[1] * vehicles.shape[2]), depots, glob],
+            dim=1,
+            out=out[:, width:],
+        )
         return out
 
     # ------------------------------------------------------------------ dynamics

@@ -71,9 +71,13 @@ class ElasticityFit:
             f"{'group':<24}{'elasticity':>12}{'s.e.':>10}{'cluster s.e.':>14}{'rows':>9}",
         ]
         for row in self.estimates.itertuples(index=False):
-            lines.append(f"{row.group!s:<24}{row.elasticity:12.3f}{row.std_error:10.3f}{row.cluster_std_error:14.3f}{row.n_obs:9d}")
+            lines.append(
+                f"{row.group!s:<24}{row.elasticity:12.3f}{row.std_error:10.3f}{row.cluster_std_error:14.3f}{row.n_obs:9d}"
+            )
         for row in self.controls.itertuples(index=False):
-            lines.append(f"control {row.name!s:<16}{row.coefficient:12.3f}{row.std_error:10.3f}{row.cluster_std_error:14.3f}")
+            lines.append(
+                f"control {row.name!s:<16}{row.coefficient:12.3f}{row.std_error:10.3f}{row.cluster_std_error:14.3f}"
+            )
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -104,12 +108,16 @@ def load_price_table(
         try:
             table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
         except Exception as exc:  # pandas raises many kinds for unreadable files
-            raise DataError(f"price table {path}: cannot be read as {'Parquet' if path.suffix == '.parquet' else 'CSV'}: {exc}") from None
+            raise DataError(
+                f"price table {path}: cannot be read as {'Parquet' if path.suffix == '.parquet' else 'CSV'}: {exc}"
+            ) from None
     if columns:
         table = table.rename(columns=dict(columns))
     missing = [c for c in required if c not in table.columns]
     if missing:
-        raise DataError(f"price table {where}: missing column(s) {missing}; it has {list(table.columns)} (rename with columns=...)")
+        raise DataError(
+            f"price table {where}: missing column(s) {missing}; it has {list(table.columns)} (rename with columns=...)"
+        )
     for name, rule in (("units", "a number >= 0"), ("price", "a number > 0")):
         values = pd.to_numeric(table[name], errors="coerce")
         bad = values.isna() | (values < 0) if name == "units" else values.isna() | (values <= 0)
@@ -117,12 +125,16 @@ def load_price_table(
             row = int(np.flatnonzero(bad.to_numpy())[0])
             value = table[name].iloc[row]
             shown = repr(value.item() if isinstance(value, np.generic) else value)
-            raise DataError(f"price table {where}, data row {row} (line {row + 2} of a CSV with a header): {name} = {shown} is not {rule}")
+            raise DataError(
+                f"price table {where}, data row {row} (line {row + 2} of a CSV with a header): {name} = {shown} is not {rule}"
+            )
         table[name] = values.astype(np.float64)
     return table
 
 
-def _sweep(columns: np.ndarray, codes: Sequence[np.ndarray], sizes: Sequence[int], tol: float = 1e-11, max_iter: int = 10_000) -> np.ndarray:
+def _sweep(
+    columns: np.ndarray, codes: Sequence[np.ndarray], sizes: Sequence[int], tol: float = 1e-11, max_iter: int = 10_000
+) -> np.ndarray:
     """Remove the fixed effects ``codes`` from every column of ``columns`` ``(n, m)`` by alternating projections."""
     out = columns.copy()
     scale = np.maximum(np.abs(columns).max(axis=0), 1e-12)
@@ -169,7 +181,9 @@ def estimate_elasticity(
     for name in log_controls:
         if (data[name] <= 0).any() or data[name].isna().any():
             row = int(np.flatnonzero(((data[name] <= 0) | data[name].isna()).to_numpy())[0])
-            raise DataError(f"{source or 'table'}: log control {name!r} must be > 0, got {data[name].iloc[row]!r} at data row {row}")
+            raise DataError(
+                f"{source or 'table'}: log control {name!r} must be > 0, got {data[name].iloc[row]!r} at data row {row}"
+            )
     if len(data) < 3:
         raise DataError(f"{source or 'table'}: only {len(data)} rows with units > 0; an elasticity needs more")
     item_codes, item_labels = pd.factorize(data[item])
@@ -185,7 +199,9 @@ def estimate_elasticity(
         groups = list(labels)
         price_cols = np.zeros((len(data), len(groups)))
         price_cols[np.arange(len(data)), group_codes] = log_price
-    extra = [data[c].to_numpy(np.float64) for c in controls] + [np.log(data[c].to_numpy(np.float64)) for c in log_controls]
+    extra = [data[c].to_numpy(np.float64) for c in controls] + [
+        np.log(data[c].to_numpy(np.float64)) for c in log_controls
+    ]
     X = np.column_stack([price_cols, *extra]) if extra else price_cols
     codes = [item_codes, period_codes]
     sizes = [len(item_labels), len(period_labels)]
@@ -194,14 +210,18 @@ def estimate_elasticity(
     varying = np.abs(Xd).max(axis=0) > 1e-9
     if not varying[: len(groups)].all():
         flat = [str(groups[i]) for i in np.flatnonzero(~varying[: len(groups)])]
-        raise DataError(f"{source or 'table'}: the price of group(s) {flat} does not vary beyond the item and period effects; no elasticity can be fitted")
+        raise DataError(
+            f"{source or 'table'}: the price of group(s) {flat} does not vary beyond the item and period effects; no elasticity can be fitted"
+        )
     xtx = Xd.T @ Xd
     beta = np.linalg.solve(xtx, Xd.T @ y)
     resid = y - Xd @ beta
     n, p = Xd.shape
     dof = n - p - sizes[0] - sizes[1] + 1
     if dof <= 0:
-        raise DataError(f"{source or 'table'}: {n} rows are too few for {p} slopes and {sizes[0]} + {sizes[1]} fixed effects")
+        raise DataError(
+            f"{source or 'table'}: {n} rows are too few for {p} slopes and {sizes[0]} + {sizes[1]} fixed effects"
+        )
     sigma2 = float(resid @ resid) / dof
     inv = np.linalg.inv(xtx)
     se = np.sqrt(np.diag(inv) * sigma2)
@@ -270,7 +290,9 @@ def config_from_fit(
     cost = price / 2 if unit_cost is None else float(unit_cost)
     if model == "constant_elasticity":
         if e <= 1:
-            raise ConfigError(f"fitted elasticity {e:.3f} is not above 1: a constant-elasticity demand has no finite optimal price (use model='mnl')")
+            raise ConfigError(
+                f"fitted elasticity {e:.3f} is not above 1: a constant-elasticity demand has no finite optimal price (use model='mnl')"
+            )
         channel = ChannelConfig(name="fitted", arrival_rate=fit.mean_units)
         demand: dict[str, Any] = {"model": "constant_elasticity", "elasticity": e}
     elif model == "mnl":
@@ -281,7 +303,11 @@ def config_from_fit(
         b = e / (1 - purchase_probability)
         a = b + float(np.log(purchase_probability / (1 - purchase_probability)))
         channel = ChannelConfig(
-            name="fitted", arrival_rate=fit.mean_units / purchase_probability, attractiveness=a, price_sensitivity=b, loyalty=0.0
+            name="fitted",
+            arrival_rate=fit.mean_units / purchase_probability,
+            attractiveness=a,
+            price_sensitivity=b,
+            loyalty=0.0,
         )
         demand = {"model": "mnl"}
     else:

@@ -30,15 +30,33 @@ class ChannelConfig(ConfigModel):
 
     name: str = Field(default="web", min_length=1, description="label used in renders and reports")
     arrival_rate: PerSku = Field(default=10.0, description="mean shoppers per period arriving at this channel, per SKU")
-    attractiveness: float = Field(default=2.0, ge=-20, le=20, description="MNL intercept a_j of buying here (utility units)")
-    price_sensitivity: float = Field(default=4.0, ge=0, le=100, description="MNL coefficient b_j on the price as a multiple of list price")
-    loyalty: float = Field(default=1.0, ge=0, le=20, description="extra utility of buying in the channel where the shopper arrived")
-    commission: float = Field(default=0.0, ge=0, lt=1, description="share of the selling price the channel keeps (marketplace fee)")
-    price_floor: float | None = Field(default=None, gt=0, description="lowest allowed price, multiple of list price (masks the ladder below it)")
-    change_every: int = Field(default=1, ge=1, le=365, description="price may change only in periods t with t % change_every == 0 (stores)")
-    promotion_levels: list[float] = Field(default=[0.0], description="promotion budgets per period (currency), increasing, first 0")
-    promotion_lift: float = Field(default=0.5, ge=0, le=20, description="largest relative increase of arrivals from promotion")
-    promotion_saturation: float = Field(default=50.0, gt=0, description="budget at which 63 % of the largest lift is reached")
+    attractiveness: float = Field(
+        default=2.0, ge=-20, le=20, description="MNL intercept a_j of buying here (utility units)"
+    )
+    price_sensitivity: float = Field(
+        default=4.0, ge=0, le=100, description="MNL coefficient b_j on the price as a multiple of list price"
+    )
+    loyalty: float = Field(
+        default=1.0, ge=0, le=20, description="extra utility of buying in the channel where the shopper arrived"
+    )
+    commission: float = Field(
+        default=0.0, ge=0, lt=1, description="share of the selling price the channel keeps (marketplace fee)"
+    )
+    price_floor: float | None = Field(
+        default=None, gt=0, description="lowest allowed price, multiple of list price (masks the ladder below it)"
+    )
+    change_every: int = Field(
+        default=1, ge=1, le=365, description="price may change only in periods t with t % change_every == 0 (stores)"
+    )
+    promotion_levels: list[float] = Field(
+        default=[0.0], description="promotion budgets per period (currency), increasing, first 0"
+    )
+    promotion_lift: float = Field(
+        default=0.5, ge=0, le=20, description="largest relative increase of arrivals from promotion"
+    )
+    promotion_saturation: float = Field(
+        default=50.0, gt=0, description="budget at which 63 % of the largest lift is reached"
+    )
 
     @field_validator("promotion_levels")
     @classmethod
@@ -51,9 +69,21 @@ class ChannelConfig(ConfigModel):
 class ReferencePriceConfig(ConfigModel):
     """Customers remember past prices; a price above their memory hurts more than a discount helps."""
 
-    smoothing: float = Field(default=0.7, ge=0, lt=1, description="r <- smoothing * r + (1 - smoothing) * price, per SKU and channel")
-    loss_weight: float = Field(default=0.0, ge=0, le=100, description="utility lost per unit of (price - reference) / list price above the reference")
-    gain_weight: float = Field(default=0.0, ge=0, le=100, description="utility gained per unit of (reference - price) / list price below the reference")
+    smoothing: float = Field(
+        default=0.7, ge=0, lt=1, description="r <- smoothing * r + (1 - smoothing) * price, per SKU and channel"
+    )
+    loss_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="utility lost per unit of (price - reference) / list price above the reference",
+    )
+    gain_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="utility gained per unit of (reference - price) / list price below the reference",
+    )
 
 
 class CompetitorConfig(ConfigModel):
@@ -61,21 +91,34 @@ class CompetitorConfig(ConfigModel):
 
     mean_ratio: float = Field(default=1.0, gt=0, le=10, description="long-run competitor price, multiple of list price")
     reversion: float = Field(default=0.3, ge=0, le=1, description="share of the gap to the mean closed each period")
-    volatility: float = Field(default=0.0, ge=0, le=2, description="standard deviation of the log-price shock per period")
-    attractiveness: float = Field(default=-20.0, ge=-20, le=20, description="MNL intercept of buying from the competitor (-20 = ignored)")
-    price_sensitivity: float = Field(default=4.0, ge=0, le=100, description="MNL coefficient on the competitor's price ratio")
+    volatility: float = Field(
+        default=0.0, ge=0, le=2, description="standard deviation of the log-price shock per period"
+    )
+    attractiveness: float = Field(
+        default=-20.0, ge=-20, le=20, description="MNL intercept of buying from the competitor (-20 = ignored)"
+    )
+    price_sensitivity: float = Field(
+        default=4.0, ge=0, le=100, description="MNL coefficient on the competitor's price ratio"
+    )
 
 
 class DemandConfig(ConfigModel):
     """How shoppers arrive and choose."""
 
     model: Literal["mnl", "constant_elasticity"] = Field(
-        default="mnl", description="multinomial-logit channel choice, or demand = rate * (price/list)^-elasticity per channel"
+        default="mnl",
+        description="multinomial-logit channel choice, or demand = rate * (price/list)^-elasticity per channel",
     )
-    elasticity: PerSku = Field(default=2.0, description="price elasticity e > 1 of the constant-elasticity mode, per SKU")
-    seasonality_amplitude: float = Field(default=0.0, ge=0, lt=1, description="relative amplitude of a sine cycle of arrivals")
+    elasticity: PerSku = Field(
+        default=2.0, description="price elasticity e > 1 of the constant-elasticity mode, per SKU"
+    )
+    seasonality_amplitude: float = Field(
+        default=0.0, ge=0, lt=1, description="relative amplitude of a sine cycle of arrivals"
+    )
     seasonality_period: int = Field(default=52, ge=2, le=366, description="periods per cycle")
-    decay: float = Field(default=0.0, ge=0, lt=1, description="relative fall of arrivals per period over the season (fashion goods)")
+    decay: float = Field(
+        default=0.0, ge=0, lt=1, description="relative fall of arrivals per period over the season (fashion goods)"
+    )
     reference_price: ReferencePriceConfig = Field(default_factory=ReferencePriceConfig)
     competitor: CompetitorConfig = Field(default_factory=CompetitorConfig)
 
@@ -91,8 +134,12 @@ class DemandConfig(ConfigModel):
 class ReplenishmentConfig(ConfigModel):
     """Optional re-orders during the season, one order quantity per SKU and period."""
 
-    order_quantities: list[float] = Field(default=[0, 10, 20, 40], description="order sizes in units, increasing, first 0")
-    lead_time: int = Field(default=2, ge=0, le=52, description="periods between ordering and receiving (0 = before this period's sales)")
+    order_quantities: list[float] = Field(
+        default=[0, 10, 20, 40], description="order sizes in units, increasing, first 0"
+    )
+    lead_time: int = Field(
+        default=2, ge=0, le=52, description="periods between ordering and receiving (0 = before this period's sales)"
+    )
     order_fixed_cost: float = Field(default=0.0, ge=0, description="cost of each order line placed")
 
     @field_validator("order_quantities")
@@ -106,7 +153,9 @@ class ReplenishmentConfig(ConfigModel):
 class ActionConfig(ConfigModel):
     """How prices are set."""
 
-    kind: Literal["ladder", "box"] = Field(default="ladder", description="MultiDiscrete indices into price_ladder, or Box multipliers")
+    kind: Literal["ladder", "box"] = Field(
+        default="ladder", description="MultiDiscrete indices into price_ladder, or Box multipliers"
+    )
     price_ladder: list[float] = Field(
         default=[0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2], description="allowed prices as multiples of list price, increasing"
     )
@@ -130,9 +179,15 @@ class ActionConfig(ConfigModel):
 class SatisfactionConfig(ConfigModel):
     """Weights of the customer-satisfaction score (see :mod:`paretochain.envs.pricing.objectives`)."""
 
-    jump_weight: float = Field(default=1.0, ge=0, le=100, description="penalty per unit of mean |price change| / list price")
-    gap_weight: float = Field(default=1.0, ge=0, le=100, description="penalty per unit of mean (max - min channel price) / list price")
-    stockout_weight: float = Field(default=1.0, ge=0, le=100, description="penalty per unit of the share of demand not served")
+    jump_weight: float = Field(
+        default=1.0, ge=0, le=100, description="penalty per unit of mean |price change| / list price"
+    )
+    gap_weight: float = Field(
+        default=1.0, ge=0, le=100, description="penalty per unit of mean (max - min channel price) / list price"
+    )
+    stockout_weight: float = Field(
+        default=1.0, ge=0, le=100, description="penalty per unit of the share of demand not served"
+    )
 
 
 class PricingConfig(ConfigModel):
@@ -143,14 +198,20 @@ class PricingConfig(ConfigModel):
     channels: list[ChannelConfig] = Field(default_factory=lambda: [ChannelConfig()], min_length=1, max_length=16)
     list_price: PerSku = Field(default=10.0, description="reference selling price per unit, per SKU")
     unit_cost: PerSku = Field(default=5.0, description="cost of goods per unit, per SKU")
-    initial_inventory: PerSku = Field(default=100.0, description="units on hand at the start of the season, per SKU (shared by all channels)")
+    initial_inventory: PerSku = Field(
+        default=100.0, description="units on hand at the start of the season, per SKU (shared by all channels)"
+    )
     holding_cost: PerSku = Field(default=0.0, description="per unit on hand at the end of a period")
-    replenishment: ReplenishmentConfig | None = Field(default=None, description="None: the season's stock is all there is")
+    replenishment: ReplenishmentConfig | None = Field(
+        default=None, description="None: the season's stock is all there is"
+    )
     demand: DemandConfig = Field(default_factory=DemandConfig)
     action: ActionConfig = Field(default_factory=ActionConfig)
     satisfaction: SatisfactionConfig = Field(default_factory=SatisfactionConfig)
     objectives: list[str] = Field(default=["gross_margin", "customer_satisfaction", "leftover_inventory"], min_length=1)
-    reference_point: dict[str, float] = Field(default_factory=dict, description="override of the declared hypervolume reference per objective")
+    reference_point: dict[str, float] = Field(
+        default_factory=dict, description="override of the declared hypervolume reference per objective"
+    )
 
     @classmethod
     def family(cls) -> str:
@@ -181,5 +242,7 @@ class PricingConfig(ConfigModel):
         highest = self.action.price_ladder[-1] if self.action.kind == "ladder" else self.action.box_high
         for i, c in enumerate(self.channels):
             if c.price_floor is not None and c.price_floor > highest:
-                raise ValueError(f"channels[{i}].price_floor ({c.price_floor}) is above every allowed price (highest {highest})")
+                raise ValueError(
+                    f"channels[{i}].price_floor ({c.price_floor}) is above every allowed price (highest {highest})"
+                )
         return self

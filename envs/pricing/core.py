@@ -140,7 +140,12 @@ class PricingCore(BatchedCore):
             self.single_action_space: spaces.Space[Any] = spaces.MultiDiscrete(np.array(nvec, dtype=np.int64))
             self.min_price_ratio = float(self.price_ladder[self.ladder_floor_mask.any(0)].min())
             self._ladder = torch.as_tensor(self.price_ladder, **f32)
-            self._promo_ladder = torch.as_tensor(np.array([np.pad(p, (0, max(map(len, self.promotion_levels)) - len(p))) for p in self.promotion_levels]), **f32)
+            self._promo_ladder = torch.as_tensor(
+                np.array(
+                    [np.pad(p, (0, max(map(len, self.promotion_levels)) - len(p))) for p in self.promotion_levels]
+                ),
+                **f32,
+            )
             self._order_ladder = torch.as_tensor(self.order_quantities, **f32)
             static = [np.broadcast_to(self.ladder_floor_mask[None], (K, C, n)).reshape(-1)]
             static += [np.ones(int(sum(nvec[n_price:])), dtype=bool)]
@@ -176,7 +181,11 @@ class PricingCore(BatchedCore):
         lay = ObservationLayout()
         lay.add("on_hand", (K,), "units on hand per SKU, shared by all channels")
         if self.has_replenishment and self.lead_time > 0:
-            lay.add("pipeline", (K, self.lead_time), "units on order per SKU by periods until arrival (index 0 arrives next period)")
+            lay.add(
+                "pipeline",
+                (K, self.lead_time),
+                "units on order per SKU by periods until arrival (index 0 arrives next period)",
+            )
         lay.add("price", (K, C), "last period's price per SKU and channel, multiple of list price")
         if self.demand.use_reference:
             lay.add("reference_price", (K, C), "customers' reference price per SKU and channel, multiple of list price")
@@ -190,7 +199,9 @@ class PricingCore(BatchedCore):
         obs_low = np.zeros(lay.size, dtype=np.float32)
         cal = lay.segments["calendar"]
         obs_low[cal.start : cal.start + 2] = -1.0
-        self.single_observation_space = spaces.Box(obs_low, np.full(lay.size, np.inf, dtype=np.float32), dtype=np.float32)
+        self.single_observation_space = spaces.Box(
+            obs_low, np.full(lay.size, np.inf, dtype=np.float32), dtype=np.float32
+        )
         self._season_period = cfg.demand.seasonality_period
 
         # ---------------------------------------------------------------- objectives
@@ -235,7 +246,9 @@ class PricingCore(BatchedCore):
         self._steady_arrivals = None if (self.demand.use_season or self.demand.use_decay) else self._arrivals[0]
         # large batches get batch-shaped copies of the small operands (cheaper than broadcasting them every step)
         self._large = num_envs * K * C > SMALL_TENSOR
-        self._unit_list_price = self._list_price.expand(num_envs, K, C).contiguous() if self._large else self._list_price
+        self._unit_list_price = (
+            self._list_price.expand(num_envs, K, C).contiguous() if self._large else self._list_price
+        )
         if self._large and self._steady_arrivals is not None:
             self._steady_arrivals = self._steady_arrivals.expand(num_envs, K, C).contiguous()
         self._allowed = (steps.unsqueeze(1) % self._change_every) == 0  # (T + 1, C)
@@ -263,7 +276,9 @@ class PricingCore(BatchedCore):
                 self._promo_boost = self.demand.promotion_boost(self._promo_ladder.t()).t().contiguous()  # (C, levels)
             self._padded_width = max(nvec) + 2
             widths = np.asarray(nvec)
-            self._nvec_padded_offsets = torch.as_tensor(np.arange(len(nvec)) * self._padded_width + 1, device=dev).unsqueeze(0)
+            self._nvec_padded_offsets = torch.as_tensor(
+                np.arange(len(nvec)) * self._padded_width + 1, device=dev
+            ).unsqueeze(0)
             dest = np.concatenate([d * self._padded_width + 1 + np.arange(w) for d, w in enumerate(widths)])
             self._mask_columns = torch.as_tensor(dest, device=dev)  # where each mask entry sits in the padded layout
             self._batch_mask = self._static_mask.expand(num_envs, -1).contiguous()
@@ -410,7 +425,9 @@ class PricingCore(BatchedCore):
                 if not action.is_floating_point() and action.dtype != torch.bool:
                     key = self.action_masks() if self.has_hold else None  # without holds the masks never change
                     if self._padded_masks is None or self._padded_masks[0] is not key:
-                        padded = torch.zeros(shape[0], shape[1] * self._padded_width, dtype=torch.bool, device=self.device)
+                        padded = torch.zeros(
+                            shape[0], shape[1] * self._padded_width, dtype=torch.bool, device=self.device
+                        )
                         padded[:, self._mask_columns] = self._batch_mask if key is None else key
                         self._padded_masks = (key, padded)
                     index = action.clamp(-1, self._padded_width - 2) + self._nvec_padded_offsets
@@ -420,7 +437,9 @@ class PricingCore(BatchedCore):
                 return
         super().check_action(action)
 
-    def decode_action(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    def decode_action(
+        self, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """Price ratios ``(B, K, C)``, ladder indices (or None), promotion spend ``(B, C)`` and orders ``(B, K)``."""
         B, K, C = self.num_envs, self.num_skus, self.num_channels
         n_price = self._n_price
@@ -463,7 +482,9 @@ class PricingCore(BatchedCore):
         return PricingCore._ration(stock, asked, channel_sum(asked), earlier)
 
     @staticmethod
-    def _ration(stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlier: torch.Tensor | None) -> torch.Tensor:
+    def _ration(
+        stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlier: torch.Tensor | None
+    ) -> torch.Tensor:
         """:meth:`allocate` for two or more channels, given the units asked in total ``(B, K)``."""
         # with enough stock the ratio is clamped to 1: shares are the units asked, nothing is left to hand out
         ratio = (stock / total.clamp(min=1.0)).clamp(max=1.0)
@@ -587,7 +608,9 @@ class PricingCore(BatchedCore):
         jump = (price - self.price).abs().mean((1, 2))
         gap = None
         if C > 1:
-            gap = (price.amax(-1) - price.amin(-1)).mean(1)  # (aminmax and max(dim) enter a thread pool even for tiny tensors)
+            gap = (price.amax(-1) - price.amin(-1)).mean(
+                1
+            )  # (aminmax and max(dim) enter a thread pool even for tiny tensors)
         demand_units = total.sum(1)  # whole units: exact in any order
         sales_units = sold.sum(1) if short else demand_units
         some_demand = torch.maximum(demand_units, self._one)
@@ -646,7 +669,9 @@ class PricingCore(BatchedCore):
             "price_gap": gap,
             "stockout_share": stockout,
             "mean_price_ratio": price.mean((1, 2)),
-            "competitor_price_ratio": _batch(comp_ratio.mean(1), B) if comp_ratio is not None else self._mean_competitor,
+            "competitor_price_ratio": _batch(comp_ratio.mean(1), B)
+            if comp_ratio is not None
+            else self._mean_competitor,
             "on_hand_units": on_hand.sum(1),
             "leftover_value": leftover if leftover is not None else self._zero,
         }

@@ -126,7 +126,11 @@ class PricingDemand:
         self.competitor_moves = comp.volatility > 0
         self._neg_elasticity = torch.as_tensor(per_sku(d.elasticity, K), **f32).view(K, 1).neg()
 
-        peak = rate * (1 + d.seasonality_amplitude) * (1 + max(ch.promotion_lift if len(ch.promotion_levels) > 1 else 0.0 for ch in cfg.channels))
+        peak = (
+            rate
+            * (1 + d.seasonality_amplitude)
+            * (1 + max(ch.promotion_lift if len(ch.promotion_levels) > 1 else 0.0 for ch in cfg.channels))
+        )
         if self.mnl:
             max_mean = float(peak.sum(axis=1).max())
         else:
@@ -151,7 +155,9 @@ class PricingDemand:
         # the head of the grid searched first in large batches: covers the demand at list price but for HEAD_TAIL
         with torch.inference_mode():
             ones = torch.ones(1, K, C, **f32)
-            at_list = self.expected_demand(ones, torch.zeros(1, dtype=torch.int64, device=device), ones, ones[..., 0] * comp.mean_ratio)
+            at_list = self.expected_demand(
+                ones, torch.zeros(1, dtype=torch.int64, device=device), ones, ones[..., 0] * comp.mean_ratio
+            )
         self.head_size = min(self.grid_size, max(4, poisson_quantile(float(at_list.max()), HEAD_TAIL)))
 
     # ------------------------------------------------------------------ arrivals and choice
@@ -196,7 +202,9 @@ class PricingDemand:
         """MNL utility ``a_j - b_j x_j`` of each channel before the reference effect (same shape as ``price_ratio``)."""
         return self._a - self._b * price_ratio
 
-    def reference_utility(self, utility: torch.Tensor, price_ratio: torch.Tensor, reference_ratio: torch.Tensor) -> torch.Tensor:
+    def reference_utility(
+        self, utility: torch.Tensor, price_ratio: torch.Tensor, reference_ratio: torch.Tensor
+    ) -> torch.Tensor:
         """Add the reference-price effect: ``- loss max(x - r, 0) + gain max(r - x, 0)``.
 
         Written as ``utility - slope * (x - r)`` with the slope ``loss`` above the reference and
@@ -211,7 +219,9 @@ class PricingDemand:
         comp = self.cfg.demand.competitor
         return torch.exp(comp.attractiveness - comp.price_sensitivity * competitor_ratio)
 
-    def choice_mean(self, weight: torch.Tensor, arrivals: torch.Tensor, competitor_weight: torch.Tensor | None) -> torch.Tensor:
+    def choice_mean(
+        self, weight: torch.Tensor, arrivals: torch.Tensor, competitor_weight: torch.Tensor | None
+    ) -> torch.Tensor:
         """Units asked per channel ``sum_c lambda_c P(c -> j)`` from the channel weights ``exp(v_j)`` ``(.., K, C)``.
 
         ``competitor_weight`` is ``(.., K)`` or ``None`` without a competitor.
@@ -244,7 +254,9 @@ class PricingDemand:
         v = self.base_utility(price_ratio)
         if self.use_reference and reference_ratio is not None:
             v = self.reference_utility(v, price_ratio, reference_ratio)
-        comp = self.competitor_weight(competitor_ratio) if self.use_competitor and competitor_ratio is not None else None
+        comp = (
+            self.competitor_weight(competitor_ratio) if self.use_competitor and competitor_ratio is not None else None
+        )
         return self.choice_mean(torch.exp(v), lam, comp)
 
     # ------------------------------------------------------------------ draws
@@ -271,7 +283,11 @@ class PricingDemand:
             return (mean + mean.sqrt() * z).round().clamp(min=0)
         mean = torch.maximum(mean, self._tiny_mean)
         threshold = u * mean.exp() if self.shifted else u
-        if mean.numel() * self.grid_size <= HEAD_SEARCH_ABOVE or self.head_size >= self.grid_size or mean.device.type != "cpu":
+        if (
+            mean.numel() * self.grid_size <= HEAD_SEARCH_ABOVE
+            or self.head_size >= self.grid_size
+            or mean.device.type != "cpu"
+        ):
             return self.count_on_grid(mean.log(), mean, threshold, self.grid_size).to(torch.float32)
         shape = mean.shape
         mean, threshold = mean.reshape(-1), threshold.reshape(-1)
@@ -283,7 +299,9 @@ class PricingDemand:
             counts[beyond] = self.count_on_grid(log_mean[beyond], mean[beyond], threshold[beyond], self.grid_size)
         return counts.to(torch.float32).view(shape)
 
-    def count_on_grid(self, log_mean: torch.Tensor, mean: torch.Tensor, threshold: torch.Tensor, size: int) -> torch.Tensor:
+    def count_on_grid(
+        self, log_mean: torch.Tensor, mean: torch.Tensor, threshold: torch.Tensor, size: int
+    ) -> torch.Tensor:
         """Inverse-transform counts (int64) on the grid ``0..size-1``: how many cumulative weights lie below ``threshold``.
 
         Weights are ``exp(k log m - log k!)`` compared with ``u exp(m)`` when shifted, else
@@ -310,7 +328,9 @@ class PricingDemand:
         """Next period's log deviation, ``(B, K)``."""
         if not self.competitor_moves:
             return deviation
-        return self._comp_keep * deviation + self.cfg.demand.competitor.volatility * _normal(self._site_competitor.uniform(key))
+        return self._comp_keep * deviation + self.cfg.demand.competitor.volatility * _normal(
+            self._site_competitor.uniform(key)
+        )
 
     def competitor_path(self, start: torch.Tensor, step_keys: torch.Tensor) -> torch.Tensor:
         """Log deviations of a whole season, ``(B, T + 1, K)``, from the start ``(B, K)`` and the step keys ``(B, T)``.

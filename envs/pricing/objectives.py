@@ -36,7 +36,9 @@ REWARD_FROM_KPI: dict[str, tuple[str, float, bool]] = {
 CATALOGUE_NAMES = sorted(REWARD_FROM_KPI)
 
 
-def build_objectives(names: list[str], scale: dict[str, float], horizon: int, overrides: dict[str, float]) -> ObjectiveSet:
+def build_objectives(
+    names: list[str], scale: dict[str, float], horizon: int, overrides: dict[str, float]
+) -> ObjectiveSet:
     """Declare the chosen objectives with reference points sized to the instance.
 
     Args:
@@ -53,23 +55,33 @@ def build_objectives(names: list[str], scale: dict[str, float], horizon: int, ov
     worst_margin = -(scale["stock_value"] + T * (scale["promotion"] + scale["fixed"] + scale["holding"]))
     catalogue = {
         "gross_margin": Objective(
-            "gross_margin", "currency per season",
+            "gross_margin",
+            "currency per season",
             "revenue net of channel commissions minus cost of goods sold, promotion spend, holding and order-line costs",
             worst_margin,
         ),
         "customer_satisfaction": Objective(
-            "customer_satisfaction", "score per period (mean over the season)",
+            "customer_satisfaction",
+            "score per period (mean over the season)",
             "1 minus weighted penalties for price jumps, cross-channel price gaps and stock-outs (1 = none)",
             scale["worst_satisfaction"],
         ),
         "leftover_inventory": Objective(
-            "leftover_inventory", "currency (negated)",
+            "leftover_inventory",
+            "currency (negated)",
             "minus the cost value of the units on hand or on order when the season ends",
             -scale["stock_value"],
         ),
-        "revenue": Objective("revenue", "currency per season", "selling price times units sold, before channel commissions", 0.0),
+        "revenue": Objective(
+            "revenue", "currency per season", "selling price times units sold, before channel commissions", 0.0
+        ),
         "units_sold": Objective("units_sold", "units per season", "units sold over all SKUs and channels", 0.0),
-        "promotion_spend": Objective("promotion_spend", "currency per season (negated)", "minus the promotion budgets spent", -T * scale["promotion"]),
+        "promotion_spend": Objective(
+            "promotion_spend",
+            "currency per season (negated)",
+            "minus the promotion budgets spent",
+            -T * scale["promotion"],
+        ),
     }
     for name, value in overrides.items():
         if name not in catalogue:

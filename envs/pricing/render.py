@@ -15,14 +15,18 @@ def ansi_table(snapshot: dict[str, np.ndarray], channel_names: list[str], max_sk
     head = f"{'sku':>4}{'on_hand':>9}" + "".join(f"{name:>{width}}{'sold':>6}{'asked':>6}" for name in channel_names)
     lines = [f"period {int(snapshot['t'])}", head]
     for s in range(min(num_skus, max_skus)):
-        cells = "".join(f"{price[s, c]:{width}.2f}{sales[s, c]:6.0f}{demand[s, c]:6.0f}" for c in range(len(channel_names)))
+        cells = "".join(
+            f"{price[s, c]:{width}.2f}{sales[s, c]:6.0f}{demand[s, c]:6.0f}" for c in range(len(channel_names))
+        )
         lines.append(f"{s:>4}{on_hand[s]:9.0f}{cells}")
     if num_skus > max_skus:
         lines.append(f"  ... {num_skus - max_skus} more SKUs")
     return "\n".join(lines)
 
 
-def episode_chart(history: list[dict[str, np.ndarray]], channel_names: list[str], width_px: int = 800, height_px: int = 500) -> np.ndarray:
+def episode_chart(
+    history: list[dict[str, np.ndarray]], channel_names: list[str], width_px: int = 800, height_px: int = 500
+) -> np.ndarray:
     """An RGB chart (``(H, W, 3)`` uint8): mean price ratio per channel and stock and sales over the season so far."""
     import matplotlib
 

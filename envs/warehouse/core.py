@@ -183,7 +183,9 @@ class WarehouseCore(BatchedCore):
         self.max_order = self.ladder_units[:, :, -1]
         kind = cfg.action.kind
         if kind == "box":
-            self.single_action_space: spaces.Space[Any] = spaces.Box(0.0, self.max_order.reshape(-1).astype(np.float32), dtype=np.float32)
+            self.single_action_space: spaces.Space[Any] = spaces.Box(
+                0.0, self.max_order.reshape(-1).astype(np.float32), dtype=np.float32
+            )
         elif kind == "ladder":
             self.single_action_space = spaces.MultiDiscrete(np.full(N * S, len(ladder)))
         else:
