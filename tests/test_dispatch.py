@@ -321,6 +321,33 @@ def test_unreleased_orders_are_hidden_from_the_observation() -> None:
     assert not info["action_mask"][: core.max_orders][hidden].any()
 
 
+def test_an_order_is_counted_unserved_when_its_window_lapses_not_only_at_the_end() -> None:
+    env = DispatchEnv(
+        generator={"num_customers": 10, "time_windows": True, "window_width_min": 30.0, "window_width_max": 60.0},
+        num_vehicles=1,
+        max_lateness_min=0.0,
+        release={"known_share": 1.0},
+    )
+    core = env.unwrapped.core
+    _, info = env.reset(seed=5)
+    wait, depot = core.max_orders + 1, core.max_orders
+    counts, clocks = [], []
+    while True:  # a dispatcher that never sends the van out: it waits while it may, then ends the shift
+        action = wait if info["action_mask"][wait] else depot
+        _, _, terminated, truncated, info = env.step(action)
+        counts.append(info["orders_unserved"])
+        clocks.append(float(core.clock[0]))
+        if terminated or truncated:
+            break
+    assert sum(counts) == 10, "every order is counted once"
+    assert sum(counts[:-1]) > 0, "orders whose windows closed were counted before the last step"
+    lapsed = core._latest_start[0, :10].numpy()
+    for step, count in enumerate(counts[:-1]):
+        # the orders counted by a step are those whose latest start fell behind the clock during it
+        before = clocks[step - 1] if step else 0.0
+        assert count == int(((lapsed >= before) & (lapsed < clocks[step])).sum())
+
+
 def test_order_travel_time_feature_is_the_drive_from_the_current_vehicle() -> None:
     env = DispatchEnv(generator={"num_customers": 10}, num_vehicles=2, release={"known_share": 1.0})
     obs, info = env.reset(seed=3)
