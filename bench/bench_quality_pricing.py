@@ -4,10 +4,11 @@
    episode is evaluated over the preference lattice; the report says whether some point of
    its front beats the myopic baseline on gross margin at equal or better customer
    satisfaction (same seeded episodes for every policy).
-2. Single-SKU instance ``dp_single_sku``: MO-PPO trained with the margin-only preference is
-   compared with the exact DP optimum of expected gross margin (``leftover_weight=0``).
+2. Single-SKU instance ``dp_single_sku``: MO-PPO trained with the margin-only preference (and
+   an entropy bonus, ``--dp-ent-coef``) is compared with the exact DP optimum of expected gross
+   margin (``leftover_weight=0``) and, paired by seed, with the DP policy simulated.
 
-Usage: ``python bench/bench_quality_pricing.py [--steps 2000000] [--device cpu]``
+Usage: ``python bench/bench_quality_pricing.py [--steps 2000000] [--device cpu] [--skip-front]``
 """
 
 from __future__ import annotations
@@ -29,14 +30,20 @@ ENV_ID = "paretochain/Pricing-v0"
 
 
 def train(
-    config: str, steps: int, device: str, preference: list[float] | None, seed: int, num_envs: int = 256
+    config: str,
+    steps: int,
+    device: str,
+    preference: list[float] | None,
+    seed: int,
+    num_envs: int = 256,
+    ent_coef: float = 0.0,
 ) -> MOPPO:
     env = make_vec(ENV_ID, num_envs, device=device, config=config, tensors=True, check_actions=False)
     hp = {
         "num_steps": 32,
         "learning_rate": 1e-3,
         "num_minibatches": 8,
-        "ent_coef": 0.0,
+        "ent_coef": ent_coef,
         "gamma": 0.99,
         "seed": seed,
         "total_env_steps": steps,
@@ -65,10 +72,24 @@ def main() -> None:
         default=None,
         help="part 1: train at this fixed preference (gross margin, satisfaction, leftover) and evaluate there, instead of sampling one per episode",
     )
+    parser.add_argument(
+        "--dp-ent-coef",
+        type=float,
+        default=0.05,
+        help="part 2: MO-PPO's entropy bonus (without one it settles on the top price in every state)",
+    )
+    parser.add_argument("--dp-steps", type=int, default=None, help="part 2: training steps (default: --steps)")
+    parser.add_argument("--skip-front", action="store_true", help="run part 2 only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = list(range(50_000, 50_000 + args.episodes))
 
+    if not args.skip_front:
+        front(args, seeds)
+    single_sku(args, seeds)
+
+
+def front(args: argparse.Namespace, seeds: list[int]) -> None:
     print("# 1. default config: MO-PPO front against the myopic baseline")
     agent = train("default", args.steps, args.device, args.preference, args.seed, args.num_envs)
     env = make_vec(ENV_ID, len(seeds), device=args.device, config="default", tensors=True, check_actions=False)
@@ -106,9 +127,12 @@ def main() -> None:
     else:
         print("No point of the MO-PPO front beats myopic on margin at equal or better satisfaction (paired 95% CIs).")
 
+
+def single_sku(args: argparse.Namespace, seeds: list[int]) -> None:
     print("\n# 2. dp_single_sku: margin-only MO-PPO against the exact DP optimum")
     k = 3
-    agent = train("dp_single_sku", args.steps, args.device, [1.0, 0.0, 0.0], args.seed, args.num_envs)
+    steps = args.dp_steps or args.steps
+    agent = train("dp_single_sku", steps, args.device, [1.0, 0.0, 0.0], args.seed, args.num_envs, args.dp_ent_coef)
     env = make_vec(ENV_ID, len(seeds), device=args.device, config="dp_single_sku", tensors=True, check_actions=False)
     dp = DynamicProgrammingPolicy(env, leftover_weight=0.0)
     i = env.core.objectives.names.index("gross_margin")
@@ -123,6 +147,8 @@ def main() -> None:
         print(
             f"  {name:24s} {mean[0]:8.3f} ± {ci[0]:.3f}   gap to the DP optimum {100 * (mean[0] - dp.value) / dp.value:+.2f}%"
         )
+    paired, paired_ci = mean_ci((rows["MO-PPO (margin only)"] - rows["DP optimum (simulated)"])[:, None])
+    print(f"  MO-PPO minus the DP policy on the same seeds: {paired[0]:+.3f} ± {paired_ci[0]:.3f}")
 
 
 if __name__ == "__main__":
