@@ -72,6 +72,7 @@ def main() -> None:
         default=None,
         help="part 1: train at this fixed preference (gross margin, satisfaction, leftover) and evaluate there, instead of sampling one per episode",
     )
+    parser.add_argument("--ent-coef", type=float, default=0.0, help="part 1: MO-PPO's entropy bonus")
     parser.add_argument(
         "--dp-ent-coef",
         type=float,
@@ -91,7 +92,7 @@ def main() -> None:
 
 def front(args: argparse.Namespace, seeds: list[int]) -> None:
     print("# 1. default config: MO-PPO front against the myopic baseline")
-    agent = train("default", args.steps, args.device, args.preference, args.seed, args.num_envs)
+    agent = train("default", args.steps, args.device, args.preference, args.seed, args.num_envs, args.ent_coef)
     env = make_vec(ENV_ID, len(seeds), device=args.device, config="default", tensors=True, check_actions=False)
     names = env.core.objectives.names
     myopic = rollout(env, MyopicPolicy(env), seeds).returns
