@@ -205,9 +205,6 @@ class DispatchCore(BatchedCore):
         self._service_return = torch.zeros((B, D, N), **f64)
         self.served = torch.zeros((B, N), dtype=torch.bool, device=dev)
         self.late = torch.zeros((B, N), dtype=torch.bool, device=dev)
-        self.lost = torch.ones(
-            (B, N), dtype=torch.bool, device=dev
-        )  # counted as unserved already (padding: from the start)
         self.vehicle_node = self.home.expand(B, V).clone()
         self.vehicle_state = torch.zeros((B, V, 3), **f64)  # free time, load, overtime so far
         self.vehicle_used = torch.zeros((B, V), dtype=torch.bool, device=dev)
@@ -326,7 +323,6 @@ class DispatchCore(BatchedCore):
         V = self.num_vehicles
         self.served[idx] = False
         self.late[idx] = False
-        self.lost[idx] = ~inst.valid
         self.vehicle_node[idx] = self.home.expand(idx.shape[0], V)
         self.vehicle_state[idx] = 0.0
         self.vehicle_used[idx] = False
@@ -501,10 +497,12 @@ class DispatchCore(BatchedCore):
 
         truncated = ((self.t + 1) >= self.horizon) & ~done
         end = (done | truncated) & live
-        # orders lost at this step: the clock (the earliest a vehicle is free) passed their latest start, or the episode ended
+        # orders lost at this step: the clock (the earliest a vehicle is free) passed their latest start, or the
+        # episode ended. The clock never runs back, so an unserved order is counted once: in the step whose clock
+        # interval [now, new clock) holds its latest start, or in the last step if that is still ahead.
+        still_open = self.valid & ~self.served & (self._latest_start >= now.unsqueeze(1))
         lapsed = (self._latest_start < self.clock.unsqueeze(1)) | end.unsqueeze(1)
-        newly_lost = lapsed & ~self.served & ~self.lost & live.unsqueeze(1)
-        self.lost |= newly_lost
+        newly_lost = still_open & lapsed & live.unsqueeze(1)
         is_order_f = is_order.to(torch.float64)
         kpis = torch.stack(  # in the order of KPI_NAMES
             [
