@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
+from paretochain.envs import make_vec
+from paretochain.envs.views import BatchedVectorEnv
+
 torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def checked_masked_env() -> Callable[[str, int], BatchedVectorEnv]:
+    """``make(env_id, num_envs)``: a tensor-mode batched env whose core checks every action it steps.
+
+    Agents step the core with ``check=False``; here the check runs anyway, so a masked-out
+    action raises :class:`~paretochain.errors.ActionError` instead of passing unnoticed.
+    """
+
+    def make(env_id: str, num_envs: int) -> BatchedVectorEnv:
+        env = make_vec(env_id, num_envs, tensors=True, check_actions=False)
+        unchecked_step = env.core.step
+
+        def checked_step(action: torch.Tensor, check: bool = False):  # type: ignore[no-untyped-def]
+            return unchecked_step(action, check=True)
+
+        env.core.step = checked_step  # type: ignore[method-assign]
+        return env
+
+    return make
 
 
 @pytest.fixture(scope="session")

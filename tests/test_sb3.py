@@ -32,14 +32,6 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def _dispatch_available() -> bool:
-    try:
-        from paretochain.envs.dispatch.env import DispatchEnv  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
 # ---------------------------------------------------------------------------------- scalarisation
 def test_linear_scalarisation_matches_hand_computed_values() -> None:
     s = make_scalarization(LOST_SALES_OBJECTIVES, {"total_cost": 1.0, "fill_rate": 3.0})
@@ -322,7 +314,6 @@ def test_learn_stops_when_the_callback_returns_false() -> None:
     assert agent.num_env_steps < 1_000
 
 
-@pytest.mark.skipif(not _dispatch_available(), reason="the Dispatch family (envs/dispatch) does not import yet")
 def test_maskable_ppo_trains_on_dispatch_and_respects_its_masks() -> None:
     env_id = "paretochain/Dispatch-v0"
     env = make_vec(env_id, 2, tensors=True, check_actions=False)
@@ -342,28 +333,13 @@ def test_maskable_ppo_trains_on_dispatch_and_respects_its_masks() -> None:
 
 
 @pytest.mark.parametrize(
-    ("algo", "env_id", "module"),
-    [
-        ("ppo", "paretochain/Dispatch-v0", "dispatch"),
-        ("dqn", "paretochain/Dispatch-v0", "dispatch"),
-        ("ppo", "paretochain/Pricing-v0", "pricing"),
-    ],
+    ("algo", "env_id"),
+    [("ppo", "paretochain/Dispatch-v0"), ("dqn", "paretochain/Dispatch-v0"), ("ppo", "paretochain/Pricing-v0")],
 )
 def test_plain_ppo_and_dqn_only_ever_send_allowed_actions_on_masked_families(
-    algo: str, env_id: str, module: str
+    algo: str, env_id: str, checked_masked_env
 ) -> None:
-    try:
-        __import__(f"paretochain.envs.{module}.env")
-    except Exception:
-        pytest.skip(f"the {module} family does not import yet")
-    env = make_vec(env_id, 2, tensors=True, check_actions=False)
-    core = env.core
-    unchecked_step = core.step
-
-    def checked_step(action: torch.Tensor, check: bool = False):  # type: ignore[no-untyped-def]
-        return unchecked_step(action, check=True)  # raises ActionError on any masked action
-
-    core.step = checked_step  # type: ignore[method-assign]
+    env = checked_masked_env(env_id, 2)  # raises ActionError on any masked action
     agent = SB3Agent(env, {"algo": algo, **TINY, "n_steps": 32}, device="cpu")
     assert agent.vec_env.replace_masked
     agent.learn(128)
