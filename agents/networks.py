@@ -235,7 +235,7 @@ class FactoredCategoricalHead(nn.Module):
             [action_mask.to(torch.bool), torch.zeros(b, 1, dtype=torch.bool, device=hidden.device)], dim=1
         )
         allowed = extended.index_select(1, self.mask_source).reshape(b, self.d, self.nmax)
-        return torch.where(allowed, logits, logits.new_full((1,), -1e8))  # MASKED_LOGIT (a literal for TorchScript)
+        return mask_logits(logits, allowed)
 
     def forward(self, hidden: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         """Most likely allowed action: ``(B,)`` int64 for Discrete, ``(B, d)`` otherwise."""
@@ -258,6 +258,11 @@ class FactoredCategoricalHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of stored actions and the entropy (summed over dimensions)."""
         return evaluate_logits(self.masked_logits(hidden, action_mask), stored)
+
+
+def mask_logits(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """``logits`` with the entries not ``allowed`` set to :data:`MASKED_LOGIT`."""
+    return torch.where(allowed, logits, logits.new_full((1,), -1e8))  # MASKED_LOGIT (a literal for TorchScript)
 
 
 def sample_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,7 +319,7 @@ class PointerActor(nn.Module):
         query = self.query(hidden).unsqueeze(2)  # (B, E, 1)
         scores = torch.bmm(self.key(slots), query).squeeze(2) / math.sqrt(self.embed_dim)
         logits = torch.cat([10.0 * torch.tanh(scores), self.fixed(hidden)], dim=1)
-        return torch.where(action_mask.to(torch.bool), logits, logits.new_full((1,), -1e8)).unsqueeze(1)
+        return mask_logits(logits, action_mask.to(torch.bool)).unsqueeze(1)
 
     def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         return self.masked_logits(obs, preference, action_mask).argmax(-1)[:, 0]
