@@ -24,6 +24,7 @@ environment of the batch starts an episode.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,7 +86,7 @@ class NearestNeighbourPolicy:
         return torch.where(any_order, best, fallback)
 
 
-class RoutePlanPolicy:
+class RoutePlanPolicy(ABC):
     """Follows a per-vehicle list of stops (order slots, :data:`DEPOT` for a return to the depot).
 
     Subclasses implement :meth:`plan`, called when an environment starts an episode. A stop
@@ -105,9 +106,9 @@ class RoutePlanPolicy:
         #: per environment, the earliest time to leave the depot for a trip's first stop (where the plan has one)
         self.departures: list[dict[int, float]] = [{} for _ in range(self.core.num_envs)]
 
+    @abstractmethod
     def plan(self, env_index: int) -> list[list[int]]:
         """Stops per vehicle for a new episode of environment ``env_index``."""
-        raise NotImplementedError
 
     def act(
         self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
