@@ -208,6 +208,8 @@ class MOPPO:
         self._all_true = torch.ones(self.num_envs, self.mask_dim, dtype=torch.bool, device=self.device)
         self.global_step = 0
         self.num_updates = 0
+        self.imitation_steps = 0
+        self.imitation_teacher: str | None = None
         self._started = False
         self._reset_stats()
 
@@ -271,11 +273,13 @@ class MOPPO:
         self._finished_count = torch.zeros((), dtype=torch.float64, device=dev)
 
     @torch.inference_mode()
-    def _collect(self) -> None:
+    def _collect(self, teacher: Any = None) -> None:
         """Fill the rollout storage with ``num_steps`` batched steps (no host sync on a GPU).
 
         Runs in inference mode, like the environment views and :func:`~paretochain.evaluate.rollout.rollout`,
-        so that the core's state tensors may be shared with them.
+        so that the core's state tensors may be shared with them. With a ``teacher`` (see
+        :meth:`imitate`) the teacher's actions are taken and stored, and the step counter
+        of training does not advance.
         """
         cfg, core, st = self.config, self.core, self.storage
         on_cpu = self.device.type == "cpu"
@@ -285,7 +289,11 @@ class MOPPO:
             obs_n = self._normalize(self.obs)
             masks = core.action_masks() if self.has_masks else None
             mask = self._all_true if masks is None else masks
-            action, stored, logp = self.actor.sample(obs_n, self.preference, mask)
+            if teacher is None:
+                action, stored, logp = self.actor.sample(obs_n, self.preference, mask)
+            else:
+                action = teacher.act(self.obs, self.preference, masks).to(self.device, torch.int64)
+                stored, logp = action.reshape(st.actions.shape[1:]), torch.zeros_like(st.logprobs[t])
             st.obs[t] = obs_n
             st.preferences[t] = self.preference
             st.actions[t] = stored
@@ -334,10 +342,15 @@ class MOPPO:
                 self.preference = self.sampler.resample(self.preference, done)
             else:
                 self.obs = out.obs
-        self.global_step += cfg.num_steps * self.num_envs
+        if teacher is None:
+            self.global_step += cfg.num_steps * self.num_envs
+        else:
+            self.imitation_steps += cfg.num_steps * self.num_envs
 
     # ------------------------------------------------------------------------------------------ update
-    def _update(self) -> dict[str, torch.Tensor]:
+    def _update(self, imitation: bool = False) -> dict[str, torch.Tensor]:
+        """One PPO update on the stored rollout; with ``imitation`` the policy loss is the
+        negative log-likelihood of the stored (teacher's) actions instead, without entropy bonus."""
         cfg, st = self.config, self.storage
         with torch.no_grad():
             next_value = self.critic(self._normalize(self.obs), self.preference)
@@ -348,10 +361,8 @@ class MOPPO:
         mb_size = max(1, n // cfg.num_minibatches)
         masks = b.get("masks")
         params = [*self.actor.parameters(), *self.critic.parameters()]
-        sums = {
-            name: torch.zeros((), device=self.device)
-            for name in ("policy", "value", "entropy", "approx_kl", "clip_fraction")
-        }
+        names = ("teacher_probability",) if imitation else ("approx_kl", "clip_fraction")
+        sums = {name: torch.zeros((), device=self.device) for name in ("policy", "value", "entropy", *names)}
         count = 0
         for _ in range(cfg.update_epochs):
             perm = torch.randperm(n, device=self.device)
@@ -363,10 +374,13 @@ class MOPPO:
                 new_logp, entropy = self.actor.evaluate(obs, pref, b["actions"][idx], mask)
                 log_ratio = new_logp - b["logprobs"][idx]
                 ratio = log_ratio.exp()
-                adv = scalar_adv[idx]
-                if cfg.norm_adv and idx.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                if imitation:  # behaviour cloning of the stored (teacher's) actions
+                    pg_loss = -new_logp.mean()
+                else:
+                    adv = scalar_adv[idx]
+                    if cfg.norm_adv and idx.numel() > 1:
+                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
 
                 new_v = self.critic(obs, pref)
                 ret = b["returns"][idx]
@@ -377,7 +391,7 @@ class MOPPO:
                 else:
                     v_loss = 0.5 * (new_v - ret).square().mean()
                 ent = entropy.mean()
-                loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+                loss = pg_loss + cfg.vf_coef * v_loss - (0.0 if imitation else cfg.ent_coef) * ent
 
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -385,17 +399,21 @@ class MOPPO:
                 self.optimizer.step()
 
                 with torch.no_grad():
-                    approx_kl = ((ratio - 1) - log_ratio).mean()
-                    kl_epoch = approx_kl
                     sums["policy"] += pg_loss.detach()
                     sums["value"] += v_loss.detach()
                     sums["entropy"] += ent.detach()
-                    sums["approx_kl"] += approx_kl
-                    sums["clip_fraction"] += ((ratio - 1).abs() > cfg.clip_coef).float().mean()
+                    if imitation:  # stored log-probabilities are 0: the ratio is the teacher action's probability
+                        sums["teacher_probability"] += ratio.mean()
+                    else:
+                        approx_kl = ((ratio - 1) - log_ratio).mean()
+                        kl_epoch = approx_kl
+                        sums["approx_kl"] += approx_kl
+                        sums["clip_fraction"] += ((ratio - 1).abs() > cfg.clip_coef).float().mean()
                 count += 1
-            if cfg.target_kl is not None and float(kl_epoch) > cfg.target_kl:
+            if not imitation and cfg.target_kl is not None and float(kl_epoch) > cfg.target_kl:
                 break
-        self.num_updates += 1
+        if not imitation:
+            self.num_updates += 1
         return {name: v / max(count, 1) for name, v in sums.items()}
 
     def _set_learning_rate(self) -> None:
@@ -442,6 +460,65 @@ class MOPPO:
                 t0, step0 = time.perf_counter(), self.global_step
                 if callback is not None and callback(stats) is False:
                     break
+        return self
+
+    def imitate(
+        self,
+        teacher: Any,
+        num_env_steps: int,
+        logger: Logger | None = None,
+        callback: Callable[[dict[str, float]], bool] | None = None,
+    ) -> MOPPO:
+        """Warm-start from a teacher policy (behaviour cloning) before :meth:`learn`.
+
+        The teacher (the policy contract: ``act(obs, preference, action_mask)``, for
+        instance a baseline of :mod:`paretochain.agents.baselines`) drives this agent's
+        environment for ``num_env_steps`` steps, rollout by rollout. After each rollout
+        the actor is fitted to the teacher's actions (negative log-likelihood, with the
+        preferences drawn as in training, which the teacher ignores) and the vector
+        critic to the returns the teacher earned, with the update's epochs, minibatches
+        and learning rate. The observation and return normalisers learn from these
+        steps too. The steps do not count towards :attr:`global_step` (the learning
+        rate schedule of :meth:`learn`); :attr:`imitation_steps` counts them.
+
+        Only for discrete actions (``Discrete``, ``MultiDiscrete``); a teacher must take
+        allowed actions.
+
+        Args:
+            teacher: the policy to imitate.
+            num_env_steps: environment steps of teacher play (rounded up to whole rollouts).
+            logger: receives ``imitation/*`` (the teacher's episode returns, the losses
+                and the mean probability the actor gives the teacher's action).
+            callback: called with the same statistics (plus ``imitation_step``) after every
+                ``log_interval`` rollouts; returning ``False`` stops.
+        """
+        if isinstance(self.action_space, spaces.Box):
+            raise ValueError("MOPPO.imitate: behaviour cloning needs discrete actions; this environment's are a Box")
+        logger = logger or NullLogger()
+        if not self._started:
+            self._start()
+        elif not torch.equal(self.core.observe(), self.obs):
+            self._restart()
+        self._reset_stats()
+        rollouts = max(1, math.ceil(num_env_steps / (self.config.num_steps * self.num_envs)))
+        self.imitation_teacher = type(teacher).__name__
+        for i in range(rollouts):
+            self._collect(teacher)
+            losses = self._update(imitation=True)
+            if (i + 1) % self.config.log_interval == 0 or i == rollouts - 1:
+                stats: dict[str, float] = {"imitation_step": float(self.imitation_steps)}
+                count = float(self._finished_count)
+                if count > 0:
+                    for name, value in zip(self.objective_names, (self._finished_return / count).tolist()):
+                        stats[f"imitation/episode_return/{name}"] = value
+                stats.update({f"imitation/{name}": float(value) for name, value in losses.items()})
+                self._reset_stats()
+                for tag, value in stats.items():
+                    if tag != "imitation_step":
+                        logger.scalar(tag, value, self.imitation_steps)
+                if callback is not None and callback(stats) is False:
+                    break
+        self._reset_stats()
         return self
 
     def _log(self, losses: dict[str, torch.Tensor], logger: Logger, seconds: float, steps: int) -> dict[str, float]:
@@ -498,6 +575,7 @@ class MOPPO:
                 "episode_return": self.episode_return.clone(),
                 "global_step": self.global_step,
                 "num_updates": self.num_updates,
+                "imitation": {"steps": self.imitation_steps, "teacher": self.imitation_teacher},
             }
         )
 
@@ -519,6 +597,9 @@ class MOPPO:
         self.episode_return = state["episode_return"].to(dev).clone()
         self.global_step = int(state["global_step"])
         self.num_updates = int(state["num_updates"])
+        imitation = state.get("imitation", {})
+        self.imitation_steps = int(imitation.get("steps", 0))
+        self.imitation_teacher = imitation.get("teacher")
         self._started = True
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
@@ -548,7 +629,13 @@ class MOPPO:
         return {
             "agent": "MOPPO",
             "agent_config": self.config.model_dump(mode="json"),
-            "training": {"global_step": self.global_step, "num_updates": self.num_updates, "num_envs": self.num_envs},
+            "training": {
+                "global_step": self.global_step,
+                "num_updates": self.num_updates,
+                "num_envs": self.num_envs,
+                "imitation_steps": self.imitation_steps,
+                "imitation_teacher": self.imitation_teacher,
+            },
             "preference": {
                 "semantics": (
                     "weights over the objectives, in objective order, non-negative and summing to 1; during training "

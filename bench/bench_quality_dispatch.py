@@ -30,7 +30,7 @@ CONFIG = "generated_50"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5_000_000)
+    parser.add_argument("--steps", type=int, default=5_000_000, help="MO-PPO training decisions (0: imitation only)")
     parser.add_argument("--num-envs", type=int, default=1024)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--episodes", type=int, default=32)
@@ -48,18 +48,35 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ent-coef", type=float, default=0.01, help="entropy bonus of MO-PPO")
     parser.add_argument("--lr", type=float, default=3e-4, help="MO-PPO's initial learning rate")
+    parser.add_argument("--embed-dim", type=int, default=64, help="width of the order-slot embeddings")
+    parser.add_argument("--num-heads", type=int, default=4, help="attention heads")
+    parser.add_argument("--num-layers", type=int, default=2, help="transformer layers over the order slots")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--imitate",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="first fit MO-PPO to nearest-neighbour's decisions for this many env steps (MOPPO.imitate), then train",
+    )
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     env = make_vec(ENV_ID, args.num_envs, device=args.device, config=CONFIG, tensors=True, check_actions=False)
     hp = {
         "num_steps": 64,
         "encoder": "attention",
-        "attention": {"slots_block": "orders", "valid_block": "order_valid"},
+        "attention": {
+            "slots_block": "orders",
+            "valid_block": "order_valid",
+            "embed_dim": args.embed_dim,
+            "num_heads": args.num_heads,
+            "num_layers": args.num_layers,
+        },
         "learning_rate": args.lr,
         "ent_coef": args.ent_coef,
         "log_interval": 10,
         "num_minibatches": 8,
-        "total_env_steps": args.steps,
+        "total_env_steps": max(args.steps, 1),
         "preference": args.preference,
         "dirichlet_alpha": args.dirichlet_alpha,
         "seed": args.seed,
@@ -77,9 +94,22 @@ def main() -> None:
             )
         return True
 
-    agent.learn(args.steps, callback=progress)
+    if args.imitate:
+
+        def imitation_progress(stats: dict[str, float]) -> bool:
+            print(
+                f"  imitation step {int(stats['imitation_step']):>10,}  {time.perf_counter() - t0:5.0f}s  "
+                f"probability of the teacher's action {stats['imitation/teacher_probability']:.3f}",
+                flush=True,
+            )
+            return True
+
+        agent.imitate(NearestNeighbourPolicy(env), args.imitate, callback=imitation_progress)
+    if args.steps > 0:
+        agent.learn(args.steps, callback=progress)
+    warm = f" after {args.imitate:,} of imitation" if args.imitate else ""
     print(
-        f"trained MO-PPO for {args.steps:,} decisions on {CONFIG} ({args.device}) in {time.perf_counter() - t0:.0f} s"
+        f"trained MO-PPO for {args.steps:,} decisions{warm} on {CONFIG} ({args.device}) in {time.perf_counter() - t0:.0f} s"
     )
 
     seeds = list(range(60_000, 60_000 + args.episodes))

@@ -467,3 +467,48 @@ def test_learning_continues_after_the_training_env_served_an_evaluation(env_id: 
     agent.learn(16)
     assert agent.global_step == 32
     assert torch.equal(env.core.observe(), agent.obs)
+
+
+def _agreement(agent: MOPPO, teacher, env, steps: int) -> float:
+    """Share of the teacher's decisions the agent's deterministic policy repeats, on the teacher's own states."""
+    core = env.core
+    same = total = 0
+    with torch.inference_mode():
+        obs = core.reset(seeds=list(range(700, 700 + core.num_envs)))
+        for _ in range(steps):
+            mask = core.action_masks()
+            target = teacher.act(obs, None, mask)
+            live = ~core.done
+            same += int(((agent.act(obs, None, mask) == target) & live).sum())
+            total += int(live.sum())
+            obs = core.step(target, check=False).obs
+    return same / max(total, 1)
+
+
+def test_imitation_fits_the_teachers_decisions_without_counting_as_training() -> None:
+    from paretochain.agents.baselines.dispatch import NearestNeighbourPolicy
+
+    env = family_env("paretochain/Dispatch-v0", 16)
+    torch.manual_seed(0)
+    agent = MOPPO(env, {**DISPATCH_ATTENTION, "num_steps": 16, "num_minibatches": 2, "learning_rate": 1e-3})
+    teacher = NearestNeighbourPolicy(env)
+    probe = family_env("paretochain/Dispatch-v0", 16)
+    before = _agreement(agent, teacher, probe, 40)
+    logged = MemoryLogger()
+    agent.imitate(teacher, 16 * 16 * 30, logger=logged)
+    after = _agreement(agent, teacher, probe, 40)
+    assert after > 0.8 and after > before + 0.2, (before, after)
+    assert agent.global_step == 0 and agent.num_updates == 0
+    assert agent.imitation_steps == 16 * 16 * 30
+    assert agent.export_metadata()["training"]["imitation_teacher"] == "NearestNeighbourPolicy"
+    probability = [value for _, value in logged.history["imitation/teacher_probability"]]
+    assert probability[-1] > probability[0]
+    agent.learn(16 * 16)  # training continues from the imitated policy
+    assert agent.global_step == 16 * 16
+
+
+def test_imitation_refuses_continuous_actions() -> None:
+    env = small_env(2, config="backorder_box")
+    agent = MOPPO(env, {"num_steps": 4})
+    with pytest.raises(ValueError, match="discrete actions"):
+        agent.imitate(object(), 8)

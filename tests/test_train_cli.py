@@ -207,3 +207,20 @@ def test_fixed_preference_runs_are_evaluated_at_their_own_preference(tmp_path: P
     sb3 = _tiny("warehouse_sb3_ppo", tmp_path)
     metrics = train(sb3, progress=False).metrics
     assert metrics["final_evaluation"]["preferences"] == [pytest.approx([0.6, 0.3, 0.1])]
+
+
+def test_an_imitation_section_warm_starts_mo_ppo_from_a_baseline(tmp_path: Path) -> None:
+    run = _tiny("dispatch_mo_ppo", tmp_path, ["imitation.baseline=nearest_neighbour", "imitation.env_steps=256"])
+    result = train(run, progress=False)
+    assert result.metrics["env_steps"] == 512  # imitation is not part of the training budget
+    state = load_checkpoint(checkpoints(result.run_dir)[-1])["agent"]
+    assert state["imitation"] == {"steps": 256, "teacher": "NearestNeighbourPolicy"}
+
+
+def test_imitation_errors_name_the_problem_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="only agent mo_ppo can imitate"):
+        load_run_config("dispatch_sb3_maskable_ppo", ["imitation.baseline=nearest_neighbour", "imitation.env_steps=64"])
+    run = _tiny("dispatch_mo_ppo", tmp_path, ["imitation.baseline=clairvoyant", "imitation.env_steps=64"])
+    with pytest.raises(ConfigError, match=r"unknown baseline.*nearest_neighbour"):
+        train(run, progress=False)
+    assert not (tmp_path / run.run_name / "config.yaml").exists()

@@ -24,6 +24,13 @@ class EnvSection(ConfigModel):
     overrides: dict[str, Any] = Field(default_factory=dict, description="config fields replacing those of `config`")
 
 
+class ImitationSection(ConfigModel):
+    """A warm start of MO-PPO from a baseline's decisions (:meth:`~paretochain.agents.mo_ppo.MOPPO.imitate`)."""
+
+    baseline: str = Field(description="name of a baseline of the environment's family, e.g. nearest_neighbour")
+    env_steps: int = Field(ge=1, description="environment steps of the baseline's play to imitate before training")
+
+
 class RunConfig(ConfigModel):
     """Everything that defines a training run.
 
@@ -62,6 +69,10 @@ class RunConfig(ConfigModel):
         default=6, ge=1, description="points per objective axis of the evaluation preference grid"
     )
     runs_dir: str = Field(default="runs", description="where run directories are created")
+    imitation: ImitationSection | None = Field(
+        default=None,
+        description="mo_ppo only: first fit the policy to a baseline's decisions (steps not counted in budget_env_steps)",
+    )
 
     @classmethod
     def family(cls) -> str:
@@ -72,6 +83,8 @@ class RunConfig(ConfigModel):
         from paretochain.train.agents import agent_config
 
         agent_config(self)  # raises with the allowed fields when a hyperparameter is unknown or out of range
+        if self.imitation is not None and self.agent != "mo_ppo":
+            raise ValueError(f"imitation: only agent mo_ppo can imitate a baseline, not {self.agent}")
         return self
 
     @property

@@ -8,6 +8,10 @@ Layout written under ``<runs_dir>/<name>/``::
     policy.pt, .pt2      the exported policy (at the end)
     metrics.json         final figures
 
+With an ``imitation`` section, MO-PPO first fits a baseline's decisions
+(:meth:`~paretochain.agents.mo_ppo.MOPPO.imitate`); those steps are logged under
+``imitation/*`` and do not count towards ``budget_env_steps``.
+
 A run stops cleanly on Ctrl-C or SIGTERM (it checkpoints first); a SIGKILL loses at
 most one checkpoint interval. ``resume=True`` continues from the newest checkpoint.
 """
@@ -33,6 +37,7 @@ from paretochain import __version__
 from paretochain.agents.logging import TensorBoardLogger
 from paretochain.envs.registration import env_class, make_vec, resolve_device
 from paretochain.errors import ConfigError, PolicyFileError
+from paretochain.evaluate.baselines import family_baselines
 from paretochain.train.agents import build_agent
 from paretochain.train.config import RunConfig
 
@@ -176,8 +181,12 @@ def train(
             )
     env = make_vec(run.env.id, run.num_envs, device=device, config=env_cfg, tensors=True, check_actions=False)
     agent = build_agent(run, env, str(device))
+    teacher = None
     if state is not None:
         agent.load_state_dict(state["agent"])
+    elif run.imitation is not None:  # built before anything is written: an unknown baseline fails here
+        name = run.imitation.baseline
+        teacher = family_baselines(run.env.id, env_cfg, [name], device=str(device))[name](env)
 
     if overwrite and run_dir.exists() and not resume:
         _clear_run_dir(run_dir)
@@ -216,6 +225,10 @@ def train(
             old.unlink(missing_ok=True)
 
     with _stop_on_signals() as stop:
+        if teacher is not None and run.imitation is not None:
+            t0 = time.perf_counter()
+            agent.imitate(teacher, run.imitation.env_steps, logger=logger, callback=lambda _: stop.requested is None)
+            seconds += time.perf_counter() - t0
         while step < run.budget_env_steps and stop.requested is None:
             chunk = min(next_ckpt, next_eval, run.budget_env_steps) - step
             t0 = time.perf_counter()
