@@ -55,7 +55,7 @@ from paretochain.agents.rollout_storage import RolloutStorage
 from paretochain.envs.config import ConfigModel
 from paretochain.envs.core import BatchedCore
 from paretochain.envs.views import BatchedVectorEnv
-from paretochain.errors import PolicyFileError
+from paretochain.errors import ActionError, PolicyFileError
 
 
 class MOPPOConfig(ConfigModel):
@@ -293,6 +293,10 @@ class MOPPO:
                 action, stored, logp = self.actor.sample(obs_n, self.preference, mask)
             else:
                 action = teacher.act(self.obs, self.preference, masks).to(self.device, torch.int64)
+                try:  # a refused action would have probability 0 under the masked policy
+                    core.check_action(action)
+                except ActionError as exc:
+                    raise ActionError(f"MOPPO.imitate: the teacher {type(teacher).__name__} took an action the environment refuses: {exc}") from None
                 stored, logp = action.reshape(st.actions.shape[1:]), torch.zeros_like(st.logprobs[t])
             st.obs[t] = obs_n
             st.preferences[t] = self.preference
@@ -481,8 +485,9 @@ class MOPPO:
         steps too. The steps do not count towards :attr:`global_step` (the learning
         rate schedule of :meth:`learn`); :attr:`imitation_steps` counts them.
 
-        Only for discrete actions (``Discrete``, ``MultiDiscrete``); a teacher must take
-        allowed actions.
+        Only for discrete actions (``Discrete``, ``MultiDiscrete``). Every teacher action
+        is checked against the space and the masks (:class:`~paretochain.errors.ActionError`
+        otherwise).
 
         Args:
             teacher: the policy to imitate.

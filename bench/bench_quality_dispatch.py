@@ -6,7 +6,14 @@ seeds. The report says whether some preference beats nearest-neighbour on travel
 at equal or better on-time rate (paired by seed), and gives that point's gap to the PyVRP
 hindsight plan (every order known in advance: a yardstick, see PyVRPHindsightPolicy).
 
-Usage: ``python bench/bench_quality_dispatch.py [--steps 5000000] [--device cuda]``
+With ``--imitate STEPS`` MO-PPO first fits nearest-neighbour's decisions
+(:meth:`~paretochain.agents.mo_ppo.MOPPO.imitate`) and then trains from there.
+
+Usage: ``python bench/bench_quality_dispatch.py [--steps 5000000] [--device cuda]``. The
+measured run in bench/README.md (2 CPU cores, about 20 minutes)::
+
+    python bench/bench_quality_dispatch.py --imitate 300000 --steps 1000000 --num-envs 256 \
+        --episodes 64 --preference 0.5 0.3 0.2 0 --embed-dim 32 --num-heads 1 --num-layers 1 --threads 2
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from paretochain.agents.normalization import ReturnNormalizer, RunningMeanStd
 from paretochain.agents.preferences import PreferenceSampler, grid_size, preference_from_weights, preference_grid
 from paretochain.agents.rollout_storage import compute_gae
 from paretochain.envs import make_vec
-from paretochain.errors import ConfigError
+from paretochain.errors import ActionError, ConfigError
 from paretochain.evaluate.rollout import rollout
 
 WAREHOUSE = "paretochain/Warehouse-v0"
@@ -512,3 +512,14 @@ def test_imitation_refuses_continuous_actions() -> None:
     agent = MOPPO(env, {"num_steps": 4})
     with pytest.raises(ValueError, match="discrete actions"):
         agent.imitate(object(), 8)
+
+
+def test_imitation_refuses_a_teacher_that_breaks_the_masks() -> None:
+    class FirstSlot:
+        def act(self, obs, preference=None, action_mask=None):
+            return torch.zeros(obs.shape[0], dtype=torch.int64)  # order slot 0, served or not
+
+    env = family_env("paretochain/Dispatch-v0", 4)
+    agent = MOPPO(env, {**DISPATCH_ATTENTION, "num_steps": 8})
+    with pytest.raises(ActionError, match="teacher FirstSlot took an action the environment refuses"):
+        agent.imitate(FirstSlot(), 4 * 8 * 4)

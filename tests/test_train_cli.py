@@ -39,7 +39,10 @@ def _tiny(name: str, runs_dir: Path, extra: list[str] | None = None):
     hp.update(agent_fields.get(run.agent, {}))
     if run.agent.startswith("sb3"):
         hp.update({"n_steps": 16, "batch_size": 32, "learning_starts": 64, "log_interval_steps": 256})
-    return run.model_copy(update={"num_envs": min(run.num_envs, 8), "hyperparameters": hp})
+    update: dict = {"num_envs": min(run.num_envs, 8), "hyperparameters": hp}
+    if run.imitation is not None:
+        update["imitation"] = run.imitation.model_copy(update={"env_steps": 64})
+    return run.model_copy(update=update)
 
 
 def test_at_least_eight_run_configs_ship_each_with_a_documented_full_budget() -> None:
@@ -211,6 +214,7 @@ def test_fixed_preference_runs_are_evaluated_at_their_own_preference(tmp_path: P
 
 def test_an_imitation_section_warm_starts_mo_ppo_from_a_baseline(tmp_path: Path) -> None:
     run = _tiny("dispatch_mo_ppo", tmp_path, ["imitation.baseline=nearest_neighbour", "imitation.env_steps=256"])
+    run = run.model_copy(update={"imitation": run.imitation.model_copy(update={"env_steps": 256})})
     result = train(run, progress=False)
     assert result.metrics["env_steps"] == 512  # imitation is not part of the training budget
     state = load_checkpoint(checkpoints(result.run_dir)[-1])["agent"]
