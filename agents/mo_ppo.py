@@ -296,7 +296,9 @@ class MOPPO:
                 try:  # a refused action would have probability 0 under the masked policy
                     core.check_action(action)
                 except ActionError as exc:
-                    raise ActionError(f"MOPPO.imitate: the teacher {type(teacher).__name__} took an action the environment refuses: {exc}") from None
+                    raise ActionError(
+                        f"MOPPO.imitate: the teacher {type(teacher).__name__} took an action the environment refuses: {exc}"
+                    ) from None
                 stored, logp = action.reshape(st.actions.shape[1:]), torch.zeros_like(st.logprobs[t])
             st.obs[t] = obs_n
             st.preferences[t] = self.preference
