@@ -13,7 +13,7 @@ Usage: ``python bench/bench_quality_dispatch.py [--steps 5000000] [--device cuda
 measured run in bench/README.md (2 CPU cores, about 20 minutes)::
 
     python bench/bench_quality_dispatch.py --imitate 300000 --steps 1000000 --num-envs 256 \
-        --episodes 64 --preference 0.5 0.3 0.2 0 --embed-dim 32 --num-heads 1 --num-layers 1 --threads 2
+        --episodes 64 --preference 0.4 0.4 0.2 0 --embed-dim 32 --num-heads 1 --num-layers 1 --threads 2
 """
 
 from __future__ import annotations
