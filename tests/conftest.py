@@ -43,3 +43,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real data folder {SHARED_DATA} is not present")
     return SHARED_DATA
+
+
+#: MO-PPO hyperparameters for Dispatch with a small attention encoder over the order slots (fast in tests).
+DISPATCH_ATTENTION = {
+    "encoder": "attention",
+    "attention": {
+        "slots_block": "orders",
+        "valid_block": "order_valid",
+        "embed_dim": 32,
+        "num_heads": 2,
+        "num_layers": 1,
+    },
+}

@@ -20,7 +20,8 @@ def probe(**env: str) -> str:
 
 
 @pytest.mark.skipif(
-    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc only"
+    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
+    reason="the allocator setting uses glibc's mallopt; other C libraries are left alone",
 )
 def test_allocator_tuning_applies_on_glibc() -> None:
     assert probe() == "True"

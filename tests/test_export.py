@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import DISPATCH_ATTENTION
 
 from paretochain.agents.export import FORMAT, export_policy, load_policy
 from paretochain.agents.mo_ppo import MOPPO
@@ -221,18 +222,7 @@ def test_files_that_are_not_policies_are_refused_by_name(tmp_path) -> None:
 @pytest.mark.parametrize("env_id", ["paretochain/Dispatch-v0", "paretochain/Pricing-v0"])
 def test_exports_of_masked_families_match_the_eager_policy_on_visited_states(env_id: str, tmp_path) -> None:
     env = make_vec(env_id, 32, tensors=True, check_actions=False)
-    overrides = {}
-    if env_id.endswith("Dispatch-v0"):
-        overrides = {
-            "encoder": "attention",
-            "attention": {
-                "slots_block": "orders",
-                "valid_block": "order_valid",
-                "embed_dim": 32,
-                "num_heads": 2,
-                "num_layers": 1,
-            },
-        }
+    overrides = DISPATCH_ATTENTION if env_id.endswith("Dispatch-v0") else {}
     agent = MOPPO(env, {"num_steps": 4, "update_epochs": 1, **overrides})
     agent.learn(128)
     # visited observations and their masks, under random allowed actions (stepped like the views step: inference mode)

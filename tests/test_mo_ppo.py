@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import DISPATCH_ATTENTION
 from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -340,16 +341,6 @@ def test_mo_ppo_learns_lost_sales_beyond_doing_nothing_and_random_orders() -> No
 
 
 # ---------------------------------------------------------------------------------------------- Dispatch and Pricing
-DISPATCH_ATTENTION = {
-    "encoder": "attention",
-    "attention": {
-        "slots_block": "orders",
-        "valid_block": "order_valid",
-        "embed_dim": 32,
-        "num_heads": 2,
-        "num_layers": 1,
-    },
-}
 
 
 def family_env(env_id: str, n: int):
