@@ -110,6 +110,7 @@ class PricingCore(BatchedCore):
         self._unit_cost = torch.as_tensor(self.unit_cost, **f32)
         self._holding = torch.as_tensor(holding, **f32)
         self._keep_share = torch.as_tensor(1.0 - self.commission, **f32)
+        self._commission = bool(self.commission.any())
         self._initial = torch.as_tensor(self.initial_inventory, **f32)
         self.uses_holding = bool(holding.any())
 
@@ -226,7 +227,7 @@ class PricingCore(BatchedCore):
         assert bool(((rewards != 0).sum(0) <= 1).all()), "every objective is one raw figure times a constant"
         self._reward_columns = rewards.abs().argmax(0).to(dev)
         self._reward_scale = rewards.sum(0).to(dev)
-        self._zero = torch.zeros(num_envs, **f32)
+        self._zero, self._ones = torch.zeros(num_envs, **f32), torch.ones(num_envs, **f32)
         # constants as 0-dim tensors: the float32 values Python numbers would give, as cheaper operands
         self._zero_scalar, self._one = torch.zeros((), **f32), torch.ones((), **f32)
         s = self._smoothing
@@ -260,7 +261,7 @@ class PricingCore(BatchedCore):
         self._always = torch.ones(num_envs, dtype=torch.bool, device=dev)
         if self.demand.use_competitor and not self.demand.competitor_moves:
             still = self.demand.competitor_ratio(torch.zeros(1, K, **f32))
-            self._still_competitor = (still, self.demand.competitor_weight(still))
+            self._still_competitor = (still, self.demand.outside_weight(still), still.mean(1).expand(num_envs))
         if self.ladder_mode:
             # per SKU, channel and ladder level: the price and the demand term that depends only on it
             levels = self._ladder.view(-1, 1, 1).expand(-1, K, C)  # (n, K, C)
@@ -299,7 +300,8 @@ class PricingCore(BatchedCore):
         self.price_index = torch.zeros((B, K, C), dtype=torch.int64, device=dev)
         self.reference = torch.ones((B, K, C), **f32)
         self._competitor_state = torch.zeros((B, K), **f32)
-        self._competitor_paths: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        # per env and period: log deviation, price ratio, outside weight (1 + competitor's MNL weight), mean ratio
+        self._competitor_paths: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.sales = torch.zeros((B, K, C), **f32)
         self.last_demand = torch.zeros((B, K, C), **f32)
         self.last_promotion = torch.zeros((B, C), **f32)
@@ -329,10 +331,12 @@ class PricingCore(BatchedCore):
         assert self._episode_keys is not None
         deviation = self.demand.competitor_path(start, self._episode_keys[:, : self.horizon])  # (B, T + 1, K)
         ratio = self.demand.competitor_ratio(deviation)
-        fresh = (deviation, ratio, self.demand.competitor_weight(ratio))
+        fresh = (deviation, ratio, self.demand.outside_weight(ratio), ratio.mean(-1))
         if self._competitor_paths is not None and not bool(mask.all()):
-            m3 = mask.view(-1, 1, 1)
-            fresh = tuple(torch.where(m3, new, old) for new, old in zip(fresh, self._competitor_paths))  # type: ignore[assignment]
+            fresh = tuple(  # type: ignore[assignment]
+                torch.where(mask.view(-1, *[1] * (new.dim() - 1)), new, old)
+                for new, old in zip(fresh, self._competitor_paths)
+            )
         self._competitor_paths = fresh
 
     def _now(self, table: torch.Tensor) -> torch.Tensor:
@@ -360,14 +364,15 @@ class PricingCore(BatchedCore):
             return self._now(self._competitor_paths[1])
         return self._competitor_now()[0]
 
-    def _competitor_now(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The competitor's price ratio ``(B or 1, K)`` and MNL weight this period."""
+    def _competitor_now(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The competitor's price ratio ``(B or 1, K)``, the outside weight ``(B or 1, K, 1)`` and the mean ratio ``(B,)`` this period."""
         if self._competitor_paths is not None:
-            return self._now(self._competitor_paths[1]), self._now(self._competitor_paths[2])
+            _, ratio, outside, mean = self._competitor_paths
+            return self._now(ratio), self._now(outside), self._now(mean)
         if not self.demand.competitor_moves:
             return self._still_competitor
         ratio = self.demand.competitor_ratio(self._competitor_state)
-        return ratio, self.demand.competitor_weight(ratio)
+        return ratio, self.demand.outside_weight(ratio), ratio.mean(1)
 
     def change_allowed(self) -> torch.Tensor:
         """Bool ``(B, C)``: channels that may change their prices in the current period."""
@@ -560,7 +565,7 @@ class PricingCore(BatchedCore):
                 lam = lam.expand(B, K, C).contiguous()
         if boost is not None:
             lam = lam * boost.unsqueeze(1)
-        comp_ratio: torch.Tensor | None = None
+        comp_mean: torch.Tensor = self._mean_competitor
         if not demand.mnl:
             mean = lam * (level_term if level_term is not None else torch.pow(price, demand._neg_elasticity))
         else:
@@ -571,10 +576,10 @@ class PricingCore(BatchedCore):
                 if demand.use_reference:
                     v = demand.reference_utility(v, price, self.reference)
                 weight = torch.exp(v)
-            comp_weight = None
+            outside = self._one
             if demand.use_competitor:
-                comp_ratio, comp_weight = self._competitor_now()
-            mean = demand.choice_mean(weight, lam, comp_weight)
+                _, outside, comp_mean = self._competitor_now()
+            mean = demand.choice_mean(weight, lam, outside)
         asked = demand.sample(mean, self.step_draw())
         short = True  # whether some SKU may lack stock (False: everything asked is sold)
         if C == 1:
@@ -595,7 +600,7 @@ class PricingCore(BatchedCore):
         # money
         gross = price * self._unit_list_price * sales
         revenue = gross.sum((1, 2))
-        net_revenue = channel_sum(gross.sum(1) * self._keep_share)
+        net_revenue = (gross * self._keep_share).sum((1, 2)) if self._commission else revenue
         cogs = (sold * self._unit_cost).sum(1)
         spend = promo.sum(1) if promo is not None else None
         holding = (on_hand * self._holding).sum(1) if self.uses_holding else None
@@ -607,15 +612,21 @@ class PricingCore(BatchedCore):
         # satisfaction (terms with weight 0 are left out, weights of 1 not multiplied: the same float32 values)
         jump = (price - self.price).abs().mean((1, 2))
         gap = None
-        if C > 1:
-            gap = (price.amax(-1) - price.amin(-1)).mean(
-                1
-            )  # (aminmax and max(dim) enter a thread pool even for tiny tensors)
+        if C == 2:
+            gap = price.diff(dim=-1).abs().mean((1, 2))  # |x_1 - x_2|, the same float32 value as max - min
+        elif C > 2:
+            # (aminmax and max(dim) enter a thread pool even for tiny tensors)
+            gap = (price.amax(-1) - price.amin(-1)).mean(1)
         demand_units = total.sum(1)  # whole units: exact in any order
-        sales_units = sold.sum(1) if short else demand_units
-        some_demand = torch.maximum(demand_units, self._one)
-        # with everything sold the share is (d - d) / d = 0, and subtracting 0 changes nothing
-        stockout = (demand_units - sales_units) / some_demand if short else self._zero
+        if short:
+            sales_units = sold.sum(1)
+            some_demand = torch.maximum(demand_units, self._one)
+            stockout = (demand_units - sales_units) / some_demand
+            fill_rate = torch.where(demand_units > self._zero_scalar, sales_units / some_demand, self._one)
+        else:
+            # everything asked was sold: the stock-out share is (d - d) / d = 0 (subtracting it changes
+            # nothing) and the fill rate d / d = 1, or 1 without demand
+            sales_units, stockout, fill_rate = demand_units, self._zero, self._ones
         satisfaction: torch.Tensor | None = None
         for weight_of, term in zip(self._sat_weights, (jump, gap, stockout)):
             if weight_of == 0 or term is None or (term is self._zero and satisfaction is not None):
@@ -626,7 +637,7 @@ class PricingCore(BatchedCore):
         # state updates
         if demand.use_reference:
             keep, pull = self._smoothing_factors
-            self.reference = keep * self.reference + pull * price
+            self.reference = torch.addcmul(pull * price, keep, self.reference)  # keep r + pull x
         if demand.competitor_moves and self._competitor_paths is None:
             self._competitor_state = demand.competitor_step(self._competitor_state, self.step_draw())
         self.price = price
@@ -663,15 +674,13 @@ class PricingCore(BatchedCore):
             "demand_units": demand_units,
             "sales_units": sales_units,
             "ordered_units": ordered,
-            "fill_rate": torch.where(demand_units > self._zero_scalar, sales_units / some_demand, self._one),
-            "satisfaction": satisfaction if satisfaction is not None else self._zero + 1.0,
+            "fill_rate": fill_rate,
+            "satisfaction": satisfaction if satisfaction is not None else self._ones,
             "price_jump": jump,
             "price_gap": gap,
             "stockout_share": stockout,
             "mean_price_ratio": price.mean((1, 2)),
-            "competitor_price_ratio": _batch(comp_ratio.mean(1), B)
-            if comp_ratio is not None
-            else self._mean_competitor,
+            "competitor_price_ratio": comp_mean,
             "on_hand_units": on_hand.sum(1),
             "leftover_value": leftover if leftover is not None else self._zero,
         }

@@ -212,23 +212,25 @@ class PricingDemand:
         """
         gap = price_ratio - reference_ratio
         slope = torch.where(gap > 0, self._loss_weight, self._gain_weight)
-        return utility - slope * gap
+        return torch.addcmul(utility, slope, gap, value=-1)
 
     def competitor_weight(self, competitor_ratio: torch.Tensor) -> torch.Tensor:
         """MNL weight ``exp(a_comp - b_comp x_comp)`` of buying from the competitor, the shape of ``competitor_ratio``."""
         comp = self.cfg.demand.competitor
         return torch.exp(comp.attractiveness - comp.price_sensitivity * competitor_ratio)
 
-    def choice_mean(
-        self, weight: torch.Tensor, arrivals: torch.Tensor, competitor_weight: torch.Tensor | None
-    ) -> torch.Tensor:
+    def outside_weight(self, competitor_ratio: torch.Tensor | None) -> torch.Tensor:
+        """MNL weight of the options outside the channels, ``1 + exp(v_comp)``, ``(.., K, 1)`` (0-dim 1 without a competitor)."""
+        if competitor_ratio is None:
+            return self._one
+        return (self._one + self.competitor_weight(competitor_ratio)).unsqueeze(-1)
+
+    def choice_mean(self, weight: torch.Tensor, arrivals: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
         """Units asked per channel ``sum_c lambda_c P(c -> j)`` from the channel weights ``exp(v_j)`` ``(.., K, C)``.
 
-        ``competitor_weight`` is ``(.., K)`` or ``None`` without a competitor.
+        ``outside`` is :meth:`outside_weight`: not buying, plus the competitor where there is one.
         """
-        base = self._one + channel_sum(weight, keepdim=True)
-        if competitor_weight is not None:
-            base = base + competitor_weight.unsqueeze(-1)
+        base = outside + channel_sum(weight, keepdim=True)
         loyal = weight * self._loyal  # extra weight of the home channel
         denom = base + loyal  # (.., K, C): denominator for shoppers arriving at each channel
         through = channel_sum(arrivals / denom, keepdim=True)  # sum_c lambda_c / D_c
@@ -254,10 +256,8 @@ class PricingDemand:
         v = self.base_utility(price_ratio)
         if self.use_reference and reference_ratio is not None:
             v = self.reference_utility(v, price_ratio, reference_ratio)
-        comp = (
-            self.competitor_weight(competitor_ratio) if self.use_competitor and competitor_ratio is not None else None
-        )
-        return self.choice_mean(torch.exp(v), lam, comp)
+        outside = self.outside_weight(competitor_ratio if self.use_competitor else None)
+        return self.choice_mean(torch.exp(v), lam, outside)
 
     # ------------------------------------------------------------------ draws
     def draw_sites(self) -> list[DrawSite]:
@@ -288,7 +288,9 @@ class PricingDemand:
             or self.head_size >= self.grid_size
             or mean.device.type != "cpu"
         ):
-            return self.count_on_grid(mean.log(), mean, threshold, self.grid_size).to(torch.float32)
+            # the number of cumulative weights below the uniform: what searchsorted gives, as float32 counts
+            cdf = self.cdf_on_grid(mean.log(), mean, self.grid_size)
+            return (cdf < threshold.unsqueeze(-1)).sum(-1, dtype=torch.float32)
         shape = mean.shape
         mean, threshold = mean.reshape(-1), threshold.reshape(-1)
         log_mean = mean.log()
@@ -302,7 +304,12 @@ class PricingDemand:
     def count_on_grid(
         self, log_mean: torch.Tensor, mean: torch.Tensor, threshold: torch.Tensor, size: int
     ) -> torch.Tensor:
-        """Inverse-transform counts (int64) on the grid ``0..size-1``: how many cumulative weights lie below ``threshold``.
+        """Inverse-transform counts (int64) on the grid ``0..size-1``: how many cumulative weights lie below ``threshold``."""
+        cdf = self.cdf_on_grid(log_mean, mean, size)
+        return torch.searchsorted(cdf, threshold.unsqueeze(-1)).squeeze(-1)
+
+    def cdf_on_grid(self, log_mean: torch.Tensor, mean: torch.Tensor, size: int) -> torch.Tensor:
+        """Cumulative weights ``(..., size)`` of the counts ``0..size-1`` at the given means.
 
         Weights are ``exp(k log m - log k!)`` compared with ``u exp(m)`` when shifted, else
         ``exp(k log m - m - log k!)`` compared with ``u``; float32 weights, cumulated by
@@ -314,8 +321,7 @@ class PricingDemand:
         weights = torch.addcmul(neg_lgamma, k, log_mean.unsqueeze(-1))
         if not self.shifted:
             weights = weights - mean.unsqueeze(-1)
-        cdf = weights.exp_().cumsum_(-1)
-        return torch.searchsorted(cdf, threshold.unsqueeze(-1)).squeeze(-1)
+        return weights.exp_().cumsum_(-1)
 
     # ------------------------------------------------------------------ competitor
     def competitor_start(self, key: torch.Tensor) -> torch.Tensor:
