@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -164,6 +166,25 @@ def test_same_seed_gives_the_same_season_and_another_seed_another() -> None:
 
     assert np.array_equal(season(7), season(7))
     assert not np.array_equal(season(7), season(8))
+
+
+def test_envs_stepped_in_several_threads_at_once_play_the_seasons_of_the_main_thread() -> None:
+    def season(seed: int) -> np.ndarray:
+        env = gym.make("paretochain/Pricing-v0", config="default")
+        obs, _ = env.reset(seed=seed)
+        rows = [obs]
+        for _ in range(env.unwrapped.core.horizon):
+            obs, reward, *_ = env.step(np.array([4, 4, 4, 4]))
+            rows += [obs, reward]
+            assert not torch.is_inference_mode_enabled()  # the step left inference mode behind it
+        return np.concatenate(rows)
+
+    seeds = list(range(6))
+    expected = [season(seed) for seed in seeds]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threaded = list(pool.map(season, seeds))
+    for seed, a, b in zip(seeds, expected, threaded):
+        assert np.array_equal(a, b), f"seed {seed}"
 
 
 class CopiedInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
