@@ -35,7 +35,11 @@ def _train(args: argparse.Namespace) -> int:
             f"  paretochain train {args.config} --resume {result.run_dir}"
         )
         return 130
-    print(f"run directory: {result.run_dir}\npolicy: {result.policy_path}\nmetrics: {result.run_dir / 'metrics.json'}")
+    print(f"run directory: {result.run_dir}\npolicy: {result.policy_path}")
+    best = result.metrics.get("best_evaluation")
+    if best is not None:
+        print(f"best policy: {best['policy']} (step {best['step']}, hypervolume {best['value']:.6g})")
+    print(f"metrics: {result.run_dir / 'metrics.json'}")
     return 0
 
 

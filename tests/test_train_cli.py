@@ -228,3 +228,52 @@ def test_imitation_errors_name_the_problem_before_anything_is_written(tmp_path: 
     with pytest.raises(ConfigError, match=r"unknown baseline.*nearest_neighbour"):
         train(run, progress=False)
     assert not (tmp_path / run.run_name / "config.yaml").exists()
+
+
+def test_the_best_evaluation_is_exported_beside_the_final_policy(tmp_path: Path, monkeypatch) -> None:
+    from paretochain.agents.export import load_policy
+    from paretochain.train import run as run_module
+
+    real = run_module._evaluate
+    scripted = iter([1.0, 3.0, 2.0, 0.5])  # the second of four evaluations is the best
+
+    def scored(*args, **kwargs):  # type: ignore[no-untyped-def]
+        entry = real(*args, **kwargs)
+        return {**entry, "hypervolume": next(scripted)}
+
+    monkeypatch.setattr(run_module, "_evaluate", scored)
+    run = _tiny("warehouse_mo_ppo", tmp_path, ["budget_env_steps=1024", "eval_interval_steps=256"])
+    result = train(run, progress=False)
+    d = result.run_dir
+    history = result.metrics["evaluations"]
+    assert [e["hypervolume"] for e in history] == [1.0, 3.0, 2.0, 0.5]
+    best = result.metrics["best_evaluation"]
+    assert best["step"] == history[1]["step"] < result.metrics["env_steps"]
+    assert best == {
+        "step": best["step"],
+        "selected_by": "hypervolume",
+        "value": 3.0,
+        "policy": str(d / "best" / "policy.pt"),
+    }
+    assert (d / "best" / "policy.pt").exists() and (d / "best" / "policy.pt2").exists()
+    assert load_checkpoint(d / "checkpoints" / "best.pt")["step"] == best["step"]
+    final, kept = load_policy(d / "policy.pt"), load_policy(d / "best" / "policy.pt")
+    assert kept.metadata["run"]["env_steps"] == best["step"]
+    assert final.metadata["run"]["env_steps"] == result.metrics["env_steps"]
+    assert kept.metadata["weights_sha256"]["policy.pt"] != final.metadata["weights_sha256"]["policy.pt"]
+    assert (d / "policy.pt").exists() and not (d / "best" / "best").exists()
+
+
+def test_a_resumed_run_keeps_a_best_from_before_its_checkpoint_and_drops_one_from_after(tmp_path: Path) -> None:
+    from paretochain.train.run import _BestPolicy
+
+    path = tmp_path / "best.pt"
+    agent = torch.nn.Linear(2, 2)
+    fresh = _BestPolicy(path, resumed_at=None)
+    fresh.offer({"step": 300, "hypervolume": 2.0}, agent)
+    assert _BestPolicy(path, resumed_at=512).summary() == {"step": 300, "selected_by": "hypervolume", "value": 2.0}
+    assert _BestPolicy(path, resumed_at=256).step is None  # the run redoes steps 256..300: that best is dropped
+    assert _BestPolicy(path, resumed_at=None).step is None  # a new run ignores an old file
+    worse = _BestPolicy(path, resumed_at=512)
+    worse.offer({"step": 600, "hypervolume": 1.0}, agent)
+    assert load_checkpoint(path)["step"] == 300

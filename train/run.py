@@ -4,9 +4,21 @@ Layout written under ``<runs_dir>/<name>/``::
 
     config.yaml          the resolved run config, as run
     tb/                  TensorBoard events (per-objective returns, losses, SPS, hypervolume)
-    checkpoints/         step_<N>.pt: agent state (model, optimiser, normalisers, RNG, env), step counter
+    checkpoints/         step_<N>.pt: agent state (model, optimiser, normalisers, RNG, env), step counter;
+                         best.pt: the state at the best evaluation so far
     policy.pt, .pt2      the exported policy (at the end)
+    best/policy.pt, .pt2 the policy of the best evaluation (see below)
     metrics.json         final figures
+
+**Best policy.** Every evaluation measures the hypervolume of the agent's returns (over
+the preference grid, or of its one point for an agent trained at a fixed preference):
+raw returns are in each objective's own units, so their weighted sum would let the
+objective with the largest numbers decide, while the hypervolume rewards a point for
+every objective on which it beats the reference point, and is 0 for a point worse than
+it on any. The state of the best evaluation (the latest on ties) is kept in
+``checkpoints/best.pt`` and exported to ``best/`` at the end, so a late collapse of
+training does not cost the policy it reached before; ``metrics.json`` says which step
+it is (``best_evaluation``).
 
 With an ``imitation`` section, MO-PPO first fits a baseline's decisions
 (:meth:`~paretochain.agents.mo_ppo.MOPPO.imitate`); those steps are logged under
@@ -211,6 +223,12 @@ def train(
             bar.refresh()
         return stop.requested is None
 
+    best = _BestPolicy(run_dir / "checkpoints" / "best.pt", resumed_at=step if state is not None else None)
+
+    def evaluate(step_now: int) -> None:
+        history.append(_evaluate(agent, run, env_cfg, step_now, logger))
+        best.offer(history[-1], agent)
+
     def save(step_now: int) -> None:
         payload = {
             "format": CHECKPOINT_FORMAT,
@@ -239,7 +257,7 @@ def train(
                 interrupted = stop.requested
                 break
             if evaluate_during and step >= next_eval:
-                history.append(_evaluate(agent, run, env_cfg, step, logger))
+                evaluate(step)
                 next_eval = (step // run.eval_interval_steps + 1) * run.eval_interval_steps
             if step >= next_ckpt or step >= run.budget_env_steps:
                 save(step)
@@ -252,16 +270,19 @@ def train(
     logger.close() if hasattr(logger, "close") else None
 
     policy_path = None
+    best_evaluation = None
     if interrupted is None:
         if evaluate_during and (not history or history[-1]["step"] != step):
-            history.append(_evaluate(agent, run, env_cfg, step, logger))
+            evaluate(step)
         from paretochain.agents.export import export_policy
 
-        policy_path = export_policy(
-            agent,
-            run_dir,
-            run={"name": run.run_name, "dir": str(run_dir), "config": run.model_dump(mode="json"), "env_steps": step},
-        )
+        run_info = {"name": run.run_name, "dir": str(run_dir), "config": run.model_dump(mode="json")}
+        policy_path = export_policy(agent, run_dir, run={**run_info, "env_steps": step})
+        if best.step is not None:
+            if best.step != step:
+                agent.load_state_dict(best.load()["agent"])  # the run is over: the agent may go back
+            best_path = export_policy(agent, run_dir / "best", run={**run_info, "env_steps": best.step})
+            best_evaluation = {**best.summary(), "policy": str(best_path)}
     metrics = {
         "run": run.run_name,
         "agent": run.agent,
@@ -274,6 +295,7 @@ def train(
         "latest_training_stats": {k: v for k, v in latest.items() if isinstance(v, (int, float))},
         "evaluations": history,
         "final_evaluation": history[-1] if history else None,
+        "best_evaluation": best_evaluation,
         "interrupted": interrupted,
         "paretochain_version": __version__,
     }
@@ -308,6 +330,50 @@ def _evaluate(agent: Any, run: RunConfig, env_cfg: Any, step: int, logger: Any) 
     for i, name in enumerate(agent.objective_names):
         logger.scalar(f"eval/mean_return/{name}", float(result.returns[:, i].mean()), step)
     return {"step": step, **result.to_dict()}
+
+
+class _BestPolicy:
+    """The best evaluation of a run so far (by hypervolume) and the agent state behind it, kept in ``path``.
+
+    Args:
+        path: where the state is saved (``checkpoints/best.pt``).
+        resumed_at: the step a resumed run continues from (None for a new run). A saved
+            best from a later step belongs to steps the run is about to redo: it is dropped.
+    """
+
+    metric = "hypervolume"
+
+    def __init__(self, path: Path, resumed_at: int | None) -> None:
+        self.path = path
+        self.step: int | None = None
+        self.value = -float("inf")
+        if resumed_at is not None and path.exists():
+            saved = self.load()
+            if int(saved["step"]) <= resumed_at:
+                self.step, self.value = int(saved["step"]), float(saved["value"])
+
+    def offer(self, evaluation: dict[str, Any], agent: Any) -> None:
+        """Keep the agent's state when ``evaluation`` scores at least the best so far."""
+        value = float(evaluation[self.metric])
+        if value >= self.value:
+            self.step, self.value = int(evaluation["step"]), value
+            _atomic_save(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "version": __version__,
+                    "step": self.step,
+                    "metric": self.metric,
+                    "value": value,
+                    "agent": agent.state_dict(),
+                },
+                self.path,
+            )
+
+    def load(self) -> dict[str, Any]:
+        return load_checkpoint(self.path)
+
+    def summary(self) -> dict[str, Any]:
+        return {"step": self.step, "selected_by": self.metric, "value": self.value}
 
 
 def fixed_preference(agent: Any, run: RunConfig) -> np.ndarray | None:
