@@ -141,8 +141,9 @@ class PricingDemand:
         self.normal_counts = self.grid_size > MAX_GRID
         self.shifted = max_mean <= 60.0  # exp(mean) stays far inside float32
         k = torch.arange(self.grid_size, **f32)
-        # 1 and the smallest mean as 0-dim tensors: the float32 values Python numbers would give, cheaper operands
-        self._one, self._tiny_mean = torch.ones((), **f32), torch.tensor(1e-12, **f32)
+        # 0, 1 and the smallest mean as 0-dim tensors: the float32 values Python numbers would give, cheaper operands
+        self._zero, self._one = torch.zeros((), **f32), torch.ones((), **f32)
+        self._tiny_mean = torch.tensor(1e-12, **f32)
         self._k = k
         self._neg_lgamma = -torch.lgamma(k + 1)
         self._site_counts = DrawSite(site_id, (K, C), device)
@@ -211,7 +212,7 @@ class PricingDemand:
         ``gain`` below it: the same float32 values as the two clamped terms, in fewer operations.
         """
         gap = price_ratio - reference_ratio
-        slope = torch.where(gap > 0, self._loss_weight, self._gain_weight)
+        slope = torch.where(gap > self._zero, self._loss_weight, self._gain_weight)
         return torch.addcmul(utility, slope, gap, value=-1)
 
     def competitor_weight(self, competitor_ratio: torch.Tensor) -> torch.Tensor:
