@@ -80,6 +80,11 @@ class MOPPOConfig(ConfigModel):
         default=False, description="clip the value update around the rollout's values (same range as clip_coef)"
     )
     ent_coef: float = Field(default=0.01, ge=0, description="weight of the entropy bonus")
+    anchor_coef: float = Field(
+        default=0.0,
+        ge=0,
+        description="after imitate(): weight of the negative log-likelihood of the action the imitated policy (frozen when imitation ends) takes greedily in each visited state; keeps PPO from drifting far from it (0: off; no effect without imitation)",
+    )
     vf_coef: float = Field(default=0.5, ge=0, description="weight of the value loss (mean over objectives)")
     max_grad_norm: float = Field(default=0.5, gt=0, description="global gradient-norm clip")
     target_kl: float | None = Field(
@@ -210,6 +215,8 @@ class MOPPO:
         self.num_updates = 0
         self.imitation_steps = 0
         self.imitation_teacher: str | None = None
+        # the policy imitation produced, frozen with its observation normaliser (with anchor_coef > 0)
+        self._anchor: tuple[Actor | PointerActor, ObservationNormalizer] | None = None
         self._started = False
         self._reset_stats()
 
@@ -291,6 +298,10 @@ class MOPPO:
             mask = self._all_true if masks is None else masks
             if teacher is None:
                 action, stored, logp = self.actor.sample(obs_n, self.preference, mask)
+                if self._anchor is not None:
+                    anchor, anchor_norm = self._anchor
+                    anchor_obs = anchor_norm.normalize(self.obs) if cfg.norm_obs else self.obs
+                    st.anchor_actions[t] = anchor(anchor_obs, self.preference, mask).reshape(st.actions.shape[1:])
             else:
                 action = teacher.act(self.obs, self.preference, masks).to(self.device, torch.int64)
                 try:  # a refused action would have probability 0 under the masked policy
@@ -367,7 +378,9 @@ class MOPPO:
         mb_size = max(1, n // cfg.num_minibatches)
         masks = b.get("masks")
         params = [*self.actor.parameters(), *self.critic.parameters()]
-        names = ("teacher_probability",) if imitation else ("approx_kl", "clip_fraction")
+        anchored = not imitation and self._anchor is not None
+        names: tuple[str, ...] = ("teacher_probability",) if imitation else ("approx_kl", "clip_fraction")
+        names += ("anchor_nll",) if anchored else ()
         sums = {name: torch.zeros((), device=self.device) for name in ("policy", "value", "entropy", *names)}
         count = 0
         for _ in range(cfg.update_epochs):
@@ -398,6 +411,10 @@ class MOPPO:
                     v_loss = 0.5 * (new_v - ret).square().mean()
                 ent = entropy.mean()
                 loss = pg_loss + cfg.vf_coef * v_loss - (0.0 if imitation else cfg.ent_coef) * ent
+                if anchored:  # behaviour cloning of the frozen imitated policy's greedy actions
+                    anchor_logp, _ = self.actor.evaluate(obs, pref, b["anchor_actions"][idx], mask)
+                    anchor_nll = -anchor_logp.mean()
+                    loss = loss + cfg.anchor_coef * anchor_nll
 
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -415,6 +432,8 @@ class MOPPO:
                         kl_epoch = approx_kl
                         sums["approx_kl"] += approx_kl
                         sums["clip_fraction"] += ((ratio - 1).abs() > cfg.clip_coef).float().mean()
+                    if anchored:
+                        sums["anchor_nll"] += anchor_nll.detach()
                 count += 1
             if not imitation and cfg.target_kl is not None and float(kl_epoch) > cfg.target_kl:
                 break
@@ -487,6 +506,12 @@ class MOPPO:
         steps too. The steps do not count towards :attr:`global_step` (the learning
         rate schedule of :meth:`learn`); :attr:`imitation_steps` counts them.
 
+        With ``anchor_coef > 0`` the actor as imitation leaves it is frozen (with its
+        observation normaliser) as an anchor: :meth:`learn` then adds ``anchor_coef`` times
+        the negative log-likelihood of the anchor's greedy action in every visited state
+        to the loss, a pull back towards the imitated decisions that keeps PPO from
+        drifting into a collapse.
+
         Only for discrete actions (``Discrete``, ``MultiDiscrete``). Every teacher action
         is checked against the space and the masks (:class:`~paretochain.errors.ActionError`
         otherwise).
@@ -526,7 +551,20 @@ class MOPPO:
                 if callback is not None and callback(stats) is False:
                     break
         self._reset_stats()
+        if self.config.anchor_coef > 0:
+            self._set_anchor()
         return self
+
+    def _set_anchor(self, state: Mapping[str, Any] | None = None) -> None:
+        """Freeze a copy of the actor and its observation normaliser (or load ``state`` into one) as the anchor."""
+        anchor = copy.deepcopy(self.actor).eval().requires_grad_(False)
+        anchor_norm = copy.deepcopy(self.obs_norm)
+        if state is not None:
+            anchor.load_state_dict(state["actor"])
+            anchor_norm.load_state_dict(state["obs_norm"])
+        self._anchor = (anchor, anchor_norm)
+        if self.storage.anchor_actions is None:
+            self.storage.anchor_actions = torch.zeros_like(self.storage.actions)
 
     def _log(self, losses: dict[str, torch.Tensor], logger: Logger, seconds: float, steps: int) -> dict[str, float]:
         step = self.global_step
@@ -583,6 +621,9 @@ class MOPPO:
                 "global_step": self.global_step,
                 "num_updates": self.num_updates,
                 "imitation": {"steps": self.imitation_steps, "teacher": self.imitation_teacher},
+                "anchor": None
+                if self._anchor is None
+                else {"actor": self._anchor[0].state_dict(), "obs_norm": self._anchor[1].state_dict()},
             }
         )
 
@@ -607,6 +648,10 @@ class MOPPO:
         imitation = state.get("imitation", {})
         self.imitation_steps = int(imitation.get("steps", 0))
         self.imitation_teacher = imitation.get("teacher")
+        anchor = state.get("anchor")
+        self._anchor = None
+        if anchor is not None:
+            self._set_anchor(anchor)
         self._started = True
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])

@@ -83,6 +83,8 @@ class RolloutStorage:
         self.masks = torch.ones((T, B, mask_dim), dtype=torch.bool, device=device) if mask_dim else None
         self.advantages = torch.zeros((T, B, k), **f32)
         self.returns = torch.zeros((T, B, k), **f32)
+        #: greedy actions of a frozen anchor policy (MO-PPO after imitation with ``anchor_coef > 0``)
+        self.anchor_actions: torch.Tensor | None = None
         self.num_steps, self.num_envs = T, B
 
     def finish(self, next_value: torch.Tensor, gamma: float, gae_lambda: float) -> None:
@@ -105,4 +107,6 @@ class RolloutStorage:
         }
         if self.masks is not None:
             out["masks"] = self.masks.reshape(n, -1)
+        if self.anchor_actions is not None:
+            out["anchor_actions"] = self.anchor_actions.reshape(n, *self.anchor_actions.shape[2:])
         return out

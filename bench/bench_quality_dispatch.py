@@ -66,6 +66,13 @@ def main() -> None:
         metavar="STEPS",
         help="first fit MO-PPO to nearest-neighbour's decisions for this many env steps (MOPPO.imitate), then train",
     )
+    parser.add_argument(
+        "--anchor",
+        type=float,
+        default=0.0,
+        metavar="COEF",
+        help="with --imitate: weight of the pull back towards the imitated policy during training (anchor_coef)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     env = make_vec(ENV_ID, args.num_envs, device=args.device, config=CONFIG, tensors=True, check_actions=False)
@@ -81,6 +88,7 @@ def main() -> None:
         },
         "learning_rate": args.lr,
         "ent_coef": args.ent_coef,
+        "anchor_coef": args.anchor,
         "log_interval": 10,
         "num_minibatches": 8,
         "total_env_steps": max(args.steps, 1),

@@ -24,6 +24,7 @@ from paretochain.errors import ActionError, ConfigError
 from paretochain.evaluate.rollout import rollout
 
 WAREHOUSE = "paretochain/Warehouse-v0"
+PRICING = "paretochain/Pricing-v0"
 
 
 def small_env(n: int = 8, config: str = "lost_sales", **overrides: object):
@@ -514,3 +515,52 @@ def test_imitation_refuses_a_teacher_that_breaks_the_masks() -> None:
     agent = MOPPO(env, {**DISPATCH_ATTENTION, "num_steps": 8})
     with pytest.raises(ActionError, match="teacher FirstSlot took an action the environment refuses"):
         agent.imitate(FirstSlot(), 4 * 8 * 4)
+
+
+def _log_likelihood_of(agent: MOPPO, policy, env, steps: int) -> float:
+    """Mean log-probability the agent's actor gives ``policy``'s actions, on ``policy``'s own states."""
+    core = env.core
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        obs = core.reset(seeds=list(range(900, 900 + core.num_envs)))
+        pref = agent.default_preference(core.num_envs)
+        for _ in range(steps):
+            mask = core.action_masks()
+            target = policy.act(obs, None, mask)
+            logp, _ = agent.actor.evaluate(agent._normalize(obs), pref, target, mask)
+            total, count = total + float(logp.sum()), count + logp.numel()
+            obs = core.step(target, check=False).obs
+    return total / count
+
+
+def test_an_anchor_keeps_ppo_near_the_imitated_policy_and_survives_a_checkpoint() -> None:
+    from paretochain.agents.baselines.pricing import MyopicPolicy
+
+    def trained(anchor_coef: float) -> tuple[MOPPO, MemoryLogger]:
+        env = family_env(PRICING, 16)
+        torch.manual_seed(0)
+        # a large entropy bonus pulls the policy away from the teacher's deterministic choices
+        config = {"num_steps": 13, "learning_rate": 3e-3, "ent_coef": 1.0, "anchor_coef": anchor_coef, "seed": 3}
+        agent = MOPPO(env, config)
+        agent.imitate(MyopicPolicy(env), 16 * 13 * 20)
+        logged = MemoryLogger()
+        agent.learn(16 * 13 * 20, logger=logged)
+        return agent, logged
+
+    free, _ = trained(0.0)
+    anchored, logged = trained(5.0)
+    probe = family_env(PRICING, 16)
+    teacher = MyopicPolicy(probe)
+    assert _log_likelihood_of(anchored, teacher, probe, 13) > _log_likelihood_of(free, teacher, probe, 13) + 0.5
+    assert "losses/anchor_nll" in logged.history and "losses/anchor_nll" not in free.last_stats
+    # the anchor is frozen: the actor moved on, the anchor did not, and a checkpoint keeps it
+    anchor, _ = anchored._anchor
+    assert not all(p.requires_grad for p in anchor.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(anchor.parameters(), anchored.actor.parameters()))
+    state = anchored.state_dict()
+    restored = MOPPO(family_env(PRICING, 16), anchored.config)
+    restored.load_state_dict(state)
+    for a, b in zip(restored._anchor[0].parameters(), anchor.parameters()):
+        assert torch.equal(a, b)
+    restored.learn(16 * 13)
+    assert restored.last_stats["losses/anchor_nll"] >= 0

@@ -69,6 +69,9 @@ def test_every_shipped_run_config_trains_exports_and_writes_metrics_at_a_tiny_bu
     assert (d / "policy.pt").exists() and (d / "policy.pt2").exists()
     metrics = json.loads((d / "metrics.json").read_text())
     assert metrics["env_steps"] >= 512 and metrics["agent"] == run.agent
+    # one evaluation, at the end: the best policy is the final one, copied
+    assert metrics["best_evaluation"]["step"] == metrics["env_steps"]
+    assert (d / "best" / "policy.pt").read_bytes() == (d / "policy.pt").read_bytes()
     assert metrics["final_evaluation"]["objective_names"] == metrics["objectives"]
     saved = yaml.safe_load((d / "config.yaml").read_text())
     assert saved["agent"] == run.agent and saved["budget_env_steps"] == 512
@@ -224,6 +227,8 @@ def test_an_imitation_section_warm_starts_mo_ppo_from_a_baseline(tmp_path: Path)
 def test_imitation_errors_name_the_problem_before_anything_is_written(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="only agent mo_ppo can imitate"):
         load_run_config("dispatch_sb3_maskable_ppo", ["imitation.baseline=nearest_neighbour", "imitation.env_steps=64"])
+    with pytest.raises(ConfigError, match=r"anchor_coef.*add an imitation section"):
+        load_run_config("dispatch_mo_ppo", ["hyperparameters.anchor_coef=0.1"])
     run = _tiny("dispatch_mo_ppo", tmp_path, ["imitation.baseline=clairvoyant", "imitation.env_steps=64"])
     with pytest.raises(ConfigError, match=r"unknown baseline.*nearest_neighbour"):
         train(run, progress=False)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -279,10 +280,16 @@ def train(
         run_info = {"name": run.run_name, "dir": str(run_dir), "config": run.model_dump(mode="json")}
         policy_path = export_policy(agent, run_dir, run={**run_info, "env_steps": step})
         if best.step is not None:
-            if best.step != step:
+            best_dir = run_dir / "best"
+            if best.step == step:  # the final policy is the best: the same files
+                best_dir.mkdir(exist_ok=True)
+                for name in ("policy.pt", "policy.pt2"):
+                    if (run_dir / name).exists():
+                        shutil.copyfile(run_dir / name, best_dir / name)
+            else:
                 agent.load_state_dict(best.load()["agent"])  # the run is over: the agent may go back
-            best_path = export_policy(agent, run_dir / "best", run={**run_info, "env_steps": best.step})
-            best_evaluation = {**best.summary(), "policy": str(best_path)}
+                export_policy(agent, best_dir, run={**run_info, "env_steps": best.step})
+            best_evaluation = {**best.summary(), "policy": str(best_dir / "policy.pt")}
     metrics = {
         "run": run.run_name,
         "agent": run.agent,
@@ -304,8 +311,6 @@ def train(
 
 
 def _clear_run_dir(run_dir: Path) -> None:
-    import shutil
-
     for child in run_dir.iterdir():
         if child.is_dir():
             shutil.rmtree(child)
