@@ -227,8 +227,9 @@ class MOPPO:
             return self.sampler.fixed.expand(n, self.k)
         return torch.full((n, self.k), 1.0 / self.k, device=self.device)
 
-    def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.obs_norm.normalize(obs) if self.config.norm_obs else obs
+    def _normalize(self, obs: torch.Tensor, norm: ObservationNormalizer | None = None) -> torch.Tensor:
+        """``obs`` through ``norm`` (default: the running normaliser), or as is with ``norm_obs`` off."""
+        return (self.obs_norm if norm is None else norm).normalize(obs) if self.config.norm_obs else obs
 
     @torch.no_grad()
     def act(
@@ -300,8 +301,8 @@ class MOPPO:
                 action, stored, logp = self.actor.sample(obs_n, self.preference, mask)
                 if self._anchor is not None:
                     anchor, anchor_norm = self._anchor
-                    anchor_obs = anchor_norm.normalize(self.obs) if cfg.norm_obs else self.obs
-                    st.anchor_actions[t] = anchor(anchor_obs, self.preference, mask).reshape(st.actions.shape[1:])
+                    greedy = anchor(self._normalize(self.obs, anchor_norm), self.preference, mask)
+                    st.anchor_actions[t] = greedy.reshape(st.actions.shape[1:])
             else:
                 action = teacher.act(self.obs, self.preference, masks).to(self.device, torch.int64)
                 try:  # a refused action would have probability 0 under the masked policy

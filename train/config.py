@@ -82,10 +82,10 @@ class RunConfig(ConfigModel):
     def _agent_hyperparameters(self) -> RunConfig:
         from paretochain.train.agents import agent_config
 
-        agent_config(self)  # raises with the allowed fields when a hyperparameter is unknown or out of range
+        hyperparameters = agent_config(self)  # raises with the allowed fields when one is unknown or out of range
         if self.imitation is not None and self.agent != "mo_ppo":
             raise ValueError(f"imitation: only agent mo_ppo can imitate a baseline, not {self.agent}")
-        if self.imitation is None and float(self.hyperparameters.get("anchor_coef", 0.0) or 0.0) > 0:
+        if self.imitation is None and getattr(hyperparameters, "anchor_coef", 0.0) > 0:
             raise ValueError(
                 "hyperparameters.anchor_coef: the anchor is the policy imitation produces; add an imitation section"
             )

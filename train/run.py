@@ -231,14 +231,7 @@ def train(
         best.offer(history[-1], agent)
 
     def save(step_now: int) -> None:
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "version": __version__,
-            "step": step_now,
-            "seconds": seconds,
-            "evaluations": history,
-            "agent": agent.state_dict(),
-        }
+        payload = _checkpoint(step_now, agent, seconds=seconds, evaluations=history)
         _atomic_save(payload, run_dir / "checkpoints" / f"step_{step_now}.pt")
         for old in checkpoints(run_dir)[: -run.keep_checkpoints]:
             old.unlink(missing_ok=True)
@@ -310,6 +303,11 @@ def train(
     return RunResult(run_dir, policy_path, metrics, interrupted is not None)
 
 
+def _checkpoint(step: int, agent: Any, **extra: Any) -> dict[str, Any]:
+    """A run checkpoint (what :func:`load_checkpoint` reads): the agent's state at ``step`` and ``extra`` entries."""
+    return {"format": CHECKPOINT_FORMAT, "version": __version__, "step": step, **extra, "agent": agent.state_dict()}
+
+
 def _clear_run_dir(run_dir: Path) -> None:
     for child in run_dir.iterdir():
         if child.is_dir():
@@ -362,17 +360,7 @@ class _BestPolicy:
         value = float(evaluation[self.metric])
         if value >= self.value:
             self.step, self.value = int(evaluation["step"]), value
-            _atomic_save(
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "version": __version__,
-                    "step": self.step,
-                    "metric": self.metric,
-                    "value": value,
-                    "agent": agent.state_dict(),
-                },
-                self.path,
-            )
+            _atomic_save(_checkpoint(self.step, agent, metric=self.metric, value=value), self.path)
 
     def load(self) -> dict[str, Any]:
         return load_checkpoint(self.path)
