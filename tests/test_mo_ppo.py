@@ -461,19 +461,25 @@ def test_learning_continues_after_the_training_env_served_an_evaluation(env_id: 
     assert torch.equal(env.core.observe(), agent.obs)
 
 
-def _agreement(agent: MOPPO, teacher, env, steps: int) -> float:
-    """Share of the teacher's decisions the agent's deterministic policy repeats, on the teacher's own states."""
+def _teacher_states(teacher, env, steps: int, first_seed: int):
+    """Yield ``(obs, mask, teacher's action)`` along ``steps`` steps the teacher drives (inference mode)."""
     core = env.core
-    same = total = 0
     with torch.inference_mode():
-        obs = core.reset(seeds=list(range(700, 700 + core.num_envs)))
+        obs = core.reset(seeds=list(range(first_seed, first_seed + core.num_envs)))
         for _ in range(steps):
             mask = core.action_masks()
             target = teacher.act(obs, None, mask)
-            live = ~core.done
-            same += int(((agent.act(obs, None, mask) == target) & live).sum())
-            total += int(live.sum())
+            yield obs, mask, target
             obs = core.step(target, check=False).obs
+
+
+def _agreement(agent: MOPPO, teacher, env, steps: int) -> float:
+    """Share of the teacher's decisions the agent's deterministic policy repeats, on the teacher's own states."""
+    same = total = 0
+    for obs, mask, target in _teacher_states(teacher, env, steps, 700):
+        live = ~env.core.done  # the step's state: the generator steps only after this body
+        same += int(((agent.act(obs, None, mask) == target) & live).sum())
+        total += int(live.sum())
     return same / max(total, 1)
 
 
@@ -519,17 +525,11 @@ def test_imitation_refuses_a_teacher_that_breaks_the_masks() -> None:
 
 def _log_likelihood_of(agent: MOPPO, policy, env, steps: int) -> float:
     """Mean log-probability the agent's actor gives ``policy``'s actions, on ``policy``'s own states."""
-    core = env.core
+    pref = agent.default_preference(env.core.num_envs)
     total, count = 0.0, 0
-    with torch.inference_mode():
-        obs = core.reset(seeds=list(range(900, 900 + core.num_envs)))
-        pref = agent.default_preference(core.num_envs)
-        for _ in range(steps):
-            mask = core.action_masks()
-            target = policy.act(obs, None, mask)
-            logp, _ = agent.actor.evaluate(agent._normalize(obs), pref, target, mask)
-            total, count = total + float(logp.sum()), count + logp.numel()
-            obs = core.step(target, check=False).obs
+    for obs, mask, target in _teacher_states(policy, env, steps, 900):
+        logp, _ = agent.actor.evaluate(agent._normalize(obs), pref, target, mask)
+        total, count = total + float(logp.sum()), count + logp.numel()
     return total / count
 
 
