@@ -66,7 +66,7 @@ class StepDraw:
     taken from a precomputed ``table`` are only looked up when a site asks for them.
     """
 
-    __slots__ = ("_keys", "_rows", "host_t", "t", "table")
+    __slots__ = ("_flat", "_keys", "_row_start", "host_t", "t", "table", "tracing")
 
     def __init__(
         self,
@@ -74,7 +74,8 @@ class StepDraw:
         t: torch.Tensor,
         host_t: int | None = None,
         table: torch.Tensor | None = None,
-        rows: torch.Tensor | None = None,
+        row_start: torch.Tensor | None = None,
+        tracing: bool = False,
     ) -> None:
         if keys is None and table is None:
             raise ValueError("a StepDraw needs its keys or the table of episode keys they come from")
@@ -82,7 +83,9 @@ class StepDraw:
         self.t = t
         self.host_t = host_t  # the common period when every env is at the same one
         self.table = table  # the episode keys (B, T) the step keys come from, when precomputed
-        self._rows = rows  # arange(B), to look up the keys of envs at different periods
+        self._row_start = row_start  # where each env's rows start in a per-env, per-period table flattened
+        self._flat: torch.Tensor | None = None
+        self.tracing = tracing  # the step is being traced: only caches made at reset are inputs of the graph
 
     @property
     def keys(self) -> torch.Tensor:
@@ -96,8 +99,20 @@ class StepDraw:
         """Row ``t`` of every env in a per-env, per-period ``table`` ``(B, T + 1, ...)``: ``(B, ...)``."""
         if self.host_t is not None:
             return table[:, self.host_t]
-        rows = self._rows if self._rows is not None else torch.arange(self.t.shape[0], device=self.t.device)
-        return table[rows, self.t]
+        if self._flat is None:
+            start = self._row_start
+            if start is None:
+                start = torch.arange(self.t.shape[0], device=self.t.device) * table.shape[1]
+            self._flat = start + self.t
+        return rows_at(table, self._flat)
+
+
+def rows_at(table: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """Rows ``flat`` of a per-env, per-period ``table`` ``(B, P, ...)`` read as ``(B * P, ...)``.
+
+    With ``flat = arange(B) * P + t`` this is ``table[arange(B), t]``, in one cheap lookup.
+    """
+    return table.flatten(0, 1).index_select(0, flat)
 
 
 class DrawSite:
@@ -122,6 +137,7 @@ class DrawSite:
         self._offsets = mix32((index + site_id * 0x9E3779B) & _MASK32).unsqueeze(0)
         self._cache: torch.Tensor | None = None
         self._source: torch.Tensor | None = None  # the episode-key table the cache was built from
+        self.prepared_at_reset = False  # the core caches this site's episodes at reset (not on first use)
 
     def _hash(self, keys: torch.Tensor) -> torch.Tensor:
         view = keys.reshape(keys.shape + (1,) * len(self.shape))
@@ -145,6 +161,15 @@ class DrawSite:
         else:
             self._cache = torch.where(mask.view((-1,) + (1,) * (fresh.dim() - 1)), fresh, self._cache)
 
+    @property
+    def cache(self) -> torch.Tensor | None:
+        """The cached uniforms of the current episodes, ``(batch, T + 1, *shape)`` (None when not cached)."""
+        return self._cache
+
+    def use_cache(self, cache: torch.Tensor, source: torch.Tensor) -> None:
+        """Put back a :attr:`cache` built from the episode-key table ``source``."""
+        self._cache, self._source = cache, source
+
     def uniform(self, draw: StepDraw | torch.Tensor) -> torch.Tensor:
         """Uniforms in (0, 1), float32, shape ``(batch, *shape)``, for this step."""
         if isinstance(draw, torch.Tensor):
@@ -159,8 +184,8 @@ class DrawSite:
 
         A new tensor whenever episodes start over, so callers may cache what they derive from it.
         """
-        if draw.table is None:
-            return None
+        if draw.table is None or (draw.tracing and not self.prepared_at_reset):
+            return None  # a cache made on first use would be a constant of the traced graph: hash
         if draw.table is not self._source:
             self.prepare(draw.table)  # the keys were replaced (e.g. a restored checkpoint): rebuild
         return self._cache

@@ -12,10 +12,12 @@ environment seeded with ``s``.
 
 from __future__ import annotations
 
+import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +26,9 @@ from gymnasium import spaces
 from paretochain.envs import _rng
 from paretochain.envs.objectives import ObjectiveSet
 from paretochain.errors import ActionError, PolicyFileError
+
+if TYPE_CHECKING:
+    from paretochain.envs._graph import StepGraph
 
 
 class KPIs(Mapping[str, torch.Tensor]):
@@ -144,6 +149,10 @@ class BatchedCore(ABC):
     #: True when the action masks are the same in every period of every episode, so the
     #: single-env view reads them once.
     masks_fixed: bool = False
+    #: The tensor attributes a step reads and rebinds (``t`` first). A core that names them
+    #: and says yes in :meth:`_wants_step_graph` has its small CPU batches stepped by a traced
+    #: graph of its own ``_step`` (:mod:`paretochain.envs._graph`).
+    step_state: tuple[str, ...] = ()
 
     def __init__(self, num_envs: int, device: str | torch.device = "cpu") -> None:
         if num_envs < 1:
@@ -163,7 +172,14 @@ class BatchedCore(ABC):
         self._episode_keys: torch.Tensor | None = None
         self._counter_hashes: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
+        self._row_start: torch.Tensor | None = None  # where each env's rows start in a flat per-period table
         self._draw_sites: list[_rng.DrawSite] = []
+        #: Step small CPU batches with a traced graph where the core allows it (``PARETOCHAIN_STEP_GRAPH=0``
+        #: turns it off for every core); the episodes are the same either way.
+        self.use_step_graph = os.environ.get("PARETOCHAIN_STEP_GRAPH", "1") != "0"
+        self.tracing = False  # True while the step is traced: read the period from t, take no host shortcuts
+        self._graph: StepGraph | None = None
+        self._graph_refused = False
 
     # ------------------------------------------------------------------ seeding and reset
     def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -211,13 +227,16 @@ class BatchedCore(ABC):
 
     def register_draw_sites(self, *sites: _rng.DrawSite) -> None:
         """Declare the draw sites of the dynamics, so fixed-horizon cores can cache their episodes at reset."""
+        for site in sites:
+            site.prepared_at_reset = True
         self._draw_sites.extend(sites)
 
     def step_draw(self) -> _rng.StepDraw:
         """The randomness handle of the current step, passed to every ``DrawSite.uniform`` in :meth:`_step`."""
         if self._episode_keys is not None:
             # the keys are looked up in the table only if a site without a cache asks for them
-            return _rng.StepDraw(None, self.t, self.host_t if self.lockstep else None, self._episode_keys, self._rows)
+            host_t = self.host_t if self.lockstep else None
+            return _rng.StepDraw(None, self.t, host_t, self._episode_keys, self._row_start, self.tracing)
         return _rng.StepDraw(_rng.step_keys(self.stream_key, self.t), self.t)
 
     def per_period(self, table: torch.Tensor) -> torch.Tensor:
@@ -237,6 +256,7 @@ class BatchedCore(ABC):
             return
         if self._counter_hashes is None:  # the same for every episode: hashed once
             self._counter_hashes = _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(0)
+            self._row_start = self._rows * (self.horizon + 1)
         keys = _rng.mix32(self.stream_key.unsqueeze(1) ^ self._counter_hashes)
         if self._episode_keys is None or mask is None:
             self._episode_keys = keys
@@ -259,10 +279,53 @@ class BatchedCore(ABC):
             action = torch.as_tensor(action, device=self.device)
         if check:
             self.check_action(action)
+        graph = self._step_graph(action)
+        if graph is not None:
+            out = graph(self, action)
+            self.host_t += 1
+            return out
         reward, terminated, truncated, kpis = self._step(action)
         self.t = self.t + 1
         self.host_t += 1
         return StepOutput(self.observe(), reward, terminated, truncated, kpis)
+
+    def _step_graph(self, action: torch.Tensor) -> StepGraph | None:
+        """The traced step for this action's dtype and shape, traced on first use; None: step eagerly."""
+        graph = self._graph
+        if graph is None:
+            if self._graph_refused or not (self.use_step_graph and self._wants_step_graph()):
+                return None
+            from paretochain.envs._graph import GraphRefused, StepGraph
+
+            try:
+                graph = self._graph = StepGraph(self, action)
+            except GraphRefused as exc:
+                self._graph_refused = True
+                warnings.warn(f"{type(self).__name__} steps eagerly: {exc}", RuntimeWarning, stacklevel=3)
+                return None
+        return graph if self.use_step_graph and graph.serves(action) else None
+
+    def uses_step_graph(self, action: torch.Tensor) -> bool:
+        """Whether :meth:`step` runs this action through the traced graph (once traced). Such a step records
+        nothing for autograd, so callers need no ``torch.inference_mode`` around it."""
+        graph = self._graph
+        return graph is not None and self.use_step_graph and graph.serves(action)
+
+    def _wants_step_graph(self) -> bool:
+        """Whether a traced graph would step this core faster (small CPU batches of a core with ``step_state``)."""
+        return False
+
+    def _episode_tensors(self) -> list[torch.Tensor]:
+        """The tensors drawn at reset that a step reads (inputs of the traced step): step keys, cached draws."""
+        assert self._episode_keys is not None, "the episodes have not started"
+        return [self._episode_keys, *(site.cache for site in self._draw_sites if site.cache is not None)]
+
+    def _use_episode_tensors(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Put back tensors in the order of :meth:`_episode_tensors`."""
+        keys, *caches = tensors
+        self._episode_keys = keys
+        for site, cache in zip([site for site in self._draw_sites if site.cache is not None], caches):
+            site.use_cache(cache, keys)
 
     # ------------------------------------------------------------------ actions
     def action_masks(self) -> torch.Tensor | None:
@@ -354,6 +417,8 @@ class BatchedCore(ABC):
                 out[name] = value.clone()
             elif isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
                 out[name] = {k: v.clone() for k, v in value.items()}
+            elif isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
+                out[name] = tuple(v.clone() for v in value)
         return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -368,6 +433,9 @@ class BatchedCore(ABC):
             if isinstance(value, dict):
                 setattr(self, name, {k: v.to(self.device).clone() for k, v in value.items()})
                 continue
+            if isinstance(value, tuple):
+                setattr(self, name, tuple(v.to(self.device).clone() for v in value))
+                continue
             current = getattr(self, name, None)
             if isinstance(current, torch.Tensor) and current.shape != value.shape:
                 raise PolicyFileError(f"checkpoint environment state {name!r} does not fit this environment")
@@ -375,6 +443,9 @@ class BatchedCore(ABC):
         self.host_t = int(state["__host_t"])
         self.seeded = bool(state["__seeded"])
         self.lockstep = bool(state.get("__lockstep", False))
+        if self._episode_keys is not None:  # the cached draws of the restored episodes
+            for site in self._draw_sites:
+                site.prepare(self._episode_keys)
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         """Numpy copy of one environment's state, for rendering and reports."""

@@ -18,6 +18,7 @@ from paretochain.envs.core import BatchedCore, KPIs
 from paretochain.errors import ActionError
 
 _THREAD = threading.local()
+_INT64 = np.dtype(np.int64)
 
 
 def _no_autograd() -> torch.inference_mode:
@@ -129,6 +130,16 @@ class SingleEnv(gym.Env):
         nvec = np.asarray(getattr(self.action_space, "nvec", [1]))
         self._mask_offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]) if nvec.ndim == 1 else None
         self._nvec_unsigned = nvec.astype(np.uint64) if isinstance(self.action_space, spaces.MultiDiscrete) else None
+        # MultiDiscrete actions under masks that never change (or no masks): the allowed choices of every
+        # dimension as a set, so that plain Python checks the bounds and the masks together
+        self._allowed_sets: list[frozenset[int]] | None = None
+        if self._nvec_unsigned is not None and nvec.ndim == 1 and (not self._masked or self._fixed_mask is not None):
+            allowed = self._fixed_mask if self._fixed_mask is not None else np.ones(int(nvec.sum()), dtype=bool)
+            blocks = np.split(allowed, np.cumsum(nvec)[:-1])
+            shared: dict[bytes, frozenset[int]] = {}
+            self._allowed_sets = [
+                shared.setdefault(block.tobytes(), frozenset(np.flatnonzero(block).tolist())) for block in blocks
+            ]
         self._obs_dim = int(self.core.observation_layout.size)
         self._history: list[dict[str, np.ndarray]] = []
 
@@ -144,46 +155,67 @@ class SingleEnv(gym.Env):
         return _numpy(obs)[0], self._info(None)
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
-        arr = self._action_array(action)
-        with _no_autograd():
-            if self._discrete_actions:
-                batch = self._discrete_actions[int(arr)]
-            elif self._discrete:
-                batch = torch.from_numpy(arr.reshape(1).astype(np.int64, copy=False))
-                if self.core.device.type != "cpu":
-                    batch = batch.to(self.core.device)
+        arr, allowed = self._checked_action(action)
+        if self._discrete_actions:
+            batch = self._discrete_actions[int(arr)]
+        else:
+            if self._discrete:
+                rows = arr.reshape(1).astype(np.int64, copy=False)
+            elif allowed:  # the checked fast path made a batch of one already
+                rows = arr
             else:
-                batch = torch.from_numpy(np.ascontiguousarray(arr).reshape((1, *arr.shape)))
-                if self.core.device.type != "cpu":
-                    batch = batch.to(self.core.device)
-            if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
-                self.core.check_action(batch)  # refuses the action, naming the problem
-            out = self.core.step(batch, check=False)
-            if self.render_mode == "rgb_array":
-                self._history.append(self.core.snapshot(0))
-            kpis = out.kpis
-            kpi_matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
-            if self.core.device.type == "cpu":
-                # numpy views of the CPU tensors, copied: cheaper than one cat (which casts the bool flags)
-                obs = out.obs.numpy()[0].copy()
-                reward = out.reward.numpy()[0].copy()
-                terminated, truncated = bool(out.terminated.item()), bool(out.truncated.item())
-                info = dict(zip(kpis, kpi_matrix.tolist()[0]))
-            else:
-                # one device-to-host copy for everything the step returns
-                d, k = self._obs_dim, self.reward_dim
-                flat = _numpy(
-                    torch.cat(
-                        [out.obs, out.reward, out.terminated.unsqueeze(1), out.truncated.unsqueeze(1), kpi_matrix],
-                        dim=1,
-                    )
-                )[0]
-                obs, reward = flat[:d].copy(), flat[d : d + k].copy()
-                terminated, truncated = bool(flat[d + k]), bool(flat[d + k + 1])
-                info = dict(zip(kpis, flat[d + k + 2 :].tolist()))
-            if self._masked:
-                info["action_mask"] = self._mask_row().copy()
-            return obs, reward, terminated, truncated, info
+                rows = np.ascontiguousarray(arr).reshape((1, *arr.shape))
+            batch = torch.from_numpy(rows)
+            if self.core.device.type != "cpu":
+                batch = batch.to(self.core.device)
+        if allowed and self.core.uses_step_graph(batch):
+            out = self.core.step(batch, check=False)  # the traced step records nothing for autograd
+        else:
+            with _no_autograd():
+                if self._masked and not allowed and not (self._host_masks and self._allowed_on_host(arr)):
+                    self.core.check_action(batch)  # refuses the action, naming the problem
+                out = self.core.step(batch, check=False)
+        if self.render_mode == "rgb_array":
+            self._history.append(self.core.snapshot(0))
+        kpis = out.kpis
+        kpi_matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
+        if self.core.device.type == "cpu":
+            # numpy views of the CPU tensors, copied: cheaper than one cat (which casts the bool flags)
+            obs = out.obs.numpy()[0].copy()
+            reward = out.reward.numpy()[0].copy()
+            terminated, truncated = bool(out.terminated.item()), bool(out.truncated.item())
+            info = dict(zip(kpis, kpi_matrix.tolist()[0]))
+        else:
+            # one device-to-host copy for everything the step returns
+            d, k = self._obs_dim, self.reward_dim
+            flat = _numpy(
+                torch.cat(
+                    [out.obs, out.reward, out.terminated.unsqueeze(1), out.truncated.unsqueeze(1), kpi_matrix],
+                    dim=1,
+                )
+            )[0]
+            obs, reward = flat[:d].copy(), flat[d : d + k].copy()
+            terminated, truncated = bool(flat[d + k]), bool(flat[d + k + 1])
+            info = dict(zip(kpis, flat[d + k + 2 :].tolist()))
+        if self._masked:
+            info["action_mask"] = self._mask_row().copy()
+        return obs, reward, terminated, truncated, info
+
+    def _checked_action(self, action: Any) -> tuple[np.ndarray, bool]:
+        """A copy of the action as an array, refusing what is outside the space, and whether the masks allow it.
+
+        ``False`` means the masks are still to be checked.
+        """
+        sets = self._allowed_sets
+        if (
+            sets is not None
+            and type(action) is np.ndarray
+            and action.dtype is _INT64
+            and action.shape == self.action_space.shape
+            and all(choice in allowed for choice, allowed in zip(action.tolist(), sets))
+        ):
+            return np.array(action, ndmin=2), True  # a copy, shaped as a batch of one
+        return self._action_array(action), False
 
     def _action_array(self, action: Any) -> np.ndarray:
         """A copy of the action as an array, refusing what is outside the space (:func:`_to_numpy_action`)."""

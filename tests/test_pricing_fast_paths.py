@@ -44,7 +44,7 @@ def test_head_search_of_a_large_batch_gives_the_counts_of_the_full_grid(seed: in
     keys = torch.randint(0, 2**32, (2048,), generator=generator, dtype=torch.int64)
     counts = demand.sample(mean, keys)
     # the direct inverse transform on the full grid, from the same uniforms
-    u = demand.draw_sites()[0].uniform(keys)
+    u = demand.draw_sites(competitor_path=True)[0].uniform(keys)
     m = mean.clamp(min=1e-12)
     k = torch.arange(demand.grid_size, dtype=torch.float32)
     cdf = torch.addcmul(-torch.lgamma(k + 1), k, m.log().unsqueeze(-1)).exp().cumsum(-1)

@@ -36,6 +36,7 @@ the direct computation, so an environment's episode depends only on its seed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,8 @@ import torch
 from gymnasium import spaces
 
 from paretochain.envs import _rng
-from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
+from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout, StepOutput
+from paretochain.envs.pricing.allocation import ration, scripted_sell, sell
 from paretochain.envs.pricing.config import PricingConfig, per_sku
 from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
 from paretochain.envs.pricing.objectives import build_objectives, reward_matrix
@@ -91,6 +93,19 @@ class PricingCore(BatchedCore):
         num_envs: batch size.
         device: torch device for every state tensor.
     """
+
+    step_state = (
+        "t",
+        "on_hand",
+        "pipeline",
+        "price",
+        "price_index",
+        "reference",
+        "sales",
+        "last_demand",
+        "last_promotion",
+        "_competitor_state",
+    )
 
     def __init__(self, config: PricingConfig, num_envs: int = 1, device: str | torch.device = "cpu") -> None:
         super().__init__(num_envs, device)
@@ -167,13 +182,14 @@ class PricingCore(BatchedCore):
             )
             self.min_price_ratio = float(low_p.min())
         self._n_price = n_price
+        self._action_width = int(self.single_action_space.shape[0])  # type: ignore[index]
         channel = torch.arange(C, device=dev)
         self._earlier = channel.view(1, -1) < channel.view(-1, 1)
 
         # ---------------------------------------------------------------- demand
         self.demand = PricingDemand(cfg, dev, self.min_price_ratio, _SITE_DEMAND)
-        self.register_draw_sites(*self.demand.draw_sites())
         self.use_competitor_path = self.demand.competitor_moves and num_envs * (cfg.horizon + 1) * K <= PATH_LIMIT
+        self.register_draw_sites(*self.demand.draw_sites(self.use_competitor_path))
         self._smoothing = cfg.demand.reference_price.smoothing
         sat = cfg.satisfaction
         self._sat_weights = (sat.jump_weight, sat.gap_weight, sat.stockout_weight)
@@ -234,6 +250,8 @@ class PricingCore(BatchedCore):
         self._smoothing_factors = (torch.tensor(s, **f32), torch.tensor(1.0 - s, **f32))
         # on the CPU a check of the stock is read at once, so a step can skip the rationing it makes moot
         self._host_checks = self.device.type == "cpu"
+        self._sell_constants = (self._zero_scalar, self._one, self._zero, self._ones)
+        self._counts = (torch.tensor(float(K * C), **f32), torch.tensor(float(K), **f32))  # cells and SKUs
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
         self._mean_competitor = torch.full((num_envs,), cfg.demand.competitor.mean_ratio, **f32)
 
@@ -242,7 +260,7 @@ class PricingCore(BatchedCore):
         steps = torch.arange(T + 1, device=dev)
         tf = steps.to(torch.float32)
         phase = tf * (2 * math.pi / self._season_period)
-        self._calendar = torch.stack([phase.sin(), phase.cos(), tf / self.horizon], dim=1).unsqueeze(1)  # (T + 1, 1, 3)
+        self._calendar = torch.stack([phase.sin(), phase.cos(), tf / self.horizon], dim=1)  # (T + 1, 3)
         self._arrivals = self.demand.arrival_table(T)  # (T + 1, K, C): arrivals before promotion
         self._steady_arrivals = None if (self.demand.use_season or self.demand.use_decay) else self._arrivals[0]
         # large batches get batch-shaped copies of the small operands (cheaper than broadcasting them every step)
@@ -255,7 +273,7 @@ class PricingCore(BatchedCore):
         self._allowed = (steps.unsqueeze(1) % self._change_every) == 0  # (T + 1, C)
         self._hold = (~self._allowed).view(T + 1, 1, C)
         self._holding_host = (~self._allowed).any(1).tolist()  # some channel holds its prices in period t
-        self._allowed_f32 = self._allowed.to(torch.float32).unsqueeze(1)  # (T + 1, 1, C)
+        self._allowed_f32 = self._allowed.to(torch.float32)  # (T + 1, C)
         self._last = (steps + 1) >= T  # (T + 1,): the period ends the season
         self._last_host = self._last.tolist()
         self._always = torch.ones(num_envs, dtype=torch.bool, device=dev)
@@ -339,40 +357,69 @@ class PricingCore(BatchedCore):
             )
         self._competitor_paths = fresh
 
-    def _now(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of a per-env, per-period table ``(B, T + 1, ...)`` for every env (a view in lockstep)."""
-        return table[:, self.host_t] if self.lockstep else table[self._rows, self.t]
+    # ------------------------------------------------------------------ the traced step
+    def _wants_step_graph(self) -> bool:
+        return self.device.type == "cpu" and not self._large and self._episode_keys is not None
+
+    def _episode_tensors(self) -> list[torch.Tensor]:
+        return super()._episode_tensors() + list(self._competitor_paths or ())
+
+    def _use_episode_tensors(self, tensors: Sequence[torch.Tensor]) -> None:
+        if self._competitor_paths is None:
+            super()._use_episode_tensors(tensors)
+            return
+        *base, deviation, ratio, outside, mean = tensors
+        super()._use_episode_tensors(base)
+        self._competitor_paths = (deviation, ratio, outside, mean)
+
+    def step(self, action: torch.Tensor, check: bool = True) -> StepOutput:
+        out = super().step(action, check)
+        self._masks = None  # the next period's masks
+        return out
+
+    def _now(self, *tables: torch.Tensor) -> list[torch.Tensor]:
+        """Row ``t`` of per-env, per-period tables ``(B, T + 1, ...)`` for every env (views in lockstep)."""
+        if self.lockstep:
+            return [table[:, self.host_t] for table in tables]
+        assert self._row_start is not None
+        flat = self._row_start + self.t
+        return [_rng.rows_at(table, flat) for table in tables]
 
     def _period(self, table: torch.Tensor) -> torch.Tensor:
         """Row ``t`` of a per-period table ``(T + 1, ...)``: one shared row in lockstep (broadcast), else one per env."""
-        return table[self.host_t] if self.lockstep else table[self.t]
+        return table[self.host_t] if self.lockstep else table.index_select(0, self.t)
 
     def _period_row(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of a per-period table ``(T + 1, 1, X)`` for every env, ``(B, X)``."""
-        return _batch(table[self.host_t], self.num_envs) if self.lockstep else table[self.t, 0]
+        """Row ``t`` of a per-period table ``(T + 1, X)`` for every env, ``(B, X)``."""
+        if self.lockstep:
+            return _batch(table[self.host_t : self.host_t + 1], self.num_envs)
+        return table.index_select(0, self.t)
 
     @property
     def competitor(self) -> torch.Tensor:
         """Log deviation of the competitor's price from its long-run mean this period, ``(B, K)``."""
         if self._competitor_paths is not None:
-            return self._now(self._competitor_paths[0])
+            return self._now(self._competitor_paths[0])[0]
         return self._competitor_state
 
     def _competitor_ratio_now(self) -> torch.Tensor:
         """The competitor's price ratio ``(B or 1, K)`` this period."""
         if self._competitor_paths is not None:
-            return self._now(self._competitor_paths[1])
-        return self._competitor_now()[0]
-
-    def _competitor_now(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The competitor's price ratio ``(B or 1, K)``, the outside weight ``(B or 1, K, 1)`` and the mean ratio ``(B,)`` this period."""
-        if self._competitor_paths is not None:
-            _, ratio, outside, mean = self._competitor_paths
-            return self._now(ratio), self._now(outside), self._now(mean)
+            return self._now(self._competitor_paths[1])[0]
         if not self.demand.competitor_moves:
-            return self._still_competitor
+            return self._still_competitor[0]
+        return self.demand.competitor_ratio(self._competitor_state)
+
+    def _competitor_now(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The outside weight ``(B or 1, K, 1)`` and the competitor's mean price ratio ``(B,)`` this period."""
+        if self._competitor_paths is not None:
+            _, _, outside, mean = self._competitor_paths
+            outside, mean = self._now(outside, mean)
+            return outside, mean
+        if not self.demand.competitor_moves:
+            return self._still_competitor[1:]
         ratio = self.demand.competitor_ratio(self._competitor_state)
-        return ratio, self.demand.outside_weight(ratio), ratio.mean(1)
+        return self.demand.outside_weight(ratio), ratio.mean(1)
 
     def change_allowed(self) -> torch.Tensor:
         """Bool ``(B, C)``: channels that may change their prices in the current period."""
@@ -484,29 +531,7 @@ class PricingCore(BatchedCore):
         """
         if asked.shape[-1] == 1:
             return torch.minimum(asked, stock.unsqueeze(-1))
-        return PricingCore._ration(stock, asked, channel_sum(asked), earlier)
-
-    @staticmethod
-    def _ration(
-        stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlier: torch.Tensor | None
-    ) -> torch.Tensor:
-        """:meth:`allocate` for two or more channels, given the units asked in total ``(B, K)``."""
-        # with enough stock the ratio is clamped to 1: shares are the units asked, nothing is left to hand out
-        ratio = (stock / total.clamp(min=1.0)).clamp(max=1.0)
-        share = asked * ratio.unsqueeze(-1)
-        floor = share.floor()
-        left = (torch.minimum(stock, total) - channel_sum(floor)).unsqueeze(-1)
-        frac = share - floor
-        if asked.shape[-1] == 2:
-            second_first = frac[..., 1] > frac[..., 0]  # ties: the lower channel first
-            ahead = torch.stack([second_first, ~second_first], dim=-1)  # channels served before j
-        else:
-            if earlier is None:
-                index = torch.arange(asked.shape[-1], device=asked.device)
-                earlier = index.view(1, -1) < index.view(-1, 1)  # [j, i]: i < j
-            fi, fj = frac.unsqueeze(-2), frac.unsqueeze(-1)  # (.., 1, C) over i, (.., C, 1) over j
-            ahead = torch.where(earlier, fi >= fj, fi > fj).sum(-1)  # channels served before j
-        return floor + (ahead < left)
+        return ration(stock, asked, channel_sum(asked), earlier)
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KPIs]:
         B, K, C = self.num_envs, self.num_skus, self.num_channels
@@ -523,7 +548,7 @@ class PricingCore(BatchedCore):
         if self.ladder_mode:
             if action.dtype != torch.int64:
                 action = action.long()
-            index = (action[:, :n_price] if action.shape[1] > n_price else action).reshape(B, K, C)
+            index = (action[:, :n_price] if self._action_width > n_price else action).reshape(B, K, C)
             if hold is not None:
                 index = torch.where(hold, self.price_index, index)
             cell = index + self._price_offsets
@@ -578,22 +603,24 @@ class PricingCore(BatchedCore):
                 weight = torch.exp(v)
             outside = self._one
             if demand.use_competitor:
-                _, outside, comp_mean = self._competitor_now()
+                outside, comp_mean = self._competitor_now()
             mean = demand.choice_mean(weight, lam, outside)
-        asked = demand.sample(mean, self.step_draw())
-        short = True  # whether some SKU may lack stock (False: everything asked is sold)
-        if C == 1:
-            total = asked[..., 0]
-            sales = torch.minimum(asked, on_hand.unsqueeze(-1))
-            sold = sales[..., 0]
-        else:
-            total = channel_sum(asked)
-            if self._host_checks and bool((on_hand >= total).all()):
-                # every SKU has the stock asked for: the rationing would sell exactly what is asked
-                sales, sold, short = asked, total, False
-            else:
-                sales = self._ration(on_hand, asked, total, self._earlier)
-                sold = channel_sum(sales)
+        asked = demand.sample(mean, self.step_draw(), search_head=not self.tracing)
+        total = asked[..., 0] if C == 1 else channel_sum(asked)
+        demand_units = total.sum(1)  # whole units: exact in any order
+        if self.tracing:
+            # the traced step checks the stock in a branch of its graph. The branch that sells what is
+            # asked returns its inputs; the tracer would then read every later use of those tensors as
+            # the branch's outputs, so it is given aliases of them.
+            asked_, total_, units_ = (x.view_as(x) for x in (asked, total, demand_units))
+            constants = tuple(x.view_as(x) for x in self._sell_constants)
+            sales, sold, sales_units, stockout, fill_rate = scripted_sell()(
+                on_hand, asked_, total_, units_, self._earlier, True, constants
+            )
+        else:  # on the CPU the stock is checked on the host, not on a GPU (it would wait for the device)
+            sales, sold, sales_units, stockout, fill_rate = sell(
+                on_hand, asked, total, demand_units, self._earlier, self._host_checks, self._sell_constants
+            )
         on_hand = on_hand - sold
         self.on_hand = on_hand
 
@@ -610,23 +637,15 @@ class PricingCore(BatchedCore):
                 margin = margin - cost
 
         # satisfaction (terms with weight 0 are left out, weights of 1 not multiplied: the same float32 values)
-        jump = (price - self.price).abs().mean((1, 2))
+        # means as sums divided by the count: what torch.mean computes on the CPU, in fewer kernels
+        cells, skus = self._counts
+        jump = (price - self.price).abs().sum((1, 2)) / cells
         gap = None
         if C == 2:
-            gap = price.diff(dim=-1).abs().mean((1, 2))  # |x_1 - x_2|, the same float32 value as max - min
+            gap = (price[..., 1] - price[..., 0]).abs().sum(1) / skus  # |x_1 - x_2|: the value of max - min
         elif C > 2:
             # (aminmax and max(dim) enter a thread pool even for tiny tensors)
-            gap = (price.amax(-1) - price.amin(-1)).mean(1)
-        demand_units = total.sum(1)  # whole units: exact in any order
-        if short:
-            sales_units = sold.sum(1)
-            some_demand = torch.maximum(demand_units, self._one)
-            stockout = (demand_units - sales_units) / some_demand
-            fill_rate = torch.where(demand_units > self._zero_scalar, sales_units / some_demand, self._one)
-        else:
-            # everything asked was sold: the stock-out share is (d - d) / d = 0 (subtracting it changes
-            # nothing) and the fill rate d / d = 1, or 1 without demand
-            sales_units, stockout, fill_rate = demand_units, self._zero, self._ones
+            gap = (price.amax(-1) - price.amin(-1)).sum(1) / skus
         satisfaction: torch.Tensor | None = None
         for weight_of, term in zip(self._sat_weights, (jump, gap, stockout)):
             if weight_of == 0 or term is None or (term is self._zero and satisfaction is not None):
@@ -647,14 +666,13 @@ class PricingCore(BatchedCore):
         self.last_demand = asked
         if promo is not None:
             self.last_promotion = promo
-        self._masks = None
 
         # the season's end: truncation, and the cost value of the stock left
         if self.lockstep:
             last = self._last_host[self.host_t]
             truncated = self._always if last else self._never
         else:
-            truncated = self._last[self.t]
+            truncated = self._last.index_select(0, self.t)
             last = True
         leftover = None
         if last:
@@ -679,7 +697,7 @@ class PricingCore(BatchedCore):
             "price_jump": jump,
             "price_gap": gap,
             "stockout_share": stockout,
-            "mean_price_ratio": price.mean((1, 2)),
+            "mean_price_ratio": price.sum((1, 2)) / cells,
             "competitor_price_ratio": comp_mean,
             "on_hand_units": on_hand.sum(1),
             "leftover_value": leftover if leftover is not None else self._zero,

@@ -57,13 +57,14 @@ HEAD_SEARCH_ABOVE = 16_384
 HEAD_TAIL = 0.01
 
 
-def channel_sum(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+def channel_sum(x: torch.Tensor, keepdim: bool = False, small: int = SMALL_TENSOR) -> torch.Tensor:
     """Sum of a float tensor over its last (channel) dimension.
 
-    Large tensors with two channels add the two slices: the same float32 value as
-    ``sum``, without the cost of a reduction kernel over a short trailing dimension.
+    Tensors of more than ``small`` elements with two channels add the two slices: the same
+    float32 value as ``sum``, without the cost of a reduction kernel over a short trailing
+    dimension. (TorchScript compiles this function; it reads no module constant.)
     """
-    if x.shape[-1] == 2 and x.numel() > SMALL_TENSOR:
+    if x.shape[-1] == 2 and x.numel() > small:
         first, second = x.unbind(-1)
         total = first + second
         return total.unsqueeze(-1) if keepdim else total
@@ -261,22 +262,24 @@ class PricingDemand:
         return self.choice_mean(torch.exp(v), lam, outside)
 
     # ------------------------------------------------------------------ draws
-    def draw_sites(self) -> list[DrawSite]:
+    def draw_sites(self, competitor_path: bool) -> list[DrawSite]:
         """The sites drawn from in every step (the core caches their episodes at reset).
 
-        The competitor's shocks are drawn for the whole season at reset
-        (:meth:`competitor_path`), so only the count site is drawn per step.
+        With ``competitor_path`` the competitor's shocks are drawn for the whole season
+        at reset (:meth:`competitor_path`), so only the counts are drawn per step.
         """
-        return [self._site_counts]
+        stepped = self.competitor_moves and not competitor_path
+        return [self._site_counts, self._site_competitor] if stepped else [self._site_counts]
 
-    def sample(self, mean: torch.Tensor, key: StepDraw | torch.Tensor) -> torch.Tensor:
+    def sample(self, mean: torch.Tensor, key: StepDraw | torch.Tensor, search_head: bool = True) -> torch.Tensor:
         """Poisson counts ``(B, K, C)`` with the given means, from the step's randomness handle.
 
         The count is the number of grid points ``k`` whose cumulative (unnormalised)
         probability lies below the uniform. On the CPU, large batches first search a
         short head of the grid and redo the full grid only for the few draws beyond it:
         the head's cumulative sums are the first entries of the full grid's, so the
-        counts are identical to the full search (:meth:`count_on_grid`).
+        counts are identical to the full search (:meth:`count_on_grid`). ``search_head=False``
+        always searches the full grid (its length does not depend on the draws).
         """
         u = self._site_counts.uniform(key)
         if self.normal_counts:
@@ -285,7 +288,8 @@ class PricingDemand:
         mean = torch.maximum(mean, self._tiny_mean)
         threshold = u * mean.exp() if self.shifted else u
         if (
-            mean.numel() * self.grid_size <= HEAD_SEARCH_ABOVE
+            not search_head
+            or mean.numel() * self.grid_size <= HEAD_SEARCH_ABOVE
             or self.head_size >= self.grid_size
             or mean.device.type != "cpu"
         ):

@@ -1,0 +1,145 @@
+"""A core's step for a small CPU batch, traced once and run without Python's cost per operation.
+
+A step of a small batch is a few dozen tensor operations on a handful of floats each.
+Run eagerly, most of its time goes to dispatching every operation from Python (1.5 to
+5 us each), not to the arithmetic. :class:`StepGraph` traces the core's own ``_step``
+and ``observe`` once with TorchScript, freezes the graph and runs it with TorchScript's
+static runtime (the frozen graph where torch has no static runtime). The same ATen
+kernels run on the same values, so an episode is the eager step's to the bit; tests
+compare the two on every packaged config. There is no second copy of the dynamics.
+
+The trace runs the core in **graph mode** (``core.tracing`` is true, ``core.lockstep``
+false): the core then reads the period from the tensor ``t``, never from its host
+counter, and takes no shortcut decided by a value read back to the host, since a trace
+would keep the one decision it saw. Everything a step reads that changes between calls
+is an input of the graph: the tensors named in ``core.step_state`` (read and rebound by
+every step) and ``core._episode_tensors()`` (drawn at reset). Whatever else the trace
+reads is kept as a constant: tables built once per instance. A trace that rebinds a
+tensor missing from ``step_state``, or that warns of a value read on the host, is refused.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from paretochain.envs.core import BatchedCore, KPIs, StepOutput
+
+
+class GraphRefused(RuntimeError):
+    """The core's step cannot be traced into a graph that holds for every call (the message says why)."""
+
+
+class _TracedStep(torch.nn.Module):
+    """The module traced: puts the inputs into the core, runs one step and observes."""
+
+    def __init__(self, core: BatchedCore) -> None:
+        super().__init__()
+        self.core = core
+        self.kpi_names: tuple[str, ...] = ()  # filled by the traced call
+        self.terminated: torch.Tensor | None = None  # the core's own constant flags, when it returns those
+
+    def forward(self, action: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        core = self.core
+        names = core.step_state
+        for name, value in zip(names, tensors):
+            setattr(core, name, value)
+        core._use_episode_tensors(list(tensors[len(names) :]))
+        reward, terminated, truncated, kpis = core._step(action)
+        core.t = core.t + 1
+        obs = core.observe()
+        self.kpi_names = tuple(kpis)
+        # the whole KPI matrix: the views read every KPI of a small batch
+        matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
+        state = tuple(getattr(core, name) for name in names)
+        if any(terminated is value for name, value in vars(core).items() if name not in names):
+            self.terminated = terminated  # a constant of the core (episodes never end early): not an output
+            return (obs, reward, truncated, matrix, *state)
+        return (obs, reward, truncated, matrix, terminated, *state)
+
+
+class _NoHostReads(TorchFunctionMode):
+    """Refuses every read of a tensor's values on the host (what a trace would keep as a constant)."""
+
+    READS = frozenset(
+        {"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy", "__array__", "nonzero"}
+    )
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if getattr(func, "__name__", "") in self.READS:
+            raise GraphRefused(f"the step reads tensor values on the host ({func.__name__})")
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def _graph_mode(core: BatchedCore) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Run ``core`` in graph mode, yielding the graph's inputs; put every tensor back afterwards.
+
+    Raises :class:`GraphRefused` when the step rebound a tensor that ``step_state`` does not name.
+    """
+    names = core.step_state
+    kept = {name: value for name, value in vars(core).items() if isinstance(value, torch.Tensor)}
+    episode = core._episode_tensors()
+    lockstep = core.lockstep
+    core.tracing, core.lockstep = True, False
+    try:
+        yield (*(getattr(core, name) for name in names), *episode)
+        rebound = [
+            name
+            for name, value in vars(core).items()
+            if isinstance(value, torch.Tensor) and kept.get(name) is not value and name not in names
+        ]
+    finally:
+        for name, value in kept.items():
+            setattr(core, name, value)
+        core._use_episode_tensors(episode)
+        core.tracing, core.lockstep = False, lockstep
+    if rebound:
+        raise GraphRefused(f"the step rebinds {rebound}, which step_state does not name")
+
+
+class StepGraph:
+    """One core's step traced for actions of one dtype and shape; call it in place of the eager step.
+
+    Args:
+        core: the core; its current state is the trace's example and is left as it was.
+        action: an example action (the graph serves actions of its dtype and shape).
+
+    Raises:
+        GraphRefused: the trace would not hold for every call.
+    """
+
+    def __init__(self, core: BatchedCore, action: torch.Tensor) -> None:
+        self.action_dtype, self.action_shape = action.dtype, tuple(action.shape)
+        module = _TracedStep(core)
+        # one eager step first: sizes are plain ints there, so any read on the host is a value's
+        with _graph_mode(core) as example, _NoHostReads():
+            module(action, *example)
+        with _graph_mode(core) as example, warnings.catch_warnings():
+            # the tracer warns of every comparison of sizes; they are fixed for this graph, and values were checked
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(module, (action, *example), check_trace=False)
+        frozen = torch.jit.freeze(traced.eval(), optimize_numerics=False)
+        to_static = getattr(torch._C, "_jit_to_static_module", None)
+        self._run: Callable[..., Any] = to_static(frozen._c) if to_static is not None else frozen
+        self._kpi_names = module.kpi_names
+        self._terminated = module.terminated
+
+    def serves(self, action: torch.Tensor) -> bool:
+        """Whether ``action`` has the dtype and shape the graph was traced for."""
+        return action.dtype == self.action_dtype and tuple(action.shape) == self.action_shape
+
+    def __call__(self, core: BatchedCore, action: torch.Tensor) -> StepOutput:
+        """One step of ``core`` (its ``t`` and state tensors advance; its host counter does not)."""
+        names = core.step_state
+        inputs: Sequence[torch.Tensor] = (*(getattr(core, name) for name in names), *core._episode_tensors())
+        obs, reward, truncated, matrix, *state = self._run(action, *inputs)
+        terminated = self._terminated if self._terminated is not None else state.pop(0)
+        for name, value in zip(names, state):
+            setattr(core, name, value)
+        return StepOutput(obs, reward, terminated, truncated, KPIs(self._kpi_names, values=matrix))

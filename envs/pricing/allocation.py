@@ -1,0 +1,98 @@
+"""Shared stock of the Pricing family: how the units of a SKU are split across its channels.
+
+Every channel sells from the one inventory of the SKU. When the units asked for
+exceed the stock, the stock is split in proportion to what each channel was asked,
+rounded down, and the units left by rounding go one each to the channels with the
+largest fractional shares (ties: the lower channel index). Unserved shoppers are lost.
+
+The functions are written in the subset of Python that TorchScript compiles, so the
+traced step of a small batch (:mod:`paretochain.envs._graph`) keeps the check of the
+stock as a branch instead of the one outcome its trace happened to see.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from paretochain.envs.pricing.demand import channel_sum
+
+
+def ration(
+    stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlier: Optional[torch.Tensor]
+) -> torch.Tensor:  # noqa: UP045 (TorchScript reads Optional)
+    """Units sold per channel ``(B, K, C)`` for two or more channels, given the units asked in total ``(B, K)``.
+
+    ``earlier`` is the ``(C, C)`` bool matrix ``[j, i] = i < j`` (built when None).
+    """
+    # with enough stock the ratio is clamped to 1: shares are the units asked, nothing is left to hand out
+    ratio = (stock / total.clamp(min=1.0)).clamp(max=1.0)
+    share = asked * ratio.unsqueeze(-1)
+    floor = share.floor()
+    left = (torch.minimum(stock, total) - channel_sum(floor)).unsqueeze(-1)
+    frac = share - floor
+    if asked.shape[-1] == 2:
+        second_first = frac[..., 1] > frac[..., 0]  # ties: the lower channel first
+        ahead = torch.stack([second_first, ~second_first], dim=-1)  # channels served before j
+    else:
+        if earlier is None:
+            index = torch.arange(asked.shape[-1], device=asked.device)
+            order = index.view(1, -1) < index.view(-1, 1)  # [j, i]: i < j
+        else:
+            order = earlier
+        fi, fj = frac.unsqueeze(-2), frac.unsqueeze(-1)  # (.., 1, C) over i, (.., C, 1) over j
+        ahead = torch.where(order, fi >= fj, fi > fj).sum(-1)  # channels served before j
+    return floor + (ahead < left)
+
+
+def sell(
+    stock: torch.Tensor,
+    asked: torch.Tensor,
+    total: torch.Tensor,
+    demand_units: torch.Tensor,
+    earlier: Optional[torch.Tensor],  # noqa: UP045 (TorchScript reads Optional)
+    check_stock: bool,
+    constants: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sales from the shared stock and the stock-out figures of a period.
+
+    Args:
+        stock: units on hand ``(B, K)``.
+        asked: units asked per channel ``(B, K, C)``.
+        total: units asked per SKU ``(B, K)``.
+        demand_units: units asked per env ``(B,)``.
+        earlier: see :func:`ration`.
+        check_stock: first check on the host whether every SKU has the stock asked for; then
+            the rationing is skipped, since it would sell exactly what is asked, with a stock-out
+            share of 0 and a fill rate of 1 (the values its formulas give).
+        constants: 0-dim ``0`` and ``1``, and ``(B,)`` zeros and ones (float32).
+
+    Returns:
+        Units sold per channel ``(B, K, C)`` and per SKU ``(B, K)``, units sold per env, the
+        share of demand lost to stock-outs and the fill rate (``(B,)`` each).
+    """
+    zero, one, zeros, ones = constants
+    if asked.shape[-1] == 1:
+        sales = torch.minimum(asked, stock.unsqueeze(-1))
+        sold = sales[..., 0]
+    elif check_stock and bool((stock >= total).all()):
+        return asked, total, demand_units, zeros, ones
+    else:
+        sales = ration(stock, asked, total, earlier)
+        sold = channel_sum(sales)
+    sales_units = sold.sum(1)
+    some_demand = torch.maximum(demand_units, one)
+    stockout = (demand_units - sales_units) / some_demand
+    fill_rate = torch.where(demand_units > zero, sales_units / some_demand, one)
+    return sales, sold, sales_units, stockout, fill_rate
+
+
+_scripted: list[torch.jit.ScriptFunction] = []
+
+
+def scripted_sell() -> torch.jit.ScriptFunction:
+    """:func:`sell` compiled by TorchScript (once per process), for traced steps."""
+    if not _scripted:
+        _scripted.append(torch.jit.script(sell))
+    return _scripted[0]

@@ -1,0 +1,152 @@
+"""The traced step of small CPU batches plays exactly the episodes of the eager step, and refuses what it cannot hold."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import paretochain  # noqa: F401  (registers the environments)
+from paretochain.envs.pricing import PricingConfig, PricingCore
+from paretochain.errors import ActionError
+
+CASES = [
+    ("default", {}),
+    ("default", {"initial_inventory": [6, 9]}),  # short of stock: the rationing branch of the graph
+    ("default", {"action": {"kind": "box"}}),
+    ("multichannel", {}),  # promotions, re-orders with a lead time, a store that holds its prices
+    ("multichannel", {"action": {"kind": "box"}}),
+    ("constant_elasticity", {}),
+    ("dp_single_sku", {}),
+]
+
+
+def random_actions(core: PricingCore, rng: np.random.Generator) -> torch.Tensor:
+    """Random actions allowed by the current masks (ladder) or inside the bounds (Box), ``(B, D)``."""
+    space = core.single_action_space
+    if not core.ladder_mode:
+        low, high = space.low, space.high
+        return torch.as_tensor(rng.uniform(low, high, size=(core.num_envs, *space.shape)), dtype=torch.float32)
+    masks = core.action_masks().numpy()
+    cols, start = [], 0
+    for n in space.nvec:
+        cols.append([rng.choice(np.flatnonzero(row)) for row in masks[:, start : start + n]])
+        start += n
+    return torch.as_tensor(np.array(cols).T, dtype=torch.int64)
+
+
+@pytest.mark.parametrize(("name", "overrides"), CASES)
+@pytest.mark.parametrize("num_envs", [1, 5])
+def test_traced_step_plays_the_episodes_of_the_eager_step(name: str, overrides: dict, num_envs: int) -> None:
+    cfg = PricingConfig.load(name, horizon=8, **overrides)
+    traced, eager = PricingCore(cfg, num_envs=num_envs), PricingCore(cfg, num_envs=num_envs)
+    eager.use_step_graph = False
+    seeds = list(range(40, 40 + num_envs))
+    assert torch.equal(traced.reset(seeds=seeds), eager.reset(seeds=seeds))
+    rng = np.random.default_rng(7)
+    lost = 0.0
+    for t in range(3 * cfg.horizon):  # three seasons: what the graph reads at reset must change with them
+        if t in (cfg.horizon, 2 * cfg.horizon):
+            assert torch.equal(traced.reset(), eager.reset())
+        if num_envs > 1 and t == cfg.horizon + 3:  # a partial reset: the envs are at different periods
+            mask = torch.tensor([True, False, True, False, False])
+            assert torch.equal(traced.reset(mask=mask), eager.reset(mask=mask))
+        action = random_actions(eager, rng)
+        a, b = traced.step(action), eager.step(action)
+        assert torch.equal(a.obs, b.obs), f"step {t}"
+        assert torch.equal(a.reward, b.reward), f"step {t}"
+        assert torch.equal(a.terminated, b.terminated) and torch.equal(a.truncated, b.truncated)
+        assert torch.equal(a.kpis.values, b.kpis.values), f"step {t}"  # type: ignore[attr-defined]
+        for state in traced.step_state:
+            assert torch.equal(getattr(traced, state), getattr(eager, state)), f"{state} at step {t}"
+        lost += float(b.kpis["lost_units"].sum())
+    assert traced._graph is not None and eager._graph is None  # the graph did the stepping
+    if "initial_inventory" in overrides:
+        assert lost > 0  # some periods were rationed
+
+
+@pytest.mark.parametrize("traced", [True, False])
+def test_a_pricing_env_restored_from_a_checkpoint_plays_the_rest_of_its_season(traced: bool) -> None:
+    env = gym.make("paretochain/Pricing-v0", config="default")
+    env.unwrapped.core.use_step_graph = traced
+    env.reset(seed=3)
+    action = np.array([4, 4, 4, 4])
+    for _ in range(5):
+        env.step(action)
+    core = env.unwrapped.core
+    assert core.uses_step_graph(torch.as_tensor(action).view(1, -1)) == traced
+    assert not torch.is_inference_mode_enabled()
+    state = core.state_dict()
+    rest = [env.step(action)[:2] for _ in range(6)]
+
+    again = gym.make("paretochain/Pricing-v0", config="default")
+    again.unwrapped.core.use_step_graph = traced
+    again.reset(seed=99)
+    again.step(action)  # another season, with its own competitor and draws
+    again.unwrapped.core.load_state_dict(state)
+    for obs, reward in rest:
+        obs_b, reward_b, *_ = again.step(action)
+        assert np.array_equal(obs, obs_b) and np.array_equal(reward, reward_b)
+
+
+def test_an_action_refused_by_the_mask_leaves_the_traced_env_as_it_was() -> None:
+    env = gym.make("paretochain/Pricing-v0", config="default")
+    _, info = env.reset(seed=0)
+    env.step(np.array([4, 4, 4, 4]))
+    core = env.unwrapped.core
+    before = {name: getattr(core, name) for name in core.step_state}
+    floor = int(np.flatnonzero(~info["action_mask"][7:14])[0])  # the marketplace's floor masks the low prices
+    with pytest.raises(ActionError, match="not allowed by its action mask"):
+        env.step(np.array([4, floor, 4, 4]))
+    assert all(getattr(core, name) is value for name, value in before.items())
+
+
+class ReadsOnHost(PricingCore):
+    """A core whose step decides something from a value read on the host: a trace would keep one outcome."""
+
+    def _step(self, action):  # type: ignore[no-untyped-def]
+        if bool((self.on_hand > 1e9).any()):
+            self.on_hand = self.on_hand * 0
+        return super()._step(action)
+
+
+class RebindsUnlisted(PricingCore):
+    """A core whose step rebinds a tensor its ``step_state`` does not name."""
+
+    def _step(self, action):  # type: ignore[no-untyped-def]
+        self.extra = self.on_hand + 1
+        return super()._step(action)
+
+
+@pytest.mark.parametrize(("core_cls", "reason"), [(ReadsOnHost, "reads tensor values"), (RebindsUnlisted, "rebinds")])
+def test_a_step_the_graph_cannot_hold_is_refused_with_a_warning_and_runs_eagerly(
+    core_cls: type[PricingCore], reason: str
+) -> None:
+    cfg = PricingConfig.load("default", horizon=6)
+    core, plain = core_cls(cfg), PricingCore(cfg)
+    plain.use_step_graph = False
+    core.reset(seeds=[1])
+    plain.reset(seeds=[1])
+    action = torch.tensor([[4, 4, 4, 4]])
+    with pytest.warns(RuntimeWarning, match=reason):
+        first = core.step(action)
+    assert core._graph is None and core._graph_refused
+    assert torch.equal(first.obs, plain.step(action).obs)
+    for _ in range(4):
+        assert torch.equal(core.step(action).reward, plain.step(action).reward)
+
+
+def test_the_environment_variable_turns_the_graph_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARETOCHAIN_STEP_GRAPH", "0")
+    core = PricingCore(PricingConfig.load("default"))
+    core.reset(seeds=[0])
+    core.step(torch.tensor([[4, 4, 4, 4]]))
+    assert core._graph is None and not core.uses_step_graph(torch.tensor([[4, 4, 4, 4]]))
+
+
+def test_large_batches_and_other_devices_step_eagerly() -> None:
+    core = PricingCore(PricingConfig.load("default"), num_envs=4096)
+    core.reset(seeds=range(4096))
+    core.step(torch.full((4096, 4), 4))
+    assert core._graph is None
