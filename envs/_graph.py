@@ -77,30 +77,42 @@ class _NoHostReads(TorchFunctionMode):
 
 
 @contextmanager
-def _graph_mode(core: BatchedCore) -> Iterator[tuple[torch.Tensor, ...]]:
-    """Run ``core`` in graph mode, yielding the graph's inputs; put every tensor back afterwards.
+def _graph_mode(
+    core: BatchedCore, inputs: Sequence[str], rebinds: set[str] | None
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Run ``core`` in graph mode, yielding the tensors named ``inputs`` and the episode's tensors; put every tensor back afterwards.
 
-    Raises :class:`GraphRefused` when the step rebound a tensor that ``step_state`` does not name.
+    With ``rebinds``, raises :class:`GraphRefused` when the run rebound a tensor not named there.
     """
-    names = core.step_state
     kept = {name: value for name, value in vars(core).items() if isinstance(value, torch.Tensor)}
     episode = core._episode_tensors()
     lockstep = core.lockstep
     core.tracing, core.lockstep = True, False
     try:
-        yield (*(getattr(core, name) for name in names), *episode)
+        yield (*(getattr(core, name) for name in inputs), *episode)
         rebound = [
             name
             for name, value in vars(core).items()
-            if isinstance(value, torch.Tensor) and kept.get(name) is not value and name not in names
+            if isinstance(value, torch.Tensor) and kept.get(name) is not value and name not in (rebinds or ())
         ]
     finally:
         for name, value in kept.items():
             setattr(core, name, value)
         core._use_episode_tensors(episode)
         core.tracing, core.lockstep = False, lockstep
-    if rebound:
+    if rebinds is not None and rebound:
         raise GraphRefused(f"the step rebinds {rebound}, which step_state does not name")
+
+
+def _compile(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Callable[..., Any]:
+    """Trace ``module`` on ``example``, freeze it and hand it to the static runtime (where torch has one)."""
+    with warnings.catch_warnings():
+        # the tracer warns of every comparison of sizes; they are fixed for this graph, and values were checked
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(module, example, check_trace=False)
+    frozen = torch.jit.freeze(traced.eval(), optimize_numerics=False)
+    to_static = getattr(torch._C, "_jit_to_static_module", None)
+    return to_static(frozen._c) if to_static is not None else frozen
 
 
 class StepGraph:
@@ -117,16 +129,12 @@ class StepGraph:
     def __init__(self, core: BatchedCore, action: torch.Tensor) -> None:
         self.action_dtype, self.action_shape = action.dtype, tuple(action.shape)
         module = _TracedStep(core)
+        names = core.step_state
         # one eager step first: sizes are plain ints there, so any read on the host is a value's
-        with _graph_mode(core) as example, _NoHostReads():
+        with _graph_mode(core, names, set(names)) as example, _NoHostReads():
             module(action, *example)
-        with _graph_mode(core) as example, warnings.catch_warnings():
-            # the tracer warns of every comparison of sizes; they are fixed for this graph, and values were checked
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            traced = torch.jit.trace(module, (action, *example), check_trace=False)
-        frozen = torch.jit.freeze(traced.eval(), optimize_numerics=False)
-        to_static = getattr(torch._C, "_jit_to_static_module", None)
-        self._run: Callable[..., Any] = to_static(frozen._c) if to_static is not None else frozen
+        with _graph_mode(core, names, set(names)) as example:
+            self._run = _compile(module, (action, *example))
         self._kpi_names = module.kpi_names
         self._terminated = module.terminated
 
@@ -143,3 +151,53 @@ class StepGraph:
         for name, value in zip(names, state):
             setattr(core, name, value)
         return StepOutput(obs, reward, terminated, truncated, KPIs(self._kpi_names, values=matrix))
+
+
+class _TracedReset(torch.nn.Module):
+    """The module traced: starts the next episodes from the given keys; returns what the reset wrote."""
+
+    def __init__(self, core: BatchedCore) -> None:
+        super().__init__()
+        self.core = core
+        self.written: list[str] = []  # the tensors the reset rebinds, found by the untraced run
+
+    def forward(self, key_lo: torch.Tensor, key_hi: torch.Tensor, episode: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        core = self.core
+        core.key_lo, core.key_hi, core.episode = key_lo, key_hi, episode
+        before = {name: value for name, value in vars(core).items() if isinstance(value, torch.Tensor)}
+        obs = core._next_episodes()
+        if not self.written:
+            self.written = [
+                name
+                for name, value in vars(core).items()
+                if isinstance(value, torch.Tensor) and before.get(name) is not value
+            ]
+        return (obs, *(getattr(core, name) for name in self.written), *core._episode_tensors())
+
+
+class ResetGraph:
+    """A core's start of the next episodes (``reset()`` without seeds or mask), traced; call it in place of
+    :meth:`BatchedCore._next_episodes`.
+
+    Raises:
+        GraphRefused: the trace would not hold for every call.
+    """
+
+    KEYS = ("key_lo", "key_hi", "episode")
+
+    def __init__(self, core: BatchedCore) -> None:
+        module = _TracedReset(core)
+        with _graph_mode(core, self.KEYS, None) as example, _NoHostReads():
+            module(*example[:3])
+        with _graph_mode(core, self.KEYS, None) as example:
+            self._run = _compile(module, example[:3])
+        self._written = module.written
+
+    def __call__(self, core: BatchedCore) -> torch.Tensor:
+        """Start the next episodes of ``core``; the observations."""
+        obs, *tensors = self._run(core.key_lo, core.key_hi, core.episode)
+        n = len(self._written)
+        for name, value in zip(self._written, tensors):
+            setattr(core, name, value)
+        core._use_episode_tensors(tensors[n:])
+        return obs

@@ -28,7 +28,7 @@ from paretochain.envs.objectives import ObjectiveSet
 from paretochain.errors import ActionError, PolicyFileError
 
 if TYPE_CHECKING:
-    from paretochain.envs._graph import StepGraph
+    from paretochain.envs._graph import ResetGraph, StepGraph
 
 
 class KPIs(Mapping[str, torch.Tensor]):
@@ -180,6 +180,9 @@ class BatchedCore(ABC):
         self.tracing = False  # True while the step is traced: read the period from t, take no host shortcuts
         self._graph: StepGraph | None = None
         self._graph_refused = False
+        self._reset_graph_run: ResetGraph | None = None
+        self._reset_graph_refused = False
+        self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
 
     # ------------------------------------------------------------------ seeding and reset
     def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -190,9 +193,13 @@ class BatchedCore(ABC):
                 ``None`` continues each environment's stream with its next episode.
             mask: bool ``(B,)`` selecting which environments start over; ``None`` means all.
         """
+        if mask is None and seeds is None:  # every env starts its next episode
+            self.host_t, self.lockstep = 0, True
+            graph = self._reset_graph()
+            return graph(self) if graph is not None else self._next_episodes()
         full = mask is None  # every env starts over: the new values replace the old without a select
         if mask is None:
-            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+            mask = self._all_envs
             self.host_t = 0
             self.lockstep = True
         else:
@@ -212,17 +219,24 @@ class BatchedCore(ABC):
             self.seeded = True
         else:
             lo, hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)
-            if full:
-                self.key_lo, self.key_hi, self.episode = lo, hi, self.episode + 1
-            else:
-                self.key_lo = torch.where(mask, lo, self.key_lo)
-                self.key_hi = torch.where(mask, hi, self.key_hi)
-                self.episode = torch.where(mask, self.episode + 1, self.episode)
+            self.key_lo = torch.where(mask, lo, self.key_lo)
+            self.key_hi = torch.where(mask, hi, self.key_hi)
+            self.episode = torch.where(mask, self.episode + 1, self.episode)
         stream_key = _rng.derive_key(self.key_lo, self.key_hi)
         self.stream_key = stream_key if full else torch.where(mask, stream_key, self.stream_key)
         self.t = torch.zeros_like(self.t) if full else torch.where(mask, torch.zeros_like(self.t), self.t)
         self._prepare_episode(None if full else mask)
         self._reset_envs(mask)
+        return self.observe()
+
+    def _next_episodes(self) -> torch.Tensor:
+        """Every env starts the next episode of its stream; the observations. (Traced for small CPU batches.)"""
+        self.key_lo, self.key_hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)
+        self.episode = self.episode + 1
+        self.stream_key = _rng.derive_key(self.key_lo, self.key_hi)
+        self.t = torch.zeros_like(self.t)
+        self._prepare_episode(None)
+        self._reset_envs(self._all_envs)
         return self.observe()
 
     def register_draw_sites(self, *sites: _rng.DrawSite) -> None:
@@ -304,6 +318,22 @@ class BatchedCore(ABC):
                 warnings.warn(f"{type(self).__name__} steps eagerly: {exc}", RuntimeWarning, stacklevel=3)
                 return None
         return graph if self.use_step_graph and graph.serves(action) else None
+
+    def _reset_graph(self) -> ResetGraph | None:
+        """The traced start of the next episodes, traced once the step has its graph; None: start eagerly."""
+        graph = self._reset_graph_run
+        if graph is None:
+            if self._graph is None or self._reset_graph_refused or not self.use_step_graph:
+                return None
+            from paretochain.envs._graph import GraphRefused, ResetGraph
+
+            try:
+                graph = self._reset_graph_run = ResetGraph(self)
+            except GraphRefused as exc:
+                self._reset_graph_refused = True
+                warnings.warn(f"{type(self).__name__} resets eagerly: {exc}", RuntimeWarning, stacklevel=4)
+                return None
+        return graph if self.use_step_graph else None
 
     def uses_step_graph(self, action: torch.Tensor) -> bool:
         """Whether :meth:`step` runs this action through the traced graph (once traced). Such a step records

@@ -1,4 +1,4 @@
-"""The traced step of small CPU batches plays exactly the episodes of the eager step, and refuses what it cannot hold."""
+"""The traced step and reset of small CPU batches play exactly the episodes of the eager ones, and refuse what they cannot hold."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def test_traced_step_plays_the_episodes_of_the_eager_step(name: str, overrides: 
         for state in traced.step_state:
             assert torch.equal(getattr(traced, state), getattr(eager, state)), f"{state} at step {t}"
         lost += float(b.kpis["lost_units"].sum())
-    assert traced._graph is not None and eager._graph is None  # the graph did the stepping
+    assert traced._graph is not None and eager._graph is None  # the graphs did the stepping and the resets
+    assert traced._reset_graph_run is not None and eager._reset_graph_run is None
     if "initial_inventory" in overrides:
         assert lost > 0  # some periods were rationed
 

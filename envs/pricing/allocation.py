@@ -12,16 +12,12 @@ stock as a branch instead of the one outcome its trace happened to see.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from paretochain.envs.pricing.demand import channel_sum
 
 
-def ration(
-    stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlier: Optional[torch.Tensor]
-) -> torch.Tensor:  # noqa: UP045 (TorchScript reads Optional)
+def ration(stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlier: torch.Tensor | None) -> torch.Tensor:
     """Units sold per channel ``(B, K, C)`` for two or more channels, given the units asked in total ``(B, K)``.
 
     ``earlier`` is the ``(C, C)`` bool matrix ``[j, i] = i < j`` (built when None).
@@ -51,7 +47,7 @@ def sell(
     asked: torch.Tensor,
     total: torch.Tensor,
     demand_units: torch.Tensor,
-    earlier: Optional[torch.Tensor],  # noqa: UP045 (TorchScript reads Optional)
+    earlier: torch.Tensor | None,
     check_stock: bool,
     constants: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -342,7 +342,6 @@ class PricingCore(BatchedCore):
                 self._reset_competitor_paths(start, mask)
             else:
                 self._competitor_state = torch.where(m2, start, self._competitor_state)
-        self._masks = None
 
     def _reset_competitor_paths(self, start: torch.Tensor, mask: torch.Tensor) -> None:
         """Draw the competitor's whole season for the environments that start over (it ignores the policy)."""
@@ -350,7 +349,7 @@ class PricingCore(BatchedCore):
         deviation = self.demand.competitor_path(start, self._episode_keys[:, : self.horizon])  # (B, T + 1, K)
         ratio = self.demand.competitor_ratio(deviation)
         fresh = (deviation, ratio, self.demand.outside_weight(ratio), ratio.mean(-1))
-        if self._competitor_paths is not None and not bool(mask.all()):
+        if self._competitor_paths is not None and mask is not self._all_envs and not bool(mask.all()):
             fresh = tuple(  # type: ignore[assignment]
                 torch.where(mask.view(-1, *[1] * (new.dim() - 1)), new, old)
                 for new, old in zip(fresh, self._competitor_paths)
@@ -376,6 +375,11 @@ class PricingCore(BatchedCore):
         out = super().step(action, check)
         self._masks = None  # the next period's masks
         return out
+
+    def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        obs = super().reset(seeds, mask)
+        self._masks = None  # the new period's masks
+        return obs
 
     def _now(self, *tables: torch.Tensor) -> list[torch.Tensor]:
         """Row ``t`` of per-env, per-period tables ``(B, T + 1, ...)`` for every env (views in lockstep)."""
