@@ -36,27 +36,40 @@ class GraphRefused(RuntimeError):
 
 
 class _TracedStep(torch.nn.Module):
-    """The module traced: puts the inputs into the core, runs one step and observes."""
+    """The module traced: puts the inputs into the core, runs one step and observes.
 
-    def __init__(self, core: BatchedCore) -> None:
+    Args:
+        core: the core.
+        used: which of the step's possible inputs (``step_state``, then the episode's tensors)
+            the graph takes; the others are never read. None: all of them.
+        written: the ``step_state`` tensors the step rebinds (the outputs). None: all of them.
+    """
+
+    def __init__(self, core: BatchedCore, used: list[bool] | None = None, written: list[str] | None = None) -> None:
         super().__init__()
         self.core = core
+        self.used, self.written = used, written
         self.kpi_names: tuple[str, ...] = ()  # filled by the traced call
         self.terminated: torch.Tensor | None = None  # the core's own constant flags, when it returns those
 
     def forward(self, action: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         core = self.core
         names = core.step_state
-        for name, value in zip(names, tensors):
+        given = iter(tensors)
+        everything = [*(getattr(core, name) for name in names), *core._episode_tensors()]
+        inputs = [next(given) if self.used is None or self.used[i] else x for i, x in enumerate(everything)]
+        for name, value in zip(names, inputs):
             setattr(core, name, value)
-        core._use_episode_tensors(list(tensors[len(names) :]))
+        core._use_episode_tensors(inputs[len(names) :])
         reward, terminated, truncated, kpis = core._step(action)
         core.t = core.t + 1
         obs = core.observe()
         self.kpi_names = tuple(kpis)
         # the whole KPI matrix: the views read every KPI of a small batch
         matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
-        state = tuple(getattr(core, name) for name in names)
+        if self.written is None:  # the untraced run: the tensors the step rebinds
+            self.written = [name for name, value in zip(names, inputs) if getattr(core, name) is not value]
+        state = tuple(getattr(core, name) for name in self.written)
         if any(terminated is value for name, value in vars(core).items() if name not in names):
             self.terminated = terminated  # a constant of the core (episodes never end early): not an output
             return (obs, reward, truncated, matrix, *state)
@@ -109,8 +122,9 @@ def _compile(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Call
     with warnings.catch_warnings():
         # the tracer warns of every comparison of sizes; they are fixed for this graph, and values were checked
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch's notice that TorchScript is in maintenance
         traced = torch.jit.trace(module, example, check_trace=False)
-    frozen = torch.jit.freeze(traced.eval(), optimize_numerics=False)
+        frozen = torch.jit.freeze(traced.eval(), optimize_numerics=False)
     to_static = getattr(torch._C, "_jit_to_static_module", None)
     return to_static(frozen._c) if to_static is not None else frozen
 
@@ -128,15 +142,24 @@ class StepGraph:
 
     def __init__(self, core: BatchedCore, action: torch.Tensor) -> None:
         self.action_dtype, self.action_shape = action.dtype, tuple(action.shape)
-        module = _TracedStep(core)
         names = core.step_state
+        probe = _TracedStep(core)
         # one eager step first: sizes are plain ints there, so any read on the host is a value's
         with _graph_mode(core, names, set(names)) as example, _NoHostReads():
-            module(action, *example)
+            probe(action, *example)
+        # a first trace finds the inputs the step reads; the graph run takes only those
+        with _graph_mode(core, names, set(names)) as example, warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            full = torch.jit.trace(_TracedStep(core, written=probe.written), (action, *example), check_trace=False)
+        used = [bool(value.uses()) for value in list(full.graph.inputs())[2:]]  # after the module and the action
+        module = _TracedStep(core, used, probe.written)
         with _graph_mode(core, names, set(names)) as example:
-            self._run = _compile(module, (action, *example))
+            self._run = _compile(module, (action, *(x for x, take in zip(example, used) if take)))
+        self._used, self._written = used, probe.written
         self._kpi_names = module.kpi_names
         self._terminated = module.terminated
+        self._episode: tuple[torch.Tensor | None, list[torch.Tensor]] = (None, [])  # (episode keys, used tensors)
 
     def serves(self, action: torch.Tensor) -> bool:
         """Whether ``action`` has the dtype and shape the graph was traced for."""
@@ -144,11 +167,16 @@ class StepGraph:
 
     def __call__(self, core: BatchedCore, action: torch.Tensor) -> StepOutput:
         """One step of ``core`` (its ``t`` and state tensors advance; its host counter does not)."""
-        names = core.step_state
-        inputs: Sequence[torch.Tensor] = (*(getattr(core, name) for name in names), *core._episode_tensors())
-        obs, reward, truncated, matrix, *state = self._run(action, *inputs)
-        terminated = self._terminated if self._terminated is not None else state.pop(0)
-        for name, value in zip(names, state):
+        names, used = core.step_state, self._used
+        keys, episode = self._episode
+        if keys is not core._episode_keys:  # new episodes (every reset makes new keys): their tensors, once
+            everything = core._episode_tensors()
+            episode = [x for x, take in zip(everything, used[len(names) :]) if take]
+            self._episode = (core._episode_keys, episode)
+        state = [getattr(core, name) for name, take in zip(names, used) if take]
+        obs, reward, truncated, matrix, *written = self._run(action, *state, *episode)
+        terminated = self._terminated if self._terminated is not None else written.pop(0)
+        for name, value in zip(self._written, written):
             setattr(core, name, value)
         return StepOutput(obs, reward, terminated, truncated, KPIs(self._kpi_names, values=matrix))
 

@@ -313,7 +313,7 @@ class BatchedCore(ABC):
 
             try:
                 graph = self._graph = StepGraph(self, action)
-            except GraphRefused as exc:
+            except (GraphRefused, RuntimeError, AttributeError) as exc:  # refused, or this torch cannot trace it
                 self._graph_refused = True
                 warnings.warn(f"{type(self).__name__} steps eagerly: {exc}", RuntimeWarning, stacklevel=3)
                 return None
@@ -329,7 +329,7 @@ class BatchedCore(ABC):
 
             try:
                 graph = self._reset_graph_run = ResetGraph(self)
-            except GraphRefused as exc:
+            except (GraphRefused, RuntimeError, AttributeError) as exc:  # refused, or this torch cannot trace it
                 self._reset_graph_refused = True
                 warnings.warn(f"{type(self).__name__} resets eagerly: {exc}", RuntimeWarning, stacklevel=4)
                 return None

@@ -12,6 +12,8 @@ stock as a branch instead of the one outcome its trace happened to see.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from paretochain.envs.pricing.demand import channel_sum
@@ -90,5 +92,7 @@ _scripted: list[torch.jit.ScriptFunction] = []
 def scripted_sell() -> torch.jit.ScriptFunction:
     """:func:`sell` compiled by TorchScript (once per process), for traced steps."""
     if not _scripted:
-        _scripted.append(torch.jit.script(sell))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch's notice that TorchScript is in maintenance
+            _scripted.append(torch.jit.script(sell))
     return _scripted[0]
