@@ -156,6 +156,7 @@ class StepGraph:
         module = _TracedStep(core, used, probe.written)
         with _graph_mode(core, names, set(names)) as example:
             self._run = _compile(module, (action, *(x for x, take in zip(example, used) if take)))
+        assert probe.written is not None
         self._used, self._written = used, probe.written
         self._kpi_names = module.kpi_names
         self._terminated = module.terminated
