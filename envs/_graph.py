@@ -141,7 +141,7 @@ class StepGraph:
     """
 
     def __init__(self, core: BatchedCore, action: torch.Tensor) -> None:
-        self.action_dtype, self.action_shape = action.dtype, tuple(action.shape)
+        self.action_dtype, self.action_shape = action.dtype, action.shape
         names = core.step_state
         probe = _TracedStep(core)
         # one eager step first: sizes are plain ints there, so any read on the host is a value's
@@ -164,7 +164,7 @@ class StepGraph:
 
     def serves(self, action: torch.Tensor) -> bool:
         """Whether ``action`` has the dtype and shape the graph was traced for."""
-        return action.dtype == self.action_dtype and tuple(action.shape) == self.action_shape
+        return action.dtype is self.action_dtype and action.shape == self.action_shape
 
     def __call__(self, core: BatchedCore, action: torch.Tensor) -> StepOutput:
         """One step of ``core`` (its ``t`` and state tensors advance; its host counter does not)."""

@@ -612,7 +612,7 @@ class PricingCore(BatchedCore):
         asked = demand.sample(mean, self.step_draw(), search_head=not self.tracing)
         total = asked[..., 0] if C == 1 else channel_sum(asked)
         demand_units = total.sum(1)  # whole units: exact in any order
-        if self.tracing:
+        if self.tracing and C > 1:
             # the traced step checks the stock in a branch of its graph. The branch that sells what is
             # asked returns its inputs; the tracer would then read every later use of those tensors as
             # the branch's outputs, so it is given aliases of them.
@@ -621,7 +621,7 @@ class PricingCore(BatchedCore):
             sales, sold, sales_units, stockout, fill_rate = scripted_sell()(
                 on_hand, asked_, total_, units_, self._earlier, True, constants
             )
-        else:  # on the CPU the stock is checked on the host, not on a GPU (it would wait for the device)
+        else:  # eager steps check the stock on the host on the CPU, not on a GPU (it would wait for the device)
             sales, sold, sales_units, stockout, fill_rate = sell(
                 on_hand, asked, total, demand_units, self._earlier, self._host_checks, self._sell_constants
             )
