@@ -70,10 +70,12 @@ class _TracedStep(torch.nn.Module):
         if self.written is None:  # the untraced run: the tensors the step rebinds
             self.written = [name for name, value in zip(names, inputs) if getattr(core, name) is not value]
         state = tuple(getattr(core, name) for name in self.written)
+        flags = torch.stack([terminated.to(obs.dtype), truncated.to(obs.dtype)], dim=1)
+        flat = torch.cat([obs, reward, matrix, flags], dim=1).view(-1) if core.num_envs == 1 else flags
         if any(terminated is value for name, value in vars(core).items() if name not in names):
             self.terminated = terminated  # a constant of the core (episodes never end early): not an output
-            return (obs, reward, truncated, matrix, *state)
-        return (obs, reward, truncated, matrix, terminated, *state)
+            return (obs, reward, truncated, matrix, flat, *state)
+        return (obs, reward, truncated, matrix, flat, terminated, *state)
 
 
 class _NoHostReads(TorchFunctionMode):
@@ -175,11 +177,12 @@ class StepGraph:
             episode = [x for x, take in zip(everything, used[len(names) :]) if take]
             self._episode = (core._episode_keys, episode)
         state = [getattr(core, name) for name, take in zip(names, used) if take]
-        obs, reward, truncated, matrix, *written = self._run(action, *state, *episode)
+        obs, reward, truncated, matrix, flat, *written = self._run(action, *state, *episode)
         terminated = self._terminated if self._terminated is not None else written.pop(0)
         for name, value in zip(self._written, written):
             setattr(core, name, value)
-        return StepOutput(obs, reward, terminated, truncated, KPIs(self._kpi_names, values=matrix))
+        kpis = KPIs(self._kpi_names, values=matrix)
+        return StepOutput(obs, reward, terminated, truncated, kpis, flat if core.num_envs == 1 else None)
 
 
 class _TracedReset(torch.nn.Module):

@@ -83,6 +83,9 @@ class StepOutput:
         truncated: episode was cut by its horizon, bool ``(B,)``.
         kpis: the business figures behind the reward, float32 ``(B,)`` each
             (a plain dict, or :class:`KPIs` backed by one matrix).
+        flat: for a batch of one stepped by a traced graph, everything above in one float32 row
+            ``(obs_dim + k + len(kpis) + 2,)``: observation, reward, KPIs, terminated, truncated
+            (flags as 0 or 1). One host copy for the single-env view; None otherwise.
     """
 
     obs: torch.Tensor
@@ -90,6 +93,7 @@ class StepOutput:
     terminated: torch.Tensor
     truncated: torch.Tensor
     kpis: Mapping[str, torch.Tensor]
+    flat: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

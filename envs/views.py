@@ -178,6 +178,16 @@ class SingleEnv(gym.Env):
         if self.render_mode == "rgb_array":
             self._history.append(self.core.snapshot(0))
         kpis = out.kpis
+        if out.flat is not None:  # one row holds everything (a traced step): one conversion
+            d, k = self._obs_dim, self.reward_dim
+            row = out.flat.numpy()
+            obs, reward = row[:d].copy(), row[d : d + k].copy()
+            values = row[d + k :].tolist()
+            terminated, truncated = values[-2] != 0.0, values[-1] != 0.0
+            info = dict(zip(kpis, values))  # the KPIs come first; zip stops at their end
+            if self._masked:
+                info["action_mask"] = self._mask_row().copy()
+            return obs, reward, terminated, truncated, info
         kpi_matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
         if self.core.device.type == "cpu":
             # numpy views of the CPU tensors, copied: cheaper than one cat (which casts the bool flags)

@@ -151,3 +151,22 @@ def test_large_batches_and_other_devices_step_eagerly() -> None:
     core.reset(seeds=range(4096))
     core.step(torch.full((4096, 4), 4))
     assert core._graph is None
+
+
+@pytest.mark.parametrize("name", ["default", "multichannel", "constant_elasticity"])
+def test_the_single_view_returns_the_same_from_the_traced_step_as_from_the_eager_one(name: str) -> None:
+    traced, eager = (gym.make("paretochain/Pricing-v0", config=name, horizon=6) for _ in range(2))
+    eager.unwrapped.core.use_step_graph = False
+    traced.reset(seed=5)
+    eager.reset(seed=5)
+    rng = np.random.default_rng(2)
+    for _ in range(12):  # two seasons: the second starts from the traced reset
+        action = random_actions(eager.unwrapped.core, rng)[0].numpy()
+        a, b = traced.step(action), eager.step(action)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        assert a[2:4] == b[2:4]
+        assert a[4].keys() == b[4].keys()
+        assert all(np.array_equal(a[4][key], b[4][key]) for key in a[4])
+        if a[3]:
+            assert np.array_equal(traced.reset()[0], eager.reset()[0])
+    assert traced.unwrapped.core._graph is not None
