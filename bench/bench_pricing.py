@@ -2,7 +2,9 @@
 
 Every row is measured in the same run, so the ratios hold on a noisy machine:
 
-- ``single``: one ``gymnasium.make("paretochain/Pricing-v0")`` env stepped in a loop;
+- ``single``: one ``gymnasium.make("paretochain/Pricing-v0")`` env stepped in a loop (its step
+  and its resets run as traced graphs, :mod:`paretochain.envs._graph`); ``single, eager step``:
+  the same with the graphs turned off, for the gain they bring;
 - ``batched N``: the batched core behind ``make_vec`` (tensor mode, actions built once on
   the device, no per-step checks), N environments per call;
 - ``sync N``: a ``gymnasium.vector.SyncVectorEnv`` of N single envs (the plain alternative), in
@@ -58,8 +60,9 @@ def timed(step, budget_s: float, min_steps: int) -> tuple[int, float]:  # type: 
             return calls, elapsed
 
 
-def bench_single(config: str, budget_s: float) -> float:
+def bench_single(config: str, budget_s: float, traced: bool = True) -> float:
     env = gym.make("paretochain/Pricing-v0", config=config)
+    env.unwrapped.core.use_step_graph = traced
     env.reset(seed=0)
     action = list_price_action(env.unwrapped.core, 1)[0]
     horizon = env.unwrapped.core.horizon
@@ -128,7 +131,11 @@ def main() -> None:
         )
     )
     single = bench_single(args.config, args.budget)
-    rows = [("single env", 1, single, bench_sync(args.config, 1, args.budget), "")]
+    sync_one = bench_sync(args.config, 1, args.budget)
+    rows = [
+        ("single env", 1, single, sync_one, ""),
+        ("single, eager step", 1, bench_single(args.config, args.budget, traced=False), sync_one, ""),
+    ]
     last_sync = rows[0][3]
     for n in args.sizes:
         batched = bench_batched(args.config, n, args.device, args.budget)
@@ -139,9 +146,9 @@ def main() -> None:
             mark = "*"
         rows.append((f"batched ({args.device})", n, batched, last_sync, mark))
         print(f"  measured N={n}", flush=True)
-    print(f"{'mode':<18}{'N':>7}{'env-steps/s':>15}{'SyncVectorEnv':>15}{'ratio':>9}")
+    print(f"{'mode':<20}{'N':>7}{'env-steps/s':>15}{'SyncVectorEnv':>15}{'ratio':>9}")
     for mode, n, fast, sync, mark in rows:
-        print(f"{mode:<18}{n:>7}{fast:>15,.0f}{sync:>14,.0f}{mark or ' '}{fast / sync:>8.1f}x")
+        print(f"{mode:<20}{n:>7}{fast:>15,.0f}{sync:>14,.0f}{mark or ' '}{fast / sync:>8.1f}x")
     if any(r[4] for r in rows):
         print(f"* SyncVectorEnv rate of N={args.sync_max} (its env-steps/s do not grow with N)")
     print(f"single env: {1e6 / single:,.0f} us per step through the Gymnasium view")
