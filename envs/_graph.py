@@ -20,6 +20,7 @@ tensor missing from ``step_state``, or that warns of a value read on the host, i
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ class _TracedStep(torch.nn.Module):
         self.core = core
         self.used, self.written = used, written
         self.kpi_names: tuple[str, ...] = ()  # filled by the traced call
-        self.terminated: torch.Tensor | None = None  # the core's own constant flags, when it returns those
+        self.terminated: str | None = None  # the core's attribute of constant flags, when it returns those
 
     def forward(self, action: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         core = self.core
@@ -72,8 +73,9 @@ class _TracedStep(torch.nn.Module):
         state = tuple(getattr(core, name) for name in self.written)
         flags = torch.stack([terminated.to(obs.dtype), truncated.to(obs.dtype)], dim=1)
         flat = torch.cat([obs, reward, matrix, flags], dim=1).view(-1) if core.num_envs == 1 else flags
-        if any(terminated is value for name, value in vars(core).items() if name not in names):
-            self.terminated = terminated  # a constant of the core (episodes never end early): not an output
+        constant = [name for name, value in vars(core).items() if value is terminated and name not in names]
+        if constant:
+            self.terminated = constant[0]  # a constant of the core (episodes never end early): not an output
             return (obs, reward, truncated, matrix, flat, *state)
         return (obs, reward, truncated, matrix, flat, terminated, *state)
 
@@ -119,16 +121,44 @@ def _graph_mode(
         raise GraphRefused(f"the step rebinds {rebound}, which step_state does not name")
 
 
-def _compile(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> Callable[..., Any]:
-    """Trace ``module`` on ``example``, freeze it and hand it to the static runtime (where torch has one)."""
+def _freeze(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
+    """Trace ``module`` on ``example`` and freeze it."""
     with warnings.catch_warnings():
         # the tracer warns of every comparison of sizes; they are fixed for this graph, and values were checked
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)  # torch's notice that TorchScript is in maintenance
         traced = torch.jit.trace(module, example, check_trace=False)
-        frozen = torch.jit.freeze(traced.eval(), optimize_numerics=False)
-    to_static = getattr(torch._C, "_jit_to_static_module", None)
-    return to_static(frozen._c) if to_static is not None else frozen
+        return torch.jit.freeze(traced.eval(), optimize_numerics=False)
+
+
+#: Frozen graphs and what they return, by signature: cores of one config and batch size share them.
+_FROZEN: dict[tuple[Any, ...], tuple[torch.jit.ScriptModule, dict[str, Any]]] = {}
+_THREAD = threading.local()
+
+
+def _signature(core: BatchedCore, kind: str, *extra: Any) -> tuple[Any, ...]:
+    """What a graph of ``core`` depends on beyond its inputs: the core's class, config and batch, the inputs' layout.
+
+    Whatever a trace keeps as a constant is built from these, so cores with equal signatures share a graph.
+    """
+    config = getattr(core, "config", None)
+    identity = config.model_dump_json() if hasattr(config, "model_dump_json") else id(core)  # type: ignore[union-attr]
+    tensors = [*(getattr(core, name) for name in core.step_state), *core._episode_tensors()]
+    layout = tuple((tuple(x.shape), x.dtype) for x in tensors)
+    return (kind, type(core), identity, core.num_envs, str(core.device), layout, *extra)
+
+
+def _runner(key: tuple[Any, ...]) -> Callable[..., Any]:
+    """This thread's runner of the frozen graph ``key`` (a static-runtime module is not for two threads at once)."""
+    runners = getattr(_THREAD, "runners", None)
+    if runners is None:
+        runners = _THREAD.runners = {}
+    run = runners.get(key)
+    if run is None:
+        frozen = _FROZEN[key][0]
+        to_static = getattr(torch._C, "_jit_to_static_module", None)
+        run = runners[key] = to_static(frozen._c) if to_static is not None else frozen
+    return run
 
 
 class StepGraph:
@@ -144,25 +174,36 @@ class StepGraph:
 
     def __init__(self, core: BatchedCore, action: torch.Tensor) -> None:
         self.action_dtype, self.action_shape = action.dtype, action.shape
+        self._key = _signature(core, "step", action.dtype, tuple(action.shape))
+        if self._key not in _FROZEN:
+            _FROZEN[self._key] = self._trace(core, action)
+        meta = _FROZEN[self._key][1]
+        self._used, self._written = meta["used"], meta["written"]
+        self._kpi_names, self._terminated = meta["kpi_names"], meta["terminated"]
+        self._episode: tuple[torch.Tensor | None, list[torch.Tensor]] = (None, [])  # (episode keys, used tensors)
+        _runner(self._key)  # ready before the first step
+
+    @staticmethod
+    def _trace(core: BatchedCore, action: torch.Tensor) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
         names = core.step_state
         probe = _TracedStep(core)
         # one eager step first: sizes are plain ints there, so any read on the host is a value's
         with _graph_mode(core, names, set(names)) as example, _NoHostReads():
             probe(action, *example)
         # a first trace finds the inputs the step reads; the graph run takes only those
-        with _graph_mode(core, names, set(names)) as example, warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            full = torch.jit.trace(_TracedStep(core, written=probe.written), (action, *example), check_trace=False)
+        with _graph_mode(core, names, set(names)) as example:
+            full = _freeze(_TracedStep(core, written=probe.written), (action, *example))
         used = [bool(value.uses()) for value in list(full.graph.inputs())[2:]]  # after the module and the action
         module = _TracedStep(core, used, probe.written)
         with _graph_mode(core, names, set(names)) as example:
-            self._run = _compile(module, (action, *(x for x, take in zip(example, used) if take)))
-        assert probe.written is not None
-        self._used, self._written = used, probe.written
-        self._kpi_names = module.kpi_names
-        self._terminated = module.terminated
-        self._episode: tuple[torch.Tensor | None, list[torch.Tensor]] = (None, [])  # (episode keys, used tensors)
+            frozen = _freeze(module, (action, *(x for x, take in zip(example, used) if take)))
+        meta = {
+            "used": used,
+            "written": probe.written,
+            "kpi_names": module.kpi_names,
+            "terminated": module.terminated,  # the name of the core's constant flags, if the step returns those
+        }
+        return frozen, meta
 
     def serves(self, action: torch.Tensor) -> bool:
         """Whether ``action`` has the dtype and shape the graph was traced for."""
@@ -177,8 +218,9 @@ class StepGraph:
             episode = [x for x, take in zip(everything, used[len(names) :]) if take]
             self._episode = (core._episode_keys, episode)
         state = [getattr(core, name) for name, take in zip(names, used) if take]
-        obs, reward, truncated, matrix, flat, *written = self._run(action, *state, *episode)
-        terminated = self._terminated if self._terminated is not None else written.pop(0)
+        run = _THREAD.__dict__.get("runners", {}).get(self._key) or _runner(self._key)
+        obs, reward, truncated, matrix, flat, *written = run(action, *state, *episode)
+        terminated = getattr(core, self._terminated) if self._terminated is not None else written.pop(0)
         for name, value in zip(self._written, written):
             setattr(core, name, value)
         kpis = KPIs(self._kpi_names, values=matrix)
@@ -218,16 +260,20 @@ class ResetGraph:
     KEYS = ("key_lo", "key_hi", "episode")
 
     def __init__(self, core: BatchedCore) -> None:
-        module = _TracedReset(core)
-        with _graph_mode(core, self.KEYS, None) as example, _NoHostReads():
-            module(*example[:3])
-        with _graph_mode(core, self.KEYS, None) as example:
-            self._run = _compile(module, example[:3])
-        self._written = module.written
+        self._key = _signature(core, "reset")
+        if self._key not in _FROZEN:
+            module = _TracedReset(core)
+            with _graph_mode(core, self.KEYS, None) as example, _NoHostReads():
+                module(*example[:3])
+            with _graph_mode(core, self.KEYS, None) as example:
+                _FROZEN[self._key] = (_freeze(module, example[:3]), {"written": module.written})
+        self._written = _FROZEN[self._key][1]["written"]
+        _runner(self._key)
 
     def __call__(self, core: BatchedCore) -> torch.Tensor:
         """Start the next episodes of ``core``; the observations."""
-        obs, *tensors = self._run(core.key_lo, core.key_hi, core.episode)
+        run = _THREAD.__dict__.get("runners", {}).get(self._key) or _runner(self._key)
+        obs, *tensors = run(core.key_lo, core.key_hi, core.episode)
         n = len(self._written)
         for name, value in zip(self._written, tensors):
             setattr(core, name, value)

@@ -170,3 +170,22 @@ def test_the_single_view_returns_the_same_from_the_traced_step_as_from_the_eager
         if a[3]:
             assert np.array_equal(traced.reset()[0], eager.reset()[0])
     assert traced.unwrapped.core._graph is not None
+
+
+def test_envs_of_one_config_share_their_traced_graphs_and_still_play_their_own_seasons() -> None:
+    from paretochain.envs import _graph
+
+    envs = [gym.make("paretochain/Pricing-v0", config="default", horizon=5) for _ in range(3)]
+    action = np.array([4, 4, 4, 4])
+    seasons = []
+    for seed, env in enumerate(envs):
+        env.reset(seed=seed)
+        seasons.append([env.step(action)[1] for _ in range(5)])
+        env.reset()
+    keys = {env.unwrapped.core._graph._key for env in envs}
+    assert len(keys) == 1 and next(iter(keys)) in _graph._FROZEN
+    assert not np.array_equal(seasons[0], seasons[1])  # each env plays its own seed
+    again = gym.make("paretochain/Pricing-v0", config="default", horizon=5)
+    again.unwrapped.core.use_step_graph = False
+    again.reset(seed=2)
+    assert np.array_equal(seasons[2], [again.step(action)[1] for _ in range(5)])
