@@ -14,8 +14,13 @@ counter, and takes no shortcut decided by a value read back to the host, since a
 would keep the one decision it saw. Everything a step reads that changes between calls
 is an input of the graph: the tensors named in ``core.step_state`` (read and rebound by
 every step) and ``core._episode_tensors()`` (drawn at reset). Whatever else the trace
-reads is kept as a constant: tables built once per instance. A trace that rebinds a
-tensor missing from ``step_state``, or that warns of a value read on the host, is refused.
+reads is kept as a constant: tables built once per instance. A step that rebinds a
+tensor missing from ``step_state``, or that reads a tensor's value on the host (checked on
+one untraced run), is refused, and the core steps eagerly.
+
+Cores of one config and batch size share their frozen graphs (traced once per process);
+each thread runs them with its own static-runtime module. ``reset()`` without seeds or
+mask is traced the same way (:class:`ResetGraph`).
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ competitor ignores the policy, so its whole season is drawn at reset. Count
 uniforms are cached per episode, masks are computed once per period and KPIs are
 one raw matrix with a lazy linear map. Every shortcut gives the float32 values of
 the direct computation, so an environment's episode depends only on its seed.
+Batches of up to ``GRAPH_LIMIT`` prices on the CPU (a single env, up to 256 envs of
+the default config) run this same step as a traced graph (:mod:`paretochain.envs._graph`),
+which skips Python's cost per operation; the stock check is then a branch of the graph
+(:func:`paretochain.envs.pricing.allocation.sell`).
 """
 
 from __future__ import annotations
@@ -78,6 +82,9 @@ KPI_NAMES = (
 _SITE_DEMAND = 20
 #: Largest per-season competitor table (entries over the batch) drawn at reset; above it the price moves step by step.
 PATH_LIMIT = 8_000_000
+#: Largest batch (prices over the batch) stepped by a traced graph on the CPU; above it the eager step is faster
+#: (default config: 1.3x faster traced at 16 to 64 envs, 1.1x at 256, 0.7x at 1,024).
+GRAPH_LIMIT = 1024
 
 
 def _batch(x: torch.Tensor, num_envs: int) -> torch.Tensor:
@@ -358,7 +365,8 @@ class PricingCore(BatchedCore):
 
     # ------------------------------------------------------------------ the traced step
     def _wants_step_graph(self) -> bool:
-        return self.device.type == "cpu" and not self._large and self._episode_keys is not None
+        small = self.num_envs * self.num_skus * self.num_channels <= GRAPH_LIMIT
+        return self.device.type == "cpu" and small and self._episode_keys is not None
 
     def _episode_tensors(self) -> list[torch.Tensor]:
         return super()._episode_tensors() + list(self._competitor_paths or ())
