@@ -79,6 +79,31 @@ def bench_single(config: str, budget_s: float, traced: bool = True) -> float:
     return calls / seconds
 
 
+def bench_single_pair(config: str, rounds: int, seasons: int = 20) -> tuple[float, float]:
+    """Traced and eager single env in alternation, best of ``rounds`` rounds of ``seasons`` seasons each.
+
+    Both envs run in the same minutes, so a machine that slows down slows both.
+    """
+    envs = []
+    for traced in (True, False):
+        env = gym.make("paretochain/Pricing-v0", config=config)
+        env.unwrapped.core.use_step_graph = traced
+        env.reset(seed=0)
+        envs.append(env)
+    action = list_price_action(envs[0].unwrapped.core, 1)[0]
+    horizon = envs[0].unwrapped.core.horizon
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for i, env in enumerate(envs):
+            start = time.perf_counter()
+            for _ in range(seasons):
+                env.reset()
+                for _ in range(horizon):
+                    env.step(action)
+            best[i] = min(best[i], (time.perf_counter() - start) / (seasons * horizon))
+    return 1.0 / best[0], 1.0 / best[1]
+
+
 def bench_batched(config: str, num_envs: int, device: str, budget_s: float) -> float:
     env = make_vec("paretochain/Pricing-v0", num_envs, device=device, config=config, tensors=True, check_actions=False)
     env.reset(seed=0)
@@ -118,6 +143,12 @@ def main() -> None:
     )
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per measurement (at least a few steps)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--pair-rounds",
+        type=int,
+        default=0,
+        help="also time the traced and the eager single env in alternation, best of this many rounds (0: off)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,6 +183,12 @@ def main() -> None:
     if any(r[4] for r in rows):
         print(f"* SyncVectorEnv rate of N={args.sync_max} (its env-steps/s do not grow with N)")
     print(f"single env: {1e6 / single:,.0f} us per step through the Gymnasium view")
+    if args.pair_rounds:
+        traced, eager = bench_single_pair(args.config, args.pair_rounds)
+        print(
+            f"single env in alternation, best of {args.pair_rounds} rounds: traced {traced:,.0f}, "
+            f"eager {eager:,.0f} steps/s ({traced / eager:.2f}x)"
+        )
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
