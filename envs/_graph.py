@@ -138,7 +138,20 @@ def _freeze(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> torch
 
 #: Frozen graphs and what they return, by signature: cores of one config and batch size share them.
 _FROZEN: dict[tuple[Any, ...], tuple[torch.jit.ScriptModule, dict[str, Any]]] = {}
+#: Graphs kept for new cores (and runners per thread); the oldest go first. A core keeps its own graph.
+KEEP = 128
 _THREAD = threading.local()
+
+
+def _shared(
+    key: tuple[Any, ...], build: Callable[[], tuple[torch.jit.ScriptModule, dict[str, Any]]]
+) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """The frozen graph of ``key``, built once."""
+    if key not in _FROZEN:
+        if len(_FROZEN) >= KEEP:
+            del _FROZEN[next(iter(_FROZEN))]
+        _FROZEN[key] = build()
+    return _FROZEN[key]
 
 
 def _signature(core: BatchedCore, kind: str, *extra: Any) -> tuple[Any, ...]:
@@ -153,14 +166,15 @@ def _signature(core: BatchedCore, kind: str, *extra: Any) -> tuple[Any, ...]:
     return (kind, type(core), identity, core.num_envs, str(core.device), layout, *extra)
 
 
-def _runner(key: tuple[Any, ...]) -> Callable[..., Any]:
+def _runner(key: tuple[Any, ...], frozen: torch.jit.ScriptModule) -> Callable[..., Any]:
     """This thread's runner of the frozen graph ``key`` (a static-runtime module is not for two threads at once)."""
     runners = getattr(_THREAD, "runners", None)
     if runners is None:
         runners = _THREAD.runners = {}
     run = runners.get(key)
     if run is None:
-        frozen = _FROZEN[key][0]
+        if len(runners) >= KEEP:
+            del runners[next(iter(runners))]
         to_static = getattr(torch._C, "_jit_to_static_module", None)
         run = runners[key] = to_static(frozen._c) if to_static is not None else frozen
     return run
@@ -180,13 +194,11 @@ class StepGraph:
     def __init__(self, core: BatchedCore, action: torch.Tensor) -> None:
         self.action_dtype, self.action_shape = action.dtype, action.shape
         self._key = _signature(core, "step", action.dtype, tuple(action.shape))
-        if self._key not in _FROZEN:
-            _FROZEN[self._key] = self._trace(core, action)
-        meta = _FROZEN[self._key][1]
+        self._frozen, meta = _shared(self._key, lambda: self._trace(core, action))
         self._used, self._written = meta["used"], meta["written"]
         self._kpi_names, self._terminated = meta["kpi_names"], meta["terminated"]
         self._episode: tuple[torch.Tensor | None, list[torch.Tensor]] = (None, [])  # (episode keys, used tensors)
-        _runner(self._key)  # ready before the first step
+        _runner(self._key, self._frozen)  # ready before the first step
 
     @staticmethod
     def _trace(core: BatchedCore, action: torch.Tensor) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
@@ -223,7 +235,7 @@ class StepGraph:
             episode = [x for x, take in zip(everything, used[len(names) :]) if take]
             self._episode = (core._episode_keys, episode)
         state = [getattr(core, name) for name, take in zip(names, used) if take]
-        run = _THREAD.__dict__.get("runners", {}).get(self._key) or _runner(self._key)
+        run = _THREAD.__dict__.get("runners", {}).get(self._key) or _runner(self._key, self._frozen)
         obs, reward, truncated, matrix, flat, *written = run(action, *state, *episode)
         terminated = getattr(core, self._terminated) if self._terminated is not None else written.pop(0)
         for name, value in zip(self._written, written):
@@ -266,18 +278,20 @@ class ResetGraph:
 
     def __init__(self, core: BatchedCore) -> None:
         self._key = _signature(core, "reset")
-        if self._key not in _FROZEN:
-            module = _TracedReset(core)
-            with _graph_mode(core, self.KEYS, None) as example, _NoHostReads():
-                module(*example[:3])
-            with _graph_mode(core, self.KEYS, None) as example:
-                _FROZEN[self._key] = (_freeze(module, example[:3]), {"written": module.written})
-        self._written = _FROZEN[self._key][1]["written"]
-        _runner(self._key)
+        self._frozen, meta = _shared(self._key, lambda: self._trace(core))
+        self._written = meta["written"]
+        _runner(self._key, self._frozen)
+
+    def _trace(self, core: BatchedCore) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+        module = _TracedReset(core)
+        with _graph_mode(core, self.KEYS, None) as example, _NoHostReads():
+            module(*example[:3])
+        with _graph_mode(core, self.KEYS, None) as example:
+            return _freeze(module, example[:3]), {"written": module.written}
 
     def __call__(self, core: BatchedCore) -> torch.Tensor:
         """Start the next episodes of ``core``; the observations."""
-        run = _THREAD.__dict__.get("runners", {}).get(self._key) or _runner(self._key)
+        run = _THREAD.__dict__.get("runners", {}).get(self._key) or _runner(self._key, self._frozen)
         obs, *tensors = run(core.key_lo, core.key_hi, core.episode)
         n = len(self._written)
         for name, value in zip(self._written, tensors):

@@ -189,3 +189,27 @@ def test_envs_of_one_config_share_their_traced_graphs_and_still_play_their_own_s
     again.unwrapped.core.use_step_graph = False
     again.reset(seed=2)
     assert np.array_equal(seasons[2], [again.step(action)[1] for _ in range(5)])
+
+
+def test_a_core_keeps_stepping_with_its_graph_after_the_shared_store_lets_it_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from paretochain.envs import _graph
+
+    monkeypatch.setattr(_graph, "KEEP", 2)
+    monkeypatch.setattr(_graph, "_FROZEN", {})
+    action = np.array([4, 4, 4, 4])
+    first = gym.make("paretochain/Pricing-v0", config="default", horizon=5)
+    first.reset(seed=1)
+    first.step(action)
+    for horizon in (6, 7, 8):  # other configs push the first graph out of the store
+        other = gym.make("paretochain/Pricing-v0", config="default", horizon=horizon)
+        other.reset(seed=0)
+        other.step(action)
+    assert first.unwrapped.core._graph._key not in _graph._FROZEN and len(_graph._FROZEN) <= 2
+    eager = gym.make("paretochain/Pricing-v0", config="default", horizon=5)
+    eager.unwrapped.core.use_step_graph = False
+    eager.reset(seed=1)
+    eager.step(action)
+    for _ in range(4):
+        assert np.array_equal(first.step(action)[1], eager.step(action)[1])
