@@ -323,6 +323,12 @@ class BatchedCore(ABC):
                 return None
         return graph if self.use_step_graph and graph.serves(action) else None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its traced graphs (they are traced again on first use)."""
+        state = self.__dict__.copy()
+        state["_graph"] = state["_reset_graph_run"] = None
+        return state
+
     def _reset_graph(self) -> ResetGraph | None:
         """The traced start of the next episodes, traced once the step has its graph; None: start eagerly."""
         graph = self._reset_graph_run

@@ -213,3 +213,16 @@ def test_a_core_keeps_stepping_with_its_graph_after_the_shared_store_lets_it_go(
     eager.step(action)
     for _ in range(4):
         assert np.array_equal(first.step(action)[1], eager.step(action)[1])
+
+
+def test_a_pickled_env_drops_its_graphs_and_traces_them_again() -> None:
+    import pickle
+
+    env = gym.make("paretochain/Pricing-v0", config="default")
+    env.reset(seed=0)
+    action = np.array([4, 4, 4, 4])
+    env.step(action)
+    copy = pickle.loads(pickle.dumps(env.unwrapped))
+    assert copy.core._graph is None
+    assert np.array_equal(copy.step(action)[1], env.step(action)[1])
+    assert copy.core._graph is not None
