@@ -14,11 +14,13 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from paretochain.envs.config import ConfigModel
-from paretochain.envs.core import BatchedCore, KPIs
+from paretochain.envs.core import BatchedCore, KPIs, StepOutput
 from paretochain.errors import ActionError
 
 _THREAD = threading.local()
 _INT64 = np.dtype(np.int64)
+#: Most actions a single view remembers as checked batches (MultiDiscrete spaces under fixed masks).
+KNOWN_ACTIONS = 4096
 
 
 def _no_autograd() -> torch.inference_mode:
@@ -140,6 +142,9 @@ class SingleEnv(gym.Env):
             self._allowed_sets = [
                 shared.setdefault(block.tobytes(), frozenset(np.flatnonzero(block).tolist())) for block in blocks
             ]
+        # actions allowed before, as the batches they made (MultiDiscrete under masks that never change)
+        self._known_actions: dict[bytes, torch.Tensor] | None = {} if self._allowed_sets is not None else None
+        self._shape = self.action_space.shape
         self._obs_dim = int(self.core.observation_layout.size)
         self._history: list[dict[str, np.ndarray]] = []
 
@@ -155,26 +160,24 @@ class SingleEnv(gym.Env):
         return _numpy(obs)[0], self._info(None)
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
-        arr, allowed = self._checked_action(action)
-        if self._discrete_actions:
-            batch = self._discrete_actions[int(arr)]
+        known = self._known_actions
+        batch = None
+        if known is not None and type(action) is np.ndarray and action.dtype is _INT64 and action.shape == self._shape:
+            batch = known.get(action.tobytes())  # an action allowed before, as the batch it made then
+        if batch is not None:
+            out = self._step_allowed(batch)
         else:
-            if self._discrete:
-                rows = arr.reshape(1).astype(np.int64, copy=False)
-            elif allowed:  # the checked fast path made a batch of one already
-                rows = arr
+            arr, allowed = self._checked_action(action)
+            batch = self._batch(arr, allowed)
+            if allowed:
+                if known is not None and len(known) < KNOWN_ACTIONS:
+                    known[arr.tobytes()] = batch  # the cores never write into an action
+                out = self._step_allowed(batch)
             else:
-                rows = np.ascontiguousarray(arr).reshape((1, *arr.shape))
-            batch = torch.from_numpy(rows)
-            if self.core.device.type != "cpu":
-                batch = batch.to(self.core.device)
-        if allowed and self.core.uses_step_graph(batch):
-            out = self.core.step(batch, check=False)  # the traced step records nothing for autograd
-        else:
-            with _no_autograd():
-                if self._masked and not allowed and not (self._host_masks and self._allowed_on_host(arr)):
-                    self.core.check_action(batch)  # refuses the action, naming the problem
-                out = self.core.step(batch, check=False)
+                with _no_autograd():
+                    if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
+                        self.core.check_action(batch)  # refuses the action, naming the problem
+                    out = self.core.step(batch, check=False)
         if self.render_mode == "rgb_array":
             self._history.append(self.core.snapshot(0))
         kpis = out.kpis
@@ -210,6 +213,26 @@ class SingleEnv(gym.Env):
         if self._masked:
             info["action_mask"] = self._mask_row().copy()
         return obs, reward, terminated, truncated, info
+
+    def _batch(self, arr: np.ndarray, allowed: bool) -> torch.Tensor:
+        """The batch of one the core steps, from a checked action (a batch of one already when ``allowed``)."""
+        if self._discrete_actions:
+            return self._discrete_actions[int(arr)]
+        if self._discrete:
+            rows = arr.reshape(1).astype(np.int64, copy=False)
+        elif allowed:
+            rows = arr
+        else:
+            rows = np.ascontiguousarray(arr).reshape((1, *arr.shape))
+        batch = torch.from_numpy(rows)
+        return batch if self.core.device.type == "cpu" else batch.to(self.core.device)
+
+    def _step_allowed(self, batch: torch.Tensor) -> StepOutput:
+        """Step an action the masks allow (a traced step needs no inference mode: it records nothing for autograd)."""
+        if self.core.uses_step_graph(batch):
+            return self.core.step(batch, check=False)
+        with _no_autograd():
+            return self.core.step(batch, check=False)
 
     def _checked_action(self, action: Any) -> tuple[np.ndarray, bool]:
         """A copy of the action as an array, refusing what is outside the space, and whether the masks allow it.

@@ -226,3 +226,28 @@ def test_a_pickled_env_drops_its_graphs_and_traces_them_again() -> None:
     assert copy.core._graph is None
     assert np.array_equal(copy.step(action)[1], env.step(action)[1])
     assert copy.core._graph is not None
+
+
+def test_the_single_view_remembers_allowed_actions_only_and_only_up_to_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from paretochain.envs import views
+
+    monkeypatch.setattr(views, "KNOWN_ACTIONS", 3)
+    env = gym.make("paretochain/Pricing-v0", config="default")
+    _, info = env.reset(seed=0)
+    view = env.unwrapped
+    floor = int(np.flatnonzero(~info["action_mask"][7:14])[0])
+    for action in ([4, 4, 4, 4], [5, 4, 4, 4], [4, 4, 4, 4]):
+        env.step(np.array(action))
+    assert len(view._known_actions) == 2
+    with pytest.raises(ActionError, match="not allowed by its action mask"):
+        env.step(np.array([4, floor, 4, 4]))
+    with pytest.raises(ActionError):
+        env.step(np.array([4, 4, 4, 7]))
+    assert len(view._known_actions) == 2  # refused actions are never remembered
+    for action in ([6, 4, 4, 4], [3, 4, 4, 4], [2, 4, 4, 4]):
+        env.step(np.array(action))
+    assert len(view._known_actions) == 3  # the limit
+    # masks that change between periods (a store that holds its prices) are checked every step
+    assert gym.make("paretochain/Pricing-v0", config="multichannel").unwrapped._known_actions is None
