@@ -75,14 +75,16 @@ class _TracedStep(torch.nn.Module):
         matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
         if self.written is None:  # the untraced run: the tensors the step rebinds
             self.written = [name for name, value in zip(names, inputs) if getattr(core, name) is not value]
-        state = tuple(getattr(core, name) for name in self.written)
-        flags = torch.stack([terminated.to(obs.dtype), truncated.to(obs.dtype)], dim=1)
-        flat = torch.cat([obs, reward, matrix, flags], dim=1).view(-1) if core.num_envs == 1 else flags
+        outputs: tuple[torch.Tensor, ...] = (obs, reward, truncated, matrix)
+        if core.num_envs == 1:  # the single view's one row: observation, reward, KPIs, flags
+            flags = torch.stack([terminated.to(obs.dtype), truncated.to(obs.dtype)], dim=1)
+            outputs += (torch.cat([obs, reward, matrix, flags], dim=1).view(-1),)
         constant = [name for name, value in vars(core).items() if value is terminated and name not in names]
         if constant:
             self.terminated = constant[0]  # a constant of the core (episodes never end early): not an output
-            return (obs, reward, truncated, matrix, flat, *state)
-        return (obs, reward, truncated, matrix, flat, terminated, *state)
+        else:
+            outputs += (terminated,)
+        return (*outputs, *(getattr(core, name) for name in self.written))
 
 
 class _NoHostReads(TorchFunctionMode):
@@ -98,6 +100,16 @@ class _NoHostReads(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+def _tensors(core: BatchedCore) -> dict[str, torch.Tensor]:
+    """The tensor attributes of ``core``, by name."""
+    return {name: value for name, value in vars(core).items() if isinstance(value, torch.Tensor)}
+
+
+def _rebound(core: BatchedCore, before: dict[str, torch.Tensor]) -> list[str]:
+    """The tensor attributes of ``core`` rebound since ``before`` (:func:`_tensors`) was taken."""
+    return [name for name, value in _tensors(core).items() if before.get(name) is not value]
+
+
 @contextmanager
 def _graph_mode(
     core: BatchedCore, inputs: Sequence[str], rebinds: set[str] | None
@@ -106,17 +118,13 @@ def _graph_mode(
 
     With ``rebinds``, raises :class:`GraphRefused` when the run rebound a tensor not named there.
     """
-    kept = {name: value for name, value in vars(core).items() if isinstance(value, torch.Tensor)}
+    kept = _tensors(core)
     episode = core._episode_tensors()
     lockstep = core.lockstep
     core.tracing, core.lockstep = True, False
     try:
         yield (*(getattr(core, name) for name in inputs), *episode)
-        rebound = [
-            name
-            for name, value in vars(core).items()
-            if isinstance(value, torch.Tensor) and kept.get(name) is not value and name not in (rebinds or ())
-        ]
+        rebound = [name for name in _rebound(core, kept) if name not in (rebinds or ())]
     finally:
         for name, value in kept.items():
             setattr(core, name, value)
@@ -143,17 +151,6 @@ KEEP = 128
 _THREAD = threading.local()
 
 
-def _shared(
-    key: tuple[Any, ...], build: Callable[[], tuple[torch.jit.ScriptModule, dict[str, Any]]]
-) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """The frozen graph of ``key``, built once."""
-    if key not in _FROZEN:
-        if len(_FROZEN) >= KEEP:
-            del _FROZEN[next(iter(_FROZEN))]
-        _FROZEN[key] = build()
-    return _FROZEN[key]
-
-
 def _signature(core: BatchedCore, kind: str, *extra: Any) -> tuple[Any, ...]:
     """What a graph of ``core`` depends on beyond its inputs: the core's class, config and batch, the inputs' layout.
 
@@ -166,21 +163,33 @@ def _signature(core: BatchedCore, kind: str, *extra: Any) -> tuple[Any, ...]:
     return (kind, type(core), identity, core.num_envs, str(core.device), layout, *extra)
 
 
-def _runner(key: tuple[Any, ...], frozen: torch.jit.ScriptModule) -> Callable[..., Any]:
-    """This thread's runner of the frozen graph ``key`` (a static-runtime module is not for two threads at once)."""
-    runners = getattr(_THREAD, "runners", None)
-    if runners is None:
-        runners = _THREAD.runners = {}
-    run = runners.get(key)
-    if run is None:
-        if len(runners) >= KEEP:
-            del runners[next(iter(runners))]
-        to_static = getattr(torch._C, "_jit_to_static_module", None)
-        run = runners[key] = to_static(frozen._c) if to_static is not None else frozen
-    return run
+class _SharedGraph:
+    """A frozen graph shared by the cores of one signature (:func:`_signature`), run by this thread's runner."""
+
+    def __init__(self, key: tuple[Any, ...], build: Callable[[], tuple[torch.jit.ScriptModule, dict[str, Any]]]):
+        self._key = key
+        if key not in _FROZEN:
+            if len(_FROZEN) >= KEEP:
+                del _FROZEN[next(iter(_FROZEN))]
+            _FROZEN[key] = build()
+        self._frozen, self._meta = _FROZEN[key]
+        self._runner()  # ready before the first call
+
+    def _runner(self) -> Callable[..., Any]:
+        """This thread's runner of the graph (a static-runtime module is not for two threads at once)."""
+        runners = getattr(_THREAD, "runners", None)
+        if runners is None:
+            runners = _THREAD.runners = {}
+        run = runners.get(self._key)
+        if run is None:
+            if len(runners) >= KEEP:
+                del runners[next(iter(runners))]
+            to_static = getattr(torch._C, "_jit_to_static_module", None)
+            run = runners[self._key] = to_static(self._frozen._c) if to_static is not None else self._frozen
+        return run
 
 
-class StepGraph:
+class StepGraph(_SharedGraph):
     """One core's step traced for actions of one dtype and shape; call it in place of the eager step.
 
     Args:
@@ -193,12 +202,11 @@ class StepGraph:
 
     def __init__(self, core: BatchedCore, action: torch.Tensor) -> None:
         self.action_dtype, self.action_shape = action.dtype, action.shape
-        self._key = _signature(core, "step", action.dtype, tuple(action.shape))
-        self._frozen, meta = _shared(self._key, lambda: self._trace(core, action))
+        super().__init__(_signature(core, "step", action.dtype, tuple(action.shape)), lambda: self._trace(core, action))
+        meta = self._meta
         self._used, self._written = meta["used"], meta["written"]
         self._kpi_names, self._terminated = meta["kpi_names"], meta["terminated"]
         self._episode: tuple[torch.Tensor | None, list[torch.Tensor]] = (None, [])  # (episode keys, used tensors)
-        _runner(self._key, self._frozen)  # ready before the first step
 
     @staticmethod
     def _trace(core: BatchedCore, action: torch.Tensor) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
@@ -235,13 +243,12 @@ class StepGraph:
             episode = [x for x, take in zip(everything, used[len(names) :]) if take]
             self._episode = (core._episode_keys, episode)
         state = [getattr(core, name) for name, take in zip(names, used) if take]
-        run = _THREAD.__dict__.get("runners", {}).get(self._key) or _runner(self._key, self._frozen)
-        obs, reward, truncated, matrix, flat, *written = run(action, *state, *episode)
-        terminated = getattr(core, self._terminated) if self._terminated is not None else written.pop(0)
-        for name, value in zip(self._written, written):
+        obs, reward, truncated, matrix, *rest = self._runner()(action, *state, *episode)
+        flat = rest.pop(0) if core.num_envs == 1 else None
+        terminated = getattr(core, self._terminated) if self._terminated is not None else rest.pop(0)
+        for name, value in zip(self._written, rest):
             setattr(core, name, value)
-        kpis = KPIs(self._kpi_names, values=matrix)
-        return StepOutput(obs, reward, terminated, truncated, kpis, flat if core.num_envs == 1 else None)
+        return StepOutput(obs, reward, terminated, truncated, KPIs(self._kpi_names, values=matrix), flat)
 
 
 class _TracedReset(torch.nn.Module):
@@ -255,18 +262,14 @@ class _TracedReset(torch.nn.Module):
     def forward(self, key_lo: torch.Tensor, key_hi: torch.Tensor, episode: torch.Tensor) -> tuple[torch.Tensor, ...]:
         core = self.core
         core.key_lo, core.key_hi, core.episode = key_lo, key_hi, episode
-        before = {name: value for name, value in vars(core).items() if isinstance(value, torch.Tensor)}
+        before = _tensors(core)
         obs = core._next_episodes()
         if not self.written:
-            self.written = [
-                name
-                for name, value in vars(core).items()
-                if isinstance(value, torch.Tensor) and before.get(name) is not value
-            ]
+            self.written = _rebound(core, before)
         return (obs, *(getattr(core, name) for name in self.written), *core._episode_tensors())
 
 
-class ResetGraph:
+class ResetGraph(_SharedGraph):
     """A core's start of the next episodes (``reset()`` without seeds or mask), traced; call it in place of
     :meth:`BatchedCore._next_episodes`.
 
@@ -277,10 +280,8 @@ class ResetGraph:
     KEYS = ("key_lo", "key_hi", "episode")
 
     def __init__(self, core: BatchedCore) -> None:
-        self._key = _signature(core, "reset")
-        self._frozen, meta = _shared(self._key, lambda: self._trace(core))
-        self._written = meta["written"]
-        _runner(self._key, self._frozen)
+        super().__init__(_signature(core, "reset"), lambda: self._trace(core))
+        self._written = self._meta["written"]
 
     def _trace(self, core: BatchedCore) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
         module = _TracedReset(core)
@@ -291,8 +292,7 @@ class ResetGraph:
 
     def __call__(self, core: BatchedCore) -> torch.Tensor:
         """Start the next episodes of ``core``; the observations."""
-        run = _THREAD.__dict__.get("runners", {}).get(self._key) or _runner(self._key, self._frozen)
-        obs, *tensors = run(core.key_lo, core.key_hi, core.episode)
+        obs, *tensors = self._runner()(core.key_lo, core.key_hi, core.episode)
         n = len(self._written)
         for name, value in zip(self._written, tensors):
             setattr(core, name, value)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +29,8 @@ from paretochain.errors import ActionError, PolicyFileError
 
 if TYPE_CHECKING:
     from paretochain.envs._graph import ResetGraph, StepGraph
+
+G = TypeVar("G")
 
 
 class KPIs(Mapping[str, torch.Tensor]):
@@ -309,19 +311,12 @@ class BatchedCore(ABC):
 
     def _step_graph(self, action: torch.Tensor) -> StepGraph | None:
         """The traced step for this action's dtype and shape, traced on first use; None: step eagerly."""
-        graph = self._graph
-        if graph is None:
-            if self._graph_refused or not (self.use_step_graph and self._wants_step_graph()):
-                return None
-            from paretochain.envs._graph import GraphRefused, StepGraph
+        if self._graph is None and not self._graph_refused and self.use_step_graph and self._wants_step_graph():
+            from paretochain.envs._graph import StepGraph
 
-            try:
-                graph = self._graph = StepGraph(self, action)
-            except (GraphRefused, RuntimeError, AttributeError) as exc:  # refused, or this torch cannot trace it
-                self._graph_refused = True
-                warnings.warn(f"{type(self).__name__} steps eagerly: {exc}", RuntimeWarning, stacklevel=3)
-                return None
-        return graph if self.use_step_graph and graph.serves(action) else None
+            self._graph = self._traced(lambda: StepGraph(self, action), "steps")
+            self._graph_refused = self._graph is None
+        return self._graph if self.uses_step_graph(action) else None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without its traced graphs (they are traced again on first use)."""
@@ -331,19 +326,24 @@ class BatchedCore(ABC):
 
     def _reset_graph(self) -> ResetGraph | None:
         """The traced start of the next episodes, traced once the step has its graph; None: start eagerly."""
-        graph = self._reset_graph_run
-        if graph is None:
-            if self._graph is None or self._reset_graph_refused or not self.use_step_graph:
-                return None
-            from paretochain.envs._graph import GraphRefused, ResetGraph
+        if not self.use_step_graph:
+            return None
+        if self._reset_graph_run is None and not self._reset_graph_refused and self._graph is not None:
+            from paretochain.envs._graph import ResetGraph
 
-            try:
-                graph = self._reset_graph_run = ResetGraph(self)
-            except (GraphRefused, RuntimeError, AttributeError) as exc:  # refused, or this torch cannot trace it
-                self._reset_graph_refused = True
-                warnings.warn(f"{type(self).__name__} resets eagerly: {exc}", RuntimeWarning, stacklevel=4)
-                return None
-        return graph if self.use_step_graph else None
+            self._reset_graph_run = self._traced(lambda: ResetGraph(self), "resets")
+            self._reset_graph_refused = self._reset_graph_run is None
+        return self._reset_graph_run
+
+    def _traced(self, build: Callable[[], G], doing: str) -> G | None:
+        """``build()``; None, with a warning, when the graph is refused or this torch cannot trace it."""
+        from paretochain.envs._graph import GraphRefused
+
+        try:
+            return build()
+        except (GraphRefused, RuntimeError, AttributeError) as exc:
+            warnings.warn(f"{type(self).__name__} {doing} eagerly: {exc}", RuntimeWarning, stacklevel=5)
+            return None
 
     def uses_step_graph(self, action: torch.Tensor) -> bool:
         """Whether :meth:`step` runs this action through the traced graph (once traced). Such a step records
