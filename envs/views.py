@@ -160,24 +160,16 @@ class SingleEnv(gym.Env):
         return _numpy(obs)[0], self._info(None)
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
-        known = self._known_actions
-        batch = None
-        if known is not None and type(action) is np.ndarray and action.dtype is _INT64 and action.shape == self._shape:
-            batch = known.get(action.tobytes())  # an action allowed before, as the batch it made then
+        batch = self._allowed_batch(action)
         if batch is not None:
             out = self._step_allowed(batch)
         else:
-            arr, allowed = self._checked_action(action)
-            batch = self._batch(arr, allowed)
-            if allowed:
-                if known is not None and len(known) < KNOWN_ACTIONS:
-                    known[arr.tobytes()] = batch  # the cores never write into an action
-                out = self._step_allowed(batch)
-            else:
-                with _no_autograd():
-                    if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
-                        self.core.check_action(batch)  # refuses the action, naming the problem
-                    out = self.core.step(batch, check=False)
+            arr = self._action_array(action)
+            batch = self._batch(arr)
+            with _no_autograd():
+                if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
+                    self.core.check_action(batch)  # refuses the action, naming the problem
+                out = self.core.step(batch, check=False)
         if self.render_mode == "rgb_array":
             self._history.append(self.core.snapshot(0))
         kpis = out.kpis
@@ -214,14 +206,12 @@ class SingleEnv(gym.Env):
             info["action_mask"] = self._mask_row().copy()
         return obs, reward, terminated, truncated, info
 
-    def _batch(self, arr: np.ndarray, allowed: bool) -> torch.Tensor:
-        """The batch of one the core steps, from a checked action (a batch of one already when ``allowed``)."""
+    def _batch(self, arr: np.ndarray) -> torch.Tensor:
+        """The batch of one the core steps, from an action checked against the space."""
         if self._discrete_actions:
             return self._discrete_actions[int(arr)]
         if self._discrete:
             rows = arr.reshape(1).astype(np.int64, copy=False)
-        elif allowed:
-            rows = arr
         else:
             rows = np.ascontiguousarray(arr).reshape((1, *arr.shape))
         batch = torch.from_numpy(rows)
@@ -234,21 +224,26 @@ class SingleEnv(gym.Env):
         with _no_autograd():
             return self.core.step(batch, check=False)
 
-    def _checked_action(self, action: Any) -> tuple[np.ndarray, bool]:
-        """A copy of the action as an array, refusing what is outside the space, and whether the masks allow it.
+    def _allowed_batch(self, action: Any) -> torch.Tensor | None:
+        """The batch of one for an int64 MultiDiscrete action the fixed masks allow; None: check it the long way.
 
-        ``False`` means the masks are still to be checked.
+        Plain Python checks the bounds and the masks together (the allowed choices of every dimension
+        as a set); an action allowed before is looked up as the batch it made then.
         """
-        sets = self._allowed_sets
-        if (
-            sets is not None
-            and type(action) is np.ndarray
-            and action.dtype is _INT64
-            and action.shape == self.action_space.shape
-            and all(choice in allowed for choice, allowed in zip(action.tolist(), sets))
-        ):
-            return np.array(action, ndmin=2), True  # a copy, shaped as a batch of one
-        return self._action_array(action), False
+        known, sets = self._known_actions, self._allowed_sets
+        if known is None or sets is None or type(action) is not np.ndarray:
+            return None
+        if action.dtype is not _INT64 or action.shape != self._shape:
+            return None
+        key = action.tobytes()
+        batch = known.get(key)
+        if batch is None and all(choice in allowed for choice, allowed in zip(action.tolist(), sets)):
+            batch = torch.from_numpy(np.array(action, ndmin=2))  # a copy, shaped as a batch of one
+            if self.core.device.type != "cpu":
+                batch = batch.to(self.core.device)
+            if len(known) < KNOWN_ACTIONS:
+                known[key] = batch  # the cores never write into an action
+        return batch
 
     def _action_array(self, action: Any) -> np.ndarray:
         """A copy of the action as an array, refusing what is outside the space (:func:`_to_numpy_action`)."""
