@@ -44,6 +44,18 @@ def ration(stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlie
     return floor + (ahead < left)
 
 
+def allocate(
+    stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlier: torch.Tensor | None
+) -> torch.Tensor:
+    """Units sold per channel ``(B, K, C)`` from stock ``(B, K)``, the units asked ``(B, K, C)`` and their total ``(B, K)``.
+
+    One channel sells what it is asked, up to the stock; two or more share it (:func:`ration`).
+    """
+    if asked.shape[-1] == 1:
+        return torch.minimum(asked, stock.unsqueeze(-1))
+    return ration(stock, asked, total, earlier)
+
+
 def sell(
     stock: torch.Tensor,
     asked: torch.Tensor,
@@ -71,14 +83,10 @@ def sell(
         share of demand lost to stock-outs and the fill rate (``(B,)`` each).
     """
     zero, one, zeros, ones = constants
-    if asked.shape[-1] == 1:
-        sales = torch.minimum(asked, stock.unsqueeze(-1))
-        sold = sales[..., 0]
-    elif check_stock and bool((stock >= total).all()):
+    if asked.shape[-1] > 1 and check_stock and bool((stock >= total).all()):
         return asked, total, demand_units, zeros, ones
-    else:
-        sales = ration(stock, asked, total, earlier)
-        sold = channel_sum(sales)
+    sales = allocate(stock, asked, total, earlier)
+    sold = sales[..., 0] if asked.shape[-1] == 1 else channel_sum(sales)
     sales_units = sold.sum(1)
     some_demand = torch.maximum(demand_units, one)
     stockout = (demand_units - sales_units) / some_demand

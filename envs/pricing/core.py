@@ -49,7 +49,7 @@ from gymnasium import spaces
 
 from paretochain.envs import _rng
 from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout, StepOutput
-from paretochain.envs.pricing.allocation import ration, scripted_sell, sell
+from paretochain.envs.pricing.allocation import allocate, scripted_sell, sell
 from paretochain.envs.pricing.config import PricingConfig, per_sku
 from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
 from paretochain.envs.pricing.objectives import build_objectives, reward_matrix
@@ -391,11 +391,8 @@ class PricingCore(BatchedCore):
 
     def _now(self, *tables: torch.Tensor) -> list[torch.Tensor]:
         """Row ``t`` of per-env, per-period tables ``(B, T + 1, ...)`` for every env (views in lockstep)."""
-        if self.lockstep:
-            return [table[:, self.host_t] for table in tables]
-        assert self._row_start is not None
-        flat = self._row_start + self.t
-        return [_rng.rows_at(table, flat) for table in tables]
+        draw = self.step_draw()  # it looks the rows up, and finds them once for all the tables
+        return [draw.at_period(table) for table in tables]
 
     def _period(self, table: torch.Tensor) -> torch.Tensor:
         """Row ``t`` of a per-period table ``(T + 1, ...)``: one shared row in lockstep (broadcast), else one per env."""
@@ -541,9 +538,7 @@ class PricingCore(BatchedCore):
         index first on ties). ``earlier`` is the ``(C, C)`` bool matrix ``[j, i] = i < j``
         (built when not given).
         """
-        if asked.shape[-1] == 1:
-            return torch.minimum(asked, stock.unsqueeze(-1))
-        return ration(stock, asked, channel_sum(asked), earlier)
+        return allocate(stock, asked, channel_sum(asked), earlier)
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KPIs]:
         B, K, C = self.num_envs, self.num_skus, self.num_channels
