@@ -60,14 +60,25 @@ def timed(step, budget_s: float, min_steps: int) -> tuple[int, float]:  # type: 
             return calls, elapsed
 
 
-def bench_single(config: str, budget_s: float, traced: bool = True) -> float:
+def single_env(config: str, traced: bool) -> tuple[gym.Env, np.ndarray, int]:
+    """A single env (its step and reset traced or not), its list-price action and its horizon."""
     env = gym.make("paretochain/Pricing-v0", config=config)
     env.unwrapped.core.use_step_graph = traced
     env.reset(seed=0)
-    action = list_price_action(env.unwrapped.core, 1)[0]
-    horizon = env.unwrapped.core.horizon
-    for _ in range(horizon):  # a first season and reset: the step and the reset are traced before timing
-        env.step(action)
+    return env, list_price_action(env.unwrapped.core, 1)[0], env.unwrapped.core.horizon
+
+
+def play(env: gym.Env, action: np.ndarray, horizon: int, seasons: int) -> None:
+    """``seasons`` whole seasons, each from a reset."""
+    for _ in range(seasons):
+        env.reset()
+        for _ in range(horizon):
+            env.step(action)
+
+
+def bench_single(config: str, budget_s: float, traced: bool = True) -> float:
+    env, action, horizon = single_env(config, traced)
+    play(env, action, horizon, 1)  # a first season and reset: the step and the reset are traced before timing
     env.reset()
     state = {"t": 0}
 
@@ -87,22 +98,12 @@ def bench_single_pair(config: str, rounds: int, seasons: int = 20) -> tuple[floa
 
     Both envs run in the same minutes, so a machine that slows down slows both.
     """
-    envs = []
-    for traced in (True, False):
-        env = gym.make("paretochain/Pricing-v0", config=config)
-        env.unwrapped.core.use_step_graph = traced
-        env.reset(seed=0)
-        envs.append(env)
-    action = list_price_action(envs[0].unwrapped.core, 1)[0]
-    horizon = envs[0].unwrapped.core.horizon
+    envs = [single_env(config, traced) for traced in (True, False)]
     best = [float("inf"), float("inf")]
     for _ in range(rounds):
-        for i, env in enumerate(envs):
+        for i, (env, action, horizon) in enumerate(envs):
             start = time.perf_counter()
-            for _ in range(seasons):
-                env.reset()
-                for _ in range(horizon):
-                    env.step(action)
+            play(env, action, horizon, seasons)
             best[i] = min(best[i], (time.perf_counter() - start) / (seasons * horizon))
     return 1.0 / best[0], 1.0 / best[1]
 
