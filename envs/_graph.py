@@ -57,6 +57,7 @@ class _TracedStep(torch.nn.Module):
         self.used, self.written = used, written
         self.kpi_names: tuple[str, ...] = ()  # filled by the traced call
         self.terminated: str | None = None  # the core's attribute of constant flags, when it returns those
+        self.widths: tuple[int, int, int] = (0, 0, 0)  # observation, reward and KPI columns (filled by the call)
 
     def forward(self, action: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         core = self.core
@@ -73,17 +74,20 @@ class _TracedStep(torch.nn.Module):
         self.kpi_names = tuple(kpis)
         # the whole KPI matrix: the views read every KPI of a small batch
         matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
+        self.widths = (obs.shape[1], reward.shape[1], matrix.shape[1])
         if self.written is None:  # the untraced run: the tensors the step rebinds
             self.written = [name for name, value in zip(names, inputs) if getattr(core, name) is not value]
-        outputs: tuple[torch.Tensor, ...] = (obs, reward, truncated, matrix)
-        if core.num_envs == 1:  # the single view's one row: observation, reward, KPIs, flags
+        outputs: tuple[torch.Tensor, ...]
+        if core.num_envs == 1:  # one row holds everything: observation, reward, KPIs, flags
             flags = torch.stack([terminated.to(obs.dtype), truncated.to(obs.dtype)], dim=1)
-            outputs += (torch.cat([obs, reward, matrix, flags], dim=1).view(-1),)
-        constant = [name for name, value in vars(core).items() if value is terminated and name not in names]
-        if constant:
-            self.terminated = constant[0]  # a constant of the core (episodes never end early): not an output
+            outputs = (torch.cat([obs, reward, matrix, flags], dim=1).view(-1),)
         else:
-            outputs += (terminated,)
+            outputs = (obs, reward, truncated, matrix)
+            constant = [name for name, value in vars(core).items() if value is terminated and name not in names]
+            if constant:
+                self.terminated = constant[0]  # a constant of the core (episodes never end early): not an output
+            else:
+                outputs += (terminated,)
         return (*outputs, *(getattr(core, name) for name in self.written))
 
 
@@ -205,7 +209,9 @@ class StepGraph(_SharedGraph):
         super().__init__(_signature(core, "step", action.dtype, tuple(action.shape)), lambda: self._trace(core, action))
         meta = self._meta
         self._used, self._written = meta["used"], meta["written"]
-        self._kpi_names, self._terminated = meta["kpi_names"], meta["terminated"]
+        self.kpi_names: tuple[str, ...] = meta["kpi_names"]  # the KPIs of a row, in order
+        self._terminated, self._widths = meta["terminated"], meta["widths"]
+        self._state = [name for name, take in zip(core.step_state, self._used) if take]
         self._episode: tuple[torch.Tensor | None, list[torch.Tensor]] = (None, [])  # (episode keys, used tensors)
 
     @staticmethod
@@ -227,6 +233,7 @@ class StepGraph(_SharedGraph):
             "written": probe.written,
             "kpi_names": module.kpi_names,
             "terminated": module.terminated,  # the name of the core's constant flags, if the step returns those
+            "widths": module.widths,
         }
         return frozen, meta
 
@@ -234,21 +241,36 @@ class StepGraph(_SharedGraph):
         """Whether ``action`` has the dtype and shape the graph was traced for."""
         return action.dtype is self.action_dtype and action.shape == self.action_shape
 
-    def __call__(self, core: BatchedCore, action: torch.Tensor) -> StepOutput:
-        """One step of ``core`` (its ``t`` and state tensors advance; its host counter does not)."""
-        names, used = core.step_state, self._used
+    def _run(self, core: BatchedCore, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Run the graph on ``core``'s state and rebind the state it wrote; the other outputs."""
         keys, episode = self._episode
         if keys is not core._episode_keys:  # new episodes (every reset makes new keys): their tensors, once
             everything = core._episode_tensors()
-            episode = [x for x, take in zip(everything, used[len(names) :]) if take]
+            episode = [x for x, take in zip(everything, self._used[len(core.step_state) :]) if take]
             self._episode = (core._episode_keys, episode)
-        state = [getattr(core, name) for name, take in zip(names, used) if take]
-        obs, reward, truncated, matrix, *rest = self._runner()(action, *state, *episode)
-        flat = rest.pop(0) if core.num_envs == 1 else None
-        terminated = getattr(core, self._terminated) if self._terminated is not None else rest.pop(0)
-        for name, value in zip(self._written, rest):
+        outputs = self._runner()(action, *[getattr(core, name) for name in self._state], *episode)
+        n = len(outputs) - len(self._written)
+        for name, value in zip(self._written, outputs[n:]):
             setattr(core, name, value)
-        return StepOutput(obs, reward, terminated, truncated, KPIs(self._kpi_names, values=matrix), flat)
+        return outputs[:n]
+
+    def row(self, core: BatchedCore, action: torch.Tensor) -> torch.Tensor:
+        """One step of a one-env ``core``: everything it returns in one float32 row (:attr:`StepOutput.flat`)."""
+        return self._run(core, action)[0]
+
+    def __call__(self, core: BatchedCore, action: torch.Tensor) -> StepOutput:
+        """One step of ``core`` (its ``t`` and state tensors advance; its host counter does not)."""
+        outputs = self._run(core, action)
+        if core.num_envs == 1:  # the row's pieces, as views
+            flat = outputs[0]
+            d, k, m = self._widths
+            row = flat.view(1, -1)
+            kpis = KPIs(self.kpi_names, values=row[:, d + k : d + k + m])
+            flags = row[:, d + k + m :] != 0.0
+            return StepOutput(row[:, :d], row[:, d : d + k], flags[:, 0], flags[:, 1], kpis, flat)
+        obs, reward, truncated, matrix, *rest = outputs
+        terminated = getattr(core, self._terminated) if self._terminated is not None else rest[0]
+        return StepOutput(obs, reward, terminated, truncated, KPIs(self.kpi_names, values=matrix))
 
 
 class _TracedReset(torch.nn.Module):

@@ -293,8 +293,7 @@ class BatchedCore(ABC):
             check: validate the actions (and masks) first; agents that build actions
                 from the masks by construction may skip it to avoid a device sync.
         """
-        if self.fixed_horizon and self.host_t >= self.horizon:
-            raise RuntimeError(f"the episodes ended after {self.horizon} periods: call reset() before stepping again")
+        self._check_not_ended()
         if not isinstance(action, torch.Tensor) or action.device != self.device:
             action = torch.as_tensor(action, device=self.device)
         if check:
@@ -303,11 +302,34 @@ class BatchedCore(ABC):
         if graph is not None:
             out = graph(self, action)
             self.host_t += 1
+            self._stepped()
             return out
         reward, terminated, truncated, kpis = self._step(action)
         self.t = self.t + 1
         self.host_t += 1
+        self._stepped()
         return StepOutput(self.observe(), reward, terminated, truncated, kpis)
+
+    def step_row(self, action: torch.Tensor) -> tuple[torch.Tensor, tuple[str, ...]] | None:
+        """One step of a one-env core by its traced graph, for views that want one host copy: the step's
+        float32 row (:attr:`StepOutput.flat`) and the names of its KPIs. None where the step is not traced
+        for this action (yet); call :meth:`step` then. The action is not checked.
+        """
+        graph = self._graph
+        if graph is None or self.num_envs != 1 or not self.use_step_graph or not graph.serves(action):
+            return None
+        self._check_not_ended()
+        row = graph.row(self, action)
+        self.host_t += 1
+        self._stepped()
+        return row, graph.kpi_names
+
+    def _check_not_ended(self) -> None:
+        if self.fixed_horizon and self.host_t >= self.horizon:
+            raise RuntimeError(f"the episodes ended after {self.horizon} periods: call reset() before stepping again")
+
+    def _stepped(self) -> None:
+        """Called after every step (a core may drop what it kept for the period just ended)."""
 
     def _step_graph(self, action: torch.Tensor) -> StepGraph | None:
         """The traced step for this action's dtype and shape, traced on first use; None: step eagerly."""

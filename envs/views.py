@@ -161,6 +161,10 @@ class SingleEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
         batch = self._allowed_batch(action)
+        if batch is not None and self.render_mode != "rgb_array":
+            stepped = self.core.step_row(batch)  # a traced step: everything in one row
+            if stepped is not None:
+                return self._from_row(*stepped)
         if batch is not None:
             out = self._step_allowed(batch)
         else:
@@ -174,15 +178,7 @@ class SingleEnv(gym.Env):
             self._history.append(self.core.snapshot(0))
         kpis = out.kpis
         if out.flat is not None:  # one row holds everything (a traced step): one conversion
-            d, k = self._obs_dim, self.reward_dim
-            row = out.flat.numpy()
-            obs, reward = row[:d].copy(), row[d : d + k].copy()
-            values = row[d + k :].tolist()
-            terminated, truncated = values[-2] != 0.0, values[-1] != 0.0
-            info = dict(zip(kpis, values))  # the KPIs come first; zip stops at their end
-            if self._masked:
-                info["action_mask"] = self._mask_row().copy()
-            return obs, reward, terminated, truncated, info
+            return self._from_row(out.flat, tuple(kpis))
         kpi_matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
         if self.core.device.type == "cpu":
             # numpy views of the CPU tensors, copied: cheaper than one cat (which casts the bool flags)
@@ -205,6 +201,19 @@ class SingleEnv(gym.Env):
         if self._masked:
             info["action_mask"] = self._mask_row().copy()
         return obs, reward, terminated, truncated, info
+
+    def _from_row(
+        self, flat: torch.Tensor, kpi_names: tuple[str, ...]
+    ) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
+        """What :meth:`step` returns, from a traced step's row (:attr:`StepOutput.flat`)."""
+        d, k = self._obs_dim, self.reward_dim
+        row = flat.numpy()
+        obs, reward = row[:d].copy(), row[d : d + k].copy()
+        values = row[d + k :].tolist()
+        info = dict(zip(kpi_names, values))  # the KPIs come first; zip stops at their end
+        if self._masked:
+            info["action_mask"] = self._mask_row().copy()
+        return obs, reward, values[-2] != 0.0, values[-1] != 0.0, info
 
     def _batch(self, arr: np.ndarray) -> torch.Tensor:
         """The batch of one the core steps, from an action checked against the space."""

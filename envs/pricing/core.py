@@ -379,10 +379,8 @@ class PricingCore(BatchedCore):
         super()._use_episode_tensors(base)
         self._competitor_paths = (deviation, ratio, outside, mean)
 
-    def step(self, action: torch.Tensor, check: bool = True) -> StepOutput:
-        out = super().step(action, check)
+    def _stepped(self) -> None:
         self._masks = None  # the next period's masks
-        return out
 
     def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         obs = super().reset(seeds, mask)
