@@ -99,6 +99,8 @@ class StepDraw:
         """Row ``t`` of every env in a per-env, per-period ``table`` ``(B, T + 1, ...)``: ``(B, ...)``."""
         if self.host_t is not None:
             return table[:, self.host_t]
+        if self.t.shape[0] == 1:
+            return one_env_row(table, self.t)
         if self._flat is None:
             start = self._row_start
             if start is None:
@@ -113,6 +115,15 @@ def rows_at(table: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
     With ``flat = arange(B) * P + t`` this is ``table[arange(B), t]``, in one cheap lookup.
     """
     return table.flatten(0, 1).index_select(0, flat)
+
+
+def one_env_row(table: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Row ``t`` ``(1,)`` of a one-env, per-period ``table`` ``(1, P, ...)``: ``(1, ...)``, the values of :func:`rows_at`.
+
+    For one env, looking up along the period dimension is the cheaper kernel on the CPU (about 0.7 us
+    against 2 us for the first dimension).
+    """
+    return table.index_select(1, t).squeeze(1)
 
 
 class DrawSite:

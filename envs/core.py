@@ -265,7 +265,13 @@ class BatchedCore(ABC):
             if self.num_envs == 1:
                 return table[self.host_t : self.host_t + 1]  # one slice instead of a row and its expansion
             return table[self.host_t].expand(self.num_envs, *table.shape[1:])
-        return table[self.t]
+        return self.period_rows(table)
+
+    def period_rows(self, table: torch.Tensor) -> torch.Tensor:
+        """Row ``t`` of a per-period ``table`` ``(T + 1, ...)`` for every env, ``(B, ...)``, whatever their periods."""
+        if self.num_envs == 1:
+            return _rng.one_env_row(table.unsqueeze(0), self.t)
+        return table.index_select(0, self.t)
 
     def _prepare_episode(self, mask: torch.Tensor | None) -> None:
         """Fixed horizon: compute every step key of the new episodes (and cached draws) in one pass.

@@ -62,7 +62,6 @@ def sell(
     total: torch.Tensor,
     demand_units: torch.Tensor,
     earlier: torch.Tensor | None,
-    check_stock: bool,
     constants: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sales from the shared stock and the stock-out figures of a period.
@@ -73,18 +72,13 @@ def sell(
         total: units asked per SKU ``(B, K)``.
         demand_units: units asked per env ``(B,)``.
         earlier: see :func:`ration`.
-        check_stock: first check on the host whether every SKU has the stock asked for; then
-            the rationing is skipped, since it would sell exactly what is asked, with a stock-out
-            share of 0 and a fill rate of 1 (the values its formulas give).
         constants: 0-dim ``0`` and ``1``, and ``(B,)`` zeros and ones (float32).
 
     Returns:
         Units sold per channel ``(B, K, C)`` and per SKU ``(B, K)``, units sold per env, the
         share of demand lost to stock-outs and the fill rate (``(B,)`` each).
     """
-    zero, one, zeros, ones = constants
-    if asked.shape[-1] > 1 and check_stock and bool((stock >= total).all()):
-        return asked, total, demand_units, zeros, ones
+    zero, one, _, _ = constants
     sales = allocate(stock, asked, total, earlier)
     sold = sales[..., 0] if asked.shape[-1] == 1 else channel_sum(sales)
     sales_units = sold.sum(1)
@@ -94,13 +88,34 @@ def sell(
     return sales, sold, sales_units, stockout, fill_rate
 
 
+def sell_checked(
+    stock: torch.Tensor,
+    asked: torch.Tensor,
+    total: torch.Tensor,
+    demand_units: torch.Tensor,
+    earlier: torch.Tensor | None,
+    constants: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`sell`, after checking on the host whether every SKU has the stock asked for.
+
+    If so, the rationing is skipped: it would sell exactly what is asked, with a stock-out share
+    of 0 and a fill rate of 1 (the values its formulas give). Worth it where reading a value on
+    the host is cheap (the CPU) and the rationing is more than a minimum (two or more channels).
+    """
+    if bool((stock >= total).all()):
+        _, _, zeros, ones = constants
+        return asked, total, demand_units, zeros, ones
+    return sell(stock, asked, total, demand_units, earlier, constants)
+
+
 _scripted: list[torch.jit.ScriptFunction] = []
 
 
-def scripted_sell() -> torch.jit.ScriptFunction:
-    """:func:`sell` compiled by TorchScript (once per process), for traced steps."""
+def scripted_sell_checked() -> torch.jit.ScriptFunction:
+    """:func:`sell_checked` compiled by TorchScript (once per process), for traced steps: the stock check
+    stays a branch of the graph."""
     if not _scripted:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch's notice that TorchScript is in maintenance
-            _scripted.append(torch.jit.script(sell))
+            _scripted.append(torch.jit.script(sell_checked))
     return _scripted[0]

@@ -49,7 +49,7 @@ from gymnasium import spaces
 
 from paretochain.envs import _rng
 from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout, StepOutput
-from paretochain.envs.pricing.allocation import allocate, scripted_sell, sell
+from paretochain.envs.pricing.allocation import allocate, scripted_sell_checked, sell, sell_checked
 from paretochain.envs.pricing.config import PricingConfig, per_sku
 from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
 from paretochain.envs.pricing.objectives import build_objectives, reward_matrix
@@ -256,7 +256,8 @@ class PricingCore(BatchedCore):
         s = self._smoothing
         self._smoothing_factors = (torch.tensor(s, **f32), torch.tensor(1.0 - s, **f32))
         # on the CPU a check of the stock is read at once, so a step can skip the rationing it makes moot
-        self._host_checks = self.device.type == "cpu"
+        # (with one channel the rationing is a minimum: nothing to skip)
+        self._host_checks = self.device.type == "cpu" and self.num_channels > 1
         self._sell_constants = (self._zero_scalar, self._one, self._zero, self._ones)
         self._counts = (torch.tensor(float(K * C), **f32), torch.tensor(float(K), **f32))  # cells and SKUs
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
@@ -394,13 +395,13 @@ class PricingCore(BatchedCore):
 
     def _period(self, table: torch.Tensor) -> torch.Tensor:
         """Row ``t`` of a per-period table ``(T + 1, ...)``: one shared row in lockstep (broadcast), else one per env."""
-        return table[self.host_t] if self.lockstep else table.index_select(0, self.t)
+        return table[self.host_t] if self.lockstep else self.period_rows(table)
 
     def _period_row(self, table: torch.Tensor) -> torch.Tensor:
         """Row ``t`` of a per-period table ``(T + 1, X)`` for every env, ``(B, X)``."""
         if self.lockstep:
             return _batch(table[self.host_t : self.host_t + 1], self.num_envs)
-        return table.index_select(0, self.t)
+        return self.period_rows(table)
 
     @property
     def competitor(self) -> torch.Tensor:
@@ -619,12 +620,13 @@ class PricingCore(BatchedCore):
             # the branch's outputs, so it is given aliases of them.
             asked_, total_, units_ = (x.view_as(x) for x in (asked, total, demand_units))
             constants = tuple(x.view_as(x) for x in self._sell_constants)
-            sales, sold, sales_units, stockout, fill_rate = scripted_sell()(
-                on_hand, asked_, total_, units_, self._earlier, True, constants
+            sales, sold, sales_units, stockout, fill_rate = scripted_sell_checked()(
+                on_hand, asked_, total_, units_, self._earlier, constants
             )
         else:  # eager steps check the stock on the host on the CPU, not on a GPU (it would wait for the device)
-            sales, sold, sales_units, stockout, fill_rate = sell(
-                on_hand, asked, total, demand_units, self._earlier, self._host_checks, self._sell_constants
+            seller = sell_checked if self._host_checks else sell
+            sales, sold, sales_units, stockout, fill_rate = seller(
+                on_hand, asked, total, demand_units, self._earlier, self._sell_constants
             )
         on_hand = on_hand - sold
         self.on_hand = on_hand
@@ -677,14 +679,14 @@ class PricingCore(BatchedCore):
             last = self._last_host[self.host_t]
             truncated = self._always if last else self._never
         else:
-            truncated = self._last.index_select(0, self.t)
+            truncated = self.period_rows(self._last)
             last = True
         leftover = None
         if last:
             stock_left = on_hand + self.pipeline.sum(-1) if self.lead_time > 0 else on_hand
             leftover = (stock_left * self._unit_cost).sum(1)
             if not self.lockstep:
-                leftover = torch.where(truncated, leftover, 0.0)
+                leftover = torch.where(truncated, leftover, self._zero)
 
         columns = {
             "gross_margin": margin,
