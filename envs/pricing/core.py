@@ -259,7 +259,6 @@ class PricingCore(BatchedCore):
         # (with one channel the rationing is a minimum: nothing to skip)
         self._host_checks = self.device.type == "cpu" and self.num_channels > 1
         self._sell_constants = (self._zero_scalar, self._one, self._zero, self._ones)
-        self._counts = (torch.tensor(float(K * C), **f32), torch.tensor(float(K), **f32))  # cells and SKUs
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
         self._mean_competitor = torch.full((num_envs,), cfg.demand.competitor.mean_ratio, **f32)
 
@@ -276,6 +275,7 @@ class PricingCore(BatchedCore):
         self._unit_list_price = (
             self._list_price.expand(num_envs, K, C).contiguous() if self._large else self._list_price
         )
+        self._cell_sums, self._sku_sums = self._summed_figures()
         if self._large and self._steady_arrivals is not None:
             self._steady_arrivals = self._steady_arrivals.expand(num_envs, K, C).contiguous()
         self._allowed = (steps.unsqueeze(1) % self._change_every) == 0  # (T + 1, C)
@@ -631,28 +631,33 @@ class PricingCore(BatchedCore):
         on_hand = on_hand - sold
         self.on_hand = on_hand
 
-        # money
-        gross = price * self._unit_list_price * sales
-        revenue = gross.sum((1, 2))
-        net_revenue = (gross * self._keep_share).sum((1, 2)) if self._commission else revenue
-        cogs = (sold * self._unit_cost).sum(1)
+        # money and prices, summed per env: the figures over cells (SKU x channel) in one reduction, those over
+        # SKUs in another (each row of weights turns a quantity into its figure; means weigh by 1 / count)
+        per_cell = {"revenue": price * sales, "price_jump": (price - self.price).abs()}
+        per_cell["net_revenue"], per_cell["mean_price_ratio"] = per_cell["revenue"], price
+        stock_left = on_hand + self.pipeline.sum(-1) if self.lead_time > 0 else on_hand
+        per_sku = {"cost_of_goods_sold": sold, "leftover_value": stock_left, "on_hand_units": on_hand}
+        per_sku["holding_cost"] = on_hand
+        if C == 2:
+            per_sku["price_gap"] = (price[..., 1] - price[..., 0]).abs()  # |x_1 - x_2|: the value of max - min
+        elif C > 2:
+            # (aminmax and max(dim) enter a thread pool even for tiny tensors)
+            per_sku["price_gap"] = price.amax(-1) - price.amin(-1)
+        sums: dict[str, torch.Tensor] = {}
+        for quantities, (names, weights) in ((per_cell, self._cell_sums), (per_sku, self._sku_sums)):
+            stacked = torch.stack([quantities[name] for name in names], dim=1) * weights
+            sums.update(zip(names, stacked.sum(tuple(range(2, stacked.dim()))).unbind(1)))
+        revenue, cogs, jump = sums["revenue"], sums["cost_of_goods_sold"], sums["price_jump"]
+        net_revenue = sums.get("net_revenue", revenue)
         spend = promo.sum(1) if promo is not None else None
-        holding = (on_hand * self._holding).sum(1) if self.uses_holding else None
+        holding = sums.get("holding_cost")
         margin = net_revenue - cogs
         for cost in (spend, holding, order_cost):
             if cost is not None:
                 margin = margin - cost
 
         # satisfaction (terms with weight 0 are left out, weights of 1 not multiplied: the same float32 values)
-        # means as sums divided by the count: what torch.mean computes on the CPU, in fewer kernels
-        cells, skus = self._counts
-        jump = (price - self.price).abs().sum((1, 2)) / cells
-        gap = None
-        if C == 2:
-            gap = (price[..., 1] - price[..., 0]).abs().sum(1) / skus  # |x_1 - x_2|: the value of max - min
-        elif C > 2:
-            # (aminmax and max(dim) enter a thread pool even for tiny tensors)
-            gap = (price.amax(-1) - price.amin(-1)).sum(1) / skus
+        gap = sums.get("price_gap")
         satisfaction: torch.Tensor | None = None
         for weight_of, term in zip(self._sat_weights, (jump, gap, stockout)):
             if weight_of == 0 or term is None or (term is self._zero and satisfaction is not None):
@@ -683,8 +688,7 @@ class PricingCore(BatchedCore):
             last = True
         leftover = None
         if last:
-            stock_left = on_hand + self.pipeline.sum(-1) if self.lead_time > 0 else on_hand
-            leftover = (stock_left * self._unit_cost).sum(1)
+            leftover = sums["leftover_value"]
             if not self.lockstep:
                 leftover = torch.where(truncated, leftover, self._zero)
 
@@ -704,15 +708,40 @@ class PricingCore(BatchedCore):
             "price_jump": jump,
             "price_gap": gap,
             "stockout_share": stockout,
-            "mean_price_ratio": price.sum((1, 2)) / cells,
+            "mean_price_ratio": sums["mean_price_ratio"],
             "competitor_price_ratio": comp_mean,
-            "on_hand_units": on_hand.sum(1),
+            "on_hand_units": sums["on_hand_units"],
             "leftover_value": leftover if leftover is not None else self._zero,
         }
         raw = torch.stack([columns[name] for name in self._raw_names], dim=1)
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw.index_select(1, self._reward_columns) * self._reward_scale
         return reward, self._never, truncated, kpis
+
+    def _summed_figures(self) -> tuple[tuple[list[str], torch.Tensor], tuple[list[str], torch.Tensor]]:
+        """The figures :meth:`_step` sums over cells ``(K, C)`` and over SKUs ``(K,)``: their names and the
+        weights that turn the quantity behind each into it, ``(n, K, C)`` and ``(n, K)`` (batch-shaped copies
+        for large batches)."""
+        K, C = self.num_skus, self.num_channels
+        f32: dict[str, Any] = dict(dtype=torch.float32, device=self.device)
+        ones = torch.ones(K, C, **f32)
+        cells: dict[str, torch.Tensor] = {"revenue": self._list_price * ones}
+        if self._commission:
+            cells["net_revenue"] = self._list_price * self._keep_share
+        cells["mean_price_ratio"] = cells["price_jump"] = ones / (K * C)
+        skus: dict[str, torch.Tensor] = {"cost_of_goods_sold": self._unit_cost, "leftover_value": self._unit_cost}
+        skus["on_hand_units"] = torch.ones(K, **f32)
+        if self.uses_holding:
+            skus["holding_cost"] = self._holding
+        if C > 1:
+            skus["price_gap"] = torch.full((K,), 1.0 / K, **f32)
+        figures = []
+        for weights in (cells, skus):
+            stacked = torch.stack(list(weights.values()))
+            if self._large:
+                stacked = stacked.expand(self.num_envs, *stacked.shape).contiguous()
+            figures.append((list(weights), stacked))
+        return figures[0], figures[1]
 
     def _raw_columns(self) -> list[str]:
         """The per-step figures :meth:`_step` computes (the others are sums of two of them, or zero), in order."""

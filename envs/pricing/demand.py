@@ -296,7 +296,8 @@ class PricingDemand:
             # the number of cumulative weights below the uniform, as float32 counts: a binary search on the
             # CPU (the cheaper kernel there), a comparison with the whole grid on other devices
             if mean.device.type == "cpu":
-                return self.count_on_grid(mean.log(), mean, threshold, self.grid_size).to(torch.float32)
+                counts = self.count_on_grid(mean.log(), mean, threshold.contiguous(), self.grid_size)
+                return counts.to(torch.float32)
             cdf = self.cdf_on_grid(mean.log(), mean, self.grid_size)
             return (cdf < threshold.unsqueeze(-1)).sum(-1, dtype=torch.float32)
         shape = mean.shape
