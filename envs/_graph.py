@@ -274,47 +274,47 @@ class StepGraph(_SharedGraph):
 
 
 class _TracedReset(torch.nn.Module):
-    """The module traced: starts the next episodes from the given keys; returns what the reset wrote."""
+    """The module traced: starts the episodes of the given stream keys; returns what the reset wrote."""
 
     def __init__(self, core: BatchedCore) -> None:
         super().__init__()
         self.core = core
         self.written: list[str] = []  # the tensors the reset rebinds, found by the untraced run
 
-    def forward(self, key_lo: torch.Tensor, key_hi: torch.Tensor, episode: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, stream_key: torch.Tensor) -> tuple[torch.Tensor, ...]:
         core = self.core
-        core.key_lo, core.key_hi, core.episode = key_lo, key_hi, episode
+        core.stream_key = stream_key
         before = _tensors(core)
-        obs = core._next_episodes()
+        obs = core._start_episodes()
         if not self.written:
             self.written = _rebound(core, before)
         return (obs, *(getattr(core, name) for name in self.written), *core._episode_tensors())
 
 
 class ResetGraph(_SharedGraph):
-    """A core's start of the next episodes (``reset()`` without seeds or mask), traced; call it in place of
-    :meth:`BatchedCore._next_episodes`.
+    """A core's start of the next episodes (``reset()`` without seeds or mask), traced from the episodes' stream
+    keys on; call it in place of :meth:`BatchedCore._next_episodes`.
 
     Raises:
         GraphRefused: the trace would not hold for every call.
     """
 
-    KEYS = ("key_lo", "key_hi", "episode")
-
     def __init__(self, core: BatchedCore) -> None:
         super().__init__(_signature(core, "reset"), lambda: self._trace(core))
         self._written = self._meta["written"]
 
-    def _trace(self, core: BatchedCore) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    @staticmethod
+    def _trace(core: BatchedCore) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
         module = _TracedReset(core)
-        with _graph_mode(core, self.KEYS, None) as example, _NoHostReads():
-            module(*example[:3])
-        with _graph_mode(core, self.KEYS, None) as example:
-            return _freeze(module, example[:3]), {"written": module.written}
+        with _graph_mode(core, ("stream_key",), None) as example, _NoHostReads():
+            module(example[0])
+        with _graph_mode(core, ("stream_key",), None) as example:
+            return _freeze(module, example[:1]), {"written": module.written}
 
     def __call__(self, core: BatchedCore) -> torch.Tensor:
         """Start the next episodes of ``core``; the observations."""
-        obs, *tensors = self._runner()(core.key_lo, core.key_hi, core.episode)
+        core._next_keys()
+        obs, *tensors = self._runner()(core.stream_key)
         n = len(self._written)
         for name, value in zip(self._written, tensors):
             setattr(core, name, value)

@@ -15,7 +15,12 @@ so no signed overflow happens on any backend.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
+
+#: Keys are int64 tensors, or Python ints where one env's keys are hashed on the host (the same values).
+Key = TypeVar("Key", int, torch.Tensor)
 
 _MASK32 = 0xFFFFFFFF
 _M1 = 0x21F0AAAD  # multipliers of a low-bias 32-bit integer hash (both < 2**31)
@@ -24,7 +29,7 @@ _GOLDEN = 0x61C88647  # 2**32 / golden ratio, below 2**31
 _TWO_POW_23 = float(1 << 23)
 
 
-def mix32(x: torch.Tensor) -> torch.Tensor:
+def mix32(x: Key) -> Key:
     """Hash int64 values in [0, 2**32) to int64 values in [0, 2**32)."""
     x = x ^ (x >> 16)
     x = (x * _M1) & _MASK32
@@ -40,14 +45,12 @@ def split_seed(seed: int) -> tuple[int, int]:
     return seed & _MASK32, (seed >> 32) & _MASK32
 
 
-def derive_key(key_lo: torch.Tensor, key_hi: torch.Tensor) -> torch.Tensor:
+def derive_key(key_lo: Key, key_hi: Key) -> Key:
     """Fold the two key halves into one 32-bit stream key per environment."""
     return mix32(key_lo ^ mix32(key_hi + _GOLDEN))
 
 
-def next_episode_seed(
-    key_lo: torch.Tensor, key_hi: torch.Tensor, episode: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def next_episode_seed(key_lo: Key, key_hi: Key, episode: Key) -> tuple[Key, Key]:
     """Key halves for the next episode of an environment reset without a seed."""
     lo = mix32(key_lo ^ mix32((episode * _GOLDEN) & _MASK32))
     hi = mix32(key_hi ^ mix32(lo + 0x2545F491))

@@ -48,7 +48,7 @@ import torch
 from gymnasium import spaces
 
 from paretochain.envs import _rng
-from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout, StepOutput
+from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
 from paretochain.envs.pricing.allocation import allocate, scripted_sell_checked, sell, sell_checked
 from paretochain.envs.pricing.config import PricingConfig, per_sku
 from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
