@@ -92,7 +92,8 @@ class SingleEnv(gym.Env):
     Subclasses name their ``config_cls`` and ``core_cls`` and may add rendering.
     The reward is a float32 vector (MO-Gymnasium convention): ``reward_space`` and
     ``reward_dim`` describe it; ``info`` carries the KPI breakdown (and the
-    ``action_mask`` where the family has one).
+    ``action_mask`` where the family has one: a mask that never changes is one
+    read-only array, shared by every ``info``).
     """
 
     config_cls: ClassVar[type[ConfigModel]]
@@ -128,6 +129,8 @@ class SingleEnv(gym.Env):
         # masks that never change are read once; on the CPU the current ones are read in place: either way
         # actions are checked against them on the host
         self._fixed_mask = _numpy(masks)[0].copy() if masks is not None and self.core.masks_fixed else None
+        if self._fixed_mask is not None:
+            self._fixed_mask.setflags(write=False)  # every info shares it
         self._host_masks = self._masked and (self._fixed_mask is not None or self.core.device.type == "cpu")
         nvec = np.asarray(getattr(self.action_space, "nvec", [1]))
         self._mask_offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]) if nvec.ndim == 1 else None
@@ -199,7 +202,7 @@ class SingleEnv(gym.Env):
             terminated, truncated = bool(flat[d + k]), bool(flat[d + k + 1])
             info = dict(zip(kpis, flat[d + k + 2 :].tolist()))
         if self._masked:
-            info["action_mask"] = self._mask_row().copy()
+            info["action_mask"] = self._info_mask()
         return obs, reward, terminated, truncated, info
 
     def _from_row(
@@ -207,13 +210,12 @@ class SingleEnv(gym.Env):
     ) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
         """What :meth:`step` returns, from a traced step's row (:attr:`StepOutput.flat`)."""
         d, k = self._obs_dim, self.reward_dim
-        row = flat.numpy()
-        obs, reward = row[:d].copy(), row[d : d + k].copy()
-        values = row[d + k :].tolist()
-        info = dict(zip(kpi_names, values))  # the KPIs come first; zip stops at their end
+        row = flat.numpy()  # a new tensor every step: the observation and reward may be views of it
+        values = flat.tolist()
+        info = dict(zip(kpi_names, values[d + k :]))  # the KPIs come first; zip stops at their end
         if self._masked:
-            info["action_mask"] = self._mask_row().copy()
-        return obs, reward, values[-2] != 0.0, values[-1] != 0.0, info
+            info["action_mask"] = self._info_mask()
+        return row[:d], row[d : d + k], values[-2] != 0.0, values[-1] != 0.0, info
 
     def _batch(self, arr: np.ndarray) -> torch.Tensor:
         """The batch of one the core steps, from an action checked against the space."""
@@ -276,6 +278,10 @@ class SingleEnv(gym.Env):
         assert masks is not None
         return _numpy(masks)[0]
 
+    def _info_mask(self) -> np.ndarray:
+        """The action mask an ``info`` carries: a mask that never changes is shared (read-only), else a copy."""
+        return self._fixed_mask if self._fixed_mask is not None else self._mask_row().copy()
+
     def _allowed_on_host(self, action: np.ndarray) -> bool:
         """Whether the current mask allows an action already checked against the space."""
         row = self._mask_row()
@@ -291,7 +297,7 @@ class SingleEnv(gym.Env):
             matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
             info = dict(zip(kpis, _numpy(matrix)[0].tolist()))
         if self._masked:
-            info["action_mask"] = self._mask_row().copy()
+            info["action_mask"] = self._info_mask()
         return info
 
     def action_masks(self) -> np.ndarray:

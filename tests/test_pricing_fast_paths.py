@@ -235,5 +235,6 @@ def test_the_single_env_refuses_actions_outside_the_ladder_or_the_mask_and_keeps
     action[:] = 0  # the env copied the action: changing it changes nothing in the state
     assert torch.equal(env.unwrapped.core.price_index, before)
     mask = env.step(np.array([4, 4, 4, 4]))[4]["action_mask"]
-    mask[:] = False  # a copy per step: the next step is still allowed
-    env.step(np.array([4, 4, 4, 4]))
+    with pytest.raises(ValueError, match="read-only"):
+        mask[:] = False  # the masks never change: every info shares one read-only array
+    assert mask[4] and env.step(np.array([4, 4, 4, 4]))[4]["action_mask"] is mask
