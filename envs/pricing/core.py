@@ -250,6 +250,8 @@ class PricingCore(BatchedCore):
         assert bool(((rewards != 0).sum(0) <= 1).all()), "every objective is one raw figure times a constant"
         self._reward_columns = rewards.abs().argmax(0).to(dev)
         self._reward_scale = rewards.sum(0).to(dev)
+        # (every column has one term, or two of +-1: the product gives the values of the lookups above)
+        self._reward_and_kpi_map = torch.cat([rewards, kpi_map], dim=1).to(dev)
         self._zero, self._ones = torch.zeros(num_envs, **f32), torch.ones(num_envs, **f32)
         # constants as 0-dim tensors: the float32 values Python numbers would give, as cheaper operands
         self._zero_scalar, self._one = torch.zeros((), **f32), torch.ones((), **f32)
@@ -714,6 +716,10 @@ class PricingCore(BatchedCore):
             "leftover_value": leftover if leftover is not None else self._zero,
         }
         raw = torch.stack([columns[name] for name in self._raw_names], dim=1)
+        if self.tracing:  # a traced step returns every KPI: the rewards and the KPIs in one product
+            both = raw @ self._reward_and_kpi_map
+            k = len(self.objective_names)
+            return both[:, :k], self._never, truncated, KPIs(KPI_NAMES, values=both[:, k:])
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw.index_select(1, self._reward_columns) * self._reward_scale
         return reward, self._never, truncated, kpis
