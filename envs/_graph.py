@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from paretochain.envs import _rng
 from paretochain.envs.core import BatchedCore, KPIs, StepOutput
 
 
@@ -305,6 +306,7 @@ class ResetGraph(_SharedGraph):
 
     @staticmethod
     def _trace(core: BatchedCore) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+        """The frozen start of ``core``'s episodes from their stream keys, and the names of the tensors it rebinds."""
         module = _TracedReset(core)
         with _graph_mode(core, ("stream_key",), None) as example, _NoHostReads():
             module(example[0])
@@ -320,3 +322,77 @@ class ResetGraph(_SharedGraph):
             setattr(core, name, value)
         core._use_episode_tensors(tensors[n:])
         return obs
+
+
+class EpisodePrefetch(_SharedGraph):
+    """One env's next episodes, started :attr:`COUNT` at a time; call it in place of
+    :meth:`BatchedCore._next_episodes` for a core of one env.
+
+    Starting an episode draws its whole season at once (the uniforms of every step, the
+    competitor's path): a few hundred operations on small tensors, each costing about what it
+    costs for a batch of a few dozen envs. So the traced reset of a core of the same config with
+    :attr:`COUNT` envs starts the env's next :attr:`COUNT` episodes in one call, from their stream
+    keys (the key chain is hashed on the host); each reset then takes the next episode's rows. An
+    episode depends only on its key, never on its batch, so every row is the env's episode to the bit.
+
+    Keys set by anything else (a seeded reset, a restored checkpoint) are noticed: the next
+    episodes are then started from those.
+
+    Raises:
+        GraphRefused: the batched reset does not return the env's tensors batch-first.
+    """
+
+    COUNT = 16
+
+    def __init__(self, core: BatchedCore) -> None:
+        super().__init__(_signature(core, "episodes", self.COUNT), lambda: self._trace_batch(core))
+        self._written = self._meta["written"]
+        mine = [*(getattr(core, name) for name in self._written), *core._episode_tensors()]
+        shapes = [tuple(x.shape[1:]) for x in mine]
+        if core.num_envs != 1 or shapes != self._meta["shapes"][1:]:
+            raise GraphRefused("the batched reset does not return this env's tensors as rows")
+        self._rows: list[tuple[torch.Tensor, ...]] = []  # per output: the rows of the episodes started
+        self._keys: list[tuple[torch.Tensor, ...]] = []  # key_lo, key_hi, episode and stream_key rows
+        self._next = self.COUNT  # the next episode to hand out
+        self._given: tuple[torch.Tensor, ...] = ()  # the keys handed out last (the env's, unless replaced)
+
+    def _trace_batch(self, core: BatchedCore) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+        batch = core._sibling(self.COUNT)
+        batch.reset(seeds=range(self.COUNT))
+        frozen, meta = ResetGraph._trace(batch)
+        with torch.no_grad():
+            outputs = frozen(batch.stream_key)
+        meta["shapes"] = [tuple(x.shape[1:]) for x in outputs]
+        if any(x.shape[0] != self.COUNT for x in outputs):
+            raise GraphRefused("the batched reset returns tensors that are not batch-first")
+        return frozen, meta
+
+    def __call__(self, core: BatchedCore) -> torch.Tensor:
+        """Start the next episode of ``core`` (one env); its observation."""
+        given = self._given
+        if self._next >= self.COUNT or not (
+            core.key_lo is given[0] and core.key_hi is given[1] and core.episode is given[2]
+        ):
+            self._start_batch(core)
+        i = self._next
+        self._next += 1
+        core.key_lo, core.key_hi, core.episode, core.stream_key = self._given = self._keys[i]
+        obs, *tensors = (rows[i] for rows in self._rows)
+        n = len(self._written)
+        for name, value in zip(self._written, tensors):
+            setattr(core, name, value)
+        core._use_episode_tensors(tensors[n:])
+        return obs
+
+    def _start_batch(self, core: BatchedCore) -> None:
+        """Start the :attr:`COUNT` episodes after the env's current one."""
+        lo, hi, episode = int(core.key_lo), int(core.key_hi), int(core.episode)
+        columns = []
+        for _ in range(self.COUNT):
+            episode += 1
+            lo, hi = _rng.next_episode_seed(lo, hi, episode)
+            columns.append((lo, hi, episode, _rng.derive_key(lo, hi)))
+        keys = torch.tensor(columns, dtype=torch.int64)  # (COUNT, 4)
+        self._keys = list(zip(*(keys[:, j].split(1) for j in range(4))))
+        self._rows = [x.split(1) for x in self._runner()(keys[:, 3].contiguous())]
+        self._next = 0

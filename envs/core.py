@@ -28,7 +28,7 @@ from paretochain.envs.objectives import ObjectiveSet
 from paretochain.errors import ActionError, PolicyFileError
 
 if TYPE_CHECKING:
-    from paretochain.envs._graph import ResetGraph, StepGraph
+    from paretochain.envs._graph import EpisodePrefetch, ResetGraph, StepGraph
 
 G = TypeVar("G")
 
@@ -186,7 +186,7 @@ class BatchedCore(ABC):
         self.tracing = False  # True while the step is traced: read the period from t, take no host shortcuts
         self._graph: StepGraph | None = None
         self._graph_refused = False
-        self._reset_graph_run: ResetGraph | None = None
+        self._reset_graph_run: ResetGraph | EpisodePrefetch | None = None
         self._reset_graph_refused = False
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
 
@@ -367,16 +367,27 @@ class BatchedCore(ABC):
         state["_graph"] = state["_reset_graph_run"] = None
         return state
 
-    def _reset_graph(self) -> ResetGraph | None:
-        """The traced start of the next episodes, traced once the step has its graph; None: start eagerly."""
+    def _reset_graph(self) -> ResetGraph | EpisodePrefetch | None:
+        """The traced start of the next episodes, traced once the step has its graph; None: start eagerly.
+
+        One env on the CPU starts its next episodes a batch at a time (:class:`EpisodePrefetch`).
+        """
         if not self.use_step_graph:
             return None
         if self._reset_graph_run is None and not self._reset_graph_refused and self._graph is not None:
-            from paretochain.envs._graph import ResetGraph
+            from paretochain.envs._graph import EpisodePrefetch, ResetGraph
 
-            self._reset_graph_run = self._traced(lambda: ResetGraph(self), "resets")
+            build: Callable[[], ResetGraph | EpisodePrefetch] = lambda: ResetGraph(self)  # noqa: E731
+            if self.num_envs == 1 and self.device.type == "cpu":
+                build = lambda: EpisodePrefetch(self)  # noqa: E731
+            self._reset_graph_run = self._traced(build, "resets")
             self._reset_graph_refused = self._reset_graph_run is None
         return self._reset_graph_run
+
+    def _sibling(self, num_envs: int) -> BatchedCore:
+        """A core of this one's config with ``num_envs`` envs, on its device."""
+        family: Any = type(self)  # the families' cores take their config first
+        return family(getattr(self, "config"), num_envs=num_envs, device=self.device)  # noqa: B009 (set by families)
 
     def _traced(self, build: Callable[[], G], doing: str) -> G | None:
         """``build()``; None, with a warning, when the graph is refused or this torch cannot trace it."""

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import paretochain  # noqa: F401  (registers the environments)
+from paretochain.envs._graph import EpisodePrefetch
 from paretochain.envs.pricing import PricingConfig, PricingCore
 from paretochain.errors import ActionError
 
@@ -65,6 +66,33 @@ def test_traced_step_plays_the_episodes_of_the_eager_step(name: str, overrides: 
     assert traced._reset_graph_run is not None and eager._reset_graph_run is None
     if "initial_inventory" in overrides:
         assert lost > 0  # some periods were rationed
+
+
+@pytest.mark.parametrize("name", ["default", "multichannel"])
+def test_one_env_starting_its_episodes_a_batch_ahead_plays_the_eager_seasons(name: str) -> None:
+    cfg = PricingConfig.load(name, horizon=3)
+    traced, eager = PricingCore(cfg, num_envs=1), PricingCore(cfg, num_envs=1)
+    eager.use_step_graph = False
+    assert torch.equal(traced.reset(seeds=[3]), eager.reset(seeds=[3]))
+    rng = np.random.default_rng(5)
+    kept: dict | None = None
+    for season in range(2 * EpisodePrefetch.COUNT + 6):  # more than two batches of episodes
+        if season == 5:  # keys set mid-batch by a seeded reset: the next episodes follow them
+            assert torch.equal(traced.reset(seeds=[11]), eager.reset(seeds=[11]))
+        elif season == 24:  # keys restored from a checkpoint
+            assert kept is not None
+            traced.load_state_dict(kept)
+            eager.load_state_dict(kept)
+        elif season:
+            assert torch.equal(traced.reset(), eager.reset()), f"season {season}"
+        if season == 9:
+            kept = eager.state_dict()
+        for t in range(cfg.horizon):
+            action = random_actions(eager, rng)
+            a, b = traced.step(action), eager.step(action)
+            assert torch.equal(a.obs, b.obs) and torch.equal(a.reward, b.reward), f"season {season}, step {t}"
+            assert torch.equal(a.kpis.values, b.kpis.values)  # type: ignore[attr-defined]
+    assert isinstance(traced._reset_graph_run, EpisodePrefetch)
 
 
 @pytest.mark.parametrize("traced", [True, False])
