@@ -20,7 +20,8 @@ one untraced run), is refused, and the core steps eagerly.
 
 Cores of one config and batch size share their frozen graphs (traced once per process);
 each thread runs them with its own static-runtime module. ``reset()`` without seeds or
-mask is traced the same way (:class:`ResetGraph`).
+mask is traced the same way, from the episodes' stream keys on (:class:`ResetGraph`); a
+core of one env starts its next episodes a batch at a time (:class:`EpisodePrefetch`).
 """
 
 from __future__ import annotations
