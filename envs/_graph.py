@@ -387,13 +387,9 @@ class EpisodePrefetch(_SharedGraph):
 
     def _start_batch(self, core: BatchedCore) -> None:
         """Start the :attr:`COUNT` episodes after the env's current one."""
-        lo, hi, episode = int(core.key_lo), int(core.key_hi), int(core.episode)
-        columns = []
-        for _ in range(self.COUNT):
-            episode += 1
-            lo, hi = _rng.next_episode_seed(lo, hi, episode)
-            columns.append((lo, hi, episode, _rng.derive_key(lo, hi)))
-        keys = torch.tensor(columns, dtype=torch.int64)  # (COUNT, 4)
+        keys = torch.tensor(  # (COUNT, 4)
+            _rng.next_episodes_on_host(int(core.key_lo), int(core.key_hi), int(core.episode), self.COUNT)
+        )
         self._keys = list(zip(*(keys[:, j].split(1) for j in range(4))))
         self._rows = [x.split(1) for x in self._runner()(keys[:, 3].contiguous())]
         self._next = 0

@@ -57,6 +57,17 @@ def next_episode_seed(key_lo: Key, key_hi: Key, episode: Key) -> tuple[Key, Key]
     return lo, hi
 
 
+def next_episodes_on_host(key_lo: int, key_hi: int, episode: int, count: int) -> list[tuple[int, int, int, int]]:
+    """One env's keys for its next ``count`` episodes, hashed on Python ints: ``(key_lo, key_hi, episode,
+    stream_key)`` each, the values :func:`next_episode_seed` and :func:`derive_key` give on tensors."""
+    keys = []
+    for _ in range(count):
+        episode += 1
+        key_lo, key_hi = next_episode_seed(key_lo, key_hi, episode)
+        keys.append((key_lo, key_hi, episode, derive_key(key_lo, key_hi)))
+    return keys
+
+
 #: Largest per-site cache of one episode's uniforms (entries over the whole batch).
 CACHE_LIMIT = 4_000_000
 

@@ -244,10 +244,8 @@ class BatchedCore(ABC):
         """Every env's keys move on to its next episode."""
         if self.num_envs == 1 and self.device.type == "cpu":
             # one env: the same hashes on Python ints, a fraction of the cost of their dozens of tensor operations
-            episode = int(self.episode) + 1
-            lo, hi = _rng.next_episode_seed(int(self.key_lo), int(self.key_hi), episode)
-            keys = torch.tensor([lo, hi, episode, _rng.derive_key(lo, hi)], dtype=torch.int64).view(4, 1)
-            self.key_lo, self.key_hi, self.episode, self.stream_key = keys.unbind(0)
+            keys = _rng.next_episodes_on_host(int(self.key_lo), int(self.key_hi), int(self.episode), 1)
+            self.key_lo, self.key_hi, self.episode, self.stream_key = torch.tensor(keys).view(4, 1).unbind(0)
             return
         self.key_lo, self.key_hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)
         self.episode = self.episode + 1

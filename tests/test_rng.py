@@ -43,3 +43,19 @@ def test_cached_episode_draws_equal_the_step_by_step_hash() -> None:
         direct = site.uniform(_rng.step_keys(stream, torch.full((2,), t)))
         cached = site.uniform(_rng.StepDraw(table[:, t], torch.full((2,), t), t, table))
         assert torch.equal(direct, cached)
+
+
+def test_the_key_chain_hashed_on_python_ints_gives_the_keys_of_the_tensor_hash() -> None:
+    gen = torch.Generator().manual_seed(0)
+    lo = torch.randint(0, 2**32, (64,), generator=gen)
+    hi = torch.randint(0, 2**32, (64,), generator=gen)
+    lo[:2], hi[:2] = torch.tensor([0, 2**32 - 1]), torch.tensor([2**32 - 1, 0])  # the extremes
+    episode = torch.randint(0, 2**40, (64,), generator=gen)  # large counters wrap the same way
+    for i in range(64):
+        host = _rng.next_episodes_on_host(int(lo[i]), int(hi[i]), int(episode[i]), 3)
+        k_lo, k_hi, ep = lo[i : i + 1], hi[i : i + 1], episode[i : i + 1]
+        for key_lo, key_hi, number, stream in host:
+            ep = ep + 1
+            k_lo, k_hi = _rng.next_episode_seed(k_lo, k_hi, ep)
+            assert (key_lo, key_hi, number) == (int(k_lo), int(k_hi), int(ep))
+            assert stream == int(_rng.derive_key(k_lo, k_hi))

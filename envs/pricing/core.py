@@ -250,7 +250,8 @@ class PricingCore(BatchedCore):
         assert bool(((rewards != 0).sum(0) <= 1).all()), "every objective is one raw figure times a constant"
         self._reward_columns = rewards.abs().argmax(0).to(dev)
         self._reward_scale = rewards.sum(0).to(dev)
-        # (every column has one term, or two of +-1: the product gives the values of the lookups above)
+        # (each column is one raw figure times a constant, or the difference of two: the product gives the values
+        # of the lookup and scaling above)
         self._reward_and_kpi_map = torch.cat([rewards, kpi_map], dim=1).to(dev)
         self._zero, self._ones = torch.zeros(num_envs, **f32), torch.ones(num_envs, **f32)
         # constants as 0-dim tensors: the float32 values Python numbers would give, as cheaper operands
@@ -274,9 +275,6 @@ class PricingCore(BatchedCore):
         self._steady_arrivals = None if (self.demand.use_season or self.demand.use_decay) else self._arrivals[0]
         # large batches get batch-shaped copies of the small operands (cheaper than broadcasting them every step)
         self._large = num_envs * K * C > SMALL_TENSOR
-        self._unit_list_price = (
-            self._list_price.expand(num_envs, K, C).contiguous() if self._large else self._list_price
-        )
         self._cell_sums, self._sku_sums = self._summed_figures()
         self._num_skus = torch.tensor(float(K), **f32)
         if self._large and self._steady_arrivals is not None:
@@ -641,8 +639,9 @@ class PricingCore(BatchedCore):
 
         # money and prices, summed per env: the figures over cells (SKU x channel) in one reduction, those over
         # SKUs in another (each row of weights turns a quantity into its figure; means weigh by 1 / count)
-        per_cell = {"revenue": price * sales, "price_jump": (price - self.price).abs()}
-        per_cell["net_revenue"], per_cell["mean_price_ratio"] = per_cell["revenue"], price
+        sold_at = price * sales  # revenue per cell in list prices
+        per_cell = {"revenue": sold_at, "net_revenue": sold_at, "mean_price_ratio": price}
+        per_cell["price_jump"] = (price - self.price).abs()
         stock_left = on_hand + self.pipeline.sum(-1) if self.lead_time > 0 else on_hand
         per_sku = {"cost_of_goods_sold": sold, "leftover_value": stock_left, "on_hand_units": on_hand}
         per_sku["holding_cost"] = on_hand
