@@ -164,19 +164,17 @@ class SingleEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
         batch = self._allowed_batch(action)
-        if batch is not None and self.render_mode != "rgb_array":
+        if batch is None:  # checked the long way
+            arr = self._action_array(action)
+            batch = self._batch(arr)
+            if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
+                with _no_autograd():
+                    self.core.check_action(batch)  # refuses the action, naming the problem
+        if self.render_mode != "rgb_array":
             stepped = self.core.step_row(batch)  # a traced step: everything in one row
             if stepped is not None:
                 return self._from_row(*stepped)
-        if batch is not None:
-            out = self._step_allowed(batch)
-        else:
-            arr = self._action_array(action)
-            batch = self._batch(arr)
-            with _no_autograd():
-                if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
-                    self.core.check_action(batch)  # refuses the action, naming the problem
-                out = self.core.step(batch, check=False)
+        out = self._step_allowed(batch)
         if self.render_mode == "rgb_array":
             self._history.append(self.core.snapshot(0))
         kpis = out.kpis
