@@ -5,8 +5,11 @@ Run eagerly, most of its time goes to dispatching every operation from Python (1
 5 us each), not to the arithmetic. :class:`StepGraph` traces the core's own ``_step``
 and ``observe`` once with TorchScript, freezes the graph and runs it with TorchScript's
 static runtime (the frozen graph where torch has no static runtime). The same ATen
-kernels run on the same values, so an episode is the eager step's to the bit; tests
-compare the two on every packaged config. There is no second copy of the dynamics.
+kernels run on the same values, so an episode is the eager step's: equal observations,
+rewards and KPIs, which tests compare on every packaged config. (A core may take a cheaper
+equal form in graph mode: Pricing's traced step has its rewards and KPIs from one product,
+which gives ``0.0`` where the eager step's scaling gives ``-0.0``.) There is no second copy
+of the dynamics.
 
 The trace runs the core in **graph mode** (``core.tracing`` is true, ``core.lockstep``
 false): the core then reads the period from the tensor ``t``, never from its host
