@@ -296,6 +296,13 @@ class _TracedReset(torch.nn.Module):
         return (obs, *(getattr(core, name) for name in self.written), *core._episode_tensors())
 
 
+def _start_with(core: BatchedCore, written: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
+    """Put a traced reset's outputs into ``core``: the tensors named ``written``, then the episode's tensors."""
+    for name, value in zip(written, tensors):
+        setattr(core, name, value)
+    core._use_episode_tensors(tensors[len(written) :])
+
+
 class ResetGraph(_SharedGraph):
     """A core's start of the next episodes (``reset()`` without seeds or mask), traced from the episodes' stream
     keys on; call it in place of :meth:`BatchedCore._next_episodes`.
@@ -321,10 +328,7 @@ class ResetGraph(_SharedGraph):
         """Start the next episodes of ``core``; the observations."""
         core._next_keys()
         obs, *tensors = self._runner()(core.stream_key)
-        n = len(self._written)
-        for name, value in zip(self._written, tensors):
-            setattr(core, name, value)
-        core._use_episode_tensors(tensors[n:])
+        _start_with(core, self._written, tensors)
         return obs
 
 
@@ -382,10 +386,7 @@ class EpisodePrefetch(_SharedGraph):
         self._next += 1
         core.key_lo, core.key_hi, core.episode, core.stream_key = self._given = self._keys[i]
         obs, *tensors = (rows[i] for rows in self._rows)
-        n = len(self._written)
-        for name, value in zip(self._written, tensors):
-            setattr(core, name, value)
-        core._use_episode_tensors(tensors[n:])
+        _start_with(core, self._written, tensors)
         return obs
 
     def _start_batch(self, core: BatchedCore) -> None:
