@@ -54,6 +54,24 @@ def test_head_search_of_a_large_batch_gives_the_counts_of_the_full_grid(seed: in
         assert bool((counts >= demand.head_size).any())  # the draws beyond the head were exercised
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_binary_search_counts_of_the_cpu_equal_the_grid_comparison_of_other_devices(seed: int) -> None:
+    demand = PricingCore(PricingConfig.load("default"), num_envs=64).demand
+    generator = torch.Generator().manual_seed(seed)
+    mean = torch.rand((64, 2, 2), generator=generator) * demand.max_mean
+    mean[0] = 0.0  # no demand at all: the smallest mean
+    mean[1] = demand.max_mean * 5  # draws beyond the grid: counts at its end
+    keys = torch.randint(0, 2**32, (64,), generator=generator, dtype=torch.int64)
+    counts = demand.sample(mean, keys, search_head=False)  # on the CPU: a binary search of the cumulative weights
+    u = demand.draw_sites(competitor_path=True)[0].uniform(keys)
+    m = torch.maximum(mean, demand._tiny_mean)
+    threshold = u * m.exp() if demand.shifted else u
+    cdf = demand.cdf_on_grid(m.log(), m, demand.grid_size)
+    compared = (cdf < threshold.unsqueeze(-1)).sum(-1, dtype=torch.float32)  # what other devices compute
+    assert torch.equal(counts, compared)
+    assert bool((counts == demand.grid_size).any()) and bool((counts == 0).any())
+
+
 def test_a_batch_large_enough_for_the_head_search_plays_the_episodes_of_single_envs() -> None:
     cfg = PricingConfig.load("default")
     batch = PricingCore(cfg, num_envs=2048)
