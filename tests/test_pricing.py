@@ -231,6 +231,7 @@ def test_gymnasium_env_checker_passes_on_the_linearly_scalarised_env(name: str, 
     env = CopiedInfo(LinearReward(base, weight=weight))
     check_env(env, skip_render_check=True)
     env.reset(seed=0)
+    env.action_space.seed(0)
     _, reward, _, _, info = env.step(env.action_space.sample())
     assert np.ndim(reward) == 0
     assert float(reward) == pytest.approx(float(info["vector_reward"] @ weight), rel=1e-5)

@@ -51,6 +51,7 @@ def test_mo_gymnasium_make_and_episode_statistics_work_on_the_env() -> None:
     env = mo_gym.make(ENV_ID, config="lost_sales", horizon=10)
     env = mo_gym.wrappers.MORecordEpisodeStatistics(env, gamma=1.0)
     env.reset(seed=1)
+    env.action_space.seed(1)
     info: dict = {}
     done = False
     total = np.zeros(2)
@@ -65,6 +66,7 @@ def test_mo_gymnasium_make_and_episode_statistics_work_on_the_env() -> None:
 def test_reward_is_a_float32_vector_matching_the_declared_objectives() -> None:
     env = gym.make(ENV_ID, config="default")
     env.reset(seed=0)
+    env.action_space.seed(0)
     _, reward, *_ = env.step(env.action_space.sample())
     u = env.unwrapped
     assert reward.dtype == np.float32 and reward.shape == (u.reward_dim,)
