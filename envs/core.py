@@ -335,7 +335,7 @@ class BatchedCore(ABC):
         for this action (yet); call :meth:`step` then. The action is not checked.
         """
         graph = self._graph
-        if graph is None or self.num_envs != 1 or not self.use_step_graph or not graph.serves(action):
+        if graph is None or self.num_envs != 1 or not self.uses_step_graph(action):
             return None
         self._check_not_ended()
         row = graph.row(self, action)
