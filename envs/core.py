@@ -368,17 +368,15 @@ class BatchedCore(ABC):
     def _reset_graph(self) -> ResetGraph | EpisodePrefetch | None:
         """The traced start of the next episodes, traced once the step has its graph; None: start eagerly.
 
-        One env on the CPU starts its next episodes a batch at a time (:class:`EpisodePrefetch`).
+        One env starts its next episodes a batch at a time (:class:`EpisodePrefetch`).
         """
         if not self.use_step_graph:
             return None
         if self._reset_graph_run is None and not self._reset_graph_refused and self._graph is not None:
             from paretochain.envs._graph import EpisodePrefetch, ResetGraph
 
-            build: Callable[[], ResetGraph | EpisodePrefetch] = lambda: ResetGraph(self)  # noqa: E731
-            if self.num_envs == 1 and self.device.type == "cpu":
-                build = lambda: EpisodePrefetch(self)  # noqa: E731
-            self._reset_graph_run = self._traced(build, "resets")
+            kind = EpisodePrefetch if self.num_envs == 1 else ResetGraph  # (graphs are for CPU cores only)
+            self._reset_graph_run = self._traced(lambda: kind(self), "resets")
             self._reset_graph_refused = self._reset_graph_run is None
         return self._reset_graph_run
 
