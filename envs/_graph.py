@@ -39,7 +39,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from paretochain.envs import _rng
-from paretochain.envs.core import BatchedCore, KPIs, StepOutput
+from paretochain.envs.core import BatchedCore, KPIs, StepOutput, kpi_matrix
 
 
 class GraphRefused(RuntimeError):
@@ -78,7 +78,7 @@ class _TracedStep(torch.nn.Module):
         obs = core.observe()
         self.kpi_names = tuple(kpis)
         # the whole KPI matrix: the views read every KPI of a small batch
-        matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
+        matrix = kpi_matrix(kpis)
         self.widths = (obs.shape[1], reward.shape[1], matrix.shape[1])
         if self.written is None:  # the untraced run: the tensors the step rebinds
             self.written = [name for name, value in zip(names, inputs) if getattr(core, name) is not value]

@@ -74,6 +74,11 @@ class KPIs(Mapping[str, torch.Tensor]):
         return len(self.names)
 
 
+def kpi_matrix(kpis: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The ``(B, n)`` matrix of a step's KPIs, in their order (:attr:`KPIs.values`, or a dict's columns stacked)."""
+    return kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
+
+
 @dataclass
 class StepOutput:
     """What one batched step returns; every tensor has the batch as first dimension.

@@ -14,7 +14,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from paretochain.envs.config import ConfigModel
-from paretochain.envs.core import BatchedCore, KPIs, StepOutput
+from paretochain.envs.core import BatchedCore, KPIs, StepOutput, kpi_matrix
 from paretochain.errors import ActionError
 
 _THREAD = threading.local()
@@ -180,19 +180,19 @@ class SingleEnv(gym.Env):
         kpis = out.kpis
         if out.flat is not None:  # one row holds everything (a traced step): one conversion
             return self._from_row(out.flat, tuple(kpis))
-        kpi_matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
+        matrix = kpi_matrix(kpis)
         if self.core.device.type == "cpu":
             # numpy views of the CPU tensors, copied: cheaper than one cat (which casts the bool flags)
             obs = out.obs.numpy()[0].copy()
             reward = out.reward.numpy()[0].copy()
             terminated, truncated = bool(out.terminated.item()), bool(out.truncated.item())
-            info = dict(zip(kpis, kpi_matrix.tolist()[0]))
+            info = dict(zip(kpis, matrix.tolist()[0]))
         else:
             # one device-to-host copy for everything the step returns
             d, k = self._obs_dim, self.reward_dim
             flat = _numpy(
                 torch.cat(
-                    [out.obs, out.reward, out.terminated.unsqueeze(1), out.truncated.unsqueeze(1), kpi_matrix],
+                    [out.obs, out.reward, out.terminated.unsqueeze(1), out.truncated.unsqueeze(1), matrix],
                     dim=1,
                 )
             )[0]
@@ -292,8 +292,7 @@ class SingleEnv(gym.Env):
     def _info(self, kpis: Mapping[str, torch.Tensor] | None) -> dict[str, Any]:
         info: dict[str, Any] = {}
         if kpis is not None:
-            matrix = kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
-            info = dict(zip(kpis, _numpy(matrix)[0].tolist()))
+            info = dict(zip(kpis, _numpy(kpi_matrix(kpis))[0].tolist()))
         if self._masked:
             info["action_mask"] = self._info_mask()
         return info
