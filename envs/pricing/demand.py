@@ -296,7 +296,7 @@ class PricingDemand:
             # the number of cumulative weights below the uniform, as float32 counts: a binary search on the
             # CPU (the cheaper kernel there), a comparison with the whole grid on other devices
             if mean.device.type == "cpu":
-                counts = self.count_on_grid(mean.log(), mean, threshold.contiguous(), self.grid_size)
+                counts = self.count_on_grid(mean.log(), mean, threshold, self.grid_size)
                 return counts.to(torch.float32)
             cdf = self.cdf_on_grid(mean.log(), mean, self.grid_size)
             return (cdf < threshold.unsqueeze(-1)).sum(-1, dtype=torch.float32)
@@ -315,7 +315,8 @@ class PricingDemand:
     ) -> torch.Tensor:
         """Inverse-transform counts (int64) on the grid ``0..size-1``: how many cumulative weights lie below ``threshold``."""
         cdf = self.cdf_on_grid(log_mean, mean, size)
-        return torch.searchsorted(cdf.contiguous(), threshold.unsqueeze(-1)).squeeze(-1)  # (cheaper on contiguous rows)
+        # (searchsorted copies, with a warning, what is not contiguous)
+        return torch.searchsorted(cdf.contiguous(), threshold.unsqueeze(-1).contiguous()).squeeze(-1)
 
     def cdf_on_grid(self, log_mean: torch.Tensor, mean: torch.Tensor, size: int) -> torch.Tensor:
         """Cumulative weights ``(..., size)`` of the counts ``0..size-1`` at the given means.
