@@ -90,8 +90,10 @@ class MOPPOConfig(ConfigModel):
     target_kl: float | None = Field(
         default=None, gt=0, description="stop the epochs of an update early once the approximate KL exceeds this"
     )
-    norm_obs: bool = Field(
-        default=True, description="normalise observations with running mean/std (baked into exports)"
+    norm_obs: bool = Field(default=True, description="normalise observations (baked into exports); see obs_scale")
+    obs_scale: Literal["env", "running"] = Field(
+        default="env",
+        description="with norm_obs: 'env' divides by the fixed scales the environment declares (Warehouse: stock and demand in periods of mean demand) and falls back to running statistics where it declares none; 'running' uses running mean/std",
     )
     norm_return: bool = Field(
         default=True, description="divide each objective's reward by the running std of its discounted return"
@@ -186,7 +188,10 @@ class MOPPO:
             [*self.actor.parameters(), *self.critic.parameters()], lr=cfg.learning_rate, eps=1e-5
         )
 
-        self.obs_norm = ObservationNormalizer(obs_dim, self.device)
+        declared = env.core.observation_scale() if cfg.obs_scale == "env" else None
+        self.obs_norm = ObservationNormalizer(
+            obs_dim, self.device, fixed_scale=None if declared is None else torch.as_tensor(declared)
+        )
         self.ret_norm = ReturnNormalizer(self.num_envs, k, cfg.gamma, self.device)
         fixed = (
             None

@@ -48,24 +48,42 @@ class RunningMeanStd:
 
 
 class ObservationNormalizer:
-    """``clip((obs - mean) / sqrt(var + eps), -clip, clip)`` with running statistics.
+    """``clip((obs - mean) / sqrt(var + eps), -clip, clip)`` with running or fixed statistics.
 
     Args:
         obs_dim: length of the flat observation.
         device: where the statistics live.
         clip: bound of the normalised values.
         epsilon: added to the variance.
+        fixed_scale: ``(obs_dim,)`` typical magnitudes (the environment's
+            ``observation_scale()``): observations are divided by them, with no
+            mean subtracted, and :meth:`update` changes nothing. Running statistics
+            absorb the states an untrained policy visits (stock in the hundreds from
+            random orders), after which the states a good policy lives in are hard to
+            tell apart; a fixed scale keeps them apart.
     """
 
     def __init__(
-        self, obs_dim: int, device: str | torch.device = "cpu", clip: float = 10.0, epsilon: float = 1e-8
+        self,
+        obs_dim: int,
+        device: str | torch.device = "cpu",
+        clip: float = 10.0,
+        epsilon: float = 1e-8,
+        fixed_scale: torch.Tensor | None = None,
     ) -> None:
         self.rms = RunningMeanStd((obs_dim,), device)
         self.clip = clip
         self.epsilon = epsilon
+        self.fixed = fixed_scale is not None
+        if fixed_scale is not None:
+            scale = torch.as_tensor(fixed_scale, dtype=torch.float64, device=device).reshape(obs_dim)
+            if not bool(torch.isfinite(scale).all()) or bool((scale <= 0).any()):
+                raise ValueError("observation scales must be finite and positive")
+            self.rms.var = scale.square() - epsilon
 
     def update(self, obs: torch.Tensor) -> None:
-        self.rms.update(obs)
+        if not self.fixed:
+            self.rms.update(obs)
 
     def scale(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Float32 ``(mean, std)`` used by :meth:`normalize` (and baked into exported policies)."""

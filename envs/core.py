@@ -498,6 +498,15 @@ class BatchedCore(ABC):
     def observe(self) -> torch.Tensor:
         """Observations of the whole batch, float32 ``(B, obs_dim)``."""
 
+    def observation_scale(self) -> np.ndarray | None:
+        """Typical magnitude of each observation feature, float32 ``(obs_dim,)``, or None if not declared.
+
+        Agents that scale observations (MO-PPO's ``obs_scale="env"``) divide by it: a
+        fixed scale keeps what a state means, where running statistics drift with the
+        states an untrained policy happens to visit.
+        """
+        return None
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Copies of every tensor (and dict of tensors) the core holds, plus its host counters, for exact resume."""

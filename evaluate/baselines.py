@@ -55,13 +55,20 @@ def _warehouse(cfg: Any, names: list[str] | None, seeds: Sequence[int], device: 
 
     out: dict[str, Factory] = {}
     candidates = ["base_stock", "s_S"] + (["forecast_order_up_to"] if cfg.demand_history_periods >= 1 else [])
+    heuristics = ["constant_order", "capped_base_stock", "vector_base_stock", "myopic", "myopic_2"]
     try:
         dp.check_lost_sales_config(cfg)
-        candidates.append("optimal_dp")
+        candidates += [*heuristics, "optimal_dp"]
     except ValueError:
         pass
     if dry:
         return dict.fromkeys(candidates, lambda env: None)
+    wanted = [h for h in heuristics if h in candidates and _want(h, names)]
+    if wanted:  # the lost-sales heuristics, tuned on long-run windows of the training seeds (cost only)
+        from paretochain.agents.baselines.lost_sales import tune_lost_sales
+
+        tuned = tune_lost_sales(cfg, seeds=seeds, device=device)
+        out.update({h: tuned[h].policy for h in wanted})
     if _want("base_stock", names):
         out["base_stock"] = wh.tune_base_stock(cfg, seeds=seeds, device=device).policy
     if _want("s_S", names):

@@ -137,3 +137,18 @@ def test_tuned_heuristics_rank_as_published_on_the_classic_instance() -> None:
     assert cost["myopic_2"].mean() < cost["myopic"].mean() < cost["base_stock"].mean()
     assert cost["base_stock"].mean() > 1.02 * optimal.mean()
     assert cost["constant_order"].mean() > cost["base_stock"].mean()
+
+
+def test_evaluation_offers_the_lost_sales_heuristics_only_on_lost_sales_configs() -> None:
+    from paretochain.errors import ConfigError
+    from paretochain.evaluate.baselines import family_baselines
+
+    chosen = ["capped_base_stock", "myopic_2", "optimal_dp"]
+    factories = family_baselines(ENV_ID, "lost_sales", names=chosen, train_seeds=range(8))
+    assert set(factories) == set(chosen)
+    env = make_vec(ENV_ID, 8, config="lost_sales")
+    obs = env.core.reset(seeds=list(range(8)))
+    for make in factories.values():
+        assert make(env).act(obs, None, env.core.action_masks()).shape == (8,)
+    with pytest.raises(ConfigError, match="capped_base_stock"):
+        family_baselines(ENV_ID, "default", names=["capped_base_stock"])

@@ -315,6 +315,21 @@ class WarehouseCore(BatchedCore):
             parts.append(self._absent_blocks if not self.has_promotions else self._absent_blocks[:, :1])
         return torch.cat(parts, dim=1)
 
+    def observation_scale(self) -> np.ndarray:
+        """Stock, pipeline, backlog and demand history in periods of the node's mean demand; the rest as is."""
+        scale = np.ones(self.observation_layout.size, dtype=np.float32)
+        W = self.num_warehouses
+        per_node = np.maximum(self.node_mean, 1e-6).astype(np.float32)  # (N, S) units per period
+        for name, mean in (("on_hand", per_node), ("pipeline", per_node), ("backlog", per_node[:W])):
+            if name in self.observation_layout.segments:
+                seg = self.observation_layout.segments[name]
+                scale[seg.start : seg.stop] = np.broadcast_to(
+                    mean.reshape(mean.shape + (1,) * (len(seg.shape) - 2)), seg.shape
+                ).ravel()
+        seg = self.observation_layout.segments["demand_history"]
+        scale[seg.start : seg.stop] = np.broadcast_to(per_node[:W, :, None], seg.shape).ravel()
+        return scale
+
     # ------------------------------------------------------------------ dynamics
     def decode_action(self, action: torch.Tensor) -> torch.Tensor:
         """Order units ``(B, N, S)`` from a batch of actions in the action space's layout."""
