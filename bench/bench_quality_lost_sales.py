@@ -9,10 +9,16 @@ overridden. For each instance:
   training seeds (0..63);
 - the exact optimum ``g`` comes from :func:`~paretochain.agents.baselines.lost_sales_dp.solve_lost_sales`,
   and the optimal policy is simulated too;
-- every policy, and any trained policy file given with ``--policy`` (played at the
-  cost-only preference), plays the same test episodes (seeds 1,000,000 onwards, the
-  same for every policy), and its cost per period is averaged over a window after a
-  warm-up, so the arbitrary starting stock does not count.
+- with ``--train RUN_CONFIG``, the packaged run config is trained as a user would: the
+  command line, ``paretochain train RUN_CONFIG env.overrides... --full --run-dir DIR``
+  (``--budget N`` trains N steps instead, for a quick look that is not a claim). Of the
+  run's final policy and its best evaluation's (``best/``), the one with the lower
+  long-run cost on validation seeds (500,000 onwards) is kept. A run directory that
+  already holds a policy is reused;
+- every policy, the selected trained policy and any policy file given with ``--policy``
+  (learned ones play at the cost-only preference) play the same test episodes (seeds
+  1,000,000 onwards, the same for every policy), and their cost per period is averaged
+  over a window after a warm-up, so the arbitrary starting stock does not count.
 
 The table gives each policy's long-run cost as a ratio to ``g``, and the paired
 difference to the simulated optimal policy with its 95% confidence interval. The
@@ -24,12 +30,15 @@ Usage::
     python bench/bench_quality_lost_sales.py                       # all 16 instances, 4,096 test episodes each
     python bench/bench_quality_lost_sales.py --instances 2,9 --episodes 8192
     python bench/bench_quality_lost_sales.py --instances 2,9 --policy 2,9=runs/my-run/policy.pt
+    python bench/bench_quality_lost_sales.py --train lost_sales_mo_ppo          # trains 16 runs at --full first
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,6 +61,7 @@ from paretochain.evaluate.stats import paired_difference
 LEAD_TIMES = (1, 2, 3, 4)
 PENALTIES = (4.0, 9.0, 19.0, 39.0)
 TRAIN_SEEDS = range(64)
+VALIDATION_SEED_START = 500_000
 TEST_SEED_START = 1_000_000
 
 
@@ -78,6 +88,35 @@ class _CostOnly:
         return self.policy.act(obs, self.preference.expand(obs.shape[0], -1), action_mask)
 
 
+def train_as_a_user(
+    run_config: str, lead_time: int, penalty: float, run_dir: Path, budget: int | None, seed: int
+) -> list[Path]:
+    """Train ``run_config`` on one instance through the command line; the run's candidate policy files."""
+    if not (run_dir / "policy.pt").is_file():
+        command = [sys.executable, "-m", "paretochain", "train", run_config]
+        command += [
+            f"env.overrides.supplier_lead_time.periods={lead_time}",
+            f"env.overrides.shortage_penalty={penalty:g}",
+            f"seed={seed}",
+        ]
+        command += ["--full"] if budget is None else [f"budget_env_steps={budget}"]
+        command += ["--run-dir", str(run_dir), "--no-progress", "--overwrite"]
+        print("   $ paretochain", " ".join(command[3:]), flush=True)
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return [p for p in (run_dir / "policy.pt", run_dir / "best" / "policy.pt") if p.is_file()]
+
+
+def select_on_validation(
+    cfg: WarehouseConfig, candidates: list[Path], episodes: int, warmup: int, window: int, device: str
+) -> tuple[Path, dict[str, float]]:
+    """The candidate with the lowest long-run cost on the validation seeds, and every candidate's cost."""
+    seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + episodes))
+    costs = {
+        str(p): float(long_run_cost(cfg, _CostOnly(str(p)), seeds, warmup, window, device).mean()) for p in candidates
+    }
+    return min(candidates, key=lambda p: costs[str(p)]), costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", nargs="*", help="L,p pairs (default: all 16)")
@@ -87,6 +126,11 @@ def main() -> None:
     parser.add_argument(
         "--policy", action="append", default=[], help="L,p=PATH: a trained policy file for one instance"
     )
+    parser.add_argument("--train", metavar="RUN_CONFIG", help="train this run config on each instance (CLI, --full)")
+    parser.add_argument("--budget", type=int, help="with --train: env steps instead of --full (not a claim)")
+    parser.add_argument("--seed", type=int, default=0, help="with --train: the runs' seed")
+    parser.add_argument("--runs-dir", default="bench/results/lost_sales_runs", help="with --train: where runs go")
+    parser.add_argument("--validation-episodes", type=int, default=512, help="episodes to choose a run's policy")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="bench/results/quality_lost_sales.json")
     args = parser.parse_args()
@@ -120,6 +164,16 @@ def main() -> None:
         optimum = solve_lost_sales(model.mean, lead_time, model.holding_cost, penalty, max_order=model.max_order)
         tuned = tune_lost_sales(cfg, seeds=TRAIN_SEEDS, warmup=args.warmup, window=args.window, device=args.device)
         factories = {name: t.policy for name, t in tuned.items()}
+        selection: dict[str, object] = {}
+        if args.train:
+            run_dir = Path(args.runs_dir) / f"{Path(args.train).stem}-L{lead_time}-p{penalty:g}-s{args.seed}"
+            candidates = train_as_a_user(args.train, lead_time, penalty, run_dir, args.budget, args.seed)
+            chosen, validation = select_on_validation(
+                cfg, candidates, args.validation_episodes, args.warmup, args.window, args.device
+            )
+            factories[Path(args.train).stem] = _CostOnly(str(chosen))
+            selection = {"run_config": args.train, "budget": args.budget or "full", "chosen": str(chosen)}
+            selection["validation_cost"] = validation
         if (lead_time, penalty) in trained:
             factories["trained"] = _CostOnly(trained[(lead_time, penalty)])
         reference = long_run_cost(cfg, OptimalPolicy, test, args.warmup, args.window, args.device)
@@ -137,6 +191,7 @@ def main() -> None:
             "penalty": penalty,
             "optimum": optimum.average_cost,
             "best_baseline": best,
+            "trained": selection,
             "policies": {},
         }
         for name, costs in rows.items():
@@ -159,8 +214,12 @@ def main() -> None:
     print("* best baseline on the test episodes")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.train and args.budget is not None:
+        print(f"note: trained {args.budget} steps instead of the run config's full budget: not a claim")
     settings = {
         "episodes": args.episodes,
+        "train": args.train,
+        "budget": args.budget or "full",
         "warmup": args.warmup,
         "window": args.window,
         "test_seed_start": TEST_SEED_START,
