@@ -41,6 +41,12 @@ def default_preferences(k: int) -> np.ndarray:
     return preference_grid(k, DEFAULT_DIVISIONS.get(k, 4))
 
 
+def dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when ``a`` is at least as good as ``b`` on every objective and better on one (all maximised)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return bool((a >= b).all() and (a > b).any())
+
+
 def non_dominated(points: np.ndarray) -> np.ndarray:
     """Bool mask of the points no other point dominates (all objectives maximised).
 

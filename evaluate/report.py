@@ -52,6 +52,7 @@ from paretochain.evaluate.pareto import default_preferences, expected_utility, h
 from paretochain.evaluate.rollout import RolloutResult, rollout
 from paretochain.evaluate.scenarios import family_scenarios
 from paretochain.evaluate.stats import mean_ci, paired_difference
+from paretochain.evaluate.verdict import verdict
 
 SCHEMA = "paretochain.evaluation/1"
 #: Evaluation seeds start here: disjoint from tuning seeds (0..) and in-training evaluation seeds (10000..).
@@ -203,6 +204,7 @@ def evaluate(
         "skipped_scenarios": [s for s in chosen if s not in results],
         "seconds": round(time.perf_counter() - t_start, 2),
     }
+    metrics["verdict"] = verdict(metrics)
     figures = _figures(cls, cfg, base, names, front, mask, baseline_points, baseline_names, ref, scen_table)
     md, page = _render(metrics, figures, out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -357,10 +359,12 @@ def write_pages(
     tables: list[tuple[str, list[str], list[list[str]]]],
     figures: dict[str, bytes],
     notes: list[str] = (),  # type: ignore[assignment]
+    summary: list[str] = (),  # type: ignore[assignment]
 ) -> tuple[Path, Path]:
     """Write ``report.md`` (figures in ``report_files/``) and a self-contained ``report.html`` into ``out``.
 
-    ``notes`` are paragraphs placed after the tables.
+    ``summary`` is a list of plain sentences placed first, under "Verdict"; ``notes`` are
+    paragraphs placed after the tables.
     """
     files = out / "report_files"
     files.mkdir(parents=True, exist_ok=True)
@@ -368,6 +372,9 @@ def write_pages(
         (files / f"{name}.png").write_bytes(data)
     md = [f"# {title}", "", intro, ""]
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>"]
+    if summary:
+        md += ["## Verdict", ""] + [f"- {line}" for line in summary] + [""]
+        body.append("<h2>Verdict</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary) + "</ul>")
     for caption, head, rows in tables:
         md += [f"## {caption}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         md += ["| " + " | ".join(r) + " |" for r in rows] + [""]
@@ -413,7 +420,7 @@ def _render(metrics: dict[str, Any], figures: dict[str, bytes], out: Path) -> tu
         notes.append(
             f"Skipped scenarios (they change the observation layout): {', '.join(metrics['skipped_scenarios'])}"
         )
-    return write_pages(out, title, intro, _tables(metrics), figures, notes)
+    return write_pages(out, title, intro, _tables(metrics), figures, notes, summary=metrics.get("verdict", []))
 
 
 def headline(metrics: dict[str, Any]) -> str:
@@ -421,4 +428,7 @@ def headline(metrics: dict[str, Any]) -> str:
     caption, head, rows = _tables(metrics)[0]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([caption, line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
+    table = [caption, line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    return "\n".join(
+        table + (["", "Verdict:"] + [f"- {v}" for v in metrics["verdict"]] if metrics.get("verdict") else [])
+    )

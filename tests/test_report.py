@@ -55,6 +55,10 @@ def test_report_files_exist_and_markdown_links_resolve(report) -> None:
             target = line.split("(", 1)[1].rstrip(")")
             assert (report.out_dir / target).exists(), target
     assert "Mean episode return per objective" in md and "Scenario: demand_shock" in md
+    # the verdict opens the report, before the first table, one bullet per sentence
+    verdict = json.loads(report.metrics_json.read_text())["verdict"]
+    assert len(verdict) >= 3 and md.index("## Verdict") < md.index("## Mean episode return")
+    assert all(f"- {line}" in md for line in verdict)
 
 
 def test_html_is_self_contained_with_its_plots_embedded(report) -> None:
