@@ -47,7 +47,7 @@ import numpy as np
 from paretochain.agents.export import LoadedPolicy, load_policy
 from paretochain.envs.registration import env_class, make_vec
 from paretochain.errors import ConfigError
-from paretochain.evaluate.baselines import family_baselines, family_of
+from paretochain.evaluate.baselines import family_baseline_fronts, family_baselines, family_of
 from paretochain.evaluate.pareto import default_preferences, expected_utility, hypervolume, non_dominated
 from paretochain.evaluate.rollout import RolloutResult, rollout
 from paretochain.evaluate.scenarios import family_scenarios
@@ -115,19 +115,20 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
 
-    factories = family_baselines(env_id, cfg, names=baselines, device=device)
+    objectives = cls.core_cls(cfg, num_envs=1, device="cpu").objectives  # type: ignore[call-arg]
+    scale = np.maximum(np.abs(objectives.reference_point), 1.0)
+    default_pref = policy.default_preference.numpy()
+    # the baselines are tuned for the preference the learned policy is compared at
+    factories = family_baselines(env_id, cfg, names=baselines, device=device, weights=default_pref / scale)
     all_scenarios = family_scenarios(family, cfg)
     chosen = ["baseline"] + [s for s in (scenarios if scenarios is not None else all_scenarios) if s != "baseline"]
     unknown = [s for s in chosen if s not in all_scenarios]
     if unknown:
         raise ConfigError(f"unknown scenario(s) {unknown} for {env_id}; available: {sorted(all_scenarios)}")
 
-    objectives = cls.core_cls(cfg, num_envs=1, device="cpu").objectives  # type: ignore[call-arg]
     k = len(objectives)
     names = objectives.names
     ref = objectives.reference_point
-    scale = np.maximum(np.abs(ref), 1.0)
-    default_pref = policy.default_preference.numpy()
 
     results: dict[str, dict[str, RolloutResult]] = {}
     for scenario in chosen:
@@ -169,6 +170,7 @@ def evaluate(
         front_returns.append(rollout(env, policy, seeds, preference=w).returns.mean(axis=0))
     front = np.asarray(front_returns)
     mask = non_dominated(front)
+    fronts = _baseline_fronts(env_id, cfg, seeds, device)
     baseline_points = (
         np.asarray([base[n].returns.mean(axis=0) for n in baseline_names]) if baseline_names else np.zeros((0, k))
     )
@@ -182,6 +184,7 @@ def evaluate(
         "expected_utility": _utility_of_conditioned(front, prefs, scale),
         "baselines_hypervolume": hypervolume(baseline_points, ref) if len(baseline_points) else 0.0,
         "baselines_expected_utility": expected_utility(baseline_points, prefs, scale) if len(baseline_points) else None,
+        "baseline_fronts": fronts,
     }
     scen_table = {
         s: {n: dict(zip(("mean", "ci95"), (v.tolist() for v in mean_ci(r.returns)))) for n, r in row.items()}
@@ -205,10 +208,22 @@ def evaluate(
         "seconds": round(time.perf_counter() - t_start, 2),
     }
     metrics["verdict"] = verdict(metrics)
-    figures = _figures(cls, cfg, base, names, front, mask, baseline_points, baseline_names, ref, scen_table)
+    figures = _figures(cls, cfg, base, names, front, mask, baseline_points, baseline_names, ref, scen_table, fronts)
     md, page = _render(metrics, figures, out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return Evaluation(out, md, page, out / "metrics.json", metrics)
+
+
+def _baseline_fronts(env_id: str, cfg: Any, seeds: list[int], device: str) -> dict[str, Any]:
+    """Each sweepable baseline's mean returns at every value of its parameter, on the evaluation seeds."""
+    out: dict[str, Any] = {}
+    for name, front in family_baseline_fronts(env_id, cfg).items():
+        n = len(seeds)
+        env = make_vec(env_id, len(front.values) * n, device=device, config=cfg, tensors=True, check_actions=False)
+        result = rollout(env, front.policy(env, n), seeds * len(front.values))
+        returns = result.returns.reshape(len(front.values), n, -1).mean(axis=1)
+        out[name] = {"parameter": front.parameter, "values": front.values, "returns": returns.tolist()}
+    return out
 
 
 def _utility_of_conditioned(front: np.ndarray, prefs: np.ndarray, scale: np.ndarray) -> float:
@@ -239,6 +254,7 @@ def _figures(
     baseline_names: list[str],
     ref: np.ndarray,
     scen_table: dict[str, Any],
+    baseline_fronts: dict[str, Any],
 ) -> dict[str, bytes]:
     import matplotlib
 
@@ -254,6 +270,9 @@ def _figures(
         ax.scatter(front[mask, i], front[mask, j], c="tab:blue", edgecolors="k", label="learned, non-dominated")
         for p, name in zip(baseline_points, baseline_names):
             ax.scatter(p[i], p[j], marker="s", s=60, label=name)
+        for name, swept in baseline_fronts.items():
+            r = np.asarray(swept["returns"])
+            ax.plot(r[:, i], r[:, j], marker=".", lw=1, alpha=0.8, label=f"{name} ({swept['parameter']} swept)")
         ax.set_xlabel(names[i])
         ax.set_ylabel(names[j])
         ax.grid(alpha=0.3)

@@ -7,7 +7,11 @@ It reads only what :func:`~paretochain.evaluate.report.evaluate` measured (``met
 - dominance between the learned front (every evaluated preference) and each baseline's point:
   a baseline is beaten when some learned point is at least as good on every objective and
   better on one; the learned policy is beaten when a baseline does the same to every learned
-  point. Dominance compares means over the evaluation episodes.
+  point;
+- for each baseline traced as a front (its parameter swept), how many of its points the
+  learned front dominates, and how many learned points one of its points dominates.
+
+Dominance compares means over the evaluation episodes.
 """
 
 from __future__ import annotations
@@ -72,6 +76,21 @@ def dominance_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def front_lines(metrics: dict[str, Any]) -> list[str]:
+    """For each baseline traced as a front (its parameter swept): how it and the learned front compare."""
+    learned = np.asarray(metrics["pareto"]["returns"], dtype=np.float64)
+    lines = []
+    for name, swept in metrics["pareto"].get("baseline_fronts", {}).items():
+        points = np.asarray(swept["returns"], dtype=np.float64)
+        beaten = sum(any(dominates(q, p) for q in learned) for p in points)
+        beating = sum(any(dominates(p, q) for p in points) for q in learned)
+        lines.append(
+            f"The learned front dominates {beaten} of the {len(points)} points of the {name} front "
+            f"({swept['parameter']} swept); {beating} of the {len(learned)} learned points are dominated by one of them."
+        )
+    return lines
+
+
 def verdict(metrics: dict[str, Any]) -> list[str]:
     """The plain-word verdict of an evaluation: objective by objective, then by dominance."""
-    return objective_lines(metrics) + dominance_lines(metrics)
+    return objective_lines(metrics) + dominance_lines(metrics) + front_lines(metrics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from paretochain.evaluate.pareto import dominates
-from paretochain.evaluate.verdict import dominance_lines, objective_lines, verdict
+from paretochain.evaluate.verdict import dominance_lines, front_lines, objective_lines, verdict
 
 
 def _metrics(paired: dict[str, tuple[str, float, float]], learned_front: list[list[float]]) -> dict[str, Any]:
@@ -51,3 +51,20 @@ def test_dominance_needs_one_strictly_better_objective() -> None:
     assert dominates([1.0, 2.0], [1.0, 1.0])
     assert not dominates([1.0, 1.0], [1.0, 1.0])
     assert not dominates([2.0, 0.0], [1.0, 1.0])
+
+
+def test_a_swept_baseline_front_is_counted_point_by_point() -> None:
+    m = _metrics({}, [[125.0, 0.85], [110.0, 0.88]])
+    m["pareto"]["baseline_fronts"] = {
+        "base_stock": {
+            "parameter": "periods covered",
+            "values": [1.0, 2.0, 3.0],
+            # the first is dominated by the first learned point; the last dominates the second learned point
+            "returns": [[120.0, 0.80], [100.0, 0.95], [115.0, 0.90]],
+        }
+    }
+    (line,) = front_lines(m)
+    assert line.startswith(
+        "The learned front dominates 1 of the 3 points of the base_stock front (periods covered swept)"
+    )
+    assert line.endswith("1 of the 2 learned points are dominated by one of them.")

@@ -413,9 +413,9 @@ def tune_lost_sales(
 ) -> dict[str, LostSalesTuning]:
     """Tune every lost-sales heuristic on the training ``seeds``; the result is keyed by heuristic name.
 
-    ``constant_order``, ``base_stock`` and ``capped_base_stock`` are searched over whole
-    units (the capped policy around the best base-stock level), ``vector_base_stock``
-    over its two standard levels; ``myopic`` and ``myopic_2`` have nothing to tune and
+    ``constant_order``, ``base_stock`` and ``capped_base_stock`` are searched over every
+    whole-unit level and cap, ``vector_base_stock`` over its two standard levels on the same
+    grid; ``myopic`` and ``myopic_2`` have nothing to tune and
     are only scored.
     """
     cfg = WarehouseConfig.load(config)
@@ -436,8 +436,7 @@ def tune_lost_sales(
     out["base_stock"] = LostSalesTuning("base_stock", {"level": s}, cost, lambda env: CappedBaseStockPolicy(env, s))
 
     caps = np.arange(max(1, math.floor(model.mean) - 1), model.max_order + 1, dtype=np.float64)
-    capped_levels = levels[levels >= s - 2]
-    pairs = np.array([(lv, c) for lv in capped_levels for c in caps])
+    pairs = np.array([(lv, c) for lv in levels for c in caps])
     i, cost = _grid_search(
         cfg,
         pairs,

@@ -120,18 +120,18 @@ class FixedPricePolicy(_PricingPolicy):
 
     Args:
         env: a Pricing environment (single or batched view) or its core.
-        price_ratio: the target price as a multiple of list price.
+        price_ratio: the target price as a multiple of list price, one value or ``(B,)``.
     """
 
-    def __init__(self, env: Any, price_ratio: float = 1.0) -> None:
+    def __init__(self, env: Any, price_ratio: float | torch.Tensor = 1.0) -> None:
         super().__init__(env)
-        self.price_ratio = float(price_ratio)
+        self.price_ratio = torch.as_tensor(price_ratio, dtype=torch.float32, device=self.device)
 
     def act(
         self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         B = obs.shape[0]
-        target = torch.full((B, self.num_skus, self.num_channels), self.price_ratio, device=self.device)
+        target = self.price_ratio.reshape(-1, 1, 1).expand(B, self.num_skus, self.num_channels)
         return self.action_from_index(self.nearest(target, self.allowed(B, action_mask)))
 
 
@@ -397,3 +397,40 @@ class DynamicProgrammingPolicy(_PricingPolicy):
 def per_sku_first(value: float | list[float]) -> float:
     """The first SKU's value of a per-SKU parameter."""
     return float(value[0] if isinstance(value, list) else value)
+
+
+def tune_fixed_price(
+    config: Any,
+    seeds: Sequence[int],
+    weights: Sequence[float] | None = None,
+    ratios: Sequence[float] | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[FixedPricePolicy, dict[float, float]]:
+    """Pick the fixed price (a multiple of list price) with the best mean scalarised return on training seeds.
+
+    All candidates play all seeds in one batched run (common random numbers).
+
+    Args:
+        config: a Pricing config (name, path, mapping or instance).
+        seeds: training seeds.
+        weights: per-objective weights of the scalarised return (default: all ones).
+        ratios: candidate prices as multiples of list price (default: 0.5 to 1.5 in steps of 0.05,
+            each played at the allowed price nearest to it).
+        device: where the tuning runs.
+
+    Returns:
+        the tuned policy (for any batch size) and the mean score of every candidate.
+    """
+    from paretochain.envs.registration import make_vec
+    from paretochain.evaluate.rollout import rollout
+
+    cfg = PricingConfig.load(config)
+    grid = [float(r) for r in (ratios if ratios is not None else np.round(np.arange(0.5, 1.5001, 0.05), 2))]
+    n_seeds = len(seeds)
+    env = make_vec("paretochain/Pricing-v0", len(grid) * n_seeds, device=device, config=cfg, tensors=True)
+    ratio = torch.tensor([r for r in grid for _ in seeds], device=env.device)
+    result = rollout(env, FixedPricePolicy(env, ratio), [int(s) for _ in grid for s in seeds])
+    w = np.ones(result.returns.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    score = (result.returns @ w).reshape(len(grid), n_seeds).mean(axis=1)
+    table = dict(zip(grid, (float(v) for v in score)))
+    return FixedPricePolicy(env.core, grid[int(np.argmax(score))]), table
