@@ -91,6 +91,13 @@ class DemandConfig(ConfigModel):
     promotion_uplift: float = Field(default=2.0, ge=1, le=20, description="demand multiplier during a promotion")
     history: HistoryConfig | None = None
 
+    @field_validator("location_weights")
+    @classmethod
+    def _weights_non_negative(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(w < 0 for w in v):
+            raise ValueError(f"location weights are demand multipliers and must be >= 0, got {v}")
+        return v
+
     @model_validator(mode="after")
     def _history_needed(self) -> DemandConfig:
         if self.source == "history" and self.history is None:
