@@ -58,13 +58,25 @@ class LeadTimeConfig(ConfigModel):
 
 
 class HistoryConfig(ConfigModel):
-    """Demand replayed or bootstrapped from a long table (``date, item_id, location, units[, price]``)."""
+    """Demand replayed or bootstrapped from a long table (``date, item_id, location, units[, price]``).
+
+    Dates must be ISO (``YYYY-MM-DD``), whole-number period indexes (week numbers), or
+    written as ``date_format`` says (see :mod:`paretochain.envs.data.demand_history`).
+    A ``price`` column is not loaded: the family's selling prices are the config's
+    ``price``. What cleaning changed is issued as a ``DemandHistoryWarning`` when the
+    environment is built and kept as ``env.core.demand_model.report``.
+    """
 
     path: Path
     mode: Literal["replay", "bootstrap"] = "bootstrap"
     item_ids: list[str] | None = Field(default=None, description="items to keep, in SKU order; default all, sorted")
     locations: list[str] | None = Field(default=None, description="locations to keep, in warehouse order; default all")
     columns: dict[str, str] = Field(default_factory=dict, description="rename map, file column -> standard name")
+    date_format: str | None = Field(
+        default=None,
+        min_length=1,
+        description="how dates are written, e.g. '%d/%m/%Y' (strptime codes); None: ISO dates or integer periods only",
+    )
     clip_outliers: bool = False
     outlier_threshold: float = Field(
         default=6.0, gt=0, description="robust z-score (MAD units) above which a value is an outlier"
