@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from paretochain.cli import main
-from paretochain.envs import make_vec
+from paretochain.envs import make_vec, memory
 from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.pricing.config import PricingConfig
 from paretochain.envs.warehouse.config import WarehouseConfig
@@ -91,3 +91,74 @@ def test_the_cli_answers_a_nan_override_with_exit_2_and_writes_nothing(tmp_path:
 def test_finite_configs_still_load() -> None:
     for cls in (WarehouseConfig, PricingConfig, DispatchConfig):
         assert isinstance(cls.load("default"), cls)
+
+
+GIB = 1024**3
+
+
+@pytest.fixture
+def sixteen_gib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device reports 16 GiB free, whatever this machine has."""
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 16 * GIB)
+
+
+def test_a_warehouse_batch_that_cannot_fit_is_refused_up_front_with_the_estimate(sixteen_gib: None) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_vec("paretochain/Warehouse-v0", 64, num_skus=10_000, num_warehouses=1_000)
+    message = str(caught.value)
+    assert "paretochain/Warehouse-v0 with num_envs=64 needs at least" in message
+    assert "but only 16.0 GiB is available on cpu" in message
+    need = WarehouseConfig(num_skus=10_000, num_warehouses=1_000).memory_estimate(64)
+    assert need > 64 * 10_000 * 1_000 * 4  # at least one float per cell and environment
+    assert memory.format_bytes(need) in message
+
+
+@pytest.mark.parametrize(
+    ("env_id", "fields"),
+    [
+        ("paretochain/Pricing-v0", {"num_skus": 10_000, "channels": [{"name": f"c{i}"} for i in range(16)]}),
+        ("paretochain/Dispatch-v0", {"generator": {"num_customers": 2_000}}),
+    ],
+)
+def test_pricing_and_dispatch_batches_that_cannot_fit_are_refused(
+    sixteen_gib: None, env_id: str, fields: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigError, match=r"with num_envs=100000 needs at least .* but only 16\.0 GiB"):
+        make_vec(env_id, 100_000, **fields)
+
+
+def test_batches_that_fit_are_built_and_the_check_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_vec("paretochain/Warehouse-v0", 4, config="default")
+    assert env.num_envs == 4
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1024)
+    with pytest.raises(ConfigError, match="but only 1.0 KiB is available"):
+        make_vec("paretochain/Warehouse-v0", 4, config="default")
+    monkeypatch.setenv("PARETOCHAIN_MEMORY_CHECK", "0")
+    assert make_vec("paretochain/Warehouse-v0", 4, config="default").num_envs == 4
+
+
+def test_the_cli_refuses_a_run_that_cannot_fit_in_one_line_before_writing(
+    sixteen_gib: None, tmp_path: Path, capsys
+) -> None:
+    code = main(
+        [
+            "train",
+            "warehouse_mo_ppo",
+            "env.config=null",
+            "env.overrides.num_skus=10000",
+            "env.overrides.num_warehouses=1000",
+            f"runs_dir={tmp_path}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "needs at least" in err and "available on cpu" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_memory_estimates_grow_with_the_batch_and_the_instance() -> None:
+    small, big = WarehouseConfig(num_skus=10), WarehouseConfig(num_skus=1_000)
+    assert small.memory_estimate(8) == 8 * small.memory_estimate(1)
+    assert big.memory_estimate(1) > 50 * small.memory_estimate(1)
+    assert PricingConfig(num_skus=100).memory_estimate(1) > PricingConfig(num_skus=1).memory_estimate(1)
+    assert DispatchConfig(generator={"num_customers": 200}).memory_estimate(1) > DispatchConfig().memory_estimate(1)

@@ -138,6 +138,17 @@ class DispatchConfig(ConfigModel):
     def family(cls) -> str:
         return "dispatch"
 
+    def memory_estimate(self, num_envs: int) -> int:
+        """Bytes that ``num_envs`` environments of this config need at least (see :mod:`paretochain.envs.memory`).
+
+        Counted per environment: the order slots (positions, windows, demand, status), the
+        vehicles, their observation and a step's working arrays. A file instance counts its
+        order slots only when ``max_orders`` is given (its size is known once the file is read).
+        """
+        orders = self.max_orders or (self.generator.num_customers if self.instance_source == "generated" else 0)
+        vehicles = self.num_vehicles or 3
+        return num_envs * 4 * (100 * orders + 20 * vehicles + 10 * self.num_depots)
+
     @property
     def generated_vehicles(self) -> int:
         """Fleet size of generated instances."""

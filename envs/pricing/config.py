@@ -238,6 +238,19 @@ class PricingConfig(ConfigModel):
     def family(cls) -> str:
         return "pricing"
 
+    def memory_estimate(self, num_envs: int) -> int:
+        """Bytes that ``num_envs`` environments of this config need at least (see :mod:`paretochain.envs.memory`).
+
+        Counted per environment and SKU x channel cell: prices, reference prices, masks over
+        the ladder, the channel-choice utilities, the observation and a step's working arrays.
+        """
+        channels = len(self.channels)
+        cells = self.num_skus * channels
+        ladder = len(self.action.price_ladder) if self.action.kind == "ladder" else 1
+        lead = self.replenishment.lead_time if self.replenishment is not None else 0
+        per_env_floats = 2 * cells * (ladder + channels + 10) + self.num_skus * (lead + 4)
+        return num_envs * 4 * per_env_floats
+
     @model_validator(mode="after")
     def _consistent(self) -> PricingConfig:
         k = self.num_skus

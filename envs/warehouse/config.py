@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -198,6 +199,43 @@ class WarehouseConfig(ConfigModel):
     @classmethod
     def family(cls) -> str:
         return "warehouse"
+
+    def memory_estimate(self, num_envs: int) -> int:
+        """Bytes that ``num_envs`` environments of this config need at least (see :mod:`paretochain.envs.memory`).
+
+        Counted per environment: the stock by age and the pipeline by period, the demand
+        history, the observation made from them, a step's working arrays, and the demand
+        distribution evaluated per cell when it is too large to tabulate.
+        """
+        W, S = self.num_warehouses, self.num_skus
+        N = W + int(self.distribution_center)
+        cells = N * S
+
+        def largest(value: int | list[int]) -> int:
+            return max(value) if isinstance(value, list) else value
+
+        lead = max(
+            largest(link.periods) + largest(link.jitter) for link in (self.supplier_lead_time, self.transfer_lead_time)
+        )
+        if self.disruptions.spike_probability > 0:
+            lead += self.disruptions.spike_periods
+        buckets = self.shelf_life or 1
+        state = cells * (buckets + lead + 2) + W * S * (self.demand_history_periods + 2)
+        per_env_floats = 2 * state + 10 * cells  # the state, its observation, a step's temporaries
+        d = self.demand
+        per_env_demand = 8 * W * S  # float64 draws
+        if d.source == "synthetic":
+            mean = d.mean.high if isinstance(d.mean, Range) else max(d.mean) if isinstance(d.mean, list) else d.mean
+            weight = max(d.location_weights) if d.location_weights else 1.0
+            uplift = d.promotion_uplift if d.promotion_probability > 0 else 1.0
+            top = mean * weight * (1 + d.seasonality_amplitude) * max(1.0, 1.0 + d.trend * self.horizon) * uplift
+            var = top + (top * top / d.dispersion if d.distribution == "negative_binomial" else 0.0)
+            grid = math.ceil(top + 12 * math.sqrt(var) + 12)
+            phases = self.horizon if d.trend != 0 else d.seasonality_period if d.seasonality_amplitude > 0 else 1
+            modes = phases * (2 if d.promotion_probability > 0 else 1)
+            if grid <= 400 and modes * W * S * grid > 4_000_000:  # no table: the pmf over the grid, every step
+                per_env_demand = 2 * 8 * W * S * grid
+        return num_envs * (4 * per_env_floats + per_env_demand)
 
     @model_validator(mode="after")
     def _consistent(self) -> WarehouseConfig:
