@@ -131,7 +131,7 @@ def test_batches_that_fit_are_built_and_the_check_can_be_turned_off(monkeypatch:
     env = make_vec("paretochain/Warehouse-v0", 4, config="default")
     assert env.num_envs == 4
     monkeypatch.setattr(memory, "available_bytes", lambda device: 1024)
-    with pytest.raises(ConfigError, match="but only 1.0 KiB is available"):
+    with pytest.raises(ConfigError, match=r"but only 1\.0 KiB is available"):
         make_vec("paretochain/Warehouse-v0", 4, config="default")
     monkeypatch.setenv("PARETOCHAIN_MEMORY_CHECK", "0")
     assert make_vec("paretochain/Warehouse-v0", 4, config="default").num_envs == 4
