@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import pytest
 
 from paretochain.cli import main
@@ -14,7 +15,7 @@ from paretochain.envs import make_vec, memory
 from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.pricing.config import PricingConfig
 from paretochain.envs.warehouse.config import WarehouseConfig
-from paretochain.errors import ConfigError
+from paretochain.errors import ConfigError, ParetochainError
 from paretochain.train.config import load_run_config
 
 NAN, INF = math.nan, math.inf
@@ -162,3 +163,37 @@ def test_memory_estimates_grow_with_the_batch_and_the_instance() -> None:
     assert big.memory_estimate(1) > 50 * small.memory_estimate(1)
     assert PricingConfig(num_skus=100).memory_estimate(1) > PricingConfig(num_skus=1).memory_estimate(1)
     assert DispatchConfig(generator={"num_customers": 200}).memory_estimate(1) > DispatchConfig().memory_estimate(1)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "fields", "field"),
+    [
+        ("paretochain/Warehouse-v0", {"demand": {"mean": NAN}}, "demand.mean: must be a finite number"),
+        ("paretochain/Warehouse-v0", {"demand": {"location_weights": [-1.0]}}, "demand.location_weights"),
+        ("paretochain/Dispatch-v0", {"shift_length_min": INF}, "shift_length_min: must be a finite number"),
+        ("paretochain/Pricing-v0", {"initial_inventory": INF}, "initial_inventory: must be a finite number"),
+    ],
+)
+def test_bad_env_values_from_the_audit_are_one_project_error_through_the_public_constructors(
+    env_id: str, fields: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ParetochainError, match=re.escape(field)):
+        gym.make(env_id, **fields)
+    with pytest.raises(ParetochainError, match=re.escape(field)):
+        make_vec(env_id, 2, **fields)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "env.overrides.demand={mean: .nan}",
+        "env.overrides.demand={location_weights: [-1.0]}",
+    ],
+)
+def test_bad_warehouse_demand_values_end_the_cli_with_exit_2_and_no_traceback(
+    override: str, tmp_path: Path, capsys
+) -> None:
+    code = main(["train", "warehouse_mo_ppo", "env.config=null", override, f"runs_dir={tmp_path}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "demand." in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
