@@ -251,6 +251,11 @@ class WarehouseConfig(ConfigModel):
             raise ValueError(
                 f"demand.location_weights: {len(self.demand.location_weights)} values for {self.num_warehouses} warehouses"
             )
+        for link in ("supplier_lead_time", "transfer_lead_time"):
+            for part in ("periods", "jitter"):
+                value = getattr(getattr(self, link), part)
+                if isinstance(value, list) and len(value) != self.num_skus:
+                    raise ValueError(f"{link}.{part}: {len(value)} values given for {self.num_skus} SKUs")
         if self.action.kind == "discrete" and self.num_skus * num_nodes != 1:
             raise ValueError(
                 f"action.kind 'discrete' needs one SKU at one node; this config orders {self.num_skus * num_nodes} quantities (use 'ladder')"
