@@ -232,4 +232,6 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], where:
             given = err.get("input")
             shown = "" if isinstance(given, Mapping) else f" (got {given!r})"
             lines.append(f"  - {field}: {err['msg']}{shown}")
+    if len(lines) == 2:  # one problem: one line
+        return f"{lines[0]} {lines[1].strip().removeprefix('- ')}"
     return "\n".join(lines)

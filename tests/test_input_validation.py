@@ -50,8 +50,9 @@ def test_every_float_field_of_every_env_config_refuses_nan_and_inf_naming_the_fi
     with pytest.raises(ConfigError) as caught:
         config_cls.load(None, **fields)
     message = str(caught.value)
-    assert f"- {field}: must be a finite number" in message
-    assert len(message.splitlines()) == 2  # the header and one line for the one bad field
+    assert message.startswith(f"invalid {config_cls.__name__} ({config_cls.__name__} defaults): {field}: ")
+    assert f" {field}: must be a finite number" in message
+    assert len(message.splitlines()) == 1  # one bad field: one line
 
 
 def test_pricing_arrival_rate_nan_is_refused_when_the_env_is_built() -> None:
@@ -76,7 +77,7 @@ def test_assigning_nan_to_a_config_field_is_refused() -> None:
     ],
 )
 def test_run_configs_refuse_nan_and_inf_anywhere_including_free_form_sections(override: str, field: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(f"- {field}: must be a finite number")):
+    with pytest.raises(ConfigError, match=re.escape(f": {field}: must be a finite number")):
         load_run_config("warehouse_mo_ppo", [override])
 
 
@@ -85,7 +86,7 @@ def test_the_cli_answers_a_nan_override_with_exit_2_and_writes_nothing(tmp_path:
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and "env.overrides.unit_cost: must be a finite number" in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
 
 
@@ -196,4 +197,5 @@ def test_bad_warehouse_demand_values_end_the_cli_with_exit_2_and_no_traceback(
     code = main(["train", "warehouse_mo_ppo", "env.config=null", override, f"runs_dir={tmp_path}"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "demand." in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
