@@ -9,6 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 import pytest
+import torch
 
 from paretochain.cli import main
 from paretochain.envs import make_vec, memory
@@ -199,3 +200,12 @@ def test_bad_warehouse_demand_values_end_the_cli_with_exit_2_and_no_traceback(
     assert code == 2 and err.startswith("error: ") and "demand." in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_batch_is_checked_against_the_gpu_s_free_memory() -> None:
+    free = memory.available_bytes(torch.device("cuda"))
+    assert free is not None and 0 < free <= torch.cuda.get_device_properties(0).total_memory
+    with pytest.raises(ConfigError, match=r"is available on cuda"):
+        make_vec("paretochain/Warehouse-v0", 1_000_000, device="cuda", num_skus=10_000, num_warehouses=1_000)
