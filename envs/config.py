@@ -9,23 +9,57 @@ simulation starts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from paretochain.errors import ConfigError
 
 C = TypeVar("C", bound="ConfigModel")
 
 
-class ConfigModel(BaseModel):
-    """Base of all configs: unknown fields are errors, values are re-checked on assignment."""
+def non_finite_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN or infinite number inside ``value`` (mappings and lists searched), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(value)"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = non_finite_path(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = non_finite_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+class ConfigModel(BaseModel):
+    """Base of all configs: unknown fields are errors, values are re-checked on assignment.
+
+    No number anywhere in a config may be NaN or infinite: typed float fields refuse them
+    (``allow_inf_nan=False``) and free-form mappings (run overrides, hyperparameters) are
+    searched too, so a bad value is refused with its field's name before anything runs.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        found = non_finite_path(data)
+        if found is not None and isinstance(data, Mapping):
+            raise PydanticCustomError(
+                "non_finite", "{path}: must be a finite number", {"path": found, "value": _value_at(data, found)}
+            )
+        return data
 
     @classmethod
     def load(cls: type[C], source: str | Path | Mapping[str, Any] | C | None = None, **overrides: Any) -> C:
@@ -64,6 +98,17 @@ class ConfigModel(BaseModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _value_at(data: Mapping[str, Any], path: str) -> Any:
+    """The value at a path made by :func:`non_finite_path` (for the error message)."""
+    node: Any = data
+    for part in path.replace("[", ".[").split("."):
+        if part.startswith("["):
+            node = node[int(part[1:-1])]
+        elif part:
+            node = node[part]
+    return node
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -175,7 +220,11 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], where:
             if not (isinstance(p, str) and ("[" in p or p in ("function-after", "function-before")))
         ]
         field = ".".join(str(p) for p in loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "non_finite":
+            ctx = err.get("ctx") or {}
+            field = ".".join(str(p) for p in [*loc, ctx.get("path", "")] if p != "")
+            lines.append(f"  - {field}: must be a finite number, not NaN or infinite (got {ctx.get('value')!r})")
+        elif err["type"] == "extra_forbidden":
             allowed = _allowed_fields(model, loc)
             hint = f"; allowed fields here: {', '.join(allowed)}" if allowed else ""
             lines.append(f"  - {field}: unknown field{hint}")
@@ -183,4 +232,6 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], where:
             given = err.get("input")
             shown = "" if isinstance(given, Mapping) else f" (got {given!r})"
             lines.append(f"  - {field}: {err['msg']}{shown}")
+    if len(lines) == 2:  # one problem: one line
+        return f"{lines[0]} {lines[1].strip().removeprefix('- ')}"
     return "\n".join(lines)

@@ -24,6 +24,7 @@ import torch
 from gymnasium import spaces
 
 from paretochain.envs import _rng
+from paretochain.envs.checks import check_finite, finite_check_requested
 from paretochain.envs.objectives import ObjectiveSet
 from paretochain.errors import ActionError, PolicyFileError
 
@@ -194,6 +195,8 @@ class BatchedCore(ABC):
         self._reset_graph_run: ResetGraph | EpisodePrefetch | None = None
         self._reset_graph_refused = False
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
+        #: raise on a NaN or infinite observation or reward (``PARETOCHAIN_CHECK_FINITE=1``; :mod:`~paretochain.envs.checks`)
+        self.check_finite = finite_check_requested()
 
     # ------------------------------------------------------------------ seeding and reset
     def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -207,7 +210,7 @@ class BatchedCore(ABC):
         if mask is None and seeds is None:  # every env starts its next episode
             self.host_t, self.lockstep = 0, True
             graph = self._reset_graph()
-            return graph(self) if graph is not None else self._next_episodes()
+            return self._finite(graph(self) if graph is not None else self._next_episodes(), "reset")
         full = mask is None  # every env starts over: the new values replace the old without a select
         if mask is None:
             mask = self._all_envs
@@ -238,7 +241,7 @@ class BatchedCore(ABC):
         self.t = torch.zeros_like(self.t) if full else torch.where(mask, torch.zeros_like(self.t), self.t)
         self._prepare_episode(None if full else mask)
         self._reset_envs(mask)
-        return self.observe()
+        return self._finite(self.observe(), "reset")
 
     def _next_episodes(self) -> torch.Tensor:
         """Every env starts the next episode of its stream; the observations."""
@@ -327,12 +330,12 @@ class BatchedCore(ABC):
             out = graph(self, action)
             self.host_t += 1
             self._stepped()
-            return out
+            return self._finite_step(out)
         reward, terminated, truncated, kpis = self._step(action)
         self.t = self.t + 1
         self.host_t += 1
         self._stepped()
-        return StepOutput(self.observe(), reward, terminated, truncated, kpis)
+        return self._finite_step(StepOutput(self.observe(), reward, terminated, truncated, kpis))
 
     def step_row(self, action: torch.Tensor) -> tuple[torch.Tensor, tuple[str, ...]] | None:
         """One step of a one-env core by its traced graph, for views that want one host copy: the step's
@@ -346,7 +349,22 @@ class BatchedCore(ABC):
         row = graph.row(self, action)
         self.host_t += 1
         self._stepped()
+        if self.check_finite:
+            d = self.observation_layout.size
+            check_finite(self, "step", row[:d].view(1, -1), row[d : d + len(self.objectives)].view(1, -1))
         return row, graph.kpi_names
+
+    def _finite(self, obs: torch.Tensor, doing: str) -> torch.Tensor:
+        """``obs``, checked first when :attr:`check_finite` is on."""
+        if self.check_finite:
+            check_finite(self, doing, obs)
+        return obs
+
+    def _finite_step(self, out: StepOutput) -> StepOutput:
+        """``out``, checked first when :attr:`check_finite` is on."""
+        if self.check_finite:
+            check_finite(self, "step", out.obs, out.reward)
+        return out
 
     def _check_not_ended(self) -> None:
         if self.fixed_horizon and self.host_t >= self.horizon:

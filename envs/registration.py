@@ -9,6 +9,7 @@ import gymnasium as gym
 import torch
 
 from paretochain.envs._allocator import tune_allocator
+from paretochain.envs.memory import check_memory
 from paretochain.envs.views import BatchedVectorEnv, SingleEnv
 
 #: Registered ids and the single-view classes behind them.
@@ -53,6 +54,7 @@ def make_vec(
     cls = env_class(env_id)
     cfg = cls.config_cls.load(config, **overrides)
     resolved = resolve_device(device)
+    check_memory(cfg, num_envs, resolved, env_id)  # before building: a batch that cannot fit is refused at once
     if resolved.type == "cpu":
         tune_allocator()  # batched CPU steps reuse large buffers; see paretochain.envs._allocator
     core = cls.core_cls(cfg, num_envs=num_envs, device=resolved)  # type: ignore[call-arg]

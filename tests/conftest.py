@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from paretochain.envs import make_vec
 from paretochain.envs.views import BatchedVectorEnv
 
 torch.set_num_threads(1)
+# every env built in the tests checks that its observations and rewards are finite (paretochain.envs.checks)
+os.environ.setdefault("PARETOCHAIN_CHECK_FINITE", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from paretochain.envs import make_vec
-from paretochain.envs.data.demand_history import load_demand_history
+from paretochain.envs.data.demand_history import DemandHistoryWarning, load_demand_history
 from paretochain.errors import ConfigError, DataError
 
 
@@ -150,3 +153,102 @@ def test_real_monthly_online_data_loads_through_a_column_map(shared_data) -> Non
     assert h.report.frequency == "monthly"
     assert h.units.shape[0] == 1 and h.units.shape[1] == 52
     assert h.prices is not None and np.isfinite(h.prices).all()
+
+
+DAILY = [("2024-01-30", 3), ("2024-01-31", 4), ("2024-02-01", 5), ("2024-02-03", 2)]
+
+
+def _daily(tmp_path, dates: list[str], units: list[int], name: str = "h.csv"):
+    rows = ["date,item_id,location,units"] + [f"{d},a,s,{u}" for d, u in zip(dates, units)]
+    return _write(tmp_path, "\n".join(rows) + "\n", name)
+
+
+def test_day_month_dates_without_a_format_are_refused_as_ambiguous(tmp_path) -> None:
+    path = _daily(tmp_path, ["03/01/2024", "04/01/2024", "05/01/2024"], [1, 2, 3])
+    with pytest.raises(DataError, match=r"line 2: date '03/01/2024' is ambiguous \(day/month or month/day\)"):
+        load_demand_history(path)
+
+
+def test_an_explicit_date_format_reads_day_month_dates_as_their_iso_twins(tmp_path) -> None:
+    iso = load_demand_history(_daily(tmp_path, [d for d, _ in DAILY], [u for _, u in DAILY]), warn=False)
+    dmy = [pd.Timestamp(d).strftime("%d/%m/%Y") for d, _ in DAILY]
+    written = load_demand_history(
+        _daily(tmp_path, dmy, [u for _, u in DAILY], "dmy.csv"), date_format="%d/%m/%Y", warn=False
+    )
+    assert written.report.frequency == iso.report.frequency == "daily"
+    assert list(written.dates) == list(iso.dates) and len(iso.dates) == 5
+    np.testing.assert_array_equal(written.units, iso.units)
+    with pytest.raises(DataError, match=r"line 3: date '2024-01-31' does not match date_format '%d/%m/%Y'"):
+        load_demand_history(_daily(tmp_path, ["30/01/2024", "2024-01-31"], [1, 2], "mixed.csv"), date_format="%d/%m/%Y")
+
+
+def test_integer_week_numbers_are_period_indexes_with_gaps_filled(tmp_path) -> None:
+    path = _daily(tmp_path, ["40", "41", "43", "44"], [5, 6, 7, 8])
+    with pytest.warns(DemandHistoryWarning, match="1 missing periods filled with zero sales"):
+        h = load_demand_history(path)
+    assert h.report.frequency == "integer periods"
+    assert list(h.dates) == [40, 41, 42, 43, 44]
+    np.testing.assert_array_equal(h.units[0, 0], [5, 6, 0, 7, 8])
+
+
+def test_eight_digit_numbers_are_refused_as_dates_in_disguise(tmp_path) -> None:
+    path = _daily(tmp_path, ["20240101", "20240102"], [1, 2])
+    with pytest.raises(DataError, match="looks like a YYYYMMDD date"):
+        load_demand_history(path)
+    h = load_demand_history(path, date_format="%Y%m%d")
+    assert h.report.frequency == "daily" and h.units.shape == (1, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("2024-01-03,,s,3", "line 4: item_id is blank"),
+        ("2024-01-03,  ,s,3", "line 4: item_id is blank"),
+        (",a,s,3", "line 4: the date is blank"),
+        ("2024-01-03,a,,3", "line 4: location is blank"),
+        ("2024-01-03,a,s,inf", "line 4: units 'inf' is not a number"),
+    ],
+)
+def test_blank_ids_dates_and_locations_are_refused_naming_the_row(tmp_path, row: str, problem: str) -> None:
+    path = _write(tmp_path, f"date,item_id,location,units\n2024-01-01,a,s,3\n2024-01-02,a,s,4\n{row}\n")
+    with pytest.raises(DataError, match=problem):
+        load_demand_history(path)
+
+
+def test_the_cleaning_report_is_a_warning_with_the_counts_and_an_attribute_of_the_env(tmp_path) -> None:
+    path = _write(
+        tmp_path,
+        "date,item_id,location,units,price\n2024-01-01,a,s,3,2\n2024-01-01,a,s,1,2\n2024-01-02,a,s,4,2\n2024-01-04,a,s,5,2\n",
+    )
+    with pytest.warns(DemandHistoryWarning) as caught:
+        env = make_vec(
+            "paretochain/Warehouse-v0",
+            2,
+            demand={"source": "history", "history": {"path": str(path)}},
+        )
+    message = str(caught[0].message)
+    assert "2 duplicate rows summed" in message and "1 missing periods filled with zero sales" in message
+    report = env.core.demand_model.report
+    assert report.duplicate_rows_summed == 2 and report.missing_periods_filled == 1
+    assert "price column not loaded" in report.notes  # Warehouse prices come from the config
+    assert env.core.demand_model.history.prices is None
+    assert make_vec("paretochain/Warehouse-v0", 1).core.demand_model.report is None
+
+
+def test_the_tuna_week_numbers_drive_the_env_without_any_warning_from_torch(shared_data, tmp_path) -> None:
+    source = shared_data / "retail" / "bayesm_scanner" / "tuna_weekly_long.csv"
+    h = load_demand_history(source, columns={"week": "date", "brand": "item_id"}, warn=False)
+    assert h.report.frequency == "integer periods" and h.units.shape == (1, 7, 398)
+    assert h.report.missing_periods_filled == 7 * (398 - 338)  # 338 weeks numbered 1..398
+    assert h.units.flags.writeable and h.prices is not None and h.prices.flags.writeable
+    script = (
+        "import warnings; warnings.simplefilter('always'); import numpy as np\n"
+        "from paretochain.envs import make_vec\n"
+        "env = make_vec('paretochain/Warehouse-v0', 2, num_skus=7, demand={'source': 'history',"
+        f" 'history': {{'path': {str(source)!r}, 'columns': {{'week': 'date', 'brand': 'item_id'}}}}}})\n"
+        "env.reset(seed=0); env.step(np.zeros((2, 7), dtype=np.int64)); print('stepped')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "stepped" in done.stdout, done.stderr
+    assert "not writable" not in done.stderr
+    assert "DemandHistoryWarning" in done.stderr  # the cleaning report does reach the user

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 import paretochain  # noqa: F401
 from paretochain.envs import make_vec
 from paretochain.envs.pricing import PricingCore
-from paretochain.envs.pricing.calibration import config_from_fit, estimate_elasticity, load_price_table
+from paretochain.envs.pricing.calibration import (
+    CalibrationWarning,
+    config_from_fit,
+    estimate_elasticity,
+    load_price_table,
+)
 from paretochain.errors import ConfigError, DataError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "retail"
@@ -111,3 +118,70 @@ def test_calibration_runs_on_the_online_data_with_a_competitor_price_control() -
     assert list(fit.controls["name"]) == ["log_comp_1_price"]
     cfg = config_from_fit(fit, model="mnl", horizon=12)
     assert cfg.channels[0].price_sensitivity > fit.elasticity
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("units", "inf", "units = inf is not a finite number >= 0"),
+        ("price", "-inf", "price = -inf is not a finite number > 0"),
+        ("price", "nan", "price = nan is not a finite number > 0"),
+        ("item_id", "", "item_id = nan is not given (blank)"),
+        ("date", " ", "date = ' ' is not given (blank)"),
+    ],
+)
+def test_non_finite_numbers_and_blank_ids_or_dates_are_refused_naming_row_and_column(
+    tmp_path: Path, column: str, value: str, problem: str
+) -> None:
+    table = synthetic_panel({"a": 2.0}, items=3, periods=4).astype({column: object})
+    table.loc[5, column] = value
+    path = tmp_path / "sales.csv"
+    table.to_csv(path, index=False)
+    with pytest.raises(DataError) as caught:
+        load_price_table(path)
+    assert f"data row 5 (line 7 of a CSV with a header): {problem}" in str(caught.value)
+
+
+def test_a_data_frame_with_inf_units_is_refused_by_the_fit_itself() -> None:
+    table = synthetic_panel({"a": 2.0}, items=3, periods=4).astype({"units": np.float64})
+    table.loc[2, "units"] = np.inf
+    with pytest.raises(DataError, match=r"data row 2 .*units = inf is not a finite number"):
+        estimate_elasticity(table, source="frame")
+
+
+def test_the_fitted_config_carries_the_estimate_and_its_standard_errors_in_its_provenance() -> None:
+    fit = estimate_elasticity(synthetic_panel({"a": 2.5}, seed=1), source="synthetic panel")
+    cfg = config_from_fit(fit, horizon=10)
+    assert cfg.calibration is not None
+    assert cfg.calibration.elasticity == pytest.approx(fit.elasticity)
+    assert cfg.calibration.std_error == pytest.approx(fit.std_error) and cfg.calibration.std_error > 0
+    assert cfg.calibration.cluster_std_error == pytest.approx(float(fit.estimates["cluster_std_error"].iloc[0]))
+    assert cfg.calibration.source == "synthetic panel" and cfg.calibration.n_obs == fit.n_obs
+    assert cfg.calibration.warnings == []
+    again = type(cfg).load(yaml.safe_load(cfg.to_yaml()))  # the provenance survives a round trip through YAML
+    assert again.calibration == cfg.calibration
+
+
+def test_a_wrong_signed_fit_warns_and_cannot_build_a_config() -> None:
+    with pytest.warns(CalibrationWarning, match=r"wrong sign: demand rises with price for group\(s\) all"):
+        fit = estimate_elasticity(synthetic_panel({"a": -1.5}, seed=4))
+    assert fit.elasticity < 0 and any("wrong sign" in n for n in fit.notes)
+    for model in ("constant_elasticity", "mnl"):
+        with pytest.raises(ConfigError, match="has the wrong sign"):
+            config_from_fit(fit, model=model)
+
+
+def test_a_config_can_be_built_from_a_chosen_group_and_an_unknown_group_is_refused() -> None:
+    fit = estimate_elasticity(synthetic_panel({"a": 1.8, "b": 3.0}), group="group")
+    cfg = config_from_fit(fit, group="b")
+    assert cfg.calibration is not None and cfg.calibration.group == "b"
+    assert cfg.demand.elasticity == pytest.approx(float(fit.estimates.set_index("group").loc["b", "elasticity"]))
+    with pytest.raises(ConfigError, match="group 'c' is not in the fit"):
+        config_from_fit(fit, group="c")
+
+
+def test_a_clean_fit_gives_no_calibration_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        fit = estimate_elasticity(synthetic_panel({"a": 2.2}, seed=3))
+    assert fit.notes == []

@@ -4,10 +4,26 @@ The loader cleans what can be cleaned and says so in a :class:`CleaningReport`
 (duplicate rows summed, missing periods filled with zero sales, outliers flagged
 and optionally clipped, missing prices carried forward), and refuses what cannot
 be trusted with a :class:`~paretochain.errors.DataError` naming the file and row.
+When cleaning changed anything, a :class:`DemandHistoryWarning` says so with the counts.
+
+**Dates** are read only where they cannot be misread:
+
+- ISO dates, year first (``2024-03-01``, ``2024-03-01 00:00``, ``2024/03/01``), or a month
+  ``2024-03``; a Parquet date column as it is;
+- whole numbers, read as **period indexes** (the week numbers of scanner data such as
+  bayesm's): consecutive integers are consecutive periods; eight-digit numbers, which look
+  like ``YYYYMMDD`` dates, need an explicit format;
+- anything else with an explicit ``date_format`` (``"%d/%m/%Y"``, as for
+  :func:`datetime.datetime.strptime`).
+
+A date such as ``03/04/2024`` without a format is refused: it reads as March or April.
+Blank dates, item ids and locations are refused, naming the row.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +34,15 @@ import pandas as pd
 from paretochain.errors import DataError
 
 REQUIRED = ("date", "item_id", "units")
+
+#: Year first, then month and day (``-`` or ``/``), optionally a time; or a month ``YYYY-MM``.
+_ISO_DATE = re.compile(r"^\d{4}([-/])\d{1,2}(\1\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?)?$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_DAY_MONTH = re.compile(r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+
+
+class DemandHistoryWarning(UserWarning):
+    """Cleaning changed a demand history (the message gives the counts; the report has the details)."""
 
 
 @dataclass
@@ -33,6 +58,27 @@ class CleaningReport:
     outliers_clipped: int = 0
     prices_filled: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether cleaning changed the data (anything summed, filled, flagged or clipped)."""
+        return bool(
+            self.duplicate_rows_summed
+            or self.missing_periods_filled
+            or self.outliers_flagged
+            or self.outliers_clipped
+            or self.prices_filled
+        )
+
+    def summary(self) -> str:
+        """One line with the counts of every change."""
+        return (
+            f"demand history {self.source} ({self.rows_read} rows, {self.frequency}): "
+            f"{self.duplicate_rows_summed} duplicate rows summed, "
+            f"{self.missing_periods_filled} missing periods filled with zero sales, "
+            f"{self.outliers_flagged} outliers flagged ({self.outliers_clipped} clipped), "
+            f"{self.prices_filled} missing prices carried"
+        )
 
     def __str__(self) -> str:
         lines = [
@@ -52,9 +98,9 @@ class DemandHistory:
 
     Attributes:
         units: float array ``(num_locations, num_items, num_periods)``.
-        prices: same shape, or None when the file has no price column.
+        prices: same shape, or None when the file has no price column (or prices were not asked for).
         items, locations: labels in array order.
-        dates: the regular calendar, one entry per period.
+        dates: the regular calendar, one entry per period: dates, or integers for period indexes.
         outliers: bool array of ``units``' shape marking flagged values.
         report: what cleaning changed.
     """
@@ -63,7 +109,7 @@ class DemandHistory:
     prices: np.ndarray | None
     items: list[str]
     locations: list[str]
-    dates: pd.DatetimeIndex
+    dates: pd.Index
     outliers: np.ndarray
     report: CleaningReport
 
@@ -104,7 +150,74 @@ def _row_label(frame: pd.DataFrame, index: object, is_csv: bool) -> str:
     return f"line {pos + 2}" if is_csv else f"row {pos}"
 
 
-def _infer_frequency(dates: pd.DatetimeIndex, source: str) -> tuple[str, pd.DatetimeIndex]:
+def _parse_dates(
+    column: pd.Series, frame: pd.DataFrame, date_format: str | None, name: str, is_csv: bool
+) -> tuple[pd.Series, bool]:
+    """The dates of ``column`` (see the module docstring) and whether they are integer period indexes."""
+
+    def refuse(bad: np.ndarray, problem: str) -> DataError:
+        i = frame.index[bad][0]
+        return DataError(f"{name}, {_row_label(frame, i, is_csv)}: date {column[i]!r} {problem}")
+
+    blank = (column.isna() | column.astype(str).str.strip().eq("")).to_numpy()
+    if blank.any():
+        i = frame.index[blank][0]
+        raise DataError(f"{name}, {_row_label(frame, i, is_csv)}: the date is blank")
+    if date_format is not None:
+        dates = pd.to_datetime(column.astype(str).str.strip(), format=date_format, errors="coerce")
+        bad = dates.isna().to_numpy()
+        if bad.any():
+            raise refuse(bad, f"does not match date_format {date_format!r}")
+        return dates, False
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return pd.to_datetime(column), False
+    if pd.api.types.is_float_dtype(column) and np.equal(np.mod(column.to_numpy(), 1), 0).all():
+        text = column.astype(np.int64).astype(str)  # whole numbers stored as floats (Parquet, DataFrames)
+    elif pd.api.types.is_integer_dtype(column):
+        text = column.astype(str)
+    else:
+        text = column.astype(str).str.strip()
+    if text.str.match(_INTEGER).all():
+        periods = text.astype(np.int64)
+        looks_like_dates = periods.abs() >= 10_000_000
+        if looks_like_dates.any():
+            raise refuse(
+                looks_like_dates.to_numpy(),
+                "looks like a YYYYMMDD date, not a period index: give date_format='%Y%m%d' (or number the periods)",
+            )
+        return periods, True
+    iso = text.str.match(_ISO_DATE).to_numpy()
+    if not iso.all():
+        bad = ~iso
+        i = frame.index[bad][0]
+        if _DAY_MONTH.match(str(text[i])):
+            raise refuse(
+                bad,
+                "is ambiguous (day/month or month/day): give the format, e.g. date_format='%d/%m/%Y', "
+                "or write dates as YYYY-MM-DD",
+            )
+        raise refuse(
+            bad, "is not a date in ISO form (YYYY-MM-DD), a whole-number period, or a form named by date_format"
+        )
+    dates = pd.to_datetime(text.str.replace("/", "-", regex=False), format="ISO8601", errors="coerce")
+    bad = dates.isna().to_numpy()
+    if bad.any():
+        raise refuse(bad, "is not a date (no such day)")
+    return dates, False
+
+
+def _integer_calendar(periods: pd.Index, source: str) -> tuple[str, pd.Index]:
+    """The regular calendar of integer period indexes: every integer step between the first and the last."""
+    unique = periods.unique().sort_values()
+    if len(unique) < 2:
+        raise DataError(f"{source}: needs at least two distinct periods, found {len(unique)}")
+    step = int(np.gcd.reduce(np.diff(unique.to_numpy())))
+    calendar = pd.Index(np.arange(int(unique[0]), int(unique[-1]) + 1, step), name="period")
+    label = "integer periods" if step == 1 else f"integer periods every {step}"
+    return label, calendar
+
+
+def _infer_frequency(dates: pd.DatetimeIndex, source: str) -> tuple[str, pd.Index]:
     unique = dates.unique().sort_values()
     if len(unique) < 2:
         raise DataError(f"{source}: needs at least two distinct dates to infer the period, found {len(unique)}")
@@ -131,6 +244,9 @@ def load_demand_history(
     locations: Sequence[str] | None = None,
     clip_outliers: bool = False,
     outlier_threshold: float = 6.0,
+    date_format: str | None = None,
+    prices: bool = True,
+    warn: bool = True,
 ) -> DemandHistory:
     """Load, check and clean a demand history.
 
@@ -143,10 +259,15 @@ def load_demand_history(
         clip_outliers: clip flagged outliers to the threshold (else only flag them).
         outlier_threshold: robust z-score, in units of 1.4826 * MAD of the item's series,
             above which a value is flagged.
+        date_format: how the dates are written (``"%d/%m/%Y"``, as for ``strptime``); None
+            accepts ISO dates and whole-number period indexes only (see the module docstring).
+        prices: load the ``price`` column when there is one (False: ignore it, noted in the report).
+        warn: issue a :class:`DemandHistoryWarning` with the counts when cleaning changed anything.
 
     Raises:
-        DataError: a required column is missing, a date or quantity is unreadable,
-            a quantity is negative, or the dates do not lie on a regular calendar.
+        DataError: a required column is missing, a date, item id or location is blank, a date
+            is ambiguous or unreadable, a quantity is unreadable, negative or not finite, or the
+            dates do not lie on a regular calendar.
     """
     is_csv = not isinstance(source, pd.DataFrame) and Path(source).suffix.lower() == ".csv"
     if isinstance(source, pd.DataFrame):
@@ -163,11 +284,12 @@ def load_demand_history(
         frame["location"] = "all"
         report.notes.append("no location column: all rows taken as location 'all'")
 
-    dates = pd.to_datetime(frame["date"], errors="coerce")
-    bad = dates.isna()
-    if bad.any():
-        i = frame.index[bad.to_numpy()][0]
-        raise DataError(f"{name}, {_row_label(frame, i, is_csv)}: date {frame.at[i, 'date']!r} is not a date")
+    for key in ("item_id", "location"):
+        blank = (frame[key].isna() | frame[key].astype(str).str.strip().eq("")).to_numpy()
+        if blank.any():
+            i = frame.index[blank][0]
+            raise DataError(f"{name}, {_row_label(frame, i, is_csv)}: {key} is blank")
+    dates, integer_periods = _parse_dates(frame["date"], frame, date_format, name, is_csv)
     units = pd.to_numeric(frame["units"], errors="coerce")
     bad = units.isna() | ~np.isfinite(units.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
@@ -177,23 +299,25 @@ def load_demand_history(
     if bad.any():
         i = frame.index[bad.to_numpy()][0]
         raise DataError(f"{name}, {_row_label(frame, i, is_csv)}: units {units[i]} is negative")
-    has_price = "price" in frame.columns
+    has_price = "price" in frame.columns and prices
+    if "price" in frame.columns and not prices:
+        report.notes.append("price column not loaded")
     clean = pd.DataFrame(
         {
             "date": dates,
-            "item_id": frame["item_id"].astype(str),
-            "location": frame["location"].astype(str),
+            "item_id": frame["item_id"].astype(str).str.strip(),
+            "location": frame["location"].astype(str).str.strip(),
             "units": units.astype(float),
         }
     )
     if has_price:
         price = pd.to_numeric(frame["price"].replace("", np.nan), errors="coerce")
         given = frame["price"].astype(str).str.strip().ne("") & frame["price"].notna()
-        bad = given & (price.isna() | (price < 0))
+        bad = given & (price.isna() | (price < 0) | ~np.isfinite(price.fillna(0.0)))
         if bad.any():
             i = frame.index[bad.to_numpy()][0]
             raise DataError(
-                f"{name}, {_row_label(frame, i, is_csv)}: price {frame.at[i, 'price']!r} is not a non-negative number"
+                f"{name}, {_row_label(frame, i, is_csv)}: price {frame.at[i, 'price']!r} is not a finite non-negative number"
             )
         clean["price"] = price
 
@@ -215,14 +339,18 @@ def load_demand_history(
         agg = {"units": "sum", **({"price": "mean"} if has_price else {})}
         clean = clean.groupby(keys, as_index=False).agg(agg)
 
-    report.frequency, calendar = _infer_frequency(pd.DatetimeIndex(clean["date"]), name)
+    if integer_periods:
+        report.frequency, calendar = _integer_calendar(pd.Index(clean["date"]), name)
+    else:
+        report.frequency, calendar = _infer_frequency(pd.DatetimeIndex(clean["date"]), name)
     item_list = [str(i) for i in item_ids] if item_ids is not None else sorted(clean["item_id"].unique())
     loc_list = [str(loc) for loc in locations] if locations is not None else sorted(clean["location"].unique())
     full = pd.MultiIndex.from_product([loc_list, item_list, calendar], names=keys)
     table = clean.set_index(keys).reindex(full)
     report.missing_periods_filled = int(table["units"].isna().sum())
     shape = (len(loc_list), len(item_list), len(calendar))
-    units_arr = table["units"].fillna(0.0).to_numpy(dtype=np.float64).reshape(shape)
+    # copies: arrays pandas hands out may be read-only, and torch warns on those
+    units_arr = np.array(table["units"].fillna(0.0).to_numpy(dtype=np.float64), copy=True).reshape(shape)
 
     median = np.median(units_arr, axis=2, keepdims=True)
     mad = 1.4826 * np.median(np.abs(units_arr - median), axis=2, keepdims=True)
@@ -234,10 +362,12 @@ def load_demand_history(
         units_arr = np.where(outliers, np.floor(ceiling), units_arr)
         report.outliers_clipped = report.outliers_flagged
 
-    prices = None
+    price_arr = None
     if has_price:
         price_tab = table["price"].to_numpy(dtype=np.float64).reshape(shape)
         report.prices_filled = int(np.isnan(price_tab).sum())
         frame_p = pd.DataFrame(price_tab.reshape(-1, shape[2]).T).ffill().bfill()
-        prices = frame_p.to_numpy().T.reshape(shape)
-    return DemandHistory(units_arr, prices, item_list, loc_list, calendar, outliers, report)
+        price_arr = np.array(frame_p.to_numpy(dtype=np.float64).T, copy=True).reshape(shape)
+    if warn and report.changed:
+        warnings.warn(report.summary(), DemandHistoryWarning, stacklevel=2)
+    return DemandHistory(units_arr, price_arr, item_list, loc_list, calendar, outliers, report)

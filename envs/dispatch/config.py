@@ -20,7 +20,7 @@ class GeneratorConfig(ConfigModel):
     placement: Literal["uniform", "clustered", "mixed"] = Field(
         default="uniform", description="customers uniform on the square, around cluster centres, or half of each"
     )
-    area_km: float = Field(default=20.0, gt=0, le=10_000, description="side of the square service area")
+    area_km: float = Field(default=20.0, ge=0.01, le=10_000, description="side of the square service area")
     num_clusters: int = Field(default=3, ge=1, le=100, description="cluster centres (clustered and mixed placement)")
     cluster_std_km: float = Field(default=1.5, gt=0, description="spread of customers around their cluster centre")
     depot_placement: Literal["centre", "random"] = Field(
@@ -112,23 +112,28 @@ class DispatchConfig(ConfigModel):
         description="capacity of every vehicle; None: 50 for generated instances, the file's CAPACITY for files",
     )
     speed_km_per_min: float = Field(
-        default=0.5, gt=0, description="travel speed of generated instances (0.5 = 30 km/h)"
+        default=0.5, ge=0.001, le=100, description="travel speed of generated instances (0.5 = 30 km/h)"
     )
     shift_length_min: float | None = Field(
         default=None,
-        gt=0,
+        ge=1,
+        le=1_000_000,
         description="end of the shift (vehicles due back at the depot); None: 480 for generated instances; for files the depot's window, else a generous bound",
     )
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
     max_lateness_min: float = Field(
         default=30.0,
         ge=0,
+        le=1_000_000,
         description="service may start this much after a window closes (counted as lateness); 0 = hard windows",
     )
     max_overtime_min: float = Field(
-        default=60.0, ge=0, description="vehicles may return this much after the shift end (counted as overtime)"
+        default=60.0,
+        ge=0,
+        le=1_000_000,
+        description="vehicles may return this much after the shift end (counted as overtime)",
     )
-    wait_min: float = Field(default=5.0, gt=0, description="duration of the wait move")
+    wait_min: float = Field(default=5.0, ge=0.01, le=1_440, description="duration of the wait move")
     objectives: list[str] = Field(default=["travel_distance", "on_time_rate", "unserved_orders"], min_length=1)
     reference_point: dict[str, float] = Field(
         default_factory=dict, description="override of the declared hypervolume reference per objective"
@@ -137,6 +142,17 @@ class DispatchConfig(ConfigModel):
     @classmethod
     def family(cls) -> str:
         return "dispatch"
+
+    def memory_estimate(self, num_envs: int) -> int:
+        """Bytes that ``num_envs`` environments of this config need at least (see :mod:`paretochain.envs.memory`).
+
+        Counted per environment: the order slots (positions, windows, demand, status), the
+        vehicles, their observation and a step's working arrays. A file instance counts its
+        order slots only when ``max_orders`` is given (its size is known once the file is read).
+        """
+        orders = self.max_orders or (self.generator.num_customers if self.instance_source == "generated" else 0)
+        vehicles = self.num_vehicles or 3
+        return num_envs * 4 * (100 * orders + 20 * vehicles + 10 * self.num_depots)
 
     @property
     def generated_vehicles(self) -> int:

@@ -8,9 +8,15 @@ Distance conventions, so that a published solution costs exactly its published v
 - ``exact``: unrounded Euclidean distance;
 - ``explicit``: the file's own matrix (``EDGE_WEIGHT_TYPE : EXPLICIT``).
 
+The data sections of a VRPLIB file (``NODE_COORD_SECTION``, ``DEMAND_SECTION``, ``TIME_WINDOW_SECTION``,
+``SERVICE_TIME_SECTION``, ...) are read by the node id that starts each line, not by line order: two
+lines swapped with their ids change nothing. Every node ``1..DIMENSION`` must appear exactly once in
+each section.
+
 Travel time equals distance for file instances. Anything that cannot be trusted (a missing section,
-a demand above the capacity, a window that closes before it opens, ...) raises
-:class:`~paretochain.errors.DataError` naming the file and the problem.
+a node id missing or given twice, a value that is not a number, a demand above the capacity, a window
+that closes before it opens, ...) raises :class:`~paretochain.errors.DataError` naming the file, the
+line or node, and the problem.
 """
 
 from __future__ import annotations
@@ -42,6 +48,108 @@ def _fail(path: Path, problem: str) -> DataError:
     return DataError(f"{path}: {problem}")
 
 
+#: Sections whose lines do not start with a node id.
+_NOT_BY_NODE = ("EDGE_WEIGHT_SECTION", "DEPOT_SECTION")
+
+
+def read_node_sections(text: str, path: Path) -> dict[str, np.ndarray]:
+    """The node-indexed data sections of a VRPLIB text, each ``(DIMENSION, columns)`` in node order.
+
+    Each line of such a section is ``id value [value ...]`` with ``id`` in ``1..DIMENSION``; rows are
+    placed by that id. Sections named in ``_NOT_BY_NODE`` are left to ``vrplib``. Keys are the
+    section names in lower case without ``_SECTION`` (as ``vrplib`` names them).
+
+    Raises:
+        DataError: naming the line, for an id that is not an integer in ``1..DIMENSION``, an id given
+            twice, a value that is not a number, a line with a different number of values than the
+            section's first, or naming the node for an id that is missing.
+    """
+    dimension: int | None = None
+    sections: dict[str, list[tuple[int, int, list[float]]]] = {}
+    current: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("EOF"):
+            break
+        head = line.split()[0].rstrip(":")
+        if head.endswith("_SECTION"):
+            current = head if head not in _NOT_BY_NODE else None
+            if current is not None:
+                if current in sections:
+                    raise _fail(path, f"line {number}: {current} appears a second time")
+                sections[current] = []
+            continue
+        if current is None:
+            key, sep, value = line.partition(":")
+            if sep and key.strip().upper() == "DIMENSION":
+                try:
+                    dimension = int(value.strip())
+                except ValueError:
+                    raise _fail(path, f"line {number}: DIMENSION {value.strip()!r} is not an integer") from None
+            continue
+        tokens = line.split()
+        try:
+            node = int(tokens[0])
+        except ValueError:
+            raise _fail(path, f"line {number}: {current} line starts with {tokens[0]!r}, not a node id") from None
+        values: list[float] = []
+        for token in tokens[1:]:
+            try:
+                values.append(float(token))
+            except ValueError:
+                raise _fail(path, f"line {number}: {current}, node {node}: {token!r} is not a number") from None
+        sections[current].append((number, node, values))
+    if dimension is None:
+        if sections:
+            raise _fail(path, "no DIMENSION specification")
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for name, rows in sections.items():
+        seen: dict[int, int] = {}
+        width = len(rows[0][2]) if rows else 0
+        table = np.zeros((dimension, width))
+        for number, node, values in rows:
+            if not 1 <= node <= dimension:
+                raise _fail(path, f"line {number}: {name} names node {node}, outside 1..{dimension} (DIMENSION)")
+            if node in seen:
+                raise _fail(path, f"line {number}: {name} gives node {node} a second time (first on line {seen[node]})")
+            if len(values) != width:
+                raise _fail(
+                    path,
+                    f"line {number}: {name}, node {node}: {len(values)} values, the section's first line has {width}",
+                )
+            seen[node] = number
+            table[node - 1] = values
+        missing = [n for n in range(1, dimension + 1) if n not in seen]
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            raise _fail(path, f"{name} has no line for node(s) {shown} of 1..{dimension} (DIMENSION)")
+        key = name.removesuffix("_SECTION").lower()
+        out[key] = table[:, 0] if width == 1 else table
+    return out
+
+
+def _floats(value: Any, what: str, path: Path) -> np.ndarray:
+    """``value`` as a float array; a clear error when an entry is not a number."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise _fail(path, f"{what} holds a value that is not a number") from None
+
+
+def _integer(value: Any, what: str, path: Path) -> int:
+    """``value`` as an int; a clear error when it is not a whole number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _fail(path, f"{what} {value!r} is not a whole number") from None
+    if not number.is_integer():
+        raise _fail(path, f"{what} {value!r} is not a whole number")
+    return int(number)
+
+
 def load_instance(path: str | Path, format: str = "auto", distance: str = "auto") -> StaticInstance:
     """Read a CVRP or VRPTW instance.
 
@@ -64,6 +172,12 @@ def load_instance(path: str | Path, format: str = "auto", distance: str = "auto"
         data: dict[str, Any] = vrplib.read_instance(str(path), instance_format=fmt, compute_edge_weights=False)
     except Exception as exc:  # vrplib raises many kinds of errors on malformed text
         raise _fail(path, f"not a readable {fmt} instance ({type(exc).__name__}: {exc})") from None
+    if fmt == "vrplib":
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail(path, f"cannot be read as text: {exc}") from None
+        data.update(read_node_sections(text, path))  # the sections by node id, not by line order
     return instance_from_dict(data, path, fmt, distance)
 
 
@@ -72,16 +186,16 @@ def instance_from_dict(data: dict[str, Any], path: Path, fmt: str, distance: str
     name = str(data.get("name", path.stem))
     if "demand" not in data:
         raise _fail(path, "no DEMAND_SECTION")
-    demand_all = np.asarray(data["demand"], dtype=np.float64).reshape(-1)
-    dim = int(data.get("dimension", demand_all.shape[0]))
+    demand_all = _floats(data["demand"], "DEMAND_SECTION", path).reshape(-1)
+    dim = _integer(data.get("dimension", demand_all.shape[0]), "DIMENSION", path)
     if demand_all.shape[0] != dim:
         raise _fail(path, f"DIMENSION is {dim} but DEMAND_SECTION has {demand_all.shape[0]} entries")
     if dim < 2:
         raise _fail(path, f"DIMENSION {dim}: an instance needs a depot and at least one customer")
     if "capacity" not in data:
         raise _fail(path, "no CAPACITY")
-    capacity = float(np.asarray(data["capacity"]).reshape(-1)[0])
-    if not capacity > 0:
+    capacity = float(_floats(data["capacity"], "CAPACITY", path).reshape(-1)[0])
+    if not (capacity > 0 and np.isfinite(capacity)):
         raise _fail(path, f"CAPACITY must be positive, got {capacity}")
 
     depots = np.asarray(data.get("depot", [0]), dtype=np.int64).reshape(-1)
@@ -99,7 +213,7 @@ def instance_from_dict(data: dict[str, Any], path: Path, fmt: str, distance: str
     coords = data.get("node_coord")
     edge_type = str(data.get("edge_weight_type", "EUC_2D")).upper()
     if coords is not None:
-        coords = np.asarray(coords, dtype=np.float64)
+        coords = _floats(coords, "NODE_COORD_SECTION", path)
         if coords.shape != (dim, 2):
             raise _fail(path, f"NODE_COORD_SECTION has shape {coords.shape}, expected ({dim}, 2) for DIMENSION {dim}")
         if not np.isfinite(coords).all():
@@ -108,7 +222,7 @@ def instance_from_dict(data: dict[str, Any], path: Path, fmt: str, distance: str
         matrix = data.get("edge_weight")
         if matrix is None:
             raise _fail(path, "EDGE_WEIGHT_TYPE is EXPLICIT but there is no EDGE_WEIGHT_SECTION")
-        matrix = np.asarray(matrix, dtype=np.float64)
+        matrix = _floats(matrix, "EDGE_WEIGHT_SECTION", path)
         if matrix.shape != (dim, dim):
             raise _fail(path, f"EDGE_WEIGHT_SECTION has shape {matrix.shape}, expected ({dim}, {dim})")
         convention = "explicit" if distance == "auto" else distance
@@ -144,7 +258,7 @@ def instance_from_dict(data: dict[str, Any], path: Path, fmt: str, distance: str
         )
 
     service_raw = data.get("service_time", 0.0)
-    service_arr = np.asarray(service_raw, dtype=np.float64).reshape(-1)
+    service_arr = _floats(service_raw, "SERVICE_TIME", path).reshape(-1)
     if service_arr.size == 1:
         service = np.full(customers.size, float(service_arr[0]))
     elif service_arr.size == dim:
@@ -156,7 +270,7 @@ def instance_from_dict(data: dict[str, Any], path: Path, fmt: str, distance: str
 
     depot_close = float("inf")
     if "time_window" in data:
-        tw = np.asarray(data["time_window"], dtype=np.float64)
+        tw = _floats(data["time_window"], "TIME_WINDOW_SECTION", path)
         if tw.shape != (dim, 2):
             raise _fail(path, f"TIME_WINDOW_SECTION has shape {tw.shape}, expected ({dim}, 2)")
         bad = tw[:, 1] < tw[:, 0]
@@ -182,7 +296,7 @@ def instance_from_dict(data: dict[str, Any], path: Path, fmt: str, distance: str
         capacity=capacity,
         num_depots=int(depots.size),
         depot_close=depot_close,
-        num_vehicles=int(vehicles) if vehicles is not None else None,
+        num_vehicles=_integer(vehicles, "VEHICLES", path) if vehicles is not None else None,
         min_vehicles=int(match.group(1)) if match else None,
         convention=convention,
         file_node=order,

@@ -11,10 +11,24 @@ convergence), then the slopes come from least squares on the demeaned data.
 Standard errors are reported both classically (degrees of freedom net of the
 fixed effects) and clustered by item. Rows with zero units have no logarithm and
 are left out (counted in the fit).
+
+Data that cannot be trusted is refused with a :class:`~paretochain.errors.DataError`
+naming the row and column: a blank item id or period, a unit count or price that is
+missing, negative (units), not positive (price) or not finite, a control that is not
+a finite number.
+
+A **wrong-signed** fit (an elasticity <= 0: demand rising with price) is flagged:
+:func:`estimate_elasticity` issues a :class:`CalibrationWarning` naming the groups
+and records it in :attr:`ElasticityFit.notes`; :func:`config_from_fit` refuses to
+build a config from it (:class:`~paretochain.errors.ConfigError`). An estimate
+within two standard errors of zero is flagged as weak (a warning, kept in the
+config's provenance). The config built by :func:`config_from_fit` carries the
+estimate, its standard errors and these warnings in ``config.calibration``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +37,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from paretochain.envs.pricing.config import ChannelConfig, PricingConfig
+from paretochain.envs.pricing.config import CalibrationProvenance, ChannelConfig, PricingConfig
 from paretochain.errors import ConfigError, DataError
+
+
+class CalibrationWarning(UserWarning):
+    """A fit that ran but should not be trusted as it is (a wrong sign, an estimate not distinguishable from 0)."""
 
 
 @dataclass
@@ -118,17 +136,49 @@ def load_price_table(
         raise DataError(
             f"price table {where}: missing column(s) {missing}; it has {list(table.columns)} (rename with columns=...)"
         )
-    for name, rule in (("units", "a number >= 0"), ("price", "a number > 0")):
-        values = pd.to_numeric(table[name], errors="coerce")
-        bad = values.isna() | (values < 0) if name == "units" else values.isna() | (values <= 0)
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            value = table[name].iloc[row]
-            shown = repr(value.item() if isinstance(value, np.generic) else value)
-            raise DataError(
-                f"price table {where}, data row {row} (line {row + 2} of a CSV with a header): {name} = {shown} is not {rule}"
-            )
-        table[name] = values.astype(np.float64)
+    keys = [c for c in ("item_id", "date") if c in table.columns]
+    return check_price_rows(table, f"price table {where}", keys=keys)
+
+
+def _refuse_row(table: pd.DataFrame, bad: pd.Series, where: str, name: str, rule: str) -> None:
+    """Raise naming the first row where ``bad`` holds (no-op when none does)."""
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad.to_numpy())[0])
+    value = table[name].iloc[row]
+    shown = repr(value.item() if isinstance(value, np.generic) else value)
+    raise DataError(f"{where}, data row {row} (line {row + 2} of a CSV with a header): {name} = {shown} is not {rule}")
+
+
+def check_price_rows(
+    table: pd.DataFrame,
+    where: str,
+    keys: Sequence[str] = ("item_id", "date"),
+    units: str = "units",
+    price: str = "price",
+    numeric: Sequence[str] = (),
+) -> pd.DataFrame:
+    """A copy of ``table`` with ``units``, ``price`` and ``numeric`` as float columns, every row checked.
+
+    Raises:
+        DataError: naming the first bad row and column: a blank key (item id, period), a unit
+            count that is missing, negative or not finite, a price that is not a finite number > 0,
+            a ``numeric`` column that is not a finite number.
+    """
+    table = table.copy()
+    for name in keys:
+        column = table[name]
+        blank = column.isna() | column.astype(str).str.strip().eq("")
+        _refuse_row(table, blank, where, name, "given (blank)")
+    finite = "a finite number"
+    rules = [(units, f"{finite} >= 0", False), (price, f"{finite} > 0", True)] + [(c, finite, None) for c in numeric]
+    for name, rule, positive in rules:
+        values = pd.to_numeric(table[name], errors="coerce").astype(np.float64)
+        bad = values.isna() | ~np.isfinite(values)
+        if positive is not None:
+            bad |= values <= 0 if positive else values < 0
+        _refuse_row(table, bad, where, name, rule)
+        table[name] = values
     return table
 
 
@@ -175,6 +225,14 @@ def estimate_elasticity(
     for name in (item, period, units, price, *controls, *log_controls, *([group] if group else [])):
         if name not in table.columns:
             raise DataError(f"{source or 'table'}: no column {name!r}; it has {list(table.columns)}")
+    table = check_price_rows(
+        table,
+        source or "table",
+        keys=[item, period, *([group] if group else [])],
+        units=units,
+        price=price,
+        numeric=[*controls, *log_controls],
+    )
     positive = table[units] > 0
     data = table[positive]
     n_zero = int((~positive).sum())
@@ -246,6 +304,9 @@ def estimate_elasticity(
         {"name": control_names, "coefficient": beta[ng:], "std_error": se[ng:], "cluster_std_error": cluster_se[ng:]}
     )
     total = float(y @ y)
+    notes = _flags(estimates)
+    for note in notes:
+        warnings.warn(f"{source or 'price elasticity fit'}: {note}", CalibrationWarning, stacklevel=2)
     return ElasticityFit(
         estimates=estimates,
         controls=control_table,
@@ -257,12 +318,33 @@ def estimate_elasticity(
         mean_units=float(data[units].mean()),
         mean_price=float(data[price].mean()),
         source=source,
+        notes=notes,
     )
+
+
+def _flags(estimates: pd.DataFrame) -> list[str]:
+    """What a fit should say about its estimates: wrong signs, estimates within two standard errors of 0."""
+    notes = []
+    wrong = estimates[estimates["elasticity"] <= 0]
+    if len(wrong):
+        groups = ", ".join(f"{g} ({e:.3f})" for g, e in zip(wrong["group"], wrong["elasticity"]))
+        notes.append(
+            f"wrong sign: demand rises with price for group(s) {groups}; such an estimate cannot drive a config"
+        )
+    weak = estimates[
+        (estimates["elasticity"] > 0)
+        & (estimates["elasticity"] < 2 * estimates[["std_error", "cluster_std_error"]].max(axis=1))
+    ]
+    if len(weak):
+        groups = ", ".join(str(g) for g in weak["group"])
+        notes.append(f"weak estimate: the elasticity of group(s) {groups} is within two standard errors of 0")
+    return notes
 
 
 def config_from_fit(
     fit: ElasticityFit,
     model: str = "constant_elasticity",
+    group: str | None = None,
     list_price: float | None = None,
     unit_cost: float | None = None,
     purchase_probability: float = 0.5,
@@ -271,21 +353,40 @@ def config_from_fit(
     """A single-SKU, single-channel Pricing config whose demand has the fitted elasticity at list price.
 
     Args:
-        fit: the fitted elasticities (the first group's is used).
+        fit: the fitted elasticities.
         model: ``"constant_elasticity"`` (demand ``rate * (p / list)^-e``) or ``"mnl"``
             (a logit whose own-price elasticity at list price equals ``e``: price
             sensitivity ``b = e / (1 - P)`` and intercept ``a = b + log(P / (1 - P))``
             with ``P`` the ``purchase_probability`` at list price).
+        group: the group whose elasticity is used (default: the first).
         list_price: list price of the SKU (default: the mean price in the data).
         unit_cost: unit cost (default: half the list price).
         purchase_probability: share of arriving shoppers who buy at list price (MNL only).
         fields: further config fields (``horizon``, ``initial_inventory``, ...).
 
+    Returns:
+        The config, with the estimate, its standard errors and the fit's warnings in
+        ``config.calibration`` (:class:`~paretochain.envs.pricing.config.CalibrationProvenance`).
+
     Raises:
-        ConfigError: when the fitted elasticity is not above 1 in the constant-elasticity
-            mode (no finite optimal price) or not positive for the MNL.
+        ConfigError: when the fitted elasticity has the wrong sign (<= 0: demand rises with
+            price), is not above 1 in the constant-elasticity mode (no finite optimal price),
+            or ``group`` is not a group of the fit.
     """
-    e = fit.elasticity
+    table = fit.estimates
+    if group is None:
+        row = table.iloc[0]
+    else:
+        chosen = table[table["group"].astype(str) == str(group)]
+        if chosen.empty:
+            raise ConfigError(f"group {group!r} is not in the fit; its groups are {[str(g) for g in table['group']]}")
+        row = chosen.iloc[0]
+    e = float(row["elasticity"])
+    if e <= 0:
+        raise ConfigError(
+            f"fitted elasticity {e:.3f} (group {row['group']}) has the wrong sign: demand rises with price in this fit, "
+            "so it cannot drive a pricing config (check the data, add controls, or fit per group)"
+        )
     price = fit.mean_price if list_price is None else float(list_price)
     cost = price / 2 if unit_cost is None else float(unit_cost)
     if model == "constant_elasticity":
@@ -296,8 +397,6 @@ def config_from_fit(
         channel = ChannelConfig(name="fitted", arrival_rate=fit.mean_units)
         demand: dict[str, Any] = {"model": "constant_elasticity", "elasticity": e}
     elif model == "mnl":
-        if e <= 0:
-            raise ConfigError(f"fitted elasticity {e:.3f} is not positive: demand does not fall with price")
         if not 0 < purchase_probability < 1:
             raise ConfigError(f"purchase_probability must lie in (0, 1), got {purchase_probability}")
         b = e / (1 - purchase_probability)
@@ -312,6 +411,24 @@ def config_from_fit(
         demand = {"model": "mnl"}
     else:
         raise ConfigError(f"model must be 'constant_elasticity' or 'mnl', got {model!r}")
-    data = {"num_skus": 1, "list_price": price, "unit_cost": cost, "channels": [channel.model_dump()], "demand": demand}
+    provenance = CalibrationProvenance(
+        source=fit.source,
+        model=model,
+        group=str(row["group"]),
+        elasticity=e,
+        std_error=float(row["std_error"]),
+        cluster_std_error=float(row["cluster_std_error"]),
+        n_obs=int(row["n_obs"]),
+        r2_within=fit.r2_within,
+        warnings=list(fit.notes),
+    )
+    data = {
+        "num_skus": 1,
+        "list_price": price,
+        "unit_cost": cost,
+        "channels": [channel.model_dump()],
+        "demand": demand,
+        "calibration": provenance.model_dump(),
+    }
     data.update(fields)
     return PricingConfig.load(data)

@@ -190,6 +190,24 @@ class SatisfactionConfig(ConfigModel):
     )
 
 
+class CalibrationProvenance(ConfigModel):
+    """Where a config's demand came from when it was fitted to data (:func:`~paretochain.envs.pricing.calibration.config_from_fit`).
+
+    Descriptive only: the dynamics never read it. It travels with the config (run
+    directories, exported policy metadata) so that a reader can judge the fit.
+    """
+
+    source: str = Field(default="", description="the data the fit used")
+    model: str = Field(description="the demand model the fit was turned into (constant_elasticity or mnl)")
+    group: str = Field(default="all", description="the group whose elasticity was used")
+    elasticity: float = Field(description="the fitted price elasticity (minus the slope of log units on log price)")
+    std_error: float = Field(ge=0, description="its classical standard error")
+    cluster_std_error: float = Field(ge=0, description="its standard error clustered by item")
+    n_obs: int = Field(ge=0, description="rows the fit used")
+    r2_within: float = Field(description="share of the demeaned variance of log units the fit explains")
+    warnings: list[str] = Field(default_factory=list, description="what the fit flagged (wrong signs, weak estimates)")
+
+
 class PricingConfig(ConfigModel):
     """Everything that defines a Pricing environment."""
 
@@ -212,10 +230,26 @@ class PricingConfig(ConfigModel):
     reference_point: dict[str, float] = Field(
         default_factory=dict, description="override of the declared hypervolume reference per objective"
     )
+    calibration: CalibrationProvenance | None = Field(
+        default=None, description="provenance of a config fitted to data (estimate, standard errors); not simulated"
+    )
 
     @classmethod
     def family(cls) -> str:
         return "pricing"
+
+    def memory_estimate(self, num_envs: int) -> int:
+        """Bytes that ``num_envs`` environments of this config need at least (see :mod:`paretochain.envs.memory`).
+
+        Counted per environment and SKU x channel cell: prices, reference prices, masks over
+        the ladder, the channel-choice utilities, the observation and a step's working arrays.
+        """
+        channels = len(self.channels)
+        cells = self.num_skus * channels
+        ladder = len(self.action.price_ladder) if self.action.kind == "ladder" else 1
+        lead = self.replenishment.lead_time if self.replenishment is not None else 0
+        per_env_floats = 2 * cells * (ladder + channels + 10) + self.num_skus * (lead + 4)
+        return num_envs * 4 * per_env_floats
 
     @model_validator(mode="after")
     def _consistent(self) -> PricingConfig:

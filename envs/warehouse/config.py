@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -58,13 +59,25 @@ class LeadTimeConfig(ConfigModel):
 
 
 class HistoryConfig(ConfigModel):
-    """Demand replayed or bootstrapped from a long table (``date, item_id, location, units[, price]``)."""
+    """Demand replayed or bootstrapped from a long table (``date, item_id, location, units[, price]``).
+
+    Dates must be ISO (``YYYY-MM-DD``), whole-number period indexes (week numbers), or
+    written as ``date_format`` says (see :mod:`paretochain.envs.data.demand_history`).
+    A ``price`` column is not loaded: the family's selling prices are the config's
+    ``price``. What cleaning changed is issued as a ``DemandHistoryWarning`` when the
+    environment is built and kept as ``env.core.demand_model.report``.
+    """
 
     path: Path
     mode: Literal["replay", "bootstrap"] = "bootstrap"
     item_ids: list[str] | None = Field(default=None, description="items to keep, in SKU order; default all, sorted")
     locations: list[str] | None = Field(default=None, description="locations to keep, in warehouse order; default all")
     columns: dict[str, str] = Field(default_factory=dict, description="rename map, file column -> standard name")
+    date_format: str | None = Field(
+        default=None,
+        min_length=1,
+        description="how dates are written, e.g. '%d/%m/%Y' (strptime codes); None: ISO dates or integer periods only",
+    )
     clip_outliers: bool = False
     outlier_threshold: float = Field(
         default=6.0, gt=0, description="robust z-score (MAD units) above which a value is an outlier"
@@ -90,6 +103,13 @@ class DemandConfig(ConfigModel):
     promotion_duration: int = Field(default=3, ge=1, le=52)
     promotion_uplift: float = Field(default=2.0, ge=1, le=20, description="demand multiplier during a promotion")
     history: HistoryConfig | None = None
+
+    @field_validator("location_weights")
+    @classmethod
+    def _weights_non_negative(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(w < 0 for w in v):
+            raise ValueError(f"location weights are demand multipliers and must be >= 0, got {v}")
+        return v
 
     @model_validator(mode="after")
     def _history_needed(self) -> DemandConfig:
@@ -180,6 +200,43 @@ class WarehouseConfig(ConfigModel):
     def family(cls) -> str:
         return "warehouse"
 
+    def memory_estimate(self, num_envs: int) -> int:
+        """Bytes that ``num_envs`` environments of this config need at least (see :mod:`paretochain.envs.memory`).
+
+        Counted per environment: the stock by age and the pipeline by period, the demand
+        history, the observation made from them, a step's working arrays, and the demand
+        distribution evaluated per cell when it is too large to tabulate.
+        """
+        W, S = self.num_warehouses, self.num_skus
+        N = W + int(self.distribution_center)
+        cells = N * S
+
+        def largest(value: int | list[int]) -> int:
+            return max(value) if isinstance(value, list) else value
+
+        lead = max(
+            largest(link.periods) + largest(link.jitter) for link in (self.supplier_lead_time, self.transfer_lead_time)
+        )
+        if self.disruptions.spike_probability > 0:
+            lead += self.disruptions.spike_periods
+        buckets = self.shelf_life or 1
+        state = cells * (buckets + lead + 2) + W * S * (self.demand_history_periods + 2)
+        per_env_floats = 2 * state + 10 * cells  # the state, its observation, a step's temporaries
+        d = self.demand
+        per_env_demand = 8 * W * S  # float64 draws
+        if d.source == "synthetic":
+            mean = d.mean.high if isinstance(d.mean, Range) else max(d.mean) if isinstance(d.mean, list) else d.mean
+            weight = max(d.location_weights) if d.location_weights else 1.0
+            uplift = d.promotion_uplift if d.promotion_probability > 0 else 1.0
+            top = mean * weight * (1 + d.seasonality_amplitude) * max(1.0, 1.0 + d.trend * self.horizon) * uplift
+            var = top + (top * top / d.dispersion if d.distribution == "negative_binomial" else 0.0)
+            grid = math.ceil(top + 12 * math.sqrt(var) + 12)
+            phases = self.horizon if d.trend != 0 else d.seasonality_period if d.seasonality_amplitude > 0 else 1
+            modes = phases * (2 if d.promotion_probability > 0 else 1)
+            if grid <= 400 and modes * W * S * grid > 4_000_000:  # no table: the pmf over the grid, every step
+                per_env_demand = 2 * 8 * W * S * grid
+        return num_envs * (4 * per_env_floats + per_env_demand)
+
     @model_validator(mode="after")
     def _consistent(self) -> WarehouseConfig:
         num_nodes = self.num_warehouses + int(self.distribution_center)
@@ -194,6 +251,11 @@ class WarehouseConfig(ConfigModel):
             raise ValueError(
                 f"demand.location_weights: {len(self.demand.location_weights)} values for {self.num_warehouses} warehouses"
             )
+        for link in ("supplier_lead_time", "transfer_lead_time"):
+            for part in ("periods", "jitter"):
+                value = getattr(getattr(self, link), part)
+                if isinstance(value, list) and len(value) != self.num_skus:
+                    raise ValueError(f"{link}.{part}: {len(value)} values given for {self.num_skus} SKUs")
         if self.action.kind == "discrete" and self.num_skus * num_nodes != 1:
             raise ValueError(
                 f"action.kind 'discrete' needs one SKU at one node; this config orders {self.num_skus * num_nodes} quantities (use 'ladder')"

@@ -77,6 +77,8 @@ def make_demand_model(cfg: WarehouseConfig, device: torch.device) -> SyntheticDe
             locations=h.locations,
             clip_outliers=h.clip_outliers,
             outlier_threshold=h.outlier_threshold,
+            date_format=h.date_format,
+            prices=False,
         )
         got = (len(history.locations), len(history.items))
         if got != (cfg.num_warehouses, cfg.num_skus):

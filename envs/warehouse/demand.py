@@ -55,6 +55,7 @@ class SyntheticDemand:
         self, cfg: DemandConfig, base_mean: np.ndarray, horizon: int, device: torch.device, site_id: int
     ) -> None:
         self.cfg = cfg
+        self.report = None  # no data was cleaned (a history's generator keeps its cleaning report here)
         self.shape = base_mean.shape
         self.base_mean = base_mean
         self.device = device
@@ -234,6 +235,8 @@ class HistoryDemand:
         self.mode = mode
         self.device = device
         self.history = history
+        #: what cleaning changed in the history (duplicates summed, periods filled, outliers)
+        self.report = history.report
         units = torch.as_tensor(history.units, dtype=torch.float32, device=device)
         self._units = units  # (W, S, T)
         self.num_periods = units.shape[2]
