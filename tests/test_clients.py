@@ -397,3 +397,14 @@ def test_actions_that_are_not_numbers_raise_one_action_error(family: str, action
     vec.reset(seed=0)
     with pytest.raises(ActionError, match="action must be a number"):
         vec.step(action)
+
+
+def test_the_package_data_globs_of_pyproject_cover_the_shipped_instances_and_their_readme() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["paretochain.configs"]
+    configs = packaged_configs_dir()
+    packaged = {path for pattern in patterns for path in configs.glob(pattern)}
+    shipped = [path for path in (configs / "dispatch" / "instances").rglob("*") if path.is_file()]
+    assert len(shipped) == 3 and set(shipped) <= packaged
