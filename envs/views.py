@@ -369,7 +369,7 @@ class SingleEnv(gym.Env):
             space = self.action_space
             n = space.n if isinstance(space, spaces.Discrete) else int(np.sum(getattr(space, "nvec", [1])))
             return np.ones(n, dtype=bool)
-        return masks[0].cpu().numpy()
+        return _numpy(masks)[0].copy()  # the caller's own array: writing into it changes nothing here
 
     def render(self) -> Any:
         if self.render_mode == "ansi":

@@ -104,6 +104,19 @@ def test_gymnasium_and_sb3_checkers_pass_on_every_packaged_config(case: tuple[st
         sb3_check_env(LinearReward(cls(config=name)), warn=False, skip_render_check=True)
 
 
+def test_gymnasium_and_sb3_checkers_pass_on_discrete_pricing() -> None:
+    from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+    from mo_gymnasium.wrappers import LinearReward
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    cls = env_class("paretochain/Pricing-v0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for name in ("dp_single_sku", "default"):
+            gymnasium_check_env(cls(config=name, action={"kind": "discrete"}), skip_render_check=True)
+            sb3_check_env(LinearReward(cls(config=name, action={"kind": "discrete"})), skip_render_check=True)
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_plain_sb3_ppo_runs_a_few_hundred_steps_on_every_family(family: str) -> None:
     from mo_gymnasium.wrappers import LinearReward

@@ -322,6 +322,9 @@ class PricingCore(BatchedCore):
             dest = np.concatenate([d * self._padded_width + 1 + np.arange(w) for d, w in enumerate(widths)])
             self._mask_columns = torch.as_tensor(dest, device=dev)  # where each mask entry sits in the padded layout
             self._batch_mask = self._static_mask.expand(num_envs, -1).contiguous()
+            if self.joint_actions:  # the joint indices the price floors allow
+                joint = self._static_mask[:, self._joint_columns].all(2)
+                self._batch_joint_mask = joint.expand(num_envs, -1).contiguous()
         else:
             space = self.single_action_space
             assert isinstance(space, spaces.Box)
@@ -476,24 +479,31 @@ class PricingCore(BatchedCore):
         if not self.ladder_mode:
             return None
         if self._masks is None:
-            ladders = self._ladder_masks()
-            # a joint index is allowed when every choice behind it is
-            self._masks = ladders[:, self._joint_columns].all(2) if self.joint_actions else ladders
+            if not self.joint_actions:
+                self._masks = self._ladder_masks()
+            elif self._holding_now():
+                # a joint index is allowed when every choice behind it is
+                self._masks = self._ladder_masks()[:, self._joint_columns].all(2)
+            else:
+                self._masks = self._batch_joint_mask.clone()
         return self._masks
+
+    def _holding_now(self) -> bool:
+        """Whether some channel of some env may hold its prices in the current period."""
+        return self.has_hold and not (self.lockstep and not self._holding_host[self.host_t])
 
     def _ladder_masks(self) -> torch.Tensor:
         """Bool ``(B, sum(nvec))``: the allowed choices of every ladder (a new tensor)."""
-        if not self.has_hold or (self.lockstep and not self._holding_host[self.host_t]):
+        if not self._holding_now():
             return self._batch_mask.clone()  # a fresh tensor per period, as callers may keep it
-        else:
-            B, K, C = self.num_envs, self.num_skus, self.num_channels
-            n = len(self.price_ladder)
-            cols = self._n_price * n
-            static = self._static_mask[:, :cols].view(1, K, C, n)
-            current = torch.nn.functional.one_hot(self.price_index, n).bool()  # (B, K, C, n)
-            hold = self._period(self._hold).view(-1, 1, C, 1)
-            price_mask = torch.where(hold, current, static).reshape(B, -1)
-            return torch.cat([price_mask, self._static_mask[:, cols:].expand(B, -1)], dim=1)
+        B, K, C = self.num_envs, self.num_skus, self.num_channels
+        n = len(self.price_ladder)
+        cols = self._n_price * n
+        static = self._static_mask[:, :cols].view(1, K, C, n)
+        current = torch.nn.functional.one_hot(self.price_index, n).bool()  # (B, K, C, n)
+        hold = self._period(self._hold).view(-1, 1, C, 1)
+        price_mask = torch.where(hold, current, static).reshape(B, -1)
+        return torch.cat([price_mask, self._static_mask[:, cols:].expand(B, -1)], dim=1)
 
     def fallback_actions(self, action: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Lenient mode's replacement of a forbidden choice: per ladder, the allowed level nearest to the one asked
