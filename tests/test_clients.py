@@ -421,3 +421,20 @@ def test_the_package_data_globs_of_pyproject_cover_the_shipped_instances_and_the
     packaged = {path for pattern in patterns for path in configs.glob(pattern)}
     shipped = [path for path in (configs / "dispatch" / "instances").rglob("*") if path.is_file()]
     assert len(shipped) == 3 and set(shipped) <= packaged
+
+
+@pytest.mark.parametrize("config", ["dp_single_sku", "default"])
+def test_the_pricing_baselines_play_the_same_episodes_with_discrete_actions(config: str) -> None:
+    from paretochain.agents.baselines.pricing import DynamicProgrammingPolicy, MarkdownPolicy, MyopicPolicy
+    from paretochain.evaluate.rollout import rollout
+
+    seeds = range(6)
+    ladder = make_vec("paretochain/Pricing-v0", len(seeds), config=config, tensors=True)
+    joint = make_vec("paretochain/Pricing-v0", len(seeds), config=config, tensors=True, action={"kind": "discrete"})
+    makers = [MyopicPolicy, lambda env: MarkdownPolicy(env, 0.3, 0.8)]
+    if config == "dp_single_sku":
+        makers.append(DynamicProgrammingPolicy)
+    for make in makers:
+        expected = rollout(ladder, make(ladder), seeds).returns
+        got = rollout(joint, make(joint), seeds).returns  # the strict view: a forbidden index would raise
+        assert torch.equal(torch.as_tensor(got), torch.as_tensor(expected))

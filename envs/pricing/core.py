@@ -524,6 +524,14 @@ class PricingCore(BatchedCore):
         strides = np.cumprod(np.concatenate([self.ladder_nvec[1:], [1]])[::-1])[::-1].copy()
         return (choices.long() * torch.as_tensor(strides, device=choices.device)).sum(-1)
 
+    def ladder_masks_of(self, joint_masks: torch.Tensor) -> torch.Tensor:
+        """The per-ladder masks ``(B, sum(nvec))`` behind joint-index masks ``(B, n)``: a level is allowed when some
+        allowed joint index chooses it (exact for these masks, which are products of per-ladder masks)."""
+        n, width = int(self._joint_table.shape[0]), int(self.ladder_nvec.sum())
+        chooses = torch.zeros(n, width, dtype=torch.float32, device=joint_masks.device)
+        chooses.scatter_(1, self._joint_columns.to(joint_masks.device), 1.0)
+        return (joint_masks.to(torch.float32) @ chooses) > 0
+
     @staticmethod
     def _joint_size(nvec: Sequence[int]) -> int:
         """The number of joint indices over ladders of sizes ``nvec``; ConfigError above :data:`JOINT_LIMIT`."""
