@@ -493,12 +493,17 @@ class BatchedVectorEnv(VectorEnv):
             )
 
     def _masks_info(self, infos: dict[str, Any]) -> dict[str, Any]:
-        masks = self.core.action_masks()
+        """``infos`` with the current masks (:meth:`action_masks`)."""
+        masks = self.action_masks()
         if masks is not None:
-            infos["action_mask"] = self._out(masks)
+            infos["action_mask"] = masks
         return infos
 
     def action_masks(self) -> Any:
-        """Current masks of the whole batch (``None`` where the family has none)."""
+        """Current masks of the whole batch (``None`` where the family has none): a new numpy array every call,
+        or (tensors) the period's mask tensor, which the env never writes into."""
         masks = self.core.action_masks()
-        return None if masks is None else self._out(masks)
+        if masks is None or self.tensors:
+            return masks
+        host = _numpy(masks)
+        return host.copy() if masks.device.type == "cpu" else host

@@ -323,6 +323,16 @@ def test_every_step_returns_a_new_info_with_its_own_mask_array(config: str) -> N
     assert env.unwrapped.action_masks().any()
 
 
+def test_the_batched_view_returns_mask_arrays_of_its_own() -> None:
+    vec = make_vec("paretochain/Pricing-v0", 2, config="default")
+    _, infos = vec.reset(seed=0)
+    first = infos["action_mask"]
+    first[:] = False  # the caller's array: the env's masks are unchanged
+    assert vec.action_masks().any()
+    _, _, _, _, infos = vec.step(np.full((2, 4), 4))
+    assert not np.shares_memory(first, infos["action_mask"]) and infos["action_mask"].any()
+
+
 # --------------------------------------------------------------------------- Pricing's Discrete action kind
 
 
