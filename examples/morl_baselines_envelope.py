@@ -73,7 +73,7 @@ def main() -> None:
     for family in args.families:
         agent = train_envelope(family, args.steps)
         k = agent.reward_dim
-        objectives = gym.make(SETTINGS[family][0]).unwrapped.objectives.names  # type: ignore[attr-defined]
+        objectives = agent.env.unwrapped.objectives.names
         returns = evaluate(agent, family, np.full(k, 1.0 / k))
         shown = ", ".join(f"{name} {value:.3g}" for name, value in zip(objectives, returns))
         print(f"{family}: equal weights, one greedy episode: {shown}")
