@@ -12,6 +12,7 @@ environment seeded with ``s``.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -468,10 +469,13 @@ class BatchedCore(ABC):
             bad = ~torch.isfinite(action) | (action < low) | (action > high)
             if bool(bad.any()):
                 env, *entry = (int(i) for i in torch.nonzero(bad)[0])
-                raise ActionError(
-                    f"action of env {env} at index {entry}: {float(action[env][tuple(entry)])} is outside "
-                    f"[{float(space.low[tuple(entry)])}, {float(space.high[tuple(entry)])}]"
+                value = float(action[env][tuple(entry)])
+                problem = (
+                    f"is outside [{float(space.low[tuple(entry)])}, {float(space.high[tuple(entry)])}]"
+                    if math.isfinite(value)
+                    else "is not finite"
                 )
+                raise ActionError(f"action of env {env} at index {entry}: {value} {problem}")
             return
         if action.is_floating_point() and bool((action != action.round()).any()):
             raise ActionError(f"{type(space).__name__} actions must be integers, got {action}")
@@ -506,8 +510,9 @@ class BatchedCore(ABC):
                 self._check_in_space(action)  # names the shape expected or the entry that is not finite
             low = torch.as_tensor(space.low, device=self.device)
             high = torch.as_tensor(space.high, device=self.device)
-            clipped = torch.minimum(torch.maximum(action.to(low.dtype), low), high)
-            changed = (clipped != action).reshape(self.num_envs, -1).sum(1)
+            asked = action.to(low.dtype)  # (a float64 value counts as asked once in the space's dtype)
+            clipped = torch.minimum(torch.maximum(asked, low), high)
+            changed = (clipped != asked).reshape(self.num_envs, -1).sum(1)
             return clipped, changed.to(torch.float32)
         self._check_in_space(action)
         masks = self.action_masks()

@@ -285,6 +285,24 @@ def test_the_batched_view_in_fallback_mode_replaces_and_counts_per_env() -> None
     assert np.array_equal(obs, obs_s) and np.array_equal(reward, reward_s)
 
 
+def test_the_batched_view_in_fallback_mode_clips_box_actions_and_counts_only_those_outside() -> None:
+    vec = make_vec("paretochain/Warehouse-v0", 2, config="backorder_box", invalid_action="fallback")
+    strict = make_vec("paretochain/Warehouse-v0", 2, config="backorder_box")
+    vec.reset(seed=0)
+    strict.reset(seed=0)
+    high = vec.single_action_space.high
+    asked = np.array([[0.1, 2.3], [high[0] + 0.5, -1.0]], dtype=np.float64)
+    with pytest.raises(ActionError, match="env 1"):
+        strict.step(asked)
+    obs, reward, _, _, infos = vec.step(asked)
+    assert infos["actions_replaced"].tolist() == [0.0, 2.0]
+    strict.reset(seed=0)
+    obs_s, reward_s, *_ = strict.step(np.clip(asked, 0.0, high))
+    assert np.array_equal(obs, obs_s) and np.array_equal(reward, reward_s)
+    with pytest.raises(ActionError, match=r"env 0 at index \[0\]: nan is not finite"):
+        vec.step(np.array([[np.nan, 0.0], [0.0, 0.0]]))
+
+
 def test_gymnasium_make_vec_gives_mask_unaware_clients_the_lenient_default() -> None:
     vec = gym.make_vec("paretochain/Dispatch-v0", num_envs=2, vectorization_mode="vector_entry_point")
     assert vec.unwrapped.invalid_action == "fallback"
