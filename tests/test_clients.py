@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paretochain.envs import make_vec
 from paretochain.envs.config import packaged_configs_dir
@@ -265,6 +267,49 @@ def test_actions_outside_the_space_are_refused_in_lenient_mode_too() -> None:
     dispatch.reset(seed=0)
     with pytest.raises(ActionError, match="outside"):
         dispatch.step(dispatch.action_space.n)
+
+
+@settings(max_examples=25, deadline=None)
+@given(period=st.integers(0, 5), seed=st.integers(0, 2**31 - 1))
+def test_the_fallback_of_any_action_in_the_space_is_allowed_and_keeps_every_allowed_choice(
+    period: int, seed: int
+) -> None:
+    from paretochain.envs.pricing import PricingConfig, PricingCore
+
+    core = PricingCore(PricingConfig.load("multichannel", horizon=8), num_envs=3)
+    core.reset(seeds=[0, 1, 2])
+    rng = np.random.default_rng(seed)
+    nvec = core.single_action_space.nvec
+    for _ in range(period):
+        replaced, _ = core.replace_disallowed(torch.as_tensor(rng.integers(0, nvec, size=(3, len(nvec)))))
+        core.step(replaced)
+    asked = torch.as_tensor(rng.integers(0, nvec, size=(3, len(nvec))))
+    masks = core.action_masks()
+    offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(nvec)[:-1]]))
+    allowed_before = masks.gather(1, asked + offsets)
+    replaced, count = core.replace_disallowed(asked)
+    core.check_action(replaced)  # the masks allow every replacement
+    assert torch.equal(replaced[allowed_before], asked[allowed_before])
+    assert count.tolist() == (~allowed_before).sum(1).float().tolist()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), steps=st.integers(0, 30))
+def test_the_dispatch_fallback_is_always_an_allowed_move(seed: int, steps: int) -> None:
+    from paretochain.envs.dispatch import DispatchConfig, DispatchCore
+
+    core = DispatchCore(DispatchConfig.load("default"), num_envs=4)
+    core.reset(seeds=range(4))
+    rng = np.random.default_rng(seed)
+    n = core.max_orders + 2
+    for _ in range(steps + 1):
+        asked = torch.as_tensor(rng.integers(0, n, size=4))
+        replaced, count = core.replace_disallowed(asked)
+        core.check_action(replaced)
+        assert count.tolist() == (replaced != asked).float().tolist()
+        out = core.step(replaced)
+        if bool((out.terminated | out.truncated).any()):
+            break
 
 
 def test_the_batched_view_in_fallback_mode_replaces_and_counts_per_env() -> None:
