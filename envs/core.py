@@ -12,6 +12,7 @@ environment seeded with ``s``.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -78,6 +79,22 @@ class KPIs(Mapping[str, torch.Tensor]):
 def kpi_matrix(kpis: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """The ``(B, n)`` matrix of a step's KPIs, in their order (:attr:`KPIs.values`, or a dict's columns stacked)."""
     return kpis.values if isinstance(kpis, KPIs) else torch.stack(list(kpis.values()), dim=1)
+
+
+def nearest_allowed(action: torch.Tensor, masks: torch.Tensor, nvec: np.ndarray) -> torch.Tensor:
+    """Per dimension of MultiDiscrete ``action`` ``(B, D)``, the choice allowed by ``masks`` ``(B, sum(nvec))``
+    nearest to the one asked for (ties: the higher); ``(B, D)`` int64."""
+    device = action.device
+    sizes = torch.as_tensor(np.asarray(nvec, dtype=np.int64), device=device)
+    offsets = torch.cumsum(sizes, 0) - sizes
+    level = torch.arange(int(sizes.max()), device=device)
+    real = level.unsqueeze(0) < sizes.unsqueeze(1)  # (D, W): levels that exist in each dimension
+    columns = offsets.unsqueeze(1) + torch.minimum(level.unsqueeze(0), sizes.unsqueeze(1) - 1)
+    allowed = masks[:, columns] & real  # (B, D, W)
+    asked = action.unsqueeze(2)
+    # twice the distance, plus one below the asked level: the nearest first, the higher of two equally near
+    rank = 2 * (level - asked).abs() + (level < asked).long()
+    return torch.where(allowed, rank, torch.iinfo(torch.int64).max).argmin(2)
 
 
 @dataclass
@@ -447,6 +464,15 @@ class BatchedCore(ABC):
 
     def check_action(self, action: torch.Tensor) -> None:
         """Raise :class:`ActionError` naming the first offending environment and entry."""
+        self._check_in_space(action)
+        space = self.single_action_space
+        if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
+            masks = self.action_masks()
+            if masks is not None:
+                self._check_mask(action.long(), masks)
+
+    def _check_in_space(self, action: torch.Tensor) -> None:
+        """Raise :class:`ActionError` for actions outside the space (shape, integers, bounds); masks are not read."""
         space = self.single_action_space
         b = self.num_envs
         if isinstance(space, spaces.Discrete):
@@ -461,10 +487,13 @@ class BatchedCore(ABC):
             bad = ~torch.isfinite(action) | (action < low) | (action > high)
             if bool(bad.any()):
                 env, *entry = (int(i) for i in torch.nonzero(bad)[0])
-                raise ActionError(
-                    f"action of env {env} at index {entry}: {float(action[env][tuple(entry)])} is outside "
-                    f"[{float(space.low[tuple(entry)])}, {float(space.high[tuple(entry)])}]"
+                value = float(action[env][tuple(entry)])
+                problem = (
+                    f"is outside [{float(space.low[tuple(entry)])}, {float(space.high[tuple(entry)])}]"
+                    if math.isfinite(value)
+                    else "is not finite"
                 )
+                raise ActionError(f"action of env {env} at index {entry}: {value} {problem}")
             return
         if action.is_floating_point() and bool((action != action.round()).any()):
             raise ActionError(f"{type(space).__name__} actions must be integers, got {action}")
@@ -480,9 +509,58 @@ class BatchedCore(ABC):
             raise ActionError(
                 f"action {action[tuple(where)].item()} of env {where[0]} (entry {where[1:]}) is outside {space}"
             )
+
+    def replace_disallowed(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The lenient counterpart of :meth:`check_action` (``invalid_action="fallback"``).
+
+        An action the masks forbid is replaced by the family's fallback (:meth:`fallback_actions`);
+        a Box entry outside the bounds is clipped to them. Returns the actions to step and the
+        number of entries replaced or clipped per env, float32 ``(B,)``.
+
+        Raises:
+            ActionError: the actions do not fit the space at all: a wrong shape, values that are not
+                integers (Discrete, MultiDiscrete), an index outside the space, a value that is not finite.
+        """
+        space = self.single_action_space
+        none = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
+        if isinstance(space, spaces.Box):
+            if tuple(action.shape) != (self.num_envs, *space.shape) or not bool(torch.isfinite(action).all()):
+                self._check_in_space(action)  # names the shape expected or the entry that is not finite
+            low = torch.as_tensor(space.low, device=self.device)
+            high = torch.as_tensor(space.high, device=self.device)
+            asked = action.to(low.dtype)  # (a float64 value counts as asked once in the space's dtype)
+            clipped = torch.minimum(torch.maximum(asked, low), high)
+            changed = (clipped != asked).reshape(self.num_envs, -1).sum(1)
+            return clipped, changed.to(torch.float32)
+        self._check_in_space(action)
         masks = self.action_masks()
-        if masks is not None:
-            self._check_mask(action.long(), masks)
+        if masks is None:
+            return action, none
+        chosen = action.long()
+        if isinstance(space, spaces.Discrete):
+            allowed = masks.gather(1, chosen.view(-1, 1)).squeeze(1)
+            if bool(allowed.all()):
+                return chosen, none
+            return torch.where(allowed, chosen, self.fallback_actions(chosen, masks)), (~allowed).to(torch.float32)
+        assert isinstance(space, spaces.MultiDiscrete)
+        offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(space.nvec)[:-1]]), device=self.device)
+        allowed_md = masks.gather(1, chosen + offsets)
+        if bool(allowed_md.all()):
+            return chosen, none
+        replaced = torch.where(allowed_md, chosen, self.fallback_actions(chosen, masks))
+        return replaced, (~allowed_md).sum(1).to(torch.float32)
+
+    def fallback_actions(self, action: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """What replaces a forbidden action in lenient mode, for every env (the caller keeps the allowed entries).
+
+        The default: for ``Discrete`` the lowest allowed index; for ``MultiDiscrete``, per dimension, the allowed
+        choice nearest to the one asked for (ties: the higher). Families document their own fallback.
+        """
+        space = self.single_action_space
+        if isinstance(space, spaces.Discrete):
+            return masks.to(torch.int8).argmax(1)
+        assert isinstance(space, spaces.MultiDiscrete)
+        return nearest_allowed(action, masks, space.nvec)
 
     def _check_mask(self, action: torch.Tensor, masks: torch.Tensor) -> None:
         space = self.single_action_space

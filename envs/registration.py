@@ -10,7 +10,7 @@ import torch
 
 from paretochain.envs._allocator import tune_allocator
 from paretochain.envs.memory import check_memory
-from paretochain.envs.views import BatchedVectorEnv, SingleEnv
+from paretochain.envs.views import BatchedVectorEnv, SingleEnv, check_invalid_action_mode
 
 #: Registered ids and the single-view classes behind them.
 ENTRY_POINTS: dict[str, str] = {
@@ -38,6 +38,7 @@ def make_vec(
     config: Any = None,
     tensors: bool = False,
     check_actions: bool = True,
+    invalid_action: str = "raise",
     **overrides: Any,
 ) -> BatchedVectorEnv:
     """Build ``num_envs`` environments stepped together by one batched core.
@@ -49,16 +50,21 @@ def make_vec(
         config: a packaged config name, a YAML path, a mapping or a config instance.
         tensors: return torch tensors on ``device`` instead of numpy arrays.
         check_actions: validate each batch of actions (costs a device sync on a GPU).
+        invalid_action: what a checked action outside the mask does: ``"raise"`` (the default here, strict:
+            the project's own agents, baselines and evaluation) or ``"fallback"`` (replaced by the family's
+            fallback and counted in ``infos["actions_replaced"]``; see :class:`BatchedVectorEnv`).
+            ``gymnasium.make_vec`` defaults to ``"fallback"``, as ``gymnasium.make`` does.
         overrides: config fields replacing those of ``config``.
     """
     cls = env_class(env_id)
+    check_invalid_action_mode(invalid_action)
     cfg = cls.config_cls.load(config, **overrides)
     resolved = resolve_device(device)
     check_memory(cfg, num_envs, resolved, env_id)  # before building: a batch that cannot fit is refused at once
     if resolved.type == "cpu":
         tune_allocator()  # batched CPU steps reuse large buffers; see paretochain.envs._allocator
     core = cls.core_cls(cfg, num_envs=num_envs, device=resolved)  # type: ignore[call-arg]
-    env = BatchedVectorEnv(core, tensors=tensors, check_actions=check_actions)
+    env = BatchedVectorEnv(core, tensors=tensors, check_actions=check_actions, invalid_action=invalid_action)
     env.spec = None
     env.config = cfg  # type: ignore[attr-defined]
     return env
@@ -85,4 +91,6 @@ def register_envs() -> None:
 
 
 def _vector_entry(env_id: str, num_envs: int, **kwargs: Any) -> BatchedVectorEnv:
+    """``gymnasium.make_vec``'s constructor: mask-unaware clients get the lenient default, as with ``gymnasium.make``."""
+    kwargs.setdefault("invalid_action", "fallback")
     return make_vec(env_id, num_envs, **kwargs)

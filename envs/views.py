@@ -15,7 +15,7 @@ from gymnasium.vector.utils import batch_space
 
 from paretochain.envs.config import ConfigModel
 from paretochain.envs.core import BatchedCore, KPIs, StepOutput, kpi_matrix
-from paretochain.errors import ActionError
+from paretochain.errors import ActionError, ConfigError
 
 _THREAD = threading.local()
 _INT64 = np.dtype(np.int64)
@@ -46,14 +46,52 @@ def reward_box(core: BatchedCore) -> spaces.Box:
     return spaces.Box(low=-np.inf, high=np.inf, shape=(k,), dtype=np.float32)
 
 
-def _to_numpy_action(space: spaces.Space, action: Any) -> np.ndarray:
-    """Convert a user action to an array, refusing what is outside the space with a clear message."""
+#: What an action outside the action mask does (the ``invalid_action`` option of both views).
+INVALID_ACTION_MODES = ("fallback", "raise")
+
+
+def check_invalid_action_mode(mode: str) -> str:
+    """``mode`` when it is one of :data:`INVALID_ACTION_MODES`, else :class:`ConfigError`."""
+    if mode not in INVALID_ACTION_MODES:
+        raise ConfigError(f"invalid_action must be one of {list(INVALID_ACTION_MODES)}, got {mode!r}")
+    return mode
+
+
+def refuse_non_numeric(action: Any, space: spaces.Space) -> None:
+    """Raise :class:`ActionError` for an action that is not numbers at all: None, text, a mapping, objects."""
+    if isinstance(action, (bool, int, float, np.number, np.bool_, torch.Tensor)):
+        return
+    if isinstance(action, np.ndarray):
+        kind = action.dtype.kind
+    elif isinstance(action, (list, tuple)):
+        kind = _kind_of_items(action)
+    else:
+        kind = "O"
+    if kind not in "biuf":  # bool, signed, unsigned, float
+        raise ActionError(f"action must be a number or an array of numbers for {space}, got {action!r}")
+
+
+def _kind_of_items(action: Sequence[Any]) -> str:
+    """The numpy dtype kind of a (nested) list, 'O' where it holds anything but numbers."""
+    try:
+        return np.asarray(action).dtype.kind
+    except (ValueError, TypeError):  # ragged or mixed nesting
+        return "O"
+
+
+def _to_numpy_action(space: spaces.Space, action: Any, clip: bool = False) -> tuple[np.ndarray, int]:
+    """Convert a user action to an array, refusing what is outside the space with a clear message.
+
+    With ``clip``, Box entries outside the bounds (but finite) are clipped to them instead of refused.
+    Returns the array and the number of entries clipped.
+    """
     if isinstance(space, spaces.Discrete) and isinstance(action, (int, np.integer)) and not isinstance(action, bool):
         if not 0 <= action < space.n:
             raise ActionError(f"action {action} is outside {space} (allowed 0..{space.n - 1})")
-        return np.array(action)
+        return np.array(action), 0
     if isinstance(action, torch.Tensor):
         action = action.detach().cpu().numpy()
+    refuse_non_numeric(action, space)
     arr = np.asarray(action)
     if isinstance(space, spaces.Discrete):
         if arr.shape not in ((), (1,)) or (
@@ -63,16 +101,21 @@ def _to_numpy_action(space: spaces.Space, action: Any) -> np.ndarray:
         value = int(arr.reshape(-1)[0])
         if not 0 <= value < space.n:
             raise ActionError(f"action {value} is outside {space} (allowed 0..{space.n - 1})")
-        return np.array(value)
+        return np.array(value), 0
     if arr.shape != space.shape:
         raise ActionError(f"action has shape {arr.shape}, expected {space.shape} for {space}")
     if isinstance(space, spaces.Box):
         arr = arr.astype(np.float32, copy=False)
-        bad = ~np.isfinite(arr) | (arr < space.low) | (arr > space.high)
+        finite = np.isfinite(arr)
+        bad = ~finite if clip else ~finite | (arr < space.low) | (arr > space.high)
         if bad.any():
             i = tuple(int(j) for j in np.argwhere(bad)[0])
-            raise ActionError(f"action entry {list(i)} = {arr[i]} is outside [{space.low[i]}, {space.high[i]}]")
-        return arr
+            where = "is not finite" if not finite[i] else f"is outside [{space.low[i]}, {space.high[i]}]"
+            raise ActionError(f"action entry {list(i)} = {arr[i]} {where}")
+        if clip:
+            clipped = np.clip(arr, space.low, space.high)
+            return clipped, int(np.count_nonzero(clipped != arr))
+        return arr, 0
     if isinstance(space, spaces.MultiDiscrete):
         if arr.dtype.kind not in "iu":  # not a signed or unsigned integer array
             if not np.all(np.mod(arr, 1) == 0):
@@ -82,8 +125,8 @@ def _to_numpy_action(space: spaces.Space, action: Any) -> np.ndarray:
         if bad.any():
             i = tuple(int(j) for j in np.argwhere(bad)[0])
             raise ActionError(f"action entry {list(i)} = {arr[i]} is outside 0..{space.nvec[i] - 1}")
-        return arr.astype(np.int64)
-    return arr
+        return arr.astype(np.int64), 0
+    return arr, 0
 
 
 class SingleEnv(gym.Env):
@@ -92,8 +135,21 @@ class SingleEnv(gym.Env):
     Subclasses name their ``config_cls`` and ``core_cls`` and may add rendering.
     The reward is a float32 vector (MO-Gymnasium convention): ``reward_space`` and
     ``reward_dim`` describe it; ``info`` carries the KPI breakdown (and the
-    ``action_mask`` where the family has one: a mask that never changes is one
-    read-only array, shared by every ``info``).
+    ``action_mask`` where the family has one). Every call returns a new ``info``
+    holding a new mask array.
+
+    ``invalid_action`` says what an action outside the action mask does:
+
+    - ``"fallback"`` (the default, for clients that read no masks: Gymnasium's and SB3's
+      checkers, plain PPO, MORL-Baselines): the forbidden choice is replaced by the family's
+      documented fallback, which the mask always allows, and a Box entry outside the bounds is
+      clipped to them. ``info["actions_replaced"]`` counts the entries replaced or clipped in
+      the step (a KPI; 0 for an allowed action).
+    - ``"raise"`` (strict, what the project's own agents, baselines and tests use): such an
+      action raises :class:`~paretochain.errors.ActionError` naming it.
+
+    In both modes an action that does not fit the space at all (a wrong shape, an index
+    outside it, a value that is not finite, ``None`` or text) raises ``ActionError``.
     """
 
     config_cls: ClassVar[type[ConfigModel]]
@@ -105,8 +161,11 @@ class SingleEnv(gym.Env):
         config: Any = None,
         render_mode: str | None = None,
         device: str | torch.device = "cpu",
+        invalid_action: str = "fallback",
         **overrides: Any,
     ) -> None:
+        self.invalid_action = check_invalid_action_mode(invalid_action)
+        self._lenient = invalid_action == "fallback"
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.config = self.config_cls.load(config, **overrides)
@@ -129,8 +188,6 @@ class SingleEnv(gym.Env):
         # masks that never change are read once; on the CPU the current ones are read in place: either way
         # actions are checked against them on the host
         self._fixed_mask = _numpy(masks)[0].copy() if masks is not None and self.core.masks_fixed else None
-        if self._fixed_mask is not None:
-            self._fixed_mask.setflags(write=False)  # every info shares it
         self._host_masks = self._masked and (self._fixed_mask is not None or self.core.device.type == "cpu")
         nvec = np.asarray(getattr(self.action_space, "nvec", [1]))
         self._mask_offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]) if nvec.ndim == 1 else None
@@ -164,22 +221,27 @@ class SingleEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
         batch = self._allowed_batch(action)
+        replaced = 0
         if batch is None:  # checked the long way
-            arr = self._action_array(action)
+            arr, replaced = self._action_array(action)
             batch = self._batch(arr)
             if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
                 with _no_autograd():
-                    self.core.check_action(batch)  # refuses the action, naming the problem
+                    if self._lenient:
+                        batch, count = self.core.replace_disallowed(batch)
+                        replaced += int(count[0])
+                    else:
+                        self.core.check_action(batch)  # refuses the action, naming the problem
         if self.render_mode != "rgb_array":
             stepped = self.core.step_row(batch)  # a traced step: everything in one row
             if stepped is not None:
-                return self._from_row(*stepped)
+                return self._from_row(stepped[0], stepped[1], replaced)
         out = self._step_allowed(batch)
         if self.render_mode == "rgb_array":
             self._history.append(self.core.snapshot(0))
         kpis = out.kpis
         if out.flat is not None:  # one row holds everything (a traced step): one conversion
-            return self._from_row(out.flat, tuple(kpis))
+            return self._from_row(out.flat, tuple(kpis), replaced)
         matrix = kpi_matrix(kpis)
         if self.core.device.type == "cpu":
             # numpy views of the CPU tensors, copied: cheaper than one cat (which casts the bool flags)
@@ -199,18 +261,20 @@ class SingleEnv(gym.Env):
             obs, reward = flat[:d].copy(), flat[d : d + k].copy()
             terminated, truncated = bool(flat[d + k]), bool(flat[d + k + 1])
             info = dict(zip(kpis, flat[d + k + 2 :].tolist()))
+        info["actions_replaced"] = float(replaced)
         if self._masked:
             info["action_mask"] = self._info_mask()
         return obs, reward, terminated, truncated, info
 
     def _from_row(
-        self, flat: torch.Tensor, kpi_names: tuple[str, ...]
+        self, flat: torch.Tensor, kpi_names: tuple[str, ...], replaced: int
     ) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
         """What :meth:`step` returns, from a traced step's row (:attr:`StepOutput.flat`)."""
         d, k = self._obs_dim, self.reward_dim
         row = flat.numpy()  # a new tensor every step: the observation and reward may be views of it
         values = flat.tolist()
         info = dict(zip(kpi_names, values[d + k :]))  # the KPIs come first; zip stops at their end
+        info["actions_replaced"] = float(replaced)
         if self._masked:
             info["action_mask"] = self._info_mask()
         return row[:d], row[d : d + k], values[-2] != 0.0, values[-1] != 0.0, info
@@ -254,8 +318,9 @@ class SingleEnv(gym.Env):
                 known[key] = batch  # the cores never write into an action
         return batch
 
-    def _action_array(self, action: Any) -> np.ndarray:
-        """A copy of the action as an array, refusing what is outside the space (:func:`_to_numpy_action`)."""
+    def _action_array(self, action: Any) -> tuple[np.ndarray, int]:
+        """A copy of the action as an array, refusing what is outside the space (:func:`_to_numpy_action`),
+        and the number of Box entries clipped to the bounds (lenient mode)."""
         nvec = self._nvec_unsigned
         if (
             nvec is not None
@@ -265,8 +330,8 @@ class SingleEnv(gym.Env):
             # read as unsigned, a negative entry lies above every bound: one comparison checks both ends
             and bool((action.view(np.uint64) < nvec).all())
         ):
-            return action.copy()
-        return _to_numpy_action(self.action_space, action)
+            return action.copy(), 0
+        return _to_numpy_action(self.action_space, action, clip=self._lenient)
 
     def _mask_row(self) -> np.ndarray:
         """The current action mask of the env as a numpy array (a view where the core's lives on the CPU)."""
@@ -277,8 +342,8 @@ class SingleEnv(gym.Env):
         return _numpy(masks)[0]
 
     def _info_mask(self) -> np.ndarray:
-        """The action mask an ``info`` carries: a mask that never changes is shared (read-only), else a copy."""
-        return self._fixed_mask if self._fixed_mask is not None else self._mask_row().copy()
+        """The action mask an ``info`` carries: a new array every call (callers may keep or change it)."""
+        return self._mask_row().copy()
 
     def _allowed_on_host(self, action: np.ndarray) -> bool:
         """Whether the current mask allows an action already checked against the space."""
@@ -304,7 +369,7 @@ class SingleEnv(gym.Env):
             space = self.action_space
             n = space.n if isinstance(space, spaces.Discrete) else int(np.sum(getattr(space, "nvec", [1])))
             return np.ones(n, dtype=bool)
-        return masks[0].cpu().numpy()
+        return _numpy(masks)[0].copy()  # the caller's own array: writing into it changes nothing here
 
     def render(self) -> Any:
         if self.render_mode == "ansi":
@@ -335,16 +400,26 @@ class BatchedVectorEnv(VectorEnv):
         core: the batched core to wrap.
         tensors: return torch tensors on the core's device instead of numpy arrays
             (rewards ``(N, k)``); actions may then be tensors on that device too.
-        check_actions: validate every batch of actions (a device sync on a GPU).
+        check_actions: validate every batch of actions (a device sync on a GPU). Without it the
+            actions are trusted: neither refused nor replaced (agents that build their actions
+            from the masks).
+        invalid_action: what an action outside the mask (or a Box entry outside the bounds) does
+            when actions are checked: ``"raise"`` (the default of this view, which the project's own
+            agents, baselines and evaluation use) raises :class:`~paretochain.errors.ActionError`;
+            ``"fallback"`` replaces it as the single view does (the family's fallback, Box entries
+            clipped) and counts the entries per env in ``infos["actions_replaced"]``.
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012 (Gymnasium's attribute)
 
-    def __init__(self, core: BatchedCore, tensors: bool = False, check_actions: bool = True) -> None:
+    def __init__(
+        self, core: BatchedCore, tensors: bool = False, check_actions: bool = True, invalid_action: str = "raise"
+    ) -> None:
         self.core = core
         self.num_envs = core.num_envs
         self.tensors = tensors
         self.check_actions = check_actions
+        self.invalid_action = check_invalid_action_mode(invalid_action)
         self.single_observation_space = core.single_observation_space
         self.single_action_space = core.single_action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -379,14 +454,23 @@ class BatchedVectorEnv(VectorEnv):
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         core = self.core
+        if not isinstance(actions, torch.Tensor):
+            refuse_non_numeric(actions, self.action_space)
         with _no_autograd():
             act = torch.as_tensor(actions, device=core.device)
-            out = core.step(act, check=self.check_actions)
+            replaced = None
+            if self.check_actions and self.invalid_action == "fallback":
+                act, replaced = core.replace_disallowed(act)
+                out = core.step(act, check=False)
+            else:
+                out = core.step(act, check=self.check_actions)
             if isinstance(out.kpis, KPIs) and not self.tensors:
                 matrix = out.kpis.values.cpu().numpy()
                 infos: dict[str, Any] = {name: matrix[:, i] for i, name in enumerate(out.kpis.names)}
             else:
                 infos = {name: self._out(v) for name, v in out.kpis.items()}
+            if replaced is not None:
+                infos["actions_replaced"] = self._out(replaced)
             done = out.terminated | out.truncated
             if core.fixed_horizon:
                 any_done = core.host_t >= core.horizon
@@ -409,12 +493,17 @@ class BatchedVectorEnv(VectorEnv):
             )
 
     def _masks_info(self, infos: dict[str, Any]) -> dict[str, Any]:
-        masks = self.core.action_masks()
+        """``infos`` with the current masks (:meth:`action_masks`)."""
+        masks = self.action_masks()
         if masks is not None:
-            infos["action_mask"] = self._out(masks)
+            infos["action_mask"] = masks
         return infos
 
     def action_masks(self) -> Any:
-        """Current masks of the whole batch (``None`` where the family has none)."""
+        """Current masks of the whole batch (``None`` where the family has none): a new numpy array every call,
+        or (tensors) the period's mask tensor, which the env never writes into."""
         masks = self.core.action_masks()
-        return None if masks is None else self._out(masks)
+        if masks is None or self.tensors:
+            return masks
+        host = _numpy(masks)
+        return host.copy() if masks.device.type == "cpu" else host

@@ -299,8 +299,8 @@ def test_vector_reward_space_and_objectives_are_declared() -> None:
     assert {"travel_distance", "orders_on_time", "lateness_min", "orders_unserved", "action_mask"} <= set(info)
 
 
-def test_masked_out_action_raises_an_action_error() -> None:
-    env = DispatchEnv(release={"known_share": 0.0})
+def test_masked_out_action_raises_an_action_error_in_strict_mode() -> None:
+    env = DispatchEnv(release={"known_share": 0.0}, invalid_action="raise")
     _, info = env.reset(seed=0)
     forbidden = np.flatnonzero(~info["action_mask"])
     assert forbidden.size > 0

@@ -130,7 +130,7 @@ def test_prices_stay_on_the_ladder_inside_the_floor_and_the_store_holds_between_
 
 
 def test_an_action_outside_the_mask_is_refused_naming_the_env() -> None:
-    env = gym.make("paretochain/Pricing-v0", config="default")
+    env = gym.make("paretochain/Pricing-v0", config="default", invalid_action="raise")
     env.reset(seed=0)
     action = np.array([4, 0, 4, 4])  # SKU 0 on the marketplace at 0.6 < floor 0.8
     with pytest.raises(ActionError, match="action mask"):

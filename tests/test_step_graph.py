@@ -120,7 +120,7 @@ def test_a_pricing_env_restored_from_a_checkpoint_plays_the_rest_of_its_season(t
 
 
 def test_an_action_refused_by_the_mask_leaves_the_traced_env_as_it_was() -> None:
-    env = gym.make("paretochain/Pricing-v0", config="default")
+    env = gym.make("paretochain/Pricing-v0", config="default", invalid_action="raise")
     _, info = env.reset(seed=0)
     env.step(np.array([4, 4, 4, 4]))
     core = env.unwrapped.core
@@ -262,7 +262,7 @@ def test_the_single_view_remembers_allowed_actions_only_and_only_up_to_its_limit
     from paretochain.envs import views
 
     monkeypatch.setattr(views, "KNOWN_ACTIONS", 3)
-    env = gym.make("paretochain/Pricing-v0", config="default")
+    env = gym.make("paretochain/Pricing-v0", config="default", invalid_action="raise")
     _, info = env.reset(seed=0)
     view = env.unwrapped
     floor = int(np.flatnonzero(~info["action_mask"][7:14])[0])

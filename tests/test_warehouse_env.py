@@ -381,7 +381,7 @@ def test_malformed_yaml_config_file_is_a_clear_error(tmp_path) -> None:
     ],
 )
 def test_actions_outside_the_space_raise_action_error(name: str, action) -> None:
-    env = gym.make(ENV_ID, config=name)
+    env = gym.make(ENV_ID, config=name, invalid_action="raise")
     env.reset(seed=0)
     with pytest.raises(ActionError):
         env.step(action)

@@ -55,7 +55,8 @@ class _PricingPolicy:
         self.layout = core.observation_layout
         self.num_skus, self.num_channels = core.num_skus, core.num_channels
         space = core.single_action_space
-        self.action_dim = int(space.shape[0])
+        # ladder choices per action (behind a joint index with action.kind: discrete), or Box entries
+        self.action_dim = len(core.ladder_nvec) if core.ladder_mode else int(space.shape[0])
         if core.ladder_mode:
             self.candidates = torch.as_tensor(
                 np.tile(core.price_ladder, (core.num_channels, 1)), dtype=torch.float32, device=self.device
@@ -87,6 +88,8 @@ class _PricingPolicy:
         K, C, n = self.num_skus, self.num_channels, self.candidates.shape[1]
         if action_mask is None or not self.core.ladder_mode:
             return torch.ones(batch, K, C, n, dtype=torch.bool, device=self.device)
+        if self.core.joint_actions:
+            action_mask = self.core.ladder_masks_of(action_mask)
         return action_mask[:, : K * C * n].reshape(batch, K, C, n).bool()
 
     def action_from_index(self, index: torch.Tensor) -> torch.Tensor:
@@ -95,7 +98,7 @@ class _PricingPolicy:
         if self.core.ladder_mode:
             action = torch.zeros(B, self.action_dim, dtype=torch.int64, device=self.device)
             action[:, : self.num_skus * self.num_channels] = index.reshape(B, -1)
-            return action
+            return self.core.joint_index(action) if self.core.joint_actions else action
         price = (
             self.candidates.unsqueeze(0)
             .unsqueeze(0)
@@ -313,7 +316,7 @@ class DynamicProgrammingPolicy(_PricingPolicy):
             problems.append(f"num_skus is {cfg.num_skus} (needs 1)")
         if len(cfg.channels) > 2:
             problems.append(f"{len(cfg.channels)} channels (at most 2)")
-        if cfg.action.kind != "ladder":
+        if cfg.action.kind == "box":
             problems.append("action.kind is box (needs ladder)")
         if cfg.replenishment is not None:
             problems.append("replenishment is on")

@@ -360,6 +360,12 @@ class DispatchCore(BatchedCore):
             self._mask = self._compute_masks()
         return self._mask
 
+    def fallback_actions(self, action: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Lenient mode's replacement of a forbidden move: wait where waiting is allowed, else the depot move
+        (always allowed while the episode runs)."""
+        wait = self.max_orders + 1
+        return torch.where(masks[:, wait], wait, self.max_orders)
+
     def _compute_masks(self) -> torch.Tensor:
         D = self.num_depots
         cur = self.current.unsqueeze(1)

@@ -31,8 +31,16 @@ class DispatchEnv(SingleEnv):
     depot, or ends the vehicle's shift when it is already there; ``max_orders + 1`` waits
     ``wait_min``. The action mask (``info["action_mask"]``, ``env.action_masks()``, a bool
     tensor in the batched view) allows exactly the feasible moves (capacity, window plus the
-    allowed lateness, return by the shift end plus the allowed overtime); a masked-out
-    action raises :class:`~paretochain.errors.ActionError`. At least one move is always allowed.
+    allowed lateness, return by the shift end plus the allowed overtime). At least one move is
+    always allowed. What a masked-out move does is the ``invalid_action`` option:
+
+    - ``"fallback"`` (the default of the single view, for clients that read no masks): the
+      vehicle waits where waiting is allowed, else takes the depot move (always allowed while
+      the episode runs); ``info["actions_replaced"]`` is 1 in that step (0 otherwise).
+    - ``"raise"`` (the default of ``make_vec``; the project's agents and tests): the move raises
+      :class:`~paretochain.errors.ActionError`.
+
+    An index outside ``0..max_orders + 1``, ``None`` or text raise ``ActionError`` in both modes.
 
     ## Observation space
     A flat float32 ``Box``; ``env.unwrapped.observation_layout`` gives each block's slice and
@@ -63,7 +71,8 @@ class DispatchEnv(SingleEnv):
     ``env.unwrapped.objectives`` declares each with unit, description and reference point;
     ``info`` carries the KPIs of the step (``travel_distance``, ``orders_served``,
     ``orders_on_time``, ``lateness_min``, ``vehicles_used``, ``overtime_min``,
-    ``orders_unserved``, ``wait_min``) and the next ``action_mask``.
+    ``orders_unserved``, ``wait_min``, ``actions_replaced``) and the next ``action_mask``
+    (a new array every step).
 
     ## Starting state
     A new instance per episode (generated instances are drawn from the episode's seed; file
@@ -77,8 +86,10 @@ class DispatchEnv(SingleEnv):
 
     ## Arguments
     ``gymnasium.make("paretochain/Dispatch-v0", config=None, render_mode=None,
-    device="cpu", **overrides)``: ``config`` is a packaged config name (``default``,
-    ``generated_50``, ``solomon``, ``cvrplib``), a YAML path, a mapping or a
+    device="cpu", invalid_action="fallback", **overrides)``: ``invalid_action`` is
+    ``"fallback"`` or ``"raise"`` (see Action space); ``config`` is a packaged config name
+    (``default``, ``generated_50``, ``solomon``, ``cvrplib``; the last two read the
+    instances shipped in ``configs/dispatch/instances/``), a YAML path, a mapping or a
     :class:`DispatchConfig`; ``overrides`` replace its top-level fields. ``render_mode`` is
     ``"ansi"`` (a status table) or ``"rgb_array"`` (a map of the routes so far).
     """

@@ -150,6 +150,17 @@ def _integer(value: Any, what: str, path: Path) -> int:
     return int(number)
 
 
+def packaged_instance(path: Path) -> Path:
+    """``path`` itself, or for a relative path missing from the working directory the instance of that name
+    shipped with the package (``configs/dispatch/instances/``, where the packaged configs' files are)."""
+    if path.is_absolute() or path.exists():
+        return path
+    from paretochain.envs.config import packaged_configs_dir
+
+    shipped = packaged_configs_dir() / "dispatch" / "instances" / path
+    return shipped if shipped.is_file() else path
+
+
 def load_instance(path: str | Path, format: str = "auto", distance: str = "auto") -> StaticInstance:
     """Read a CVRP or VRPTW instance.
 
@@ -164,7 +175,7 @@ def load_instance(path: str | Path, format: str = "auto", distance: str = "auto"
     """
     import vrplib
 
-    path = Path(path)
+    path = packaged_instance(Path(path))
     if not path.exists():
         raise _fail(path, "instance file does not exist (give the file in the config as instance.path)")
     fmt = ("solomon" if path.suffix.lower() == ".txt" else "vrplib") if format == "auto" else format

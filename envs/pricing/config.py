@@ -153,8 +153,10 @@ class ReplenishmentConfig(ConfigModel):
 class ActionConfig(ConfigModel):
     """How prices are set."""
 
-    kind: Literal["ladder", "box"] = Field(
-        default="ladder", description="MultiDiscrete indices into price_ladder, or Box multipliers"
+    kind: Literal["ladder", "discrete", "box"] = Field(
+        default="ladder",
+        description="MultiDiscrete indices into price_ladder, one Discrete joint index over those choices, "
+        "or Box multipliers",
     )
     price_ladder: list[float] = Field(
         default=[0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2], description="allowed prices as multiples of list price, increasing"

@@ -48,7 +48,7 @@ import torch
 from gymnasium import spaces
 
 from paretochain.envs import _rng
-from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
+from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout, nearest_allowed
 from paretochain.envs.pricing.allocation import allocate, scripted_sell_checked, sell, sell_checked
 from paretochain.envs.pricing.config import PricingConfig, per_sku
 from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
@@ -85,6 +85,8 @@ PATH_LIMIT = 8_000_000
 #: Largest batch (prices over the batch) stepped by a traced graph on the CPU; above it the eager step is faster
 #: (default config: 1.3x faster traced at 16 to 64 envs, 1.1x at 256, 0.7x at 1,024).
 GRAPH_LIMIT = 1024
+#: Most actions of ``action.kind: discrete`` (the product of the ladder sizes of every choice).
+JOINT_LIMIT = 65_536
 
 
 def _batch(x: torch.Tensor, num_envs: int) -> torch.Tensor:
@@ -138,7 +140,8 @@ class PricingCore(BatchedCore):
 
         # ---------------------------------------------------------------- actions
         act = cfg.action
-        self.ladder_mode = act.kind == "ladder"
+        self.ladder_mode = act.kind in ("ladder", "discrete")  # choices from the ladders
+        self.joint_actions = act.kind == "discrete"  # one Discrete index over every ladder choice
         self.price_ladder = np.array(act.price_ladder)
         floors = np.array([ch.price_floor if ch.price_floor is not None else 0.0 for ch in cfg.channels])
         self.change_every = np.array([ch.change_every for ch in cfg.channels])
@@ -160,7 +163,15 @@ class PricingCore(BatchedCore):
                 nvec += [len(p) for p in self.promotion_levels]
             if self.has_replenishment:
                 nvec += [len(self.order_quantities)] * K
-            self.single_action_space: spaces.Space[Any] = spaces.MultiDiscrete(np.array(nvec, dtype=np.int64))
+            self.ladder_nvec = np.array(nvec, dtype=np.int64)
+            self.single_action_space: spaces.Space[Any] = spaces.MultiDiscrete(self.ladder_nvec)
+            if self.joint_actions:
+                self.single_action_space = spaces.Discrete(self._joint_size(nvec))
+                # the ladder choices of every joint index, (n, D), and where each sits in the ladders' masks
+                table = np.stack(np.unravel_index(np.arange(self.single_action_space.n), nvec), axis=1)
+                self._joint_table = torch.as_tensor(table, dtype=torch.int64, device=dev)
+                offsets = torch.as_tensor(np.cumsum(nvec) - np.asarray(nvec), device=dev)
+                self._joint_columns = self._joint_table + offsets
             self.min_price_ratio = float(self.price_ladder[self.ladder_floor_mask.any(0)].min())
             self._ladder = torch.as_tensor(self.price_ladder, **f32)
             self._promo_ladder = torch.as_tensor(
@@ -189,7 +200,8 @@ class PricingCore(BatchedCore):
             )
             self.min_price_ratio = float(low_p.min())
         self._n_price = n_price
-        self._action_width = int(self.single_action_space.shape[0])  # type: ignore[index]
+        # entries of a ladder action (MultiDiscrete, or the choices behind a joint index), or of a Box action
+        self._action_width = len(nvec) if self.ladder_mode else int(self.single_action_space.shape[0])  # type: ignore[index]
         channel = torch.arange(C, device=dev)
         self._earlier = channel.view(1, -1) < channel.view(-1, 1)
 
@@ -310,6 +322,9 @@ class PricingCore(BatchedCore):
             dest = np.concatenate([d * self._padded_width + 1 + np.arange(w) for d, w in enumerate(widths)])
             self._mask_columns = torch.as_tensor(dest, device=dev)  # where each mask entry sits in the padded layout
             self._batch_mask = self._static_mask.expand(num_envs, -1).contiguous()
+            if self.joint_actions:  # the joint indices the price floors allow
+                joint = self._static_mask[:, self._joint_columns].all(2)
+                self._batch_joint_mask = joint.expand(num_envs, -1).contiguous()
         else:
             space = self.single_action_space
             assert isinstance(space, spaces.Box)
@@ -456,27 +471,78 @@ class PricingCore(BatchedCore):
 
     # ------------------------------------------------------------------ actions
     def action_masks(self) -> torch.Tensor | None:
-        """Bool ``(B, sum(nvec))`` masks of the ladder actions (None for Box actions).
+        """Bool ``(B, sum(nvec))`` masks of the ladder actions, ``(B, n)`` of joint indices (None for Box actions).
 
         Computed once per period and shared by the calls of that period; a new tensor
         after every step or reset, never written in place.
         """
         if not self.ladder_mode:
             return None
-        if self._masks is not None:
-            return self._masks
-        if not self.has_hold or (self.lockstep and not self._holding_host[self.host_t]):
-            self._masks = self._batch_mask.clone()  # a fresh tensor per period, as callers may keep it
-        else:
-            B, K, C = self.num_envs, self.num_skus, self.num_channels
-            n = len(self.price_ladder)
-            cols = self._n_price * n
-            static = self._static_mask[:, :cols].view(1, K, C, n)
-            current = torch.nn.functional.one_hot(self.price_index, n).bool()  # (B, K, C, n)
-            hold = self._period(self._hold).view(-1, 1, C, 1)
-            price_mask = torch.where(hold, current, static).reshape(B, -1)
-            self._masks = torch.cat([price_mask, self._static_mask[:, cols:].expand(B, -1)], dim=1)
+        if self._masks is None:
+            if not self.joint_actions:
+                self._masks = self._ladder_masks()
+            elif self._holding_now():
+                # a joint index is allowed when every choice behind it is
+                self._masks = self._ladder_masks()[:, self._joint_columns].all(2)
+            else:
+                self._masks = self._batch_joint_mask.clone()
         return self._masks
+
+    def _holding_now(self) -> bool:
+        """Whether some channel of some env may hold its prices in the current period."""
+        return self.has_hold and not (self.lockstep and not self._holding_host[self.host_t])
+
+    def _ladder_masks(self) -> torch.Tensor:
+        """Bool ``(B, sum(nvec))``: the allowed choices of every ladder (a new tensor)."""
+        if not self._holding_now():
+            return self._batch_mask.clone()  # a fresh tensor per period, as callers may keep it
+        B, K, C = self.num_envs, self.num_skus, self.num_channels
+        n = len(self.price_ladder)
+        cols = self._n_price * n
+        static = self._static_mask[:, :cols].view(1, K, C, n)
+        current = torch.nn.functional.one_hot(self.price_index, n).bool()  # (B, K, C, n)
+        hold = self._period(self._hold).view(-1, 1, C, 1)
+        price_mask = torch.where(hold, current, static).reshape(B, -1)
+        return torch.cat([price_mask, self._static_mask[:, cols:].expand(B, -1)], dim=1)
+
+    def fallback_actions(self, action: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Lenient mode's replacement of a forbidden choice: per ladder, the allowed level nearest to the one asked
+        for (ties: the higher). That is the current price of a channel that holds its prices, the lowest level at
+        or above a channel's price floor for a level below it; a joint index keeps its allowed choices."""
+        if not self.joint_actions:
+            return super().fallback_actions(action, masks)
+        chosen = self._joint_table[action]
+        ladders = self._ladder_masks()
+        offsets = torch.as_tensor(np.cumsum(self.ladder_nvec) - self.ladder_nvec, device=self.device)
+        allowed = ladders.gather(1, chosen + offsets)
+        nearest = torch.where(allowed, chosen, nearest_allowed(chosen, ladders, self.ladder_nvec))
+        return self.joint_index(nearest)
+
+    def joint_index(self, choices: torch.Tensor) -> torch.Tensor:
+        """The ``action.kind: discrete`` index ``(B,)`` of ladder choices ``(B, D)`` in the MultiDiscrete layout
+        (the first choice varies slowest: ``np.ravel_multi_index`` order)."""
+        strides = np.cumprod(np.concatenate([self.ladder_nvec[1:], [1]])[::-1])[::-1].copy()
+        return (choices.long() * torch.as_tensor(strides, device=choices.device)).sum(-1)
+
+    def ladder_masks_of(self, joint_masks: torch.Tensor) -> torch.Tensor:
+        """The per-ladder masks ``(B, sum(nvec))`` behind joint-index masks ``(B, n)``: a level is allowed when some
+        allowed joint index chooses it (exact for these masks, which are products of per-ladder masks)."""
+        n, width = int(self._joint_table.shape[0]), int(self.ladder_nvec.sum())
+        chooses = torch.zeros(n, width, dtype=torch.float32, device=joint_masks.device)
+        chooses.scatter_(1, self._joint_columns.to(joint_masks.device), 1.0)
+        return (joint_masks.to(torch.float32) @ chooses) > 0
+
+    @staticmethod
+    def _joint_size(nvec: Sequence[int]) -> int:
+        """The number of joint indices over ladders of sizes ``nvec``; ConfigError above :data:`JOINT_LIMIT`."""
+        size = math.prod(int(n) for n in nvec)
+        if size > JOINT_LIMIT:
+            sizes = " x ".join(str(int(n)) for n in nvec)
+            raise ConfigError(
+                f"action.kind 'discrete' joins {len(nvec)} choices ({sizes}) into {size} actions, more than "
+                f"{JOINT_LIMIT}; use action.kind 'ladder' (MultiDiscrete) for this config"
+            )
+        return size
 
     def check_action(self, action: torch.Tensor) -> None:
         """Raise :class:`ActionError` naming the first offending environment and entry.
@@ -486,7 +552,7 @@ class PricingCore(BatchedCore):
         the base class's check, which names the problem.
         """
         shape = (self.num_envs, *(self.single_action_space.shape or ()))
-        if tuple(action.shape) == shape:
+        if tuple(action.shape) == shape and not self.joint_actions:
             if self.ladder_mode:
                 if not action.is_floating_point() and action.dtype != torch.bool:
                     key = self.action_masks() if self.has_hold else None  # without holds the masks never change
@@ -512,7 +578,7 @@ class PricingCore(BatchedCore):
         promo: torch.Tensor | None = None
         orders: torch.Tensor | None = None
         if self.ladder_mode:
-            action = action.long()
+            action = self._joint_table[action.long()] if self.joint_actions else action.long()
             index = action[:, :n_price].reshape(B, K, C)
             price = self._ladder[index]
             pos = n_price
@@ -560,6 +626,8 @@ class PricingCore(BatchedCore):
         if self.ladder_mode:
             if action.dtype != torch.int64:
                 action = action.long()
+            if self.joint_actions:  # the ladder choices behind the joint index
+                action = self._joint_table.index_select(0, action.view(-1))
             index = (action[:, :n_price] if self._action_width > n_price else action).reshape(B, K, C)
             if hold is not None:
                 index = torch.where(hold, self.price_index, index)

@@ -37,10 +37,31 @@ class PricingEnv(SingleEnv):
       (``action_masks()``, ``info["action_mask"]``, a flat bool vector of length
       ``sum(nvec)``): a marketplace ``price_floor`` masks the ladder below it; a channel
       with ``change_every: k`` allows only its current price in periods ``t % k != 0``.
+    - ``action.kind: discrete``: ``Discrete(prod(nvec))``, one index for every combination
+      of the ladder choices above, in ``np.ravel_multi_index`` order over the MultiDiscrete
+      layout (the first price varies slowest; ``core.joint_index`` turns ladder choices into
+      it). Its mask (``n`` entries) allows an index when every choice behind it is allowed.
+      For small instances (at most 65,536 actions): ``dp_single_sku`` gives ``Discrete(7)``,
+      ``default`` ``Discrete(2401)``; larger ones are refused with a ``ConfigError``.
     - ``action.kind: box``: ``Box`` of price multipliers in ``[box_low, box_high]``
       (the lower bound raised to each channel's floor), promotion budgets in currency
       and order quantities in units (rounded). A held channel keeps its price whatever
       the action says.
+
+    What an action outside the mask (or a Box entry outside the bounds) does is the
+    ``invalid_action`` option:
+
+    - ``"fallback"`` (the default of the single view, for clients that read no masks):
+      every forbidden choice becomes the allowed level nearest to it (ties: the higher):
+      the current price of a channel that holds its prices, the lowest level at or above a
+      channel's price floor; a joint index keeps its allowed choices and moves the others
+      so. Box entries are clipped to the bounds. ``info["actions_replaced"]`` counts the
+      choices replaced or entries clipped in the step (0 for an allowed action).
+    - ``"raise"`` (the default of ``make_vec``; the project's agents and tests): such an
+      action raises :class:`~paretochain.errors.ActionError`.
+
+    An index outside a ladder, a value that is not finite, a wrong shape, ``None`` or
+    text raise ``ActionError`` in both modes.
 
     ## Observation space
     A flat float32 ``Box``; ``env.unwrapped.observation_layout`` gives each block's
@@ -73,7 +94,8 @@ class PricingEnv(SingleEnv):
 
     The satisfaction formula is in :mod:`paretochain.envs.pricing.objectives`.
     ``env.unwrapped.objectives`` declares each with unit, description and reference
-    point (for hypervolume); ``info`` carries every KPI of the period.
+    point (for hypervolume); ``info`` carries every KPI of the period, ``actions_replaced``
+    and, with ladder actions, the next ``action_mask`` (a new array every step).
 
     ## Starting state
     ``initial_inventory`` units per SKU, nothing on order, every price and reference
@@ -84,7 +106,8 @@ class PricingEnv(SingleEnv):
 
     ## Arguments
     ``gymnasium.make("paretochain/Pricing-v0", config=None, render_mode=None,
-    device="cpu", **overrides)``: ``config`` is a packaged config name (``default``,
+    device="cpu", invalid_action="fallback", **overrides)``: ``invalid_action`` is
+    ``"fallback"`` or ``"raise"`` (see Action space); ``config`` is a packaged config name (``default``,
     ``multichannel``, ``constant_elasticity``, ``dp_single_sku``), a YAML path, a
     mapping or a :class:`PricingConfig`; ``overrides`` replace its top-level fields.
     ``render_mode`` is ``"ansi"`` (a table of the state) or ``"rgb_array"`` (prices,

@@ -30,7 +30,12 @@ class WarehouseEnv(SingleEnv):
     ladder``; the ladder is in units or in multiples of the node's mean demand),
     ``Box`` of units between 0 and the top of the ladder (``box``; rounded to whole
     units), or ``Discrete`` over the ladder for a single SKU at a single node
-    (``discrete``). Actions outside the space raise an error.
+    (``discrete``). Warehouse has no action masks. A Box entry outside its bounds is
+    governed by ``invalid_action``: ``"fallback"`` (the default of the single view) clips it
+    to the bounds and counts the entries clipped in ``info["actions_replaced"]``;
+    ``"raise"`` (the batched view's default, the project's agents and tests) raises
+    :class:`~paretochain.errors.ActionError`. An index outside the ladder, a value that is
+    not finite, a wrong shape, ``None`` or text raise ``ActionError`` in both modes.
 
     ## Observation space
     A flat float32 ``Box``; ``env.unwrapped.observation_layout`` gives each block's
@@ -62,7 +67,7 @@ class WarehouseEnv(SingleEnv):
     | ``total_cost`` | currency | minus every cost |
 
     ``env.unwrapped.objectives`` declares each with unit, description and reference
-    point (for hypervolume); ``info`` carries every KPI of the period.
+    point (for hypervolume); ``info`` carries every KPI of the period and ``actions_replaced``.
 
     ## Starting state
     ``initial_inventory`` periods of mean demand on hand at every node, nothing in
@@ -73,7 +78,8 @@ class WarehouseEnv(SingleEnv):
 
     ## Arguments
     ``gymnasium.make("paretochain/Warehouse-v0", config=None, render_mode=None,
-    device="cpu", **overrides)``: ``config`` is a packaged config name
+    device="cpu", invalid_action="fallback", **overrides)``: ``invalid_action`` is
+    ``"fallback"`` or ``"raise"`` (see Action space); ``config`` is a packaged config name
     (``lost_sales``, ``network_50sku``, ``perishable_disruptions``, ...), a YAML path,
     a mapping or a :class:`WarehouseConfig`; ``overrides`` replace its top-level
     fields. ``render_mode`` is ``"ansi"`` (a table of the state) or ``"rgb_array"``
