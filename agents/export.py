@@ -41,6 +41,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from paretochain.agents.action_meaning import describe_action
 from paretochain.errors import ParetochainError, PolicyFileError
 
 #: Version tag of the file layout written here.
@@ -227,12 +228,13 @@ def build_metadata(agent: Any, run: dict[str, Any] | None = None) -> dict[str, A
     env = agent.env
     core = env.core
     config = getattr(env, "config", None) or getattr(core, "config", None)
+    env_id = env_id_of(core)
     meta: dict[str, Any] = {
         "format": FORMAT,
         "signature": "forward(obs: float32 (B, obs_dim), preference: float32 (B, k), action_mask: bool (B, mask_dim)) -> action",
         "library_version": __version__,
         "torch_version": torch.__version__,
-        "env_id": env_id_of(core),
+        "env_id": env_id,
         "env_config": None if config is None else config.model_dump(mode="json"),
         "objectives": core.objectives.to_list(),
         "objective_names": list(core.objectives.names),
@@ -240,7 +242,7 @@ def build_metadata(agent: Any, run: dict[str, Any] | None = None) -> dict[str, A
             "dim": int(core.single_observation_space.shape[0]),
             "layout": core.observation_layout.to_dict(),
         },
-        "action": space_description(core.single_action_space),
+        "action": {**space_description(core.single_action_space), **describe_action(core, env_id)},
         "has_action_masks": core.action_masks() is not None,
         "run": run or {},
     }
