@@ -568,6 +568,25 @@ def _check_pt2_archive(path: Path, data: bytes) -> None:
                     raise _refuse(path, f"constant {fqn!r} is an object, not a tensor ({name})")
         elif rel.startswith("data/sample_inputs/"):
             _check_torch_save_zip(path, name + ":", archive.read(name), torchscript=False)
+    if top + "extra/metadata.json" in entries:
+        _check_pt2_torch_version(path, archive.read(top + "extra/metadata.json"))
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split("+")[0].split(".")[:2])
+
+
+def _check_pt2_torch_version(path: Path, raw: bytes) -> None:
+    """Refuse a ``policy.pt2`` written by another torch minor version (torch.export programs do not carry over)."""
+    try:
+        written = json.loads(raw).get("torch_version")
+    except (ValueError, AttributeError):
+        return  # a damaged metadata.json is reported after loading
+    if isinstance(written, str) and _minor(written) != _minor(torch.__version__):
+        raise PolicyFileError(
+            f"{path} was written by torch {written} and loads only on torch {_minor(written)}.x "
+            f"(this is torch {torch.__version__}); load policy.pt instead, which older and newer torch versions read"
+        )
 
 
 def _digest_loaded(state: dict[str, torch.Tensor]) -> str:

@@ -311,3 +311,22 @@ def test_evaluate_refuses_a_policy_of_another_environment_in_a_run_directory(tmp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and DISPATCH in err and WAREHOUSE in err
     assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+
+
+def test_a_pt2_written_by_another_torch_minor_is_refused_with_the_versions_named(exported_files, tmp_path) -> None:
+    from paretochain.agents.export import METADATA_DIGEST, metadata_digest
+
+    source = exported_files("mo_ppo", "default").with_suffix(".pt2")
+
+    def older(name: str, data: bytes) -> bytes:
+        if name.endswith("extra/metadata.json"):
+            meta = json.loads(data)
+            meta["torch_version"] = "2.5.1+cpu"
+            meta[METADATA_DIGEST] = metadata_digest(meta)  # a well-formed file, as torch 2.5 would have written it
+            return json.dumps(meta).encode()
+        return data
+
+    rewrite_zip(source, tmp_path / "old.pt2", older)
+    with pytest.raises(PolicyFileError, match=r"written by torch 2\.5\.1\+cpu and loads only on torch 2\.5\.x"):
+        load_policy(tmp_path / "old.pt2")
+    assert load_policy(source).metadata["torch_version"] == torch.__version__
