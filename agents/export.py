@@ -11,11 +11,16 @@ Both files hold one deterministic function
 - returns int64 ``(B,)`` (Discrete), int64 ``(B, d)`` (MultiDiscrete) or float32 ``(B, d)`` (Box,
   inside the bounds).
 
-Observation normalisation and action post-processing are inside the file.
-``metadata.json`` travels inside both files (an ``_extra_files`` entry): the
-environment id and config, objective names and order, observation and action
-layout, preference semantics, library and torch versions, the training run, and a
-SHA-256 of the weights that :func:`load_policy` checks.
+Observation normalisation, action post-processing and the input checks of
+:class:`CheckedPolicy` (shapes, dtypes, finite values, at least one allowed action)
+are inside the file. ``metadata.json`` travels inside both files (an ``_extra_files``
+entry): the environment id and config, objective names and order, observation and
+action layout, the meaning of every action index and the mask rule
+(:mod:`~paretochain.agents.action_meaning`), preference semantics, library and torch
+versions, the training run, a SHA-256 of the weights and one of the metadata itself,
+which :func:`load_policy` checks. :func:`load_policy` also inspects a file before torch
+reads it and refuses any that would make torch unpickle more than tensors.
+See ``docs/production.md``.
 
 Production code needs only ``torch``::
 
@@ -391,9 +396,15 @@ class LoadedPolicy:
 def load_policy(path: str | Path) -> LoadedPolicy:
     """Load ``policy.pt`` (TorchScript) or ``policy.pt2`` (``torch.export``) with its metadata, on the CPU.
 
+    The file is inspected before torch reads it (nothing is unpickled): pickles inside may
+    name only tensor-rebuilding callables, and a ``.pt2`` archive may hold only the entries
+    ``torch.export`` writes, with no pickled weight or constant.
+
     Raises:
         PolicyFileError: the file is missing, truncated, corrupted, not a policy file
-            of this library, or its weights do not match the digest in its metadata.
+            of this library, refused by the inspection (the reason is named), a ``.pt2``
+            of another torch minor version, or its weights or metadata do not match the
+            checksums in its metadata.
     """
     path = Path(path)
     if not path.is_file():

@@ -33,6 +33,7 @@ EXPORTS = [
     ("mo_dqn", "lost_sales"),
     ("mo_dqn", "default"),
     ("sb3_ppo", "lost_sales"),
+    ("sb3_dqn", "lost_sales"),
     ("sb3_maskable_ppo", "default"),
     ("sb3_ppo", "backorder_box"),
 ]
