@@ -356,6 +356,7 @@ class MODQNAgent:
             self._obs = core.reset(seeds=[int(s) for s in seeds])
             self._preference = self.preferences.sample(core.num_envs)
             self._episode_return = torch.zeros(core.num_envs, k, device=dev)
+            self._episode_length = torch.zeros(core.num_envs, device=dev)
         self._reset_stats()
 
     # ------------------------------------------------------------------ acting
@@ -428,7 +429,10 @@ class MODQNAgent:
         self._finished_return += (self._episode_return * finished).sum(0)
         self._finished_scalarised += ((self._episode_return * pref).sum(1) * finished[:, 0]).sum()
         self._finished_count += finished.sum()
+        self._episode_length += 1
+        self._finished_length += (self._episode_length * finished[:, 0]).sum()
         self._episode_return = self._episode_return * (1.0 - finished)
+        self._episode_length = self._episode_length * (1.0 - finished[:, 0])
         next_obs = out.obs
         if core.fixed_horizon:
             if core.host_t >= core.horizon:
@@ -559,6 +563,7 @@ class MODQNAgent:
         self._finished_return = torch.zeros(self.k, device=dev)
         self._finished_scalarised = torch.zeros((), device=dev)
         self._finished_count = torch.zeros((), device=dev)
+        self._finished_length = torch.zeros((), device=dev)
         self._loss_sums = torch.zeros(3, device=dev)
         self._loss_count = 0
         self.latest_stats: dict[str, float] = {}
@@ -578,6 +583,7 @@ class MODQNAgent:
                 stats[f"episode_return/{name}"] = value
             stats["scalarised_return"] = float(self._finished_scalarised) / count
             stats["episodes"] = count
+            stats["episode_length"] = float(self._finished_length) / count
         if self._loss_count:
             qa, qb, qmean = (self._loss_sums / self._loss_count).tolist()
             stats.update({"loss/vector": qa, "loss/scalar": qb, "loss/q_mean": qmean})
@@ -618,6 +624,7 @@ class MODQNAgent:
                 "obs": self._obs.clone(),
                 "preference": self._preference.clone(),
                 "episode_return": self._episode_return.clone(),
+                "episode_length": self._episode_length.clone(),
             },
             "num_env_steps": self.num_env_steps,
             "num_updates": self.num_updates,
@@ -645,6 +652,11 @@ class MODQNAgent:
         roll = state["rollout"]
         self._obs, self._preference = roll["obs"].to(dev).clone(), roll["preference"].to(dev).clone()
         self._episode_return = roll["episode_return"].to(dev).clone()
+        # states written before episode lengths were tracked count them from the resume
+        length = roll.get("episode_length")
+        self._episode_length = (
+            torch.zeros_like(self._episode_return[:, 0]) if length is None else length.to(dev).clone()
+        )
         self.num_env_steps, self.num_updates = int(state["num_env_steps"]), int(state["num_updates"])
         self.num_vector_steps = int(state["num_vector_steps"])
         rng = state["rng"]

@@ -264,6 +264,7 @@ class MOPPO:
         self.obs = self.core.reset(seeds=seeds)
         self.preference = self.sampler.sample(n)
         self.episode_return = torch.zeros(n, self.k, device=self.device)
+        self.episode_length = torch.zeros(n, device=self.device)
         self._started = True
 
     @torch.inference_mode()
@@ -277,6 +278,7 @@ class MOPPO:
         self.obs = self.core.reset()
         self.preference = self.sampler.sample(self.num_envs)
         self.episode_return = torch.zeros_like(self.episode_return)
+        self.episode_length = torch.zeros_like(self.episode_length)
         self.ret_norm.returns = torch.zeros_like(self.ret_norm.returns)
 
     def _reset_stats(self) -> None:
@@ -284,6 +286,7 @@ class MOPPO:
         self._finished_return = torch.zeros(self.k, dtype=torch.float64, device=dev)
         self._finished_scalarised = torch.zeros((), dtype=torch.float64, device=dev)
         self._finished_count = torch.zeros((), dtype=torch.float64, device=dev)
+        self._finished_length = torch.zeros((), dtype=torch.float64, device=dev)
 
     @torch.inference_mode()
     def _collect(self, teacher: Any = None) -> None:
@@ -336,7 +339,10 @@ class MOPPO:
                 torch.where(done, (self.episode_return * self.preference).sum(1), 0.0).sum().double()
             )
             self._finished_count += done.sum().double()
+            self.episode_length += 1
+            self._finished_length += torch.where(done, self.episode_length, 0.0).sum().double()
             self.episode_return = torch.where(d, 0.0, self.episode_return)
+            self.episode_length = torch.where(done, 0.0, self.episode_length)
 
             scaled = self.ret_norm(reward, done) if cfg.norm_return else reward
             # bootstrap truncated (not terminated) episodes from the value of their final observation
@@ -385,7 +391,9 @@ class MOPPO:
         masks = b.get("masks")
         params = [*self.actor.parameters(), *self.critic.parameters()]
         anchored = not imitation and self._anchor is not None
-        names: tuple[str, ...] = ("teacher_probability",) if imitation else ("approx_kl", "clip_fraction")
+        names: tuple[str, ...] = (
+            ("teacher_probability",) if imitation else ("approx_kl", "old_approx_kl", "clip_fraction")
+        )
         names += ("anchor_nll",) if anchored else ()
         sums = {name: torch.zeros((), device=self.device) for name in ("policy", "value", "entropy", *names)}
         count = 0
@@ -437,6 +445,7 @@ class MOPPO:
                         approx_kl = ((ratio - 1) - log_ratio).mean()
                         kl_epoch = approx_kl
                         sums["approx_kl"] += approx_kl
+                        sums["old_approx_kl"] += (-log_ratio).mean()
                         sums["clip_fraction"] += ((ratio - 1).abs() > cfg.clip_coef).float().mean()
                     if anchored:
                         sums["anchor_nll"] += anchor_nll.detach()
@@ -445,7 +454,25 @@ class MOPPO:
                 break
         if not imitation:
             self.num_updates += 1
-        return {name: v / max(count, 1) for name, v in sums.items()}
+        means = {name: v / max(count, 1) for name, v in sums.items()}
+        return {**means, **self._explained_variance(b["values"], b["returns"])}
+
+    def _explained_variance(self, values: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``1 - Var(returns - values) / Var(returns)`` of the rollout's value predictions, per objective and averaged.
+
+        1 is a perfect critic, 0 one that predicts the mean. An objective whose returns do
+        not vary in the rollout has nothing to explain and is left out (one host sync per update).
+        """
+        with torch.no_grad():
+            var_returns = returns.var(0)
+            per_objective = 1.0 - (returns - values).var(0) / var_returns.clamp(min=1e-12)
+            varies = (var_returns > 0).tolist()
+        out = {
+            f"explained_variance/{name}": per_objective[i] for i, name in enumerate(self.objective_names) if varies[i]
+        }
+        if any(varies):
+            out["explained_variance"] = per_objective[torch.as_tensor(varies, device=values.device)].mean()
+        return out
 
     def _set_learning_rate(self) -> None:
         cfg = self.config
@@ -583,6 +610,7 @@ class MOPPO:
                 stats[f"charts/episode_return/{name}"] = value
             stats["charts/scalarised_return"] = float(self._finished_scalarised) / count
             stats["charts/episodes"] = count
+            stats["charts/episode_length"] = float(self._finished_length) / count
         self._reset_stats()
         for name, value in losses.items():
             stats[f"losses/{name}"] = float(value)
@@ -624,6 +652,7 @@ class MOPPO:
                 "obs": self.obs.clone(),
                 "preference": self.preference.clone(),
                 "episode_return": self.episode_return.clone(),
+                "episode_length": self.episode_length.clone(),
                 "global_step": self.global_step,
                 "num_updates": self.num_updates,
                 "imitation": {"steps": self.imitation_steps, "teacher": self.imitation_teacher},
@@ -649,6 +678,9 @@ class MOPPO:
         self.obs = state["obs"].to(dev).clone()
         self.preference = state["preference"].to(dev).clone()
         self.episode_return = state["episode_return"].to(dev).clone()
+        # states written before episode lengths were tracked count them from the resume
+        length = state.get("episode_length")
+        self.episode_length = torch.zeros(self.num_envs, device=dev) if length is None else length.to(dev).clone()
         self.global_step = int(state["global_step"])
         self.num_updates = int(state["num_updates"])
         imitation = state.get("imitation", {})

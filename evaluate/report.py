@@ -75,7 +75,31 @@ def _resolve_policy(target: str | Path) -> tuple[Path, LoadedPolicy]:
     path = Path(target)
     if path.is_dir():
         path = path / "policy.pt"
-    return path, load_policy(path)
+    policy = load_policy(path)
+    _check_policy_belongs_to_run(path, policy)
+    return path, policy
+
+
+def _check_policy_belongs_to_run(path: Path, policy: LoadedPolicy) -> None:
+    """Refuse a policy file sitting in a run directory (or its ``best/``) that trained another environment."""
+    import yaml
+
+    run_dir = path.parent.parent if path.parent.name == "best" else path.parent
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        return  # a policy file on its own: nothing to compare with
+    try:
+        saved = yaml.safe_load(config_file.read_text())
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_file}: cannot read the run's config ({exc})") from None
+    env = saved.get("env") if isinstance(saved, dict) else None
+    run_env = env.get("id") if isinstance(env, dict) else None
+    policy_env = policy.metadata.get("env_id")
+    if run_env is not None and run_env != policy_env:
+        raise ConfigError(
+            f"{path} is a policy for {policy_env}, but its run directory {run_dir} trained {run_env} "
+            f"(config.yaml); refusing to evaluate it there"
+        )
 
 
 def _is_conditioned(policy: LoadedPolicy) -> bool:

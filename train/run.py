@@ -206,6 +206,7 @@ def train(
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     _atomic_write_text(run.to_yaml(), run_dir / "config.yaml")
     logger = TensorBoardLogger(str(run_dir / "tb"))
+    logger.record_config(run.model_dump(mode="json"), run.to_yaml())
 
     step = agent_steps(agent)
     history: list[dict[str, Any]] = list(state["evaluations"]) if state else []

@@ -196,16 +196,21 @@ def _script_ready(module: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------- logging
-class _ForwardLosses(KVWriter):
-    """Sends SB3's ``train/*`` figures to a paretochain logger as ``losses/*``."""
+class _ForwardSB3Figures(KVWriter):
+    """Sends every numeric figure SB3 records to a paretochain logger under SB3's own tag.
+
+    ``train/*`` (losses, ``approx_kl``, ``explained_variance``, ...), ``rollout/ep_rew_mean``
+    and ``rollout/ep_len_mean`` (the scalarised reward SB3 trains on), ``time/fps``, ...: the
+    names SB3 users know, at SB3's step counter.
+    """
 
     def __init__(self) -> None:
         self.logger: Logger = NullLogger()
 
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
         for key, value in key_values.items():
-            if key.startswith("train/") and isinstance(value, (int, float, np.floating, np.integer)):
-                self.logger.scalar("losses/" + key[len("train/") :], float(value), step)
+            if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+                self.logger.scalar(key, float(value), step)
 
     def close(self) -> None:
         return None
@@ -230,6 +235,7 @@ class _StatsCallback(BaseCallback):
         self.user_callback = user_callback
         self.returns: list[np.ndarray] = []
         self.scalar_returns: list[float] = []
+        self.lengths: list[int] = []
         self.latest: dict[str, float] = {}
         self._last_step = 0
         self._last_time = time.time()
@@ -243,6 +249,8 @@ class _StatsCallback(BaseCallback):
             vector = info.get("episode_vector_return")
             if vector is not None:
                 self.returns.append(vector)
+                if "episode" in info:
+                    self.lengths.append(int(info["episode"]["l"]))
                 self.scalar_returns.append(
                     float(info["episode"]["r"]) if "episode" in info else float(self.scalarization(vector))
                 )
@@ -271,7 +279,10 @@ class _StatsCallback(BaseCallback):
             stats["scalarised_return"] = float(np.mean(self.scalar_returns))
             self.out.scalar("charts/scalarised_return", stats["scalarised_return"], step)
             stats["episodes"] = float(len(self.returns))
-        self.returns, self.scalar_returns = [], []
+        if self.lengths:
+            stats["episode_length"] = float(np.mean(self.lengths))
+            self.out.scalar("charts/episode_length", stats["episode_length"], step)
+        self.returns, self.scalar_returns, self.lengths = [], [], []
         self._last_step, self._last_time = step, now
         self.latest = stats
         if self.user_callback is not None:
@@ -330,7 +341,7 @@ class SB3Agent:
                 clip_obs=cfg.clip_observations,
                 gamma=cfg.gamma,
             )
-        self._losses = _ForwardLosses()
+        self._losses = _ForwardSB3Figures()
         self.model = self._build_model()
         self._last_stats: dict[str, float] = {}
 
@@ -396,8 +407,10 @@ class SB3Agent:
         Args:
             num_env_steps: steps summed over the batch.
             logger: receives ``charts/SPS``, ``charts/episode_return/<objective>``,
-                ``charts/scalarised_return`` and SB3's ``losses/*`` every
-                ``log_interval_steps``.
+                ``charts/scalarised_return`` and ``charts/episode_length`` every
+                ``log_interval_steps``, and every figure SB3 records under SB3's own tag
+                (``train/*``, ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``time/fps``, ...)
+                when SB3 dumps its logs.
             callback: called with the same statistics; returning False stops training.
 
         Caveat: SB3's schedules (DQN's epsilon, learning-rate schedules) follow SB3's
