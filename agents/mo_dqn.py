@@ -22,9 +22,11 @@ has them) restrict the greedy and random choices and the target's ``a*``.
 Everything runs on the device of the batched env: the rollout, the replay buffer and
 the updates; the host reads statistics once per logging interval.
 
-Scaling: observations are normalised with running statistics of everything
-collected (exported with the policy), and each objective's reward is divided by the
-root mean square of its per-step reward over the first ``learning_starts`` steps,
+Scaling: observations are divided by the fixed scales the environment declares
+(``obs_scale="env"``; running statistics of everything collected where it declares
+none or with ``obs_scale="running"``; exported with the policy), and each
+objective's reward is divided by the root mean square of its per-step reward over
+the first ``learning_starts`` steps,
 frozen then so that the targets do not move. A preference therefore weighs the
 *scaled* objectives; one-objective preferences (the simplex corners) mean the same
 either way.
@@ -37,7 +39,7 @@ import copy
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -93,7 +95,11 @@ class MODQNConfig(ConfigModel):
         description="fixed preference (by objective name or in order) to train for alone (W is then just it); None samples one per episode",
     )
     normalize_observations: bool = Field(
-        default=True, description="normalise observations by running statistics of all collected observations"
+        default=True, description="normalise observations (baked into exports); see obs_scale"
+    )
+    obs_scale: Literal["env", "running"] = Field(
+        default="env",
+        description="with normalize_observations: 'env' divides by the fixed scales the environment declares (Warehouse: stock and demand in periods of mean demand) and falls back to running statistics where it declares none; 'running' uses running statistics of all collected observations",
     )
     scale_rewards: bool = Field(
         default=True,
@@ -335,6 +341,10 @@ class MODQNAgent:
         self.normalizer = RunningNormalizer(
             obs_dim, cfg.clip_observations if cfg.normalize_observations else float("inf")
         ).to(dev)
+        declared = core.observation_scale() if cfg.obs_scale == "env" and cfg.normalize_observations else None
+        self.fixed_obs_scale = declared is not None
+        if declared is not None:  # a scale that the states an untrained policy visits cannot wash out
+            self.normalizer.var.copy_(torch.as_tensor(declared, device=dev).square() - 1e-8)
         self.reward_scale = torch.ones(k, device=dev)
         self._reward_stats = torch.zeros(3, k, device=dev, dtype=torch.float64)  # count, sum, sum of squares
         self.frozen = False
@@ -417,7 +427,7 @@ class MODQNAgent:
         action = torch.where(explore, random_choice, greedy)
         out = core.step(self._to_env(action), check=False)
         self.buffer.add(obs, action, out.reward, out.obs, out.terminated, core.action_masks())
-        if self.config.normalize_observations:
+        if self.config.normalize_observations and not self.fixed_obs_scale:
             self.normalizer.update(obs)
         if not self.frozen:
             r = out.reward.to(torch.float64)

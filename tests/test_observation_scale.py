@@ -46,3 +46,19 @@ def test_mo_ppo_uses_the_declared_scale_by_default_and_running_statistics_on_req
     running = MOPPO(make_vec(ENV_ID, 16, config="lost_sales"), MOPPOConfig(num_steps=8, obs_scale="running"))
     running.learn(256)
     assert not torch.allclose(running.obs_norm.scale()[1], torch.as_tensor(env.core.observation_scale()))
+
+
+def test_mo_dqn_uses_the_declared_scale_by_default_and_running_statistics_on_request() -> None:
+    from paretochain.agents.mo_dqn import MODQNAgent, MODQNConfig
+
+    env = make_vec(ENV_ID, 16, config="lost_sales")
+    declared = torch.as_tensor(env.core.observation_scale())
+    agent = MODQNAgent(env, MODQNConfig(learning_starts=64, batch_size=32))
+    agent.learn(512)
+    obs = torch.tensor([[10.0, 0.0, 5.0, 0.0, 0.0, 0.5, 0.0, 0.0]])
+    assert torch.allclose(agent.normalizer(obs), obs / declared, atol=1e-5)
+    running = MODQNAgent(
+        make_vec(ENV_ID, 16, config="lost_sales"), MODQNConfig(learning_starts=64, obs_scale="running")
+    )
+    running.learn(512)
+    assert not torch.allclose(running.normalizer(obs), obs / declared, atol=1e-3)
