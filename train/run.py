@@ -201,8 +201,13 @@ def newest_good_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
     raise PolicyFileError(f"cannot resume {run_dir}: none of its {len(found)} checkpoint(s) is usable ({problems[0]})")
 
 
-def config_differences(saved: RunConfig, given: RunConfig, ignore: frozenset[str] = RESUMABLE_CHANGES) -> list[str]:
-    """Dotted names of the fields whose values differ between two run configs, with both values."""
+def config_differences(
+    saved: RunConfig,
+    given: RunConfig,
+    ignore: frozenset[str] = RESUMABLE_CHANGES,
+    labels: tuple[str, str] = ("run", "given"),
+) -> list[str]:
+    """Dotted names of the fields whose values differ between two run configs, with both values under ``labels``."""
 
     def walk(a: Any, b: Any, prefix: str) -> list[str]:
         if isinstance(a, dict) and isinstance(b, dict):
@@ -212,7 +217,7 @@ def config_differences(saved: RunConfig, given: RunConfig, ignore: frozenset[str
                 if name not in ignore:
                     out += walk(a.get(key), b.get(key), name)
             return out
-        return [] if a == b else [f"{prefix} (run: {a!r}, given: {b!r})"]
+        return [] if a == b else [f"{prefix} ({labels[0]}: {a!r}, {labels[1]}: {b!r})"]
 
     return walk(saved.model_dump(mode="json"), given.model_dump(mode="json"), "")
 
@@ -238,8 +243,10 @@ def update_env_steps(agent: Any) -> int:
     """Environment steps of the agent's smallest unit of training (a rollout, a vector step)."""
     model = getattr(agent, "model", None)
     if model is not None:  # SB3: rollouts of n_steps (PPO) or train_freq vector steps (DQN)
+        from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
         n_envs = int(model.n_envs)
-        if hasattr(model, "n_steps"):
+        if isinstance(model, OnPolicyAlgorithm):  # (DQN's n_steps is its n-step return, not a rollout)
             return int(model.n_steps) * n_envs
         freq = getattr(model, "train_freq", None)
         per_env = int(freq.frequency) if freq is not None and str(freq.unit.value) == "step" else 1
@@ -505,11 +512,9 @@ def _check_owner(path: Path, state: dict[str, Any], run: RunConfig) -> None:
         owner = RunConfig.validate_data(saved, str(path))
     except ConfigError:
         raise PolicyFileError(f"checkpoint {path} names a run config this version cannot read") from None
-    differences = config_differences(owner, run)
+    differences = config_differences(owner, run, labels=("checkpoint", "this run"))
     if differences:
-        raise PolicyFileError(
-            f"checkpoint {path} belongs to another run: {'; '.join(differences[:3])}".replace("given:", "this run:")
-        )
+        raise PolicyFileError(f"checkpoint {path} belongs to another run: {'; '.join(differences[:3])}")
 
 
 def _clear_run_dir(run_dir: Path) -> None:
