@@ -50,6 +50,7 @@ import math
 import os
 import pickle
 import re
+import shlex
 import shutil
 import signal
 import time
@@ -295,7 +296,10 @@ def prepare_run_dir(run: RunConfig, run_dir: Path | None, resume: bool, overwrit
             raise ConfigError(f"cannot resume: run directory {run_dir} does not exist or is empty")
         return run_dir
     if occupied and not overwrite:
-        message = f"run directory {run_dir} already exists: pass --resume to continue it or --overwrite to replace it"
+        message = (
+            f"run directory {run_dir} already exists: continue it with `paretochain train --resume {shlex.quote(str(run_dir))}` "
+            "or pass --overwrite to replace it"
+        )
         with contextlib.suppress(ConfigError):
             differences = config_differences(resume_config(run_dir), run)
             if differences:
@@ -340,7 +344,7 @@ def train(
         if differences:
             raise ConfigError(
                 f"cannot resume {run_dir}: the given config differs from the run's config.yaml in "
-                f"{'; '.join(differences)} (only budget_env_steps may change; `paretochain train --resume {run_dir}` "
+                f"{'; '.join(differences)} (only budget_env_steps may change; `paretochain train --resume {shlex.quote(str(run_dir))}` "
                 "continues it as it was)"
             )
         checkpoint_path, state = newest_good_checkpoint(run_dir)
@@ -549,9 +553,10 @@ class _BestPolicy:
 
     Args:
         path: where the state is saved (``checkpoints/best.pt``).
-        run: the run's config, saved with the state.
         resumed_at: the step a resumed run continues from (None for a new run). A saved
             best from a later step belongs to steps the run is about to redo: it is dropped.
+            A damaged saved best is dropped with a CheckpointWarning.
+        run: the run's config, saved with the state.
     """
 
     metric = "hypervolume"
