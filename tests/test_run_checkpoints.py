@@ -276,3 +276,15 @@ def test_the_readme_train_then_resume_example_works_as_written(
     # the README's first command, made tiny by overrides after its own (later ones win)
     assert main([*shlex.split(first)[1:], *TINY, "--no-progress"]) == 0, capsys.readouterr().err
     assert main([*shlex.split(resume)[1:], "--no-progress"]) == 0, capsys.readouterr().err
+
+
+def test_a_new_run_on_a_taken_name_of_another_config_is_refused_naming_the_field(
+    finished_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {p: p.stat().st_mtime_ns for p in finished_run.rglob("*")}
+    args = ["train", "warehouse_mo_ppo", *TINY, f"runs_dir={finished_run.parent}", "name=base", "seed=7"]
+    assert main(args) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "already exists" in line and "seed (run: 0, given: 7)" in line and "set name=" in line
+    assert f"paretochain train --resume {finished_run}" in line
+    assert {p: p.stat().st_mtime_ns for p in finished_run.rglob("*")} == before
