@@ -165,12 +165,15 @@ def test_resume_needs_no_config_and_falls_back_past_a_corrupt_newest_checkpoint(
     run_dir = _copy(finished_run, tmp_path)
     newest = run_dir / "checkpoints" / "step_512.pt"
     _flip_bytes_inside_a_tensor(newest)
+    damaged = newest.read_bytes()
     with pytest.warns(CheckpointWarning, match=r"step_512\.pt fails its SHA-256 checksum"):
         path, state = newest_good_checkpoint(run_dir)
     assert path.name == "step_256.pt" and state["step"] == 256
-    with pytest.warns(CheckpointWarning, match=r"step_512\.pt"):
+    with pytest.warns(CheckpointWarning, match=r"step_512\.pt") as caught:
         code = main(["train", "--resume", str(run_dir), "budget_env_steps=768", "--no-progress"])
     assert code == 0, capsys.readouterr().err
+    assert any("resuming from step_256.pt" in str(w.message) for w in caught)
+    assert (run_dir / "checkpoints" / "step_512.pt.damaged").read_bytes() == damaged  # kept, not deleted
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["env_steps"] == 768
     assert load_checkpoint(newest)["step"] == 512  # redone from step 256 and written anew

@@ -32,7 +32,8 @@ most one checkpoint interval. ``resume=True`` continues from the newest checkpoi
 ``torch.load(weights_only=True)``: a file holding any other pickled object is refused
 without running it. Each file carries the SHA-256 of its payload; a checkpoint that
 fails it (or cannot be read) is skipped with a :class:`~paretochain.errors.CheckpointWarning`
-and the resume continues from the newest good one (``keep_checkpoints`` is at least 2).
+and the resume continues from the newest good one (``keep_checkpoints`` is at least 2); the
+skipped files are renamed ``step_<N>.pt.damaged`` (kept for inspection, no longer counted).
 
 **Budget.** Agents train in whole updates (MO-PPO and SB3 PPO: rollouts of
 ``num_steps x num_envs`` steps; DQN agents: vector steps of ``num_envs``), so a budget
@@ -358,17 +359,16 @@ def train(
         except PolicyFileError as exc:
             raise PolicyFileError(f"checkpoint {checkpoint_path}: {exc}") from None
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
-            raise PolicyFileError(
-                f"checkpoint {checkpoint_path} does not fit this run's agent: {type(exc).__name__}: {exc}".splitlines()[
-                    0
-                ]
-            ) from None
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise PolicyFileError(f"checkpoint {checkpoint_path} does not fit this run's agent: {reason}") from None
     elif run.imitation is not None:  # built before anything is written: an unknown baseline fails here
         name = run.imitation.baseline
         teacher = family_baselines(run.env.id, env_cfg, [name], device=str(device))[name](env)
 
     if overwrite and run_dir.exists() and not resume:
         _clear_run_dir(run_dir)
+    if state is not None:
+        _set_aside_newer_than(checkpoint_path, run_dir)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     if not (run_dir / RUN_MARKER).exists():
         marker = {"made_by": "paretochain train", "version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -519,6 +519,23 @@ def _check_owner(path: Path, state: dict[str, Any], run: RunConfig) -> None:
     differences = config_differences(owner, run, labels=("checkpoint", "this run"))
     if differences:
         raise PolicyFileError(f"checkpoint {path} belongs to another run: {'; '.join(differences[:3])}")
+
+
+def _set_aside_newer_than(resumed_from: Path, run_dir: Path) -> None:
+    """Rename the unusable checkpoints newer than the one a resume starts from to ``*.damaged`` (kept, not counted)."""
+    newer = [p for p in checkpoints(run_dir) if int(p.stem.split("_")[1]) > int(resumed_from.stem.split("_")[1])]
+    for path in newer:
+        target, n = path.with_name(path.name + ".damaged"), 1
+        while target.exists():  # an earlier incident's file stays too
+            target, n = path.with_name(f"{path.name}.damaged{n}"), n + 1
+        os.replace(path, target)
+    if newer:
+        warnings.warn(
+            f"resuming from {resumed_from.name}; the unusable newer checkpoint(s) "
+            f"{', '.join(p.name for p in newer)} are kept beside it as *.damaged",
+            CheckpointWarning,
+            stacklevel=3,
+        )
 
 
 def _clear_run_dir(run_dir: Path) -> None:
