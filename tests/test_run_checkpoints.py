@@ -291,3 +291,18 @@ def test_a_new_run_on_a_taken_name_of_another_config_is_refused_naming_the_field
     assert "already exists" in line and "seed (run: 0, given: 7)" in line and "set name=" in line
     assert f"paretochain train --resume {finished_run}" in line
     assert {p: p.stat().st_mtime_ns for p in finished_run.rglob("*")} == before
+
+
+def test_a_damaged_or_foreign_best_checkpoint_is_dropped_with_a_warning(finished_run: Path, tmp_path: Path) -> None:
+    from paretochain.train.run import _BestPolicy
+
+    run = load_run_config(finished_run / "config.yaml")
+    best = tmp_path / "best.pt"
+    shutil.copyfile(finished_run / "checkpoints" / "best.pt", best)
+    assert _BestPolicy(best, resumed_at=512, run=run).step == 512
+    other = run.model_copy(update={"seed": 9})
+    with pytest.warns(CheckpointWarning, match=r"belongs to another run: seed"):
+        assert _BestPolicy(best, resumed_at=512, run=other).step is None
+    best.write_bytes(best.read_bytes()[:1000])
+    with pytest.warns(CheckpointWarning, match="cannot be read"):
+        assert _BestPolicy(best, resumed_at=512, run=run).step is None

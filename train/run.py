@@ -572,7 +572,7 @@ class _BestPolicy:
         path: where the state is saved (``checkpoints/best.pt``).
         resumed_at: the step a resumed run continues from (None for a new run). A saved
             best from a later step belongs to steps the run is about to redo: it is dropped.
-            A damaged saved best is dropped with a CheckpointWarning.
+            A damaged saved best, or one of another run, is dropped with a CheckpointWarning.
         run: the run's config, saved with the state.
     """
 
@@ -586,6 +586,8 @@ class _BestPolicy:
         if resumed_at is not None and path.exists():
             try:
                 saved = self.load()
+                if run is not None:
+                    _check_owner(path, saved, run)
             except PolicyFileError as exc:
                 warnings.warn(f"{exc}; the best policy is chosen again from here on", CheckpointWarning, stacklevel=2)
                 return
