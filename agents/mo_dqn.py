@@ -49,6 +49,7 @@ from torch import nn
 
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
+from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.envs.config import ConfigModel
 from paretochain.envs.registration import resolve_device
 from paretochain.envs.views import BatchedVectorEnv
@@ -610,11 +611,7 @@ class MODQNAgent:
     # ------------------------------------------------------------------ checkpoints and export
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: networks, optimiser, scales, buffer, generators, env state, counters."""
-        rng: dict[str, Any] = {
-            "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-        }
+        rng = host_rng_state()
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
@@ -670,9 +667,7 @@ class MODQNAgent:
         self.num_env_steps, self.num_updates = int(state["num_env_steps"]), int(state["num_updates"])
         self.num_vector_steps = int(state["num_vector_steps"])
         rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        set_host_rng_state(rng)
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         self._reset_stats()

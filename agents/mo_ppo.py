@@ -51,6 +51,7 @@ from paretochain.agents.networks import (
 )
 from paretochain.agents.normalization import ObservationNormalizer, ReturnNormalizer
 from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
+from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.agents.rollout_storage import RolloutStorage
 from paretochain.envs.config import ConfigModel
 from paretochain.envs.core import BatchedCore
@@ -630,11 +631,7 @@ class MOPPO:
         """
         if not self._started:
             self._start()
-        rng: dict[str, Any] = {
-            "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-        }
+        rng = host_rng_state()
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         # a snapshot: parameters and optimiser moments are copied, not referenced
@@ -692,9 +689,7 @@ class MOPPO:
             self._set_anchor(anchor)
         self._started = True
         rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        set_host_rng_state(rng)
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
 

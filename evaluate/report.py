@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from paretochain.agents.export import LoadedPolicy, load_policy
+from paretochain.devices import require_device
 from paretochain.envs.registration import env_class, make_vec
 from paretochain.errors import ConfigError
 from paretochain.evaluate.baselines import family_baseline_fronts, family_baselines, family_of
@@ -69,6 +70,15 @@ class Evaluation:
     report_html: Path
     metrics_json: Path
     metrics: dict[str, Any]
+
+
+def _check_arguments(episodes: int, out_dir: str | Path | None, device: str) -> str:
+    """Refuse bad arguments, each with one line, before any policy is loaded or file written; the device to use."""
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ConfigError(f"episodes must be a whole number of at least 1, got {episodes!r}")
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"output folder {out_dir} is an existing file, not a folder")
+    return str(require_device(device, "device"))
 
 
 def _resolve_policy(target: str | Path) -> tuple[Path, LoadedPolicy]:
@@ -123,8 +133,9 @@ def evaluate(
             :func:`paretochain.evaluate.baselines.family_baselines`).
         scenarios: robustness scenarios to run (default: all of the family; ``baseline`` always).
         out_dir: where to write (default: ``evaluation/`` in the run directory, or beside the policy file).
-        device: where the environments run.
+        device: where the environments run: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when torch sees a GPU).
     """
+    device = _check_arguments(episodes, out_dir, device)
     t_start = time.perf_counter()
     policy_path, policy = _resolve_policy(target)
     meta = policy.metadata
@@ -136,6 +147,8 @@ def evaluate(
     family = family_of(env_id)
     # beside the policy, in evaluation/: the run directory's own metrics.json stays the training run's
     out = Path(out_dir) if out_dir is not None else policy_path.parent / "evaluation"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output folder {out} is an existing file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
 

@@ -21,3 +21,11 @@ class ActionError(ParetochainError, ValueError):
 
 class PolicyFileError(ParetochainError, ValueError):
     """A checkpoint or exported policy file is truncated, corrupted or of the wrong kind."""
+
+
+class ParetochainWarning(UserWarning):
+    """Base class of the warnings this package issues (the command line prints each as one line)."""
+
+
+class CheckpointWarning(ParetochainWarning):
+    """A checkpoint was skipped (unreadable, failed checksum, or refused): an older one is used."""

@@ -285,7 +285,7 @@ def test_resumed_training_matches_uninterrupted_training() -> None:
     torch.save(checkpoint, buffer)
     buffer.seek(0)
     resumed = build()
-    resumed.load_state_dict(torch.load(buffer, map_location="cpu", weights_only=False))
+    resumed.load_state_dict(torch.load(buffer, map_location="cpu", weights_only=True))
     resumed.learn(160)
     assert resumed.global_step == straight.global_step == 320
     for a, b in zip(straight.actor.parameters(), resumed.actor.parameters()):

@@ -283,6 +283,8 @@ def test_sb3_state_dict_round_trip_gives_identical_actions_and_resumes_training(
     assert torch.equal(other.act(obs), agent.act(obs))
     assert other.num_env_steps == agent.num_env_steps
     assert other.model.replay_buffer.size() == agent.model.replay_buffer.size()
+    assert np.array_equal(other.model.replay_buffer.observations, agent.model.replay_buffer.observations)
+    assert other.model._n_calls == agent.model._n_calls and other.model.exploration_rate == agent.model.exploration_rate
     other.learn(64)
     assert other.num_env_steps >= agent.num_env_steps + 64
 
@@ -291,9 +293,13 @@ def test_sb3_agent_refuses_a_corrupted_state_and_a_wrong_algorithm() -> None:
     env = make_vec(WAREHOUSE, 2, config="lost_sales", tensors=True, check_actions=False)
     agent = SB3Agent(env, {"algo": "ppo", **TINY}, device="cpu")
     state = agent.state_dict()
-    broken = dict(state, model=state["model"][: len(state["model"]) // 2])
-    with pytest.raises(PolicyFileError):
-        agent.load_state_dict(broken)
+    weights = dict(state["policy"])
+    name = next(iter(weights))
+    weights[name] = weights[name][..., :1]  # a tensor of the wrong shape
+    with pytest.raises(PolicyFileError, match="does not fit"):
+        agent.load_state_dict(dict(state, policy=weights))
+    with pytest.raises(PolicyFileError, match="does not fit"):
+        agent.load_state_dict({k: v for k, v in state.items() if k != "counters"})
     with pytest.raises(PolicyFileError, match="format"):
         agent.load_state_dict({"format": "something else"})
     with pytest.raises(ConfigError, match="Discrete"):
@@ -344,3 +350,23 @@ def test_plain_ppo_and_dqn_only_ever_send_allowed_actions_on_masked_families(
     assert agent.vec_env.replace_masked
     agent.learn(128)
     assert agent.num_env_steps >= 128
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_sb3_state_holds_only_tensors_and_plain_data_and_loads_without_pickle(algo: str) -> None:
+    import io
+
+    env = make_vec(WAREHOUSE, 2, config="lost_sales", tensors=True, check_actions=False)
+    config = {"algo": algo, **TINY, "normalize_observations": True, "normalize_rewards": True}
+    agent = SB3Agent(env, config, device="cpu")
+    agent.learn(100)
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)  # refuses any pickled object
+    other = SB3Agent(make_vec(WAREHOUSE, 2, config="lost_sales", tensors=True, check_actions=False), config, "cpu")
+    other.load_state_dict(state)
+    obs = _random_obs(env.single_observation_space.shape[0], 20)
+    assert torch.equal(other.act(obs), agent.act(obs))
+    assert np.array_equal(other.venv.obs_rms.mean, agent.venv.obs_rms.mean)
+    assert other.venv.ret_rms.count == agent.venv.ret_rms.count

@@ -69,6 +69,8 @@ def test_every_shipped_run_config_trains_exports_and_writes_metrics_at_a_tiny_bu
     assert (d / "policy.pt").exists() and (d / "policy.pt2").exists()
     metrics = json.loads((d / "metrics.json").read_text())
     assert metrics["env_steps"] >= 512 and metrics["agent"] == run.agent
+    # every agent's checkpoint reads back with weights_only (tensors and plain data only)
+    assert load_checkpoint(checkpoints(d)[-1])["step"] == metrics["env_steps"]
     # one evaluation, at the end: the best policy is the final one, copied
     assert metrics["best_evaluation"]["step"] == metrics["env_steps"]
     assert (d / "best" / "policy.pt").read_bytes() == (d / "policy.pt").read_bytes()

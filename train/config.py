@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from paretochain.envs.config import ConfigModel, apply_overrides, read_yaml, resolve_config_path
 from paretochain.errors import ConfigError
@@ -22,6 +24,15 @@ class EnvSection(ConfigModel):
         default="default", description="packaged config name, YAML path, or an inline mapping"
     )
     overrides: dict[str, Any] = Field(default_factory=dict, description="config fields replacing those of `config`")
+
+    @field_validator("id")
+    @classmethod
+    def _registered(cls, env_id: str) -> str:
+        from paretochain.envs.registration import ENTRY_POINTS
+
+        if env_id not in ENTRY_POINTS:
+            raise ValueError(f"unknown environment id {env_id!r}; paretochain registers {sorted(ENTRY_POINTS)}")
+        return env_id
 
 
 class ImitationSection(ConfigModel):
@@ -60,7 +71,11 @@ class RunConfig(ConfigModel):
     seed: int = Field(default=0, ge=0, description="seeds the agent, its sampling and the environments")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = CUDA when torch sees a GPU")
     checkpoint_interval_steps: int = Field(default=50_000, ge=1, description="env steps between checkpoints")
-    keep_checkpoints: int = Field(default=3, ge=1, description="checkpoints kept on disk (oldest removed)")
+    keep_checkpoints: int = Field(
+        default=3,
+        ge=2,
+        description="checkpoints kept on disk (oldest removed); at least 2, so that a damaged newest one leaves one to resume from",
+    )
     eval_interval_steps: int = Field(
         default=50_000, ge=1, description="env steps between evaluations over the preference set"
     )
@@ -93,11 +108,18 @@ class RunConfig(ConfigModel):
 
     @property
     def run_name(self) -> str:
+        """``name``, or ``<agent>-<family>-<env config>-s<seed>``; when ``env.overrides`` or an inline env
+        config change the environment, a short hash of them follows, so distinct environments get distinct names."""
         if self.name:
             return self.name
         family = self.env.id.split("/")[-1].split("-")[0].lower()
         cfg = self.env.config if isinstance(self.env.config, str) else "custom"
-        return f"{self.agent}-{family}-{Path(str(cfg)).stem}-s{self.seed}"
+        base = f"{self.agent}-{family}-{Path(str(cfg)).stem}-s{self.seed}"
+        if not self.env.overrides and not isinstance(self.env.config, dict):
+            return base
+        spec = {"config": self.env.config, "overrides": self.env.overrides}
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return f"{base}-{digest}"
 
 
 def load_run_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> RunConfig:

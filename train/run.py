@@ -4,6 +4,7 @@ Layout written under ``<runs_dir>/<name>/``::
 
     config.yaml          the resolved run config, as run
     tb/                  TensorBoard events (per-objective returns, losses, SPS, hypervolume)
+    .paretochain-run     marker: this directory was made by a run (only such a directory is ever cleared)
     checkpoints/         step_<N>.pt: agent state (model, optimiser, normalisers, RNG, env), step counter;
                          best.pt: the state at the best evaluation so far
     policy.pt, .pt2      the exported policy (at the end)
@@ -26,17 +27,36 @@ With an ``imitation`` section, MO-PPO first fits a baseline's decisions
 
 A run stops cleanly on Ctrl-C or SIGTERM (it checkpoints first); a SIGKILL loses at
 most one checkpoint interval. ``resume=True`` continues from the newest checkpoint.
+
+**Checkpoints hold tensors and plain data only** and are read with
+``torch.load(weights_only=True)``: a file holding any other pickled object is refused
+without running it. Each file carries the SHA-256 of its payload; a checkpoint that
+fails it (or cannot be read) is skipped with a :class:`~paretochain.errors.CheckpointWarning`
+and the resume continues from the newest good one (``keep_checkpoints`` is at least 2); the
+skipped files are renamed ``step_<N>.pt.damaged`` (kept for inspection, no longer counted).
+
+**Budget.** Agents train in whole updates (MO-PPO and SB3 PPO: rollouts of
+``num_steps x num_envs`` steps; DQN agents: vector steps of ``num_envs``), so a budget
+that is not a multiple is rounded up; :func:`planned_env_steps` says to what, and the
+command line prints it before training starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
+import math
 import os
+import pickle
+import re
+import shlex
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,17 +64,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from paretochain import __version__
 from paretochain.agents.logging import TensorBoardLogger
-from paretochain.envs.registration import env_class, make_vec, resolve_device
-from paretochain.errors import ConfigError, PolicyFileError
+from paretochain.devices import require_device
+from paretochain.envs.registration import env_class, make_vec
+from paretochain.errors import CheckpointWarning, ConfigError, PolicyFileError
 from paretochain.evaluate.baselines import family_baselines
 from paretochain.train.agents import build_agent
-from paretochain.train.config import RunConfig
+from paretochain.train.config import RunConfig, load_run_config
 
-CHECKPOINT_FORMAT = "paretochain.run-checkpoint/1"
+CHECKPOINT_FORMAT = "paretochain.run-checkpoint/2"
+RUN_MARKER = ".paretochain-run"
+# fields a resumed run may change: the budget, and where new runs go (the run directory is given)
+RESUMABLE_CHANGES = frozenset({"budget_env_steps", "runs_dir"})
 
 
 @dataclass
@@ -86,10 +109,20 @@ def env_config_of(run: RunConfig) -> Any:
     return cls.config_cls.load(run.env.config, **run.env.overrides)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
+def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:
+    """Write ``state`` (tensors and plain data) atomically, with the SHA-256 of its bytes beside it in the file.
+
+    The file is itself a torch file, ``{"format", "sha256", "payload"}``, whose payload
+    is the serialised state as a uint8 tensor: :func:`load_checkpoint` checks the
+    digest before it reads the state.
+    """
+    inner = io.BytesIO()
+    torch.save(dict(state), inner)
+    digest = hashlib.sha256(inner.getbuffer()).hexdigest()
+    payload = torch.frombuffer(inner.getbuffer(), dtype=torch.uint8)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
+        torch.save({"format": CHECKPOINT_FORMAT, "sha256": digest, "payload": payload}, fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -102,23 +135,127 @@ def _atomic_write_text(text: str, path: Path) -> None:
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoint files of a run, oldest first."""
+    """Checkpoint files of a run (``step_<N>.pt``), oldest first."""
     folder = run_dir / "checkpoints"
-    found = [p for p in folder.glob("step_*.pt")] if folder.exists() else []
+    found = [p for p in folder.glob("step_*.pt") if re.fullmatch(r"step_\d+", p.stem)] if folder.exists() else []
     return sorted(found, key=lambda p: int(p.stem.split("_")[1]))
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a run checkpoint, refusing truncated or foreign files with a clear error."""
+def _safe_torch_load(source: Path | io.BytesIO, path: Path) -> Any:
+    """``torch.load(weights_only=True)``, its failures turned into one-line PolicyFileErrors."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message runs over many lines; its reason is on the one naming the refused global
+        lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported" in ln or "WeightsUnpickler" in ln]
+        reason = lines[0] if lines else str(exc).splitlines()[0]
+        raise PolicyFileError(
+            f"checkpoint {path} holds an object other than tensors and plain data ({reason}): "
+            "refused without loading it, as loading could run code"
+        ) from None
     except Exception as exc:  # torch raises several types for damaged files
         raise PolicyFileError(
-            f"checkpoint {path} cannot be read (truncated or corrupted?): {type(exc).__name__}: {exc}"
+            f"checkpoint {path} cannot be read (truncated or corrupted?): {type(exc).__name__}: {exc}".splitlines()[0]
         ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise PolicyFileError(f"{path} is not a paretochain run checkpoint")
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a run checkpoint written by :func:`save_checkpoint`.
+
+    Nothing in the file is executed (``weights_only=True``). Raises PolicyFileError, in one
+    line naming the file, for a truncated file, a failed checksum, a foreign file or a
+    file holding any object other than tensors and plain data.
+    """
+    outer = _safe_torch_load(path, path)
+    if not isinstance(outer, dict) or outer.get("format") != CHECKPOINT_FORMAT:
+        got = outer.get("format") if isinstance(outer, dict) else type(outer).__name__
+        raise PolicyFileError(
+            f"{path} is not a paretochain run checkpoint (format {got!r}, expected {CHECKPOINT_FORMAT!r})"
+        )
+    payload = outer.get("payload")
+    if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8 or payload.dim() != 1:
+        raise PolicyFileError(f"checkpoint {path} has no payload")
+    data = payload.numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != outer.get("sha256"):
+        raise PolicyFileError(f"checkpoint {path} fails its SHA-256 checksum: its content was changed or damaged")
+    state = _safe_torch_load(io.BytesIO(data), path)
+    if not isinstance(state, dict):
+        raise PolicyFileError(f"checkpoint {path} holds a {type(state).__name__}, not a run state")
     return state
+
+
+def newest_good_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of ``run_dir`` that reads and passes its checksum, and its state.
+
+    Each newer one that does not is reported with a :class:`CheckpointWarning`. Raises
+    ConfigError when the run holds no checkpoint and PolicyFileError when none is good.
+    """
+    found = checkpoints(run_dir)
+    if not found:
+        raise ConfigError(f"cannot resume: {run_dir / 'checkpoints'} holds no checkpoint")
+    problems = []
+    for path in reversed(found):
+        try:
+            return path, load_checkpoint(path)
+        except PolicyFileError as exc:
+            problems.append(str(exc))
+            warnings.warn(f"{exc}; trying the previous checkpoint", CheckpointWarning, stacklevel=2)
+    raise PolicyFileError(f"cannot resume {run_dir}: none of its {len(found)} checkpoint(s) is usable ({problems[0]})")
+
+
+def config_differences(
+    saved: RunConfig,
+    given: RunConfig,
+    ignore: frozenset[str] = RESUMABLE_CHANGES,
+    labels: tuple[str, str] = ("run", "given"),
+) -> list[str]:
+    """Dotted names of the fields whose values differ between two run configs, with both values under ``labels``."""
+
+    def walk(a: Any, b: Any, prefix: str) -> list[str]:
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = []
+            for key in sorted(set(a) | set(b), key=str):
+                name = f"{prefix}.{key}" if prefix else str(key)
+                if name not in ignore:
+                    out += walk(a.get(key), b.get(key), name)
+            return out
+        return [] if a == b else [f"{prefix} ({labels[0]}: {a!r}, {labels[1]}: {b!r})"]
+
+    return walk(saved.model_dump(mode="json"), given.model_dump(mode="json"), "")
+
+
+def resume_config(run_dir: Path | str, overrides: Sequence[str] = ()) -> RunConfig:
+    """The config of the run in ``run_dir`` (its own ``config.yaml``) with ``key=value`` overrides.
+
+    Raises ConfigError when ``run_dir`` holds no run.
+    """
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"cannot resume: {run_dir} is not a run directory (it has no config.yaml)")
+    return load_run_config(path, overrides)
+
+
+def planned_env_steps(agent: Any, budget: int, start: int = 0) -> int:
+    """The step count a run from ``start`` to ``budget`` ends at: the budget rounded up to whole updates."""
+    size = update_env_steps(agent)
+    return start if budget <= start else start + math.ceil((budget - start) / size) * size
+
+
+def update_env_steps(agent: Any) -> int:
+    """Environment steps of the agent's smallest unit of training (a rollout, a vector step)."""
+    model = getattr(agent, "model", None)
+    if model is not None:  # SB3: rollouts of n_steps (PPO) or train_freq vector steps (DQN)
+        from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+        n_envs = int(model.n_envs)
+        if isinstance(model, OnPolicyAlgorithm):  # (DQN's n_steps is its n-step return, not a rollout)
+            return int(model.n_steps) * n_envs
+        freq = getattr(model, "train_freq", None)
+        per_env = int(freq.frequency) if freq is not None and str(freq.unit.value) == "step" else 1
+        return per_env * n_envs
+    num_envs = int(agent.env.num_envs)
+    num_steps = getattr(agent.config, "num_steps", None)  # MO-PPO rollouts; MO-DQN steps every vector step
+    return int(num_steps) * num_envs if num_steps is not None else num_envs
 
 
 class _StopRequest:
@@ -146,15 +283,34 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
 
 
 def prepare_run_dir(run: RunConfig, run_dir: Path | None, resume: bool, overwrite: bool) -> Path:
-    """Decide the run directory; refuse to touch an existing one unless resuming or overwriting."""
+    """Decide the run directory; refuse to touch an existing one unless resuming or overwriting.
+
+    ``overwrite`` is honoured only for a directory a run made (it holds the
+    ``.paretochain-run`` marker); anything else is refused and nothing is deleted.
+    """
     run_dir = Path(run_dir) if run_dir is not None else Path(run.runs_dir) / run.run_name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not resume and not overwrite:
-            raise RunDirectoryExists(
-                f"run directory {run_dir} already exists: pass --resume to continue it or --overwrite to replace it"
-            )
-    elif resume:
-        raise ConfigError(f"cannot resume: run directory {run_dir} does not exist or is empty")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} is a file, not a directory")
+    occupied = run_dir.exists() and any(run_dir.iterdir())
+    if resume:
+        if not occupied:
+            raise ConfigError(f"cannot resume: run directory {run_dir} does not exist or is empty")
+        return run_dir
+    if occupied and not overwrite:
+        message = (
+            f"run directory {run_dir} already exists: continue it with `paretochain train --resume {shlex.quote(str(run_dir))}` "
+            "or pass --overwrite to replace it"
+        )
+        with contextlib.suppress(ConfigError):
+            differences = config_differences(resume_config(run_dir), run)
+            if differences:
+                message += f" (it holds a run of another config: {differences[0]}; set name=... to start a new run)"
+        raise RunDirectoryExists(message)
+    if occupied and not (run_dir / RUN_MARKER).is_file():
+        raise ConfigError(
+            f"--overwrite refused: {run_dir} was not made by a paretochain run (no {RUN_MARKER} marker in it); "
+            "nothing was deleted"
+        )
     return run_dir
 
 
@@ -165,75 +321,94 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     evaluate_during: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Train, checkpoint, evaluate, export; see the module docstring for the layout.
 
     Args:
         run: the run config.
         run_dir: override of ``<runs_dir>/<name>``.
-        resume: continue from the newest checkpoint in ``run_dir``.
-        overwrite: replace an existing run directory.
+        resume: continue from the newest good checkpoint in ``run_dir``; ``run`` must equal
+            the run's own ``config.yaml`` but for ``budget_env_steps`` (and ``runs_dir``),
+            else ConfigError names the first differing fields (see :func:`resume_config`).
+        overwrite: replace an existing run directory (only one a run made).
         progress: show a progress bar with ETA and the latest per-objective returns.
         evaluate_during: evaluate over the preference set at every ``eval_interval_steps``.
+        announce: receives one-line notices before training starts (the budget's rounding).
     """
     env_cfg = env_config_of(run)  # config errors first: nothing is touched before they are checked
+    device = require_device(run.device, "device")
     run_dir = prepare_run_dir(run, Path(run_dir) if run_dir is not None else None, resume, overwrite)
-    device = resolve_device(run.device)
     state = None
     if resume:
-        found = checkpoints(run_dir)
-        if not found:
-            raise ConfigError(f"cannot resume: {run_dir / 'checkpoints'} holds no checkpoint")
-        state = load_checkpoint(found[-1])
-        saved = RunConfig.validate_data(
-            yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml")
-        )
-        if saved.model_dump(exclude={"budget_env_steps"}) != run.model_dump(exclude={"budget_env_steps"}):
+        differences = config_differences(resume_config(run_dir), run)
+        if differences:
             raise ConfigError(
-                f"cannot resume {run_dir}: its config.yaml differs from the given config (only budget_env_steps may change)"
+                f"cannot resume {run_dir}: the given config differs from the run's config.yaml in "
+                f"{'; '.join(differences)} (only budget_env_steps may change; `paretochain train --resume {shlex.quote(str(run_dir))}` "
+                "continues it as it was)"
             )
+        checkpoint_path, state = newest_good_checkpoint(run_dir)
+        _check_owner(checkpoint_path, state, run)
     env = make_vec(run.env.id, run.num_envs, device=device, config=env_cfg, tensors=True, check_actions=False)
     agent = build_agent(run, env, str(device))
     teacher = None
     if state is not None:
-        agent.load_state_dict(state["agent"])
+        try:
+            agent.load_state_dict(state["agent"])
+        except PolicyFileError as exc:
+            raise PolicyFileError(f"checkpoint {checkpoint_path}: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise PolicyFileError(f"checkpoint {checkpoint_path} does not fit this run's agent: {reason}") from None
     elif run.imitation is not None:  # built before anything is written: an unknown baseline fails here
         name = run.imitation.baseline
         teacher = family_baselines(run.env.id, env_cfg, [name], device=str(device))[name](env)
 
     if overwrite and run_dir.exists() and not resume:
         _clear_run_dir(run_dir)
+    if state is not None:
+        _set_aside_newer_than(checkpoint_path, run_dir)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if not (run_dir / RUN_MARKER).exists():
+        marker = {"made_by": "paretochain train", "version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        _atomic_write_text(json.dumps(marker) + "\n", run_dir / RUN_MARKER)
     _atomic_write_text(run.to_yaml(), run_dir / "config.yaml")
     logger = TensorBoardLogger(str(run_dir / "tb"))
     logger.record_config(run.model_dump(mode="json"), run.to_yaml())
 
     step = agent_steps(agent)
+    planned = planned_env_steps(agent, run.budget_env_steps, step)
+    if planned != max(run.budget_env_steps, step) and announce is not None:
+        announce(
+            f"budget_env_steps={run.budget_env_steps:,} is not a whole number of updates of "
+            f"{update_env_steps(agent):,} env steps: training to {planned:,} env steps"
+        )
     history: list[dict[str, Any]] = list(state["evaluations"]) if state else []
     seconds = float(state["seconds"]) if state else 0.0
     next_ckpt = (step // run.checkpoint_interval_steps + 1) * run.checkpoint_interval_steps
     next_eval = (step // run.eval_interval_steps + 1) * run.eval_interval_steps
     latest: dict[str, float] = {}
     interrupted = None
-    bar = _progress(run.budget_env_steps, step) if progress else None
+    bar = _progress(planned, step) if progress else None
 
     def on_stats(stats: dict[str, float]) -> bool:
         latest.update(stats)
         if bar is not None:
-            bar.n = int(stats.get("global_step", agent_steps(agent)))
+            bar.n = min(int(stats.get("global_step", agent_steps(agent))), planned)
             bar.set_postfix_str(_postfix(stats, agent.objective_names), refresh=False)
             bar.refresh()
         return stop.requested is None
 
-    best = _BestPolicy(run_dir / "checkpoints" / "best.pt", resumed_at=step if state is not None else None)
+    best = _BestPolicy(run_dir / "checkpoints" / "best.pt", resumed_at=step if state is not None else None, run=run)
 
     def evaluate(step_now: int) -> None:
         history.append(_evaluate(agent, run, env_cfg, step_now, logger))
         best.offer(history[-1], agent)
 
     def save(step_now: int) -> None:
-        payload = _checkpoint(step_now, agent, seconds=seconds, evaluations=history)
-        _atomic_save(payload, run_dir / "checkpoints" / f"step_{step_now}.pt")
+        payload = _checkpoint(step_now, agent, run, seconds=seconds, evaluations=history)
+        save_checkpoint(payload, run_dir / "checkpoints" / f"step_{step_now}.pt")
         for old in checkpoints(run_dir)[: -run.keep_checkpoints]:
             old.unlink(missing_ok=True)
 
@@ -304,14 +479,69 @@ def train(
     return RunResult(run_dir, policy_path, metrics, interrupted is not None)
 
 
-def _checkpoint(step: int, agent: Any, **extra: Any) -> dict[str, Any]:
-    """A run checkpoint (what :func:`load_checkpoint` reads): the agent's state at ``step`` and ``extra`` entries."""
-    return {"format": CHECKPOINT_FORMAT, "version": __version__, "step": step, **extra, "agent": agent.state_dict()}
+def _checkpoint(step: int, agent: Any, run: RunConfig | None, **extra: Any) -> dict[str, Any]:
+    """A run state (what :func:`load_checkpoint` returns): the agent's state at ``step``, the run's config, ``extra``."""
+    state = {
+        "version": __version__,
+        "step": step,
+        "run_config": None if run is None else run.model_dump(mode="json"),
+        **extra,
+        "agent": agent.state_dict(),
+    }
+    _require_plain(state, "checkpoint")
+    return state
+
+
+def _require_plain(value: Any, where: str) -> None:
+    """Refuse, when writing, what ``torch.load(weights_only=True)`` would refuse when reading."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes, torch.Tensor, torch.dtype, torch.device)):
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _require_plain(key, f"{where} key")
+            _require_plain(item, f"{where}.{key}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _require_plain(item, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where} is a {type(value).__name__}: a checkpoint holds tensors and plain data only")
+
+
+def _check_owner(path: Path, state: dict[str, Any], run: RunConfig) -> None:
+    """Refuse a checkpoint written by a run of another config (another family, agent, environment)."""
+    saved = state.get("run_config")
+    if not isinstance(saved, dict):
+        raise PolicyFileError(f"checkpoint {path} does not say which run wrote it")
+    try:
+        owner = RunConfig.validate_data(saved, str(path))
+    except ConfigError:
+        raise PolicyFileError(f"checkpoint {path} names a run config this version cannot read") from None
+    differences = config_differences(owner, run, labels=("checkpoint", "this run"))
+    if differences:
+        raise PolicyFileError(f"checkpoint {path} belongs to another run: {'; '.join(differences[:3])}")
+
+
+def _set_aside_newer_than(resumed_from: Path, run_dir: Path) -> None:
+    """Rename the unusable checkpoints newer than the one a resume starts from to ``*.damaged`` (kept, not counted)."""
+    newer = [p for p in checkpoints(run_dir) if int(p.stem.split("_")[1]) > int(resumed_from.stem.split("_")[1])]
+    for path in newer:
+        target, n = path.with_name(path.name + ".damaged"), 1
+        while target.exists():  # an earlier incident's file stays too
+            target, n = path.with_name(f"{path.name}.damaged{n}"), n + 1
+        os.replace(path, target)
+    if newer:
+        warnings.warn(
+            f"resuming from {resumed_from.name}; the unusable newer checkpoint(s) "
+            f"{', '.join(p.name for p in newer)} are kept beside it as *.damaged",
+            CheckpointWarning,
+            stacklevel=3,
+        )
 
 
 def _clear_run_dir(run_dir: Path) -> None:
     for child in run_dir.iterdir():
-        if child.is_dir():
+        if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
             child.unlink()
@@ -343,16 +573,25 @@ class _BestPolicy:
         path: where the state is saved (``checkpoints/best.pt``).
         resumed_at: the step a resumed run continues from (None for a new run). A saved
             best from a later step belongs to steps the run is about to redo: it is dropped.
+            A damaged saved best, or one of another run, is dropped with a CheckpointWarning.
+        run: the run's config, saved with the state.
     """
 
     metric = "hypervolume"
 
-    def __init__(self, path: Path, resumed_at: int | None) -> None:
+    def __init__(self, path: Path, resumed_at: int | None, run: RunConfig | None = None) -> None:
         self.path = path
+        self.run = run
         self.step: int | None = None
         self.value = -float("inf")
         if resumed_at is not None and path.exists():
-            saved = self.load()
+            try:
+                saved = self.load()
+                if run is not None:
+                    _check_owner(path, saved, run)
+            except PolicyFileError as exc:
+                warnings.warn(f"{exc}; the best policy is chosen again from here on", CheckpointWarning, stacklevel=2)
+                return
             if int(saved["step"]) <= resumed_at:
                 self.step, self.value = int(saved["step"]), float(saved["value"])
 
@@ -361,7 +600,7 @@ class _BestPolicy:
         value = float(evaluation[self.metric])
         if value >= self.value:
             self.step, self.value = int(evaluation["step"]), value
-            _atomic_save(_checkpoint(self.step, agent, metric=self.metric, value=value), self.path)
+            save_checkpoint(_checkpoint(self.step, agent, self.run, metric=self.metric, value=value), self.path)
 
     def load(self) -> dict[str, Any]:
         return load_checkpoint(self.path)

@@ -599,7 +599,7 @@ def _fault_after_first_checkpoint(mode: str | None, marker: Path) -> Iterator[No
         return
     from paretochain.train import run as run_module
 
-    original = run_module._atomic_save
+    original = run_module.save_checkpoint
 
     def save_then_fail(obj: Any, path: Path) -> None:
         original(obj, path)
@@ -609,11 +609,11 @@ def _fault_after_first_checkpoint(mode: str | None, marker: Path) -> Iterator[No
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"fault injected by {FAULT_ENV}=raise after {path.name}")
 
-    run_module._atomic_save = save_then_fail
+    run_module.save_checkpoint = save_then_fail
     try:
         yield
     finally:
-        run_module._atomic_save = original
+        run_module.save_checkpoint = original
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -8,8 +8,10 @@ fixed preference, and exposes what every trainable agent of paretochain offers:
 - ``learn(num_env_steps, logger, callback)``, callable repeatedly (SB3's
   ``reset_num_timesteps=False``);
 - ``act(obs, preference=None, action_mask=None)`` on batched tensors (deterministic);
-- ``state_dict()`` / ``load_state_dict(d)`` (the SB3 zip and replay buffer as bytes,
-  the normaliser statistics, the random generators' states, the step counter);
+- ``state_dict()`` / ``load_state_dict(d)`` (tensors and plain data only: the policy's
+  and optimiser's state dicts, SB3's counters, the replay buffer's arrays, the
+  normaliser statistics, the random generators' states, the step counter; nothing is
+  pickled, so a checkpoint cannot run code);
 - ``export_module()``: a TorchScript-able module ``forward(obs, preference, action_mask)``
   with SB3's observation normalisation, the mask and the action clipping inside.
 
@@ -27,10 +29,8 @@ generators exactly; the environments are re-seeded deterministically from
 """
 
 import copy
-import io
-import pickle
-import random
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -49,6 +49,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
 
 from paretochain.agents.logging import Logger, NullLogger
+from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.agents.sb3.scalarize import Scalarization, make_scalarization
 from paretochain.agents.sb3.vec_env import CoreVecEnv
 from paretochain.envs.config import ConfigModel
@@ -56,7 +57,7 @@ from paretochain.envs.registration import resolve_device
 from paretochain.envs.views import BatchedVectorEnv
 from paretochain.errors import ConfigError, PolicyFileError
 
-STATE_FORMAT = "paretochain.sb3/1"
+STATE_FORMAT = "paretochain.sb3/2"
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "dqn": DQN, "maskable_ppo": MaskablePPO}
 
 
@@ -544,40 +545,35 @@ class SB3Agent:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: SB3 zip and replay buffer bytes, normaliser, generators, step counter."""
-        buf = io.BytesIO()
-        self.model.save(buf)
-        replay: bytes | None = None
-        if isinstance(self.model, DQN) and self.model.replay_buffer is not None:
-            rb = io.BytesIO()
-            self.model.save_replay_buffer(rb)
-            replay = rb.getvalue()
-        normalizer = None
-        if isinstance(self.venv, VecNormalize):
-            # VecNormalize creates obs_rms only when it normalises observations
-            normalizer = pickle.dumps(
-                {
-                    "obs_rms": getattr(self.venv, "obs_rms", None),
-                    "ret_rms": self.venv.ret_rms,
-                    "returns": self.venv.returns,
-                }
-            )
-        rng: dict[str, Any] = {
-            "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-        }
+        """Everything needed to resume, as tensors and plain data (no pickled objects).
+
+        The policy's and optimiser's state dicts, SB3's counters, the replay buffer's
+        arrays (DQN), the normaliser statistics, the generators' states and the step counter.
+        """
+        model = self.model
+        counters: dict[str, float | int] = {name: getattr(model, name) for name in _COUNTERS if hasattr(model, name)}
+        rng = host_rng_state()
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {
-            "format": STATE_FORMAT,
-            "config": self.config.model_dump(mode="json"),
-            "model": buf.getvalue(),
-            "replay_buffer": replay,
-            "normalizer": normalizer,
-            "num_env_steps": self.num_env_steps,
-            "rng": rng,
-        }
+        space_rng = getattr(model.action_space, "_np_random", None)
+        if space_rng is not None:  # DQN explores with action_space.sample()
+            rng["action_space"] = space_rng.bit_generator.state
+        return copy.deepcopy(
+            {
+                "format": STATE_FORMAT,
+                "config": self.config.model_dump(mode="json"),
+                "policy": model.policy.state_dict(),
+                "optimizer": model.policy.optimizer.state_dict(),
+                "counters": counters,
+                "episode_infos": [
+                    {key: float(value) for key, value in info.items()} for info in (model.ep_info_buffer or [])
+                ],
+                "replay_buffer": _replay_buffer_state(model) if isinstance(model, DQN) else None,
+                "normalizer": _normalizer_state(self.venv) if isinstance(self.venv, VecNormalize) else None,
+                "num_env_steps": self.num_env_steps,
+                "rng": rng,
+            }
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the environments restart from seeds derived from the step counter."""
@@ -585,25 +581,112 @@ class SB3Agent:
             raise PolicyFileError(
                 f"not an SB3 agent state (expected format {STATE_FORMAT!r}, got {state.get('format') if isinstance(state, dict) else type(state).__name__!r})"
             )
-        if state["config"]["algo"] != self.config.algo:
-            raise PolicyFileError(f"state holds a {state['config']['algo']} model, this agent is {self.config.algo}")
-        algo = ALGORITHMS[self.config.algo]
         try:
-            self.model = algo.load(io.BytesIO(state["model"]), env=self.venv, device=self.device)
-        except Exception as exc:  # a truncated or corrupted zip surfaces as many exception types
-            raise PolicyFileError(f"cannot read the SB3 model in this state: {exc}") from None
-        self.model.set_logger(SB3Logger(folder=None, output_formats=[self._losses]))
-        if state.get("replay_buffer") is not None and isinstance(self.model, DQN):
-            self.model.load_replay_buffer(io.BytesIO(state["replay_buffer"]))
-        if state.get("normalizer") is not None and isinstance(self.venv, VecNormalize):
-            stats = pickle.loads(state["normalizer"])
-            if stats["obs_rms"] is not None:
-                self.venv.obs_rms = stats["obs_rms"]
-            self.venv.ret_rms, self.venv.returns = stats["ret_rms"], stats["returns"]
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self.vec_env.seed(self.config.seed + int(state["num_env_steps"]))
+            algo = state["config"]["algo"]
+            if algo != self.config.algo:
+                raise PolicyFileError(f"state holds a {algo} model, this agent is {self.config.algo}")
+            model = self.model
+            model.policy.load_state_dict(state["policy"])
+            model.policy.optimizer.load_state_dict(state["optimizer"])
+            for name, value in state["counters"].items():
+                if name not in _COUNTERS:
+                    raise PolicyFileError(f"unknown SB3 counter {name!r} in this state")
+                setattr(model, name, type(getattr(model, name))(value))
+            model.ep_info_buffer = deque(
+                (dict(info) for info in state["episode_infos"]), maxlen=model._stats_window_size
+            )
+            model.ep_success_buffer = deque(maxlen=model._stats_window_size)
+            model._last_obs = None  # the environments restart (see below)
+            if state["replay_buffer"] is not None and isinstance(model, DQN):
+                _load_replay_buffer(model, state["replay_buffer"])
+            if state["normalizer"] is not None and isinstance(self.venv, VecNormalize):
+                _load_normalizer(self.venv, state["normalizer"])
+            rng = state["rng"]
+            set_host_rng_state(rng)
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+            if "action_space" in rng:
+                model.action_space.np_random.bit_generator.state = rng["action_space"]
+            self.vec_env.seed(self.config.seed + int(state["num_env_steps"]))
+        except PolicyFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+            raise PolicyFileError(f"this SB3 state does not fit this agent: {type(exc).__name__}: {exc}") from None
+
+
+# SB3 attributes that carry training progress (schedules, target updates, exploration) across a resume
+_COUNTERS = (
+    "num_timesteps",
+    "_n_updates",
+    "_episode_num",
+    "_current_progress_remaining",
+    "_n_calls",
+    "exploration_rate",
+)
+_REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+def _replay_buffer_state(model: DQN) -> dict[str, Any] | None:
+    """The replay buffer's arrays as tensors, with its write position."""
+    buffer = model.replay_buffer
+    if buffer is None:
+        return None
+    arrays = {
+        name: torch.from_numpy(getattr(buffer, name))
+        for name in _REPLAY_ARRAYS
+        if getattr(buffer, name, None) is not None
+    }
+    return {"arrays": arrays, "pos": int(buffer.pos), "full": bool(buffer.full)}
+
+
+def _load_replay_buffer(model: DQN, state: dict[str, Any]) -> None:
+    buffer = model.replay_buffer
+    if buffer is None:
+        raise PolicyFileError("this state holds a replay buffer but the agent has none")
+    for name, tensor in state["arrays"].items():
+        target = getattr(buffer, name, None) if name in _REPLAY_ARRAYS else None
+        if not isinstance(target, np.ndarray) or not isinstance(tensor, torch.Tensor):
+            raise PolicyFileError(f"replay buffer entry {name!r} does not fit this agent")
+        array = tensor.numpy()
+        if array.shape != target.shape or array.dtype != target.dtype:
+            raise PolicyFileError(
+                f"replay buffer {name}: the state holds {array.dtype}{list(array.shape)}, the agent needs {target.dtype}{list(target.shape)}"
+            )
+        np.copyto(target, array)
+    buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
+
+
+def _normalizer_state(venv: VecNormalize) -> dict[str, Any]:
+    """VecNormalize's running statistics (``obs_rms`` exists only when it normalises observations)."""
+
+    def stats(rms: Any) -> dict[str, Any] | None:
+        if rms is None:
+            return None
+        return {
+            "mean": torch.from_numpy(np.array(rms.mean)),
+            "var": torch.from_numpy(np.array(rms.var)),
+            "count": float(rms.count),
+        }
+
+    return {
+        "obs_rms": stats(getattr(venv, "obs_rms", None)),
+        "ret_rms": stats(venv.ret_rms),
+        "returns": torch.from_numpy(np.array(venv.returns)),
+    }
+
+
+def _load_normalizer(venv: VecNormalize, state: dict[str, Any]) -> None:
+    for name in ("obs_rms", "ret_rms"):
+        saved, rms = state[name], getattr(venv, name, None)
+        if saved is None or rms is None:
+            continue
+        mean, var = saved["mean"].numpy(), saved["var"].numpy()
+        if mean.shape != np.shape(rms.mean) or var.shape != np.shape(rms.var):
+            raise PolicyFileError(f"normaliser {name}: the state's shape {list(mean.shape)} does not fit this agent")
+        rms.mean, rms.var, rms.count = mean.copy(), var.copy(), float(saved["count"])
+    returns = state["returns"].numpy()
+    if returns.shape != np.shape(venv.returns):
+        raise PolicyFileError(
+            f"normaliser returns: the state holds {returns.shape[0]} environments, not {venv.num_envs}"
+        )
+    venv.returns = returns.copy()
