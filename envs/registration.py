@@ -19,6 +19,11 @@ ENTRY_POINTS: dict[str, str] = {
     "paretochain/Pricing-v0": "paretochain.envs.pricing.env:PricingEnv",
 }
 
+#: Registered ids with a single view only (no batched core, so no ``make_vec``).
+SINGLE_ENTRY_POINTS: dict[str, str] = {
+    "paretochain/DispatchEpoch-v0": "paretochain.envs.dispatch.epoch:EpochDispatchEnv",
+}
+
 
 def env_class(env_id: str) -> type[SingleEnv]:
     """The single-view class registered under ``env_id``."""
@@ -88,6 +93,9 @@ def register_envs() -> None:
             vector_entry_point=functools.partial(_vector_entry, env_id),
             disable_env_checker=True,
         )
+    for env_id, entry_point in SINGLE_ENTRY_POINTS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, disable_env_checker=True)
 
 
 def _vector_entry(env_id: str, num_envs: int, **kwargs: Any) -> BatchedVectorEnv:
