@@ -525,32 +525,6 @@ class EpochDispatchEnv(gym.Env):
         done = self.done
         open_now = self.open_orders() if not done else np.zeros(N, dtype=bool)
         must = self.must_go() if not done else open_now
-        xy = (inst.coords - self.coord_origin) / self.coord_scale
-        depots = np.unique(self.home)
-        depot_dist = inst.distance[depots][:, D:].min(0)
-        between = inst.distance[D:, D:].copy()
-        between[:, ~open_now] = np.inf
-        np.fill_diagonal(between, np.inf)
-        nearest = between.min(1)
-        nearest = np.where(np.isfinite(nearest), nearest, depot_dist)
-        orders = (
-            np.stack(
-                [
-                    xy[D:, 0],
-                    xy[D:, 1],
-                    inst.demand / self.capacity,
-                    inst.window_start / T,
-                    inst.window_end / T,
-                    inst.service / T,
-                    inst.release / T,
-                    must.astype(np.float64),
-                    depot_dist / self.distance_scale,
-                    nearest / self.distance_scale,
-                ],
-                axis=1,
-            )
-            * open_now[:, None]
-        )
         clock = self.clock
         vehicles = np.stack(
             [
@@ -560,20 +534,35 @@ class EpochDispatchEnv(gym.Env):
             ],
             axis=1,
         )
-        n_valid = max(float(inst.valid.sum()), 1.0)
         globals_ = np.array(
             [
                 clock / T,
                 max(self.num_epochs - self.epoch, 0) / self.num_epochs,
                 float(self.is_last_epoch and not done),
                 open_now.sum() / N,
-                self.served.sum() / n_valid,
+                self.served.sum() / max(float(inst.valid.sum()), 1.0),
             ]
         )
-        obs = np.concatenate(
-            [orders.reshape(-1), open_now.astype(np.float64), vehicles.reshape(-1), xy[:D].reshape(-1), globals_]
+        return observation_vector(
+            (inst.coords - self.coord_origin) / self.coord_scale,
+            inst.distance / self.distance_scale,
+            np.stack(
+                [
+                    inst.demand / self.capacity,
+                    inst.window_start / T,
+                    inst.window_end / T,
+                    inst.service / T,
+                    inst.release / T,
+                ],
+                axis=1,
+            ),
+            open_now,
+            must,
+            D,
+            vehicles,
+            globals_,
+            self._obs_high,
         )
-        return np.clip(obs, 0.0, self._obs_high).astype(np.float32)
 
     def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode != "ansi":
@@ -583,6 +572,45 @@ class EpochDispatchEnv(gym.Env):
             f"epoch {self.epoch}/{self.num_epochs} (t={self.clock:g} min): {int(self.served.sum())} served, "
             f"{open_now} open, {int(self.lost.sum())} lost, {len(self.trips)} trips"
         )
+
+
+def observation_vector(
+    xy: np.ndarray,
+    distance: np.ndarray,
+    order_data: np.ndarray,
+    open_now: np.ndarray,
+    must_go: np.ndarray,
+    num_depots: int,
+    vehicles: np.ndarray,
+    globals_: np.ndarray,
+    high: float,
+) -> np.ndarray:
+    """The flat observation of ``DispatchEpoch-v0`` (see the env's table) from normalised parts.
+
+    Args:
+        xy: ``(D + N, 2)`` normalised coordinates, depots first.
+        distance: ``(D + N, D + N)`` normalised distances.
+        order_data: ``(N, 5)`` demand / capacity, window start, window end, service time and release time / shift end.
+        open_now: ``(N,)`` slots with an open order; ``must_go``: ``(N,)`` those that cannot wait.
+        num_depots: ``D`` (every depot counts for the depot distance).
+        vehicles: ``(V, 3)`` the fleet block; ``globals_``: ``(5,)`` the globals block.
+        high: the observation space's upper bound (values are clipped to ``[0, high]``).
+    """
+    D = num_depots
+    depot_dist = distance[:D, D:].min(0)
+    between = distance[D:, D:].copy()
+    between[:, ~open_now] = np.inf
+    np.fill_diagonal(between, np.inf)
+    nearest = between.min(1)
+    nearest = np.where(np.isfinite(nearest), nearest, depot_dist)
+    orders = (
+        np.concatenate(
+            [xy[D:], order_data, must_go[:, None].astype(np.float64), depot_dist[:, None], nearest[:, None]], axis=1
+        )
+        * open_now[:, None]
+    )
+    parts = [orders.reshape(-1), open_now.astype(np.float64), vehicles.reshape(-1), xy[:D].reshape(-1), globals_]
+    return np.clip(np.concatenate(parts), 0.0, high).astype(np.float32)
 
 
 def routing_problem(
