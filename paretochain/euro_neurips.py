@@ -30,9 +30,10 @@ instances in the competition's file format.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -224,23 +225,38 @@ def run(adapter: EpochAdapter, read: IO[str], write: IO[str], log: IO[str]) -> f
         return answer
 
     answer = request("reset", None)
-    adapter.start(answer.get("info") or {})
+    with _malformed("reset"):
+        adapter.start(answer.get("info") or {})
     observation = answer["observation"]
-    total, done = 0.0, False
+    total, done, epoch = 0.0, False, None
     while not done:
-        routes = adapter.epoch(observation)
+        with _malformed("reset" if epoch is None else f"step of epoch {epoch}"):
+            epoch = observation["current_epoch"]
+            routes = adapter.epoch(observation)
         answer = request("step", routes)
         error = (answer.get("info") or {}).get("error")
         if error:
-            raise ProtocolError(f"the controller refused the routes of epoch {observation['current_epoch']}: {error}")
-        total += float(answer["reward"])
-        done = bool(answer["done"])
+            raise ProtocolError(f"the controller refused the routes of epoch {epoch}: {error}")
+        with _malformed(f"step of epoch {epoch}"):
+            total += float(answer["reward"])
+            done = bool(answer["done"])
         log.write(
             f"epoch {observation['current_epoch']}: {sum(len(r) for r in routes)} requests in {len(routes)} routes, "
             f"reward {answer['reward']}\n"
         )
         observation = answer["observation"]
     return total
+
+
+@contextlib.contextmanager
+def _malformed(where: str) -> Iterator[None]:
+    """Turn a missing or ill-typed field of the controller's answer into one :class:`ProtocolError`."""
+    try:
+        yield
+    except KeyError as exc:
+        raise ProtocolError(f"the controller's answer to the {where} lacks the field {exc}") from None
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ProtocolError(f"the controller's answer to the {where} is malformed: {exc}") from None
 
 
 def write_instance(path: str | Path, instance: dict[str, np.ndarray], name: str = "generated") -> None:

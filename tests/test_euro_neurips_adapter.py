@@ -257,7 +257,15 @@ def test_a_refused_epoch_stops_the_solver_with_the_controllers_reason(instance_f
     assert [r["action"] for r in requests] == ["reset", "step"]
 
 
-@pytest.mark.parametrize("answer, problem", [("not json", "not JSON"), ('{"reward": 0}', "no observation")])
+@pytest.mark.parametrize(
+    "answer, problem",
+    [
+        ("not json", "not JSON"),
+        ('{"reward": 0}', "no observation"),
+        ('{"observation": {"current_epoch": 0}, "info": {}}', "no dynamic_context"),
+        ('{"observation": {}, "info": {"dynamic_context": {}}}', "reset lacks the field 'start_epoch'"),
+    ],
+)
 def test_a_malformed_controller_answer_is_a_protocol_error(answer: str, problem: str) -> None:
     with pytest.raises(ProtocolError, match=problem):
         run(EpochAdapter(make_policy("lazy")), scripted(answer), io.StringIO(), io.StringIO())

@@ -218,9 +218,9 @@ class RolloutEpochPolicy:
         draw = env.source.sample(key)
         future = np.flatnonzero(draw.valid[0].numpy() & (draw.release[0].numpy() > env.clock + 1e-6))
         window = draw.window[0].numpy()
-        if env._file_distance is not None:
+        if env.explicit_distance is not None:
             nodes = np.concatenate([np.arange(D), D + open_slots, D + future])
-            distance = env._file_distance[np.ix_(nodes, nodes)]
+            distance = env.explicit_distance[np.ix_(nodes, nodes)]
             coords = inst.coords[nodes]
         else:
             coords = np.concatenate([inst.coords[:D], inst.coords[D + open_slots], draw.coords[0].numpy()[D + future]])

@@ -234,7 +234,8 @@ class EpochDispatchEnv(gym.Env):
             self.speed = 1.0
             self.distance_unit = "instance units"
             self.source: GeneratedInstances | FileInstances = FileInstances(inst, cfg.release, N, shift_end, cpu)
-            self._file_distance: np.ndarray | None = self.source.distance.numpy()
+            #: the file's distances between all nodes (padding slots included); None for generated instances
+            self.explicit_distance: np.ndarray | None = self.source.distance.numpy()
             self.coord_scale = float(max(np.ptp(inst.coords, axis=0).max(), 1.0))
             self.coord_origin = inst.coords.min(axis=0)
             self.distance_scale = float(max(inst.distance.max(), 1e-9))
@@ -251,7 +252,7 @@ class EpochDispatchEnv(gym.Env):
             self.speed = cfg.speed_km_per_min
             self.distance_unit = "km"
             self.source = GeneratedInstances(g, cfg.release, N, D, self.speed, shift_end, cpu)
-            self._file_distance = None
+            self.explicit_distance = None
             self.coord_scale = g.area_km
             self.coord_origin = np.zeros(2)
             self.distance_scale = g.area_km * math.sqrt(2)
@@ -301,8 +302,8 @@ class EpochDispatchEnv(gym.Env):
         keys = torch.tensor([_rng.mix32(stream_key ^ _RESET_SALT)], dtype=torch.int64)
         batch = self.source.sample(keys)
         coords = batch.coords[0].numpy().copy()
-        if self._file_distance is not None:
-            distance = self._file_distance
+        if self.explicit_distance is not None:
+            distance = self.explicit_distance
         else:
             distance = np.sqrt(((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1))
         window = batch.window[0].numpy()
