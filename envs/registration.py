@@ -11,6 +11,7 @@ import torch
 from paretochain.envs._allocator import tune_allocator
 from paretochain.envs.memory import check_memory
 from paretochain.envs.views import BatchedVectorEnv, SingleEnv, check_invalid_action_mode
+from paretochain.errors import ConfigError
 
 #: Registered ids and the single-view classes behind them.
 ENTRY_POINTS: dict[str, str] = {
@@ -27,6 +28,11 @@ SINGLE_ENTRY_POINTS: dict[str, str] = {
 
 def env_class(env_id: str) -> type[SingleEnv]:
     """The single-view class registered under ``env_id``."""
+    if env_id in SINGLE_ENTRY_POINTS:
+        raise ConfigError(
+            f"{env_id} has no batched core, so no make_vec: use gymnasium.make (or gymnasium.make_vec, "
+            "a SyncVectorEnv of single envs)"
+        )
     if env_id not in ENTRY_POINTS:
         raise gym.error.UnregisteredEnv(
             f"unknown environment id {env_id!r}; paretochain registers {sorted(ENTRY_POINTS)}"

@@ -9,8 +9,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-import paretochain.envs  # noqa: F401  (registers the ids)
+from paretochain.envs import make_vec
 from paretochain.envs.dispatch.epoch import EpochDispatchEnv
 from paretochain.errors import ActionError, ConfigError
 
@@ -218,3 +220,50 @@ def test_malformed_actions_are_refused_with_a_clear_error(tmp_path: Path, action
 def test_out_of_range_epoch_settings_are_refused(epoch: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         EpochDispatchEnv(SMALL | {"epoch": epoch})
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    num_vehicles=st.integers(1, 4),
+    known_share=st.floats(0.0, 1.0),
+    share=st.floats(0.0, 1.0),
+)
+def test_orders_are_lost_only_when_dispatched_but_not_routed_or_at_the_end(
+    seed: int, num_vehicles: int, known_share: float, share: float
+) -> None:
+    """Postponing an order the mask lets wait never loses it; each order is served at most once, on time."""
+    env = EpochDispatchEnv(
+        SMALL | {"num_vehicles": num_vehicles, "release": {"known_share": known_share}}, invalid_action="raise"
+    )
+    rng = np.random.default_rng(seed)
+    _, info = env.reset(seed=seed)
+    inst = env.instance
+    assert inst is not None
+    served_count = np.zeros(env.max_orders, dtype=int)
+    done = False
+    while not done:
+        mask = info["action_mask"].reshape(-1, 2)
+        action = np.where(mask[:, 0] & mask[:, 1], rng.random(len(mask)) < share, mask[:, 1]).astype(np.int64)
+        lost_before, open_before = env.lost.copy(), env.open_orders()
+        _, _, done, _, info = env.step(action)
+        for trip in info["trips"]:
+            served_count[[s for s in trip.orders if s >= 0]] += 1
+        newly_lost = env.lost & ~lost_before
+        if not done:
+            postponed = open_before & ~action.astype(bool)
+            assert not (newly_lost & postponed).any(), "a postponed order the mask let wait was lost"
+        assert info["orders_unserved"] == newly_lost.sum()
+    assert served_count.max(initial=0) <= 1
+    assert (served_count.astype(bool) == env.served).all()
+    assert not env.late.any()  # hard windows by default
+
+
+def test_the_batched_constructor_refuses_the_epoch_env_and_gymnasium_vectorises_it() -> None:
+    with pytest.raises(ConfigError, match="no batched core"):
+        make_vec(ENV_ID, 2)
+    envs = gym.make_vec(ENV_ID, num_envs=2, **SMALL)
+    obs, infos = envs.reset(seed=[1, 2])
+    assert obs.shape == (2, envs.single_observation_space.shape[0])
+    assert infos["action_mask"].shape == (2, 2 * 12)
+    envs.close()
