@@ -11,6 +11,7 @@ import torch
 from paretochain.envs._allocator import tune_allocator
 from paretochain.envs.memory import check_memory
 from paretochain.envs.views import BatchedVectorEnv, SingleEnv, check_invalid_action_mode
+from paretochain.errors import ConfigError
 
 #: Registered ids and the single-view classes behind them.
 ENTRY_POINTS: dict[str, str] = {
@@ -19,9 +20,19 @@ ENTRY_POINTS: dict[str, str] = {
     "paretochain/Pricing-v0": "paretochain.envs.pricing.env:PricingEnv",
 }
 
+#: Registered ids with a single view only (no batched core, so no ``make_vec``).
+SINGLE_ENTRY_POINTS: dict[str, str] = {
+    "paretochain/DispatchEpoch-v0": "paretochain.envs.dispatch.epoch:EpochDispatchEnv",
+}
+
 
 def env_class(env_id: str) -> type[SingleEnv]:
     """The single-view class registered under ``env_id``."""
+    if env_id in SINGLE_ENTRY_POINTS:
+        raise ConfigError(
+            f"{env_id} has no batched core, so no make_vec: use gymnasium.make (or gymnasium.make_vec, "
+            "a SyncVectorEnv of single envs)"
+        )
     if env_id not in ENTRY_POINTS:
         raise gym.error.UnregisteredEnv(
             f"unknown environment id {env_id!r}; paretochain registers {sorted(ENTRY_POINTS)}"
@@ -88,6 +99,9 @@ def register_envs() -> None:
             vector_entry_point=functools.partial(_vector_entry, env_id),
             disable_env_checker=True,
         )
+    for env_id, entry_point in SINGLE_ENTRY_POINTS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, disable_env_checker=True)
 
 
 def _vector_entry(env_id: str, num_envs: int, **kwargs: Any) -> BatchedVectorEnv:
