@@ -37,7 +37,7 @@ def objective_lines(metrics: dict[str, Any]) -> list[str]:
         diff, half, best = float(d["difference"]), float(d["ci95"]), d["baseline"]
         index = [o["name"] for o in metrics["objectives"]].index(objective)
         base_mean = float(metrics["policies"][best]["mean"][index])
-        size = f"{diff:+,.4g} {units[objective]} per episode (95% CI ± {half:,.3g}{_relative(diff, base_mean)})"
+        size = f"{diff:+,.4g} {units[objective]} (95% CI ± {half:,.3g}{_relative(diff, base_mean)})"
         if not np.isfinite(half):
             lines.append(f"{objective}: {size} against {best}; too few episodes to tell.")
         elif diff - half > 0:
