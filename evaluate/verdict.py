@@ -43,9 +43,8 @@ def objective_lines(metrics: dict[str, Any]) -> list[str]:
         elif diff - half > 0:
             lines.append(f"{objective}: the learned policy beats the best baseline, {best}, by {size}.")
         elif diff + half < 0:
-            lines.append(
-                f"{objective}: {best} beats the learned policy by {-diff:,.4g} {units[objective]} per episode (95% CI ± {half:,.3g}{_relative(-diff, base_mean)})."
-            )
+            loss = f"{-diff:,.4g} {units[objective]} (95% CI ± {half:,.3g}{_relative(-diff, base_mean)})"
+            lines.append(f"{objective}: {best} beats the learned policy by {loss}.")
         else:
             lines.append(f"{objective}: no significant difference from the best baseline, {best} ({size}).")
     return lines
