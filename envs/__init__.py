@@ -1,5 +1,6 @@
 """Environments: warehouses, dispatch and pricing, each one batched core with two views."""
 
+from paretochain.envs._allocator import tune_allocator
 from paretochain.envs.core import BatchedCore, StepOutput
 from paretochain.envs.objectives import Objective, ObjectiveSet
 from paretochain.envs.registration import ENTRY_POINTS, env_class, make_vec, register_envs
@@ -18,4 +19,5 @@ __all__ = [
     "env_class",
     "make_vec",
     "register_envs",
+    "tune_allocator",
 ]

@@ -13,12 +13,10 @@ environment seeded with ``s``.
 from __future__ import annotations
 
 import math
-import os
-import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,11 +26,6 @@ from paretochain.envs import _rng
 from paretochain.envs.checks import check_finite, finite_check_requested
 from paretochain.envs.objectives import ObjectiveSet
 from paretochain.errors import ActionError, PolicyFileError
-
-if TYPE_CHECKING:
-    from paretochain.envs._graph import EpisodePrefetch, ResetGraph, StepGraph
-
-G = TypeVar("G")
 
 
 class KPIs(Mapping[str, torch.Tensor]):
@@ -108,9 +101,6 @@ class StepOutput:
         truncated: episode was cut by its horizon, bool ``(B,)``.
         kpis: the business figures behind the reward, float32 ``(B,)`` each
             (a plain dict, or :class:`KPIs` backed by one matrix).
-        flat: for a batch of one stepped by a traced graph, everything above in one float32 row
-            ``(obs_dim + k + len(kpis) + 2,)``: observation, reward, KPIs, terminated, truncated
-            (flags as 0 or 1). One host copy for the single-env view; None otherwise.
     """
 
     obs: torch.Tensor
@@ -118,7 +108,6 @@ class StepOutput:
     terminated: torch.Tensor
     truncated: torch.Tensor
     kpis: Mapping[str, torch.Tensor]
-    flat: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -178,10 +167,6 @@ class BatchedCore(ABC):
     #: True when the action masks are the same in every period of every episode, so the
     #: single-env view reads them once.
     masks_fixed: bool = False
-    #: The tensor attributes a step reads and rebinds (``t`` first). A core that names them
-    #: and says yes in :meth:`_wants_step_graph` has its small CPU batches stepped by a traced
-    #: graph of its own ``_step`` (:mod:`paretochain.envs._graph`).
-    step_state: tuple[str, ...] = ()
 
     def __init__(self, num_envs: int, device: str | torch.device = "cpu") -> None:
         if num_envs < 1:
@@ -196,21 +181,14 @@ class BatchedCore(ABC):
         self.episode = z.clone()
         self.t = z.clone()  # periods elapsed in the current episode
         self.seeded = False
-        self.host_t = 0  # the common step count when all envs run in lockstep (fixed horizon)
-        self.lockstep = False  # True while every env is at period host_t (after a full reset)
+        #: Steps since the last full reset, counted on the host: with a fixed horizon, the loops of the views
+        #: and agents know when every episode ends without reading ``t`` back from the device.
+        self.host_t = 0
         self._episode_keys: torch.Tensor | None = None
         self._counter_hashes: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
         self._row_start: torch.Tensor | None = None  # where each env's rows start in a flat per-period table
         self._draw_sites: list[_rng.DrawSite] = []
-        #: Step small CPU batches with a traced graph where the core allows it (``PARETOCHAIN_STEP_GRAPH=0``
-        #: turns it off for every core); the episodes are the same either way.
-        self.use_step_graph = os.environ.get("PARETOCHAIN_STEP_GRAPH", "1") != "0"
-        self.tracing = False  # True while the step is traced: read the period from t, take no host shortcuts
-        self._graph: StepGraph | None = None
-        self._graph_refused = False
-        self._reset_graph_run: ResetGraph | EpisodePrefetch | None = None
-        self._reset_graph_refused = False
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
         #: raise on a NaN or infinite observation or reward (``PARETOCHAIN_CHECK_FINITE=1``; :mod:`~paretochain.envs.checks`)
         self.check_finite = finite_check_requested()
@@ -225,16 +203,12 @@ class BatchedCore(ABC):
             mask: bool ``(B,)`` selecting which environments start over; ``None`` means all.
         """
         if mask is None and seeds is None:  # every env starts its next episode
-            self.host_t, self.lockstep = 0, True
-            graph = self._reset_graph()
-            return self._finite(graph(self) if graph is not None else self._next_episodes(), "reset")
+            self.host_t = 0
+            return self._finite(self._next_episodes(), "reset")
         full = mask is None  # every env starts over: the new values replace the old without a select
         if mask is None:
             mask = self._all_envs
             self.host_t = 0
-            self.lockstep = True
-        else:
-            self.lockstep = False  # some envs restart while others go on: periods differ
         if seeds is not None:
             seeds = list(seeds)
             idx = torch.nonzero(mask).flatten()
@@ -277,7 +251,7 @@ class BatchedCore(ABC):
         self.stream_key = _rng.derive_key(self.key_lo, self.key_hi)
 
     def _start_episodes(self) -> torch.Tensor:
-        """Every env starts the episode of its ``stream_key``; the observations. (Traced for small CPU batches.)"""
+        """Every env starts the episode of its ``stream_key``; the observations."""
         self.t = torch.zeros_like(self.t)
         self._prepare_episode(None)
         self._reset_envs(self._all_envs)
@@ -285,25 +259,14 @@ class BatchedCore(ABC):
 
     def register_draw_sites(self, *sites: _rng.DrawSite) -> None:
         """Declare the draw sites of the dynamics, so fixed-horizon cores can cache their episodes at reset."""
-        for site in sites:
-            site.prepared_at_reset = True
         self._draw_sites.extend(sites)
 
     def step_draw(self) -> _rng.StepDraw:
         """The randomness handle of the current step, passed to every ``DrawSite.uniform`` in :meth:`_step`."""
         if self._episode_keys is not None:
             # the keys are looked up in the table only if a site without a cache asks for them
-            host_t = self.host_t if self.lockstep else None
-            return _rng.StepDraw(None, self.t, host_t, self._episode_keys, self._row_start, self.tracing)
+            return _rng.StepDraw(None, self.t, self._episode_keys, self._row_start)
         return _rng.StepDraw(_rng.step_keys(self.stream_key, self.t), self.t)
-
-    def per_period(self, table: torch.Tensor) -> torch.Tensor:
-        """Rows of a per-period ``table`` (indexed by period) for every env: ``table[t]``, cheap in lockstep."""
-        if self.lockstep:
-            if self.num_envs == 1:
-                return table[self.host_t : self.host_t + 1]  # one slice instead of a row and its expansion
-            return table[self.host_t].expand(self.num_envs, *table.shape[1:])
-        return self.period_rows(table)
 
     def period_rows(self, table: torch.Tensor) -> torch.Tensor:
         """Row ``t`` of a per-period ``table`` ``(T + 1, ...)`` for every env, ``(B, ...)``, whatever their periods."""
@@ -342,34 +305,11 @@ class BatchedCore(ABC):
             action = torch.as_tensor(action, device=self.device)
         if check:
             self.check_action(action)
-        graph = self._step_graph(action)
-        if graph is not None:
-            out = graph(self, action)
-            self.host_t += 1
-            self._stepped()
-            return self._finite_step(out)
         reward, terminated, truncated, kpis = self._step(action)
         self.t = self.t + 1
         self.host_t += 1
         self._stepped()
         return self._finite_step(StepOutput(self.observe(), reward, terminated, truncated, kpis))
-
-    def step_row(self, action: torch.Tensor) -> tuple[torch.Tensor, tuple[str, ...]] | None:
-        """One step of a one-env core by its traced graph, for views that want one host copy: the step's
-        float32 row (:attr:`StepOutput.flat`) and the names of its KPIs. None where the step is not traced
-        for this action (yet); call :meth:`step` then. The action is not checked.
-        """
-        graph = self._graph
-        if graph is None or self.num_envs != 1 or not self.uses_step_graph(action):
-            return None
-        self._check_not_ended()
-        row = graph.row(self, action)
-        self.host_t += 1
-        self._stepped()
-        if self.check_finite:
-            d = self.observation_layout.size
-            check_finite(self, "step", row[:d].view(1, -1), row[d : d + len(self.objectives)].view(1, -1))
-        return row, graph.kpi_names
 
     def _finite(self, obs: torch.Tensor, doing: str) -> torch.Tensor:
         """``obs``, checked first when :attr:`check_finite` is on."""
@@ -389,73 +329,6 @@ class BatchedCore(ABC):
 
     def _stepped(self) -> None:  # noqa: B027 (a hook, empty where a core keeps nothing per period)
         """Called after every step (a core may drop what it kept for the period just ended)."""
-
-    def _step_graph(self, action: torch.Tensor) -> StepGraph | None:
-        """The traced step for this action's dtype and shape, traced on first use; None: step eagerly."""
-        if self._graph is None and not self._graph_refused and self.use_step_graph and self._wants_step_graph():
-            from paretochain.envs._graph import StepGraph
-
-            self._graph = self._traced(lambda: StepGraph(self, action), "steps")
-            self._graph_refused = self._graph is None
-        return self._graph if self.uses_step_graph(action) else None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled without its traced graphs (they are traced again on first use)."""
-        state = self.__dict__.copy()
-        state["_graph"] = state["_reset_graph_run"] = None
-        return state
-
-    def _reset_graph(self) -> ResetGraph | EpisodePrefetch | None:
-        """The traced start of the next episodes, traced once the step has its graph; None: start eagerly.
-
-        One env starts its next episodes a batch at a time (:class:`EpisodePrefetch`).
-        """
-        if not self.use_step_graph:
-            return None
-        if self._reset_graph_run is None and not self._reset_graph_refused and self._graph is not None:
-            from paretochain.envs._graph import EpisodePrefetch, ResetGraph
-
-            kind = EpisodePrefetch if self.num_envs == 1 else ResetGraph  # (graphs are for CPU cores only)
-            self._reset_graph_run = self._traced(lambda: kind(self), "resets")
-            self._reset_graph_refused = self._reset_graph_run is None
-        return self._reset_graph_run
-
-    def _sibling(self, num_envs: int) -> BatchedCore:
-        """A core of this one's config with ``num_envs`` envs, on its device."""
-        family: Any = type(self)  # the families' cores take their config first
-        return family(getattr(self, "config"), num_envs=num_envs, device=self.device)  # noqa: B009 (set by families)
-
-    def _traced(self, build: Callable[[], G], doing: str) -> G | None:
-        """``build()``; None, with a warning, when the graph is refused or this torch cannot trace it."""
-        from paretochain.envs._graph import GraphRefused
-
-        try:
-            return build()
-        except (GraphRefused, RuntimeError, AttributeError) as exc:
-            warnings.warn(f"{type(self).__name__} {doing} eagerly: {exc}", RuntimeWarning, stacklevel=5)
-            return None
-
-    def uses_step_graph(self, action: torch.Tensor) -> bool:
-        """Whether :meth:`step` runs this action through the traced graph (once traced). Such a step records
-        nothing for autograd, so callers need no ``torch.inference_mode`` around it."""
-        graph = self._graph
-        return graph is not None and self.use_step_graph and graph.serves(action)
-
-    def _wants_step_graph(self) -> bool:
-        """Whether a traced graph would step this core faster (small CPU batches of a core with ``step_state``)."""
-        return False
-
-    def _episode_tensors(self) -> list[torch.Tensor]:
-        """The tensors drawn at reset that a step reads (inputs of the traced step): step keys, cached draws."""
-        assert self._episode_keys is not None, "the episodes have not started"
-        return [self._episode_keys, *(site.cache for site in self._draw_sites if site.cache is not None)]
-
-    def _use_episode_tensors(self, tensors: Sequence[torch.Tensor]) -> None:
-        """Put back tensors in the order of :meth:`_episode_tensors`."""
-        keys, *caches = tensors
-        self._episode_keys = keys
-        for site, cache in zip([site for site in self._draw_sites if site.cache is not None], caches):
-            site.use_cache(cache, keys)
 
     # ------------------------------------------------------------------ actions
     def action_masks(self) -> torch.Tensor | None:
@@ -609,7 +482,6 @@ class BatchedCore(ABC):
         out: dict[str, Any] = {
             "__host_t": self.host_t,
             "__seeded": self.seeded,
-            "__lockstep": self.lockstep,
             "__num_envs": self.num_envs,
         }
         for name, value in vars(self).items():
@@ -642,7 +514,6 @@ class BatchedCore(ABC):
             setattr(self, name, value.to(self.device).clone())
         self.host_t = int(state["__host_t"])
         self.seeded = bool(state["__seeded"])
-        self.lockstep = bool(state.get("__lockstep", False))
         if self._episode_keys is not None:  # the cached draws of the restored episodes
             for site in self._draw_sites:
                 site.prepare(self._episode_keys)

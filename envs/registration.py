@@ -8,7 +8,6 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from paretochain.envs._allocator import tune_allocator
 from paretochain.envs.memory import check_memory
 from paretochain.envs.views import BatchedVectorEnv, SingleEnv, check_invalid_action_mode
 
@@ -61,8 +60,6 @@ def make_vec(
     cfg = cls.config_cls.load(config, **overrides)
     resolved = resolve_device(device)
     check_memory(cfg, num_envs, resolved, env_id)  # before building: a batch that cannot fit is refused at once
-    if resolved.type == "cpu":
-        tune_allocator()  # batched CPU steps reuse large buffers; see paretochain.envs._allocator
     core = cls.core_cls(cfg, num_envs=num_envs, device=resolved)  # type: ignore[call-arg]
     env = BatchedVectorEnv(core, tensors=tensors, check_actions=check_actions, invalid_action=invalid_action)
     env.spec = None

@@ -232,16 +232,10 @@ class SingleEnv(gym.Env):
                         replaced += int(count[0])
                     else:
                         self.core.check_action(batch)  # refuses the action, naming the problem
-        if self.render_mode != "rgb_array":
-            stepped = self.core.step_row(batch)  # a traced step: everything in one row
-            if stepped is not None:
-                return self._from_row(stepped[0], stepped[1], replaced)
         out = self._step_allowed(batch)
         if self.render_mode == "rgb_array":
             self._history.append(self.core.snapshot(0))
         kpis = out.kpis
-        if out.flat is not None:  # one row holds everything (a traced step): one conversion
-            return self._from_row(out.flat, tuple(kpis), replaced)
         matrix = kpi_matrix(kpis)
         if self.core.device.type == "cpu":
             # numpy views of the CPU tensors, copied: cheaper than one cat (which casts the bool flags)
@@ -266,19 +260,6 @@ class SingleEnv(gym.Env):
             info["action_mask"] = self._info_mask()
         return obs, reward, terminated, truncated, info
 
-    def _from_row(
-        self, flat: torch.Tensor, kpi_names: tuple[str, ...], replaced: int
-    ) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
-        """What :meth:`step` returns, from a traced step's row (:attr:`StepOutput.flat`)."""
-        d, k = self._obs_dim, self.reward_dim
-        row = flat.numpy()  # a new tensor every step: the observation and reward may be views of it
-        values = flat.tolist()
-        info = dict(zip(kpi_names, values[d + k :]))  # the KPIs come first; zip stops at their end
-        info["actions_replaced"] = float(replaced)
-        if self._masked:
-            info["action_mask"] = self._info_mask()
-        return row[:d], row[d : d + k], values[-2] != 0.0, values[-1] != 0.0, info
-
     def _batch(self, arr: np.ndarray) -> torch.Tensor:
         """The batch of one the core steps, from an action checked against the space."""
         if self._discrete_actions:
@@ -291,9 +272,7 @@ class SingleEnv(gym.Env):
         return batch if self.core.device.type == "cpu" else batch.to(self.core.device)
 
     def _step_allowed(self, batch: torch.Tensor) -> StepOutput:
-        """Step an action the masks allow (a traced step needs no inference mode: it records nothing for autograd)."""
-        if self.core.uses_step_graph(batch):
-            return self.core.step(batch, check=False)
+        """Step an action the masks allow."""
         with _no_autograd():
             return self.core.step(batch, check=False)
 

@@ -62,10 +62,11 @@ def test_the_binary_search_counts_of_the_cpu_equal_the_grid_comparison_of_other_
     mean[0] = 0.0  # no demand at all: the smallest mean
     mean[1] = demand.max_mean * 5  # draws beyond the grid: counts at its end
     keys = torch.randint(0, 2**32, (64,), generator=generator, dtype=torch.int64)
-    counts = demand.sample(mean, keys, search_head=False)  # on the CPU: a binary search of the cumulative weights
     u = demand.draw_sites(competitor_path=True)[0].uniform(keys)
     m = torch.maximum(mean, demand._tiny_mean)
     threshold = u * m.exp() if demand.shifted else u
+    # on the CPU: a binary search of the cumulative weights over the full grid
+    counts = demand.count_on_grid(m.log(), m, threshold, demand.grid_size).to(torch.float32)
     cdf = demand.cdf_on_grid(m.log(), m, demand.grid_size)
     compared = (cdf < threshold.unsqueeze(-1)).sum(-1, dtype=torch.float32)  # what other devices compute
     assert torch.equal(counts, compared)

@@ -31,10 +31,6 @@ competitor ignores the policy, so its whole season is drawn at reset. Count
 uniforms are cached per episode, masks are computed once per period and KPIs are
 one raw matrix with a lazy linear map. Every shortcut gives the float32 values of
 the direct computation, so an environment's episode depends only on its seed.
-Batches of up to ``GRAPH_LIMIT`` prices on the CPU (a single env, up to 256 envs of
-the default config) run this same step as a traced graph (:mod:`paretochain.envs._graph`),
-which skips Python's cost per operation; the stock check is then a branch of the graph
-(:func:`paretochain.envs.pricing.allocation.sell`).
 """
 
 from __future__ import annotations
@@ -49,7 +45,7 @@ from gymnasium import spaces
 
 from paretochain.envs import _rng
 from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout, nearest_allowed
-from paretochain.envs.pricing.allocation import allocate, scripted_sell_checked, sell, sell_checked
+from paretochain.envs.pricing.allocation import allocate, sell, sell_checked
 from paretochain.envs.pricing.config import PricingConfig, per_sku
 from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
 from paretochain.envs.pricing.objectives import build_objectives, reward_matrix
@@ -82,9 +78,6 @@ KPI_NAMES = (
 _SITE_DEMAND = 20
 #: Largest per-season competitor table (entries over the batch) drawn at reset; above it the price moves step by step.
 PATH_LIMIT = 8_000_000
-#: Largest batch (prices over the batch) stepped by a traced graph on the CPU; above it the eager step is faster
-#: (default config: 1.3x faster traced at 16 to 64 envs, 1.1x at 256, 0.7x at 1,024).
-GRAPH_LIMIT = 1024
 #: Most actions of ``action.kind: discrete`` (the product of the ladder sizes of every choice).
 JOINT_LIMIT = 65_536
 
@@ -262,9 +255,6 @@ class PricingCore(BatchedCore):
         assert bool(((rewards != 0).sum(0) <= 1).all()), "every objective is one raw figure times a constant"
         self._reward_columns = rewards.abs().argmax(0).to(dev)
         self._reward_scale = rewards.sum(0).to(dev)
-        # (each column is one raw figure times a constant, or the difference of two: the product gives the values
-        # of the lookup and scaling above)
-        self._reward_and_kpi_map = torch.cat([rewards, kpi_map], dim=1).to(dev)
         self._zero, self._ones = torch.zeros(num_envs, **f32), torch.ones(num_envs, **f32)
         # constants as 0-dim tensors: the float32 values Python numbers would give, as cheaper operands
         self._zero_scalar, self._one = torch.zeros((), **f32), torch.ones((), **f32)
@@ -293,11 +283,8 @@ class PricingCore(BatchedCore):
             self._steady_arrivals = self._steady_arrivals.expand(num_envs, K, C).contiguous()
         self._allowed = (steps.unsqueeze(1) % self._change_every) == 0  # (T + 1, C)
         self._hold = (~self._allowed).view(T + 1, 1, C)
-        self._holding_host = (~self._allowed).any(1).tolist()  # some channel holds its prices in period t
         self._allowed_f32 = self._allowed.to(torch.float32)  # (T + 1, C)
         self._last = (steps + 1) >= T  # (T + 1,): the period ends the season
-        self._last_host = self._last.tolist()
-        self._always = torch.ones(num_envs, dtype=torch.bool, device=dev)
         if self.demand.use_competitor and not self.demand.competitor_moves:
             still = self.demand.competitor_ratio(torch.zeros(1, K, **f32))
             self._still_competitor = (still, self.demand.outside_weight(still), still.mean(1).expand(num_envs))
@@ -380,22 +367,6 @@ class PricingCore(BatchedCore):
             )
         self._competitor_paths = fresh
 
-    # ------------------------------------------------------------------ the traced step
-    def _wants_step_graph(self) -> bool:
-        small = self.num_envs * self.num_skus * self.num_channels <= GRAPH_LIMIT
-        return self.device.type == "cpu" and small and self._episode_keys is not None
-
-    def _episode_tensors(self) -> list[torch.Tensor]:
-        return super()._episode_tensors() + list(self._competitor_paths or ())
-
-    def _use_episode_tensors(self, tensors: Sequence[torch.Tensor]) -> None:
-        if self._competitor_paths is None:
-            super()._use_episode_tensors(tensors)
-            return
-        *base, deviation, ratio, outside, mean = tensors
-        super()._use_episode_tensors(base)
-        self._competitor_paths = (deviation, ratio, outside, mean)
-
     def _stepped(self) -> None:
         self._masks = None  # the next period's masks
 
@@ -405,19 +376,9 @@ class PricingCore(BatchedCore):
         return obs
 
     def _now(self, *tables: torch.Tensor) -> list[torch.Tensor]:
-        """Row ``t`` of per-env, per-period tables ``(B, T + 1, ...)`` for every env (views in lockstep)."""
+        """Row ``t`` of per-env, per-period tables ``(B, T + 1, ...)`` for every env."""
         draw = self.step_draw()  # it looks the rows up, and finds them once for all the tables
         return [draw.at_period(table) for table in tables]
-
-    def _period(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of a per-period table ``(T + 1, ...)``: one shared row in lockstep (broadcast), else one per env."""
-        return table[self.host_t] if self.lockstep else self.period_rows(table)
-
-    def _period_row(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of a per-period table ``(T + 1, X)`` for every env, ``(B, X)``."""
-        if self.lockstep:
-            return _batch(table[self.host_t : self.host_t + 1], self.num_envs)
-        return self.period_rows(table)
 
     @property
     def competitor(self) -> torch.Tensor:
@@ -452,7 +413,7 @@ class PricingCore(BatchedCore):
 
     def change_allowed(self) -> torch.Tensor:
         """Bool ``(B, C)``: channels that may change their prices in the current period."""
-        return self._period(self._allowed).expand(self.num_envs, -1)
+        return self.period_rows(self._allowed)
 
     def observe(self) -> torch.Tensor:
         B = self.num_envs
@@ -464,9 +425,9 @@ class PricingCore(BatchedCore):
             parts.append(self.reference.reshape(B, -1))
         if self.demand.use_competitor:
             parts.append(_batch(self._competitor_ratio_now(), B))
-        parts += [self.sales.reshape(B, -1), self._period_row(self._calendar)]
+        parts += [self.sales.reshape(B, -1), self.period_rows(self._calendar)]
         if self.has_hold:
-            parts.append(self._period_row(self._allowed_f32))
+            parts.append(self.period_rows(self._allowed_f32))
         return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------ actions
@@ -481,27 +442,23 @@ class PricingCore(BatchedCore):
         if self._masks is None:
             if not self.joint_actions:
                 self._masks = self._ladder_masks()
-            elif self._holding_now():
+            elif self.has_hold:
                 # a joint index is allowed when every choice behind it is
                 self._masks = self._ladder_masks()[:, self._joint_columns].all(2)
             else:
                 self._masks = self._batch_joint_mask.clone()
         return self._masks
 
-    def _holding_now(self) -> bool:
-        """Whether some channel of some env may hold its prices in the current period."""
-        return self.has_hold and not (self.lockstep and not self._holding_host[self.host_t])
-
     def _ladder_masks(self) -> torch.Tensor:
         """Bool ``(B, sum(nvec))``: the allowed choices of every ladder (a new tensor)."""
-        if not self._holding_now():
+        if not self.has_hold:
             return self._batch_mask.clone()  # a fresh tensor per period, as callers may keep it
         B, K, C = self.num_envs, self.num_skus, self.num_channels
         n = len(self.price_ladder)
         cols = self._n_price * n
         static = self._static_mask[:, :cols].view(1, K, C, n)
         current = torch.nn.functional.one_hot(self.price_index, n).bool()  # (B, K, C, n)
-        hold = self._period(self._hold).view(-1, 1, C, 1)
+        hold = self.period_rows(self._hold).view(-1, 1, C, 1)
         price_mask = torch.where(hold, current, static).reshape(B, -1)
         return torch.cat([price_mask, self._static_mask[:, cols:].expand(B, -1)], dim=1)
 
@@ -615,7 +572,7 @@ class PricingCore(BatchedCore):
         B, K, C = self.num_envs, self.num_skus, self.num_channels
         demand = self.demand
         n_price = self._n_price
-        hold = self._period(self._hold) if self.has_hold else None  # (1 or B, 1, C)
+        hold = self.period_rows(self._hold) if self.has_hold else None  # (B, 1, C)
 
         # decode the action; a held channel keeps its price
         promo: torch.Tensor | None = None
@@ -665,9 +622,7 @@ class PricingCore(BatchedCore):
         if self._steady_arrivals is not None:
             lam = self._steady_arrivals
         else:
-            lam = self._period(self._arrivals)  # (K, C) in lockstep, else (B, K, C)
-            if self._large and lam.dim() == 2:
-                lam = lam.expand(B, K, C).contiguous()
+            lam = self.period_rows(self._arrivals)  # (B, K, C)
         if boost is not None:
             lam = lam * boost.unsqueeze(1)
         comp_mean: torch.Tensor = self._mean_competitor
@@ -685,23 +640,14 @@ class PricingCore(BatchedCore):
             if demand.use_competitor:
                 outside, comp_mean = self._competitor_now()
             mean = demand.choice_mean(weight, lam, outside)
-        asked = demand.sample(mean, self.step_draw(), search_head=not self.tracing)
+        asked = demand.sample(mean, self.step_draw())
         total = asked[..., 0] if C == 1 else channel_sum(asked)
         demand_units = total.sum(1)  # whole units: exact in any order
-        if self.tracing and C > 1:
-            # the traced step checks the stock in a branch of its graph. The branch that sells what is
-            # asked returns its inputs; the tracer would then read every later use of those tensors as
-            # the branch's outputs, so it is given aliases of them.
-            asked_, total_, units_ = (x.view_as(x) for x in (asked, total, demand_units))
-            constants = tuple(x.view_as(x) for x in self._sell_constants)
-            sales, sold, sales_units, stockout, fill_rate = scripted_sell_checked()(
-                on_hand, asked_, total_, units_, self._earlier, constants
-            )
-        else:  # eager steps check the stock on the host on the CPU, not on a GPU (it would wait for the device)
-            seller = sell_checked if self._host_checks else sell
-            sales, sold, sales_units, stockout, fill_rate = seller(
-                on_hand, asked, total, demand_units, self._earlier, self._sell_constants
-            )
+        # the stock is checked on the host on the CPU, not on a GPU (it would wait for the device)
+        seller = sell_checked if self._host_checks else sell
+        sales, sold, sales_units, stockout, fill_rate = seller(
+            on_hand, asked, total, demand_units, self._earlier, self._sell_constants
+        )
         on_hand = on_hand - sold
         self.on_hand = on_hand
 
@@ -755,17 +701,8 @@ class PricingCore(BatchedCore):
             self.last_promotion = promo
 
         # the season's end: truncation, and the cost value of the stock left
-        if self.lockstep:
-            last = self._last_host[self.host_t]
-            truncated = self._always if last else self._never
-        else:
-            truncated = self.period_rows(self._last)
-            last = True
-        leftover = None
-        if last:
-            leftover = sums["leftover_value"]
-            if not self.lockstep:
-                leftover = torch.where(truncated, leftover, self._zero)
+        truncated = self.period_rows(self._last)
+        leftover = torch.where(truncated, sums["leftover_value"], self._zero)
 
         columns = {
             "gross_margin": margin,
@@ -786,13 +723,9 @@ class PricingCore(BatchedCore):
             "mean_price_ratio": sums["mean_price_ratio"],
             "competitor_price_ratio": comp_mean,
             "on_hand_units": sums["on_hand_units"],
-            "leftover_value": leftover if leftover is not None else self._zero,
+            "leftover_value": leftover,
         }
         raw = torch.stack([columns[name] for name in self._raw_names], dim=1)
-        if self.tracing:  # a traced step returns every KPI: the rewards and the KPIs in one product
-            both = raw @ self._reward_and_kpi_map
-            k = len(self.objective_names)
-            return both[:, :k], self._never, truncated, KPIs(KPI_NAMES, values=both[:, k:])
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw.index_select(1, self._reward_columns) * self._reward_scale
         return reward, self._never, truncated, kpis

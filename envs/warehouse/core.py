@@ -258,7 +258,6 @@ class WarehouseCore(BatchedCore):
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
         self._always = torch.ones(num_envs, dtype=torch.bool, device=dev)
         self._truncated_after = torch.arange(1, cfg.horizon + 2, device=dev) >= cfg.horizon
-        self._truncated_host = self._truncated_after.tolist()  # the same flags, read on the host in lockstep
         self._empty_slot = torch.zeros((1, 1, 1, 1), **f32).expand(num_envs, N, S, 1)  # the pipeline's new last period
         # per-cell factors of the quantities summed into the KPIs (1 for the unit counts), see the end of _step
         ones = torch.ones(W, S, **f32)
@@ -306,7 +305,7 @@ class WarehouseCore(BatchedCore):
             parts.append(self.backlog.reshape(B, -1))
         if self.demand_history.shape[-1]:
             parts.append(self.demand_history.reshape(B, -1))
-        parts.append(self.per_period(self._calendar))
+        parts.append(self.period_rows(self._calendar))
         if self.has_promotions:
             parts.append((self.demand_state["promo_left"] > 0).to(torch.float32).reshape(B, -1))
         elif self.has_outages:
@@ -492,10 +491,7 @@ class WarehouseCore(BatchedCore):
         raw = torch.cat([sums, torch.stack(extras, dim=1)], dim=1)
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw @ self._reward_matrix
-        if self.lockstep:
-            truncated = self._always if self._truncated_host[self.host_t] else self._never
-        else:
-            truncated = self._truncated_after[self.t]
+        truncated = self._truncated_after[self.t]
         return reward, self._never, truncated, kpis
 
     def _raw_columns(self) -> list[str]:
