@@ -16,7 +16,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from gymnasium import spaces
 from paretochain.envs import _rng
 from paretochain.envs.checks import check_finite, finite_check_requested
 from paretochain.envs.objectives import ObjectiveSet
+from paretochain.envs.state import BatchState
 from paretochain.errors import ActionError, PolicyFileError
 
 
@@ -144,12 +145,21 @@ class ObservationLayout:
         return {name: obs[..., s.start : s.stop].reshape(lead + s.shape) for name, s in self.segments.items()}
 
 
-class BatchedCore(ABC):
+StateT = TypeVar("StateT", bound=BatchState)
+
+
+class BatchedCore(ABC, Generic[StateT]):
     """Base class of the batched dynamics of one environment family.
 
     Subclasses set ``objectives``, ``observation_layout``, ``single_observation_space``,
-    ``single_action_space`` and ``horizon`` in their constructor, then implement
-    :meth:`_reset_envs`, :meth:`_step` and :meth:`observe`.
+    ``single_action_space`` and ``horizon`` in their constructor, build their state object
+    (a :class:`~paretochain.envs.state.BatchState` subclass, starting from :meth:`initial_keys`)
+    with :meth:`_init_state`, then implement :meth:`_reset_envs`, :meth:`_step` and :meth:`observe`.
+
+    Everything that changes within an episode lives in :attr:`state`; what the core keeps
+    besides is the instance (constants of the config) and caches derived from the state
+    (the step keys of the current episodes, the masks of the current period), rebuilt
+    whenever a state is assigned.
 
     Args:
         num_envs: batch size ``B``.
@@ -175,16 +185,12 @@ class BatchedCore(ABC):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device='cuda' was requested but torch sees no CUDA device")
-        z = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
-        self.key_lo, self.key_hi = z.clone(), z.clone()
-        self.stream_key = z.clone()
-        self.episode = z.clone()
-        self.t = z.clone()  # periods elapsed in the current episode
-        self.seeded = False
+        self.seeded = False  # some env was reset with a seed (else a view seeds the first reset itself)
         #: Steps since the last full reset, counted on the host: with a fixed horizon, the loops of the views
         #: and agents know when every episode ends without reading ``t`` back from the device.
         self.host_t = 0
-        self._episode_keys: torch.Tensor | None = None
+        self._episode_keys: torch.Tensor | None = None  # every step key of the current episodes (fixed horizon)
+        self._keys_source: torch.Tensor | None = None  # the stream keys the table was made from
         self._counter_hashes: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
         self._row_start: torch.Tensor | None = None  # where each env's rows start in a flat per-period table
@@ -192,6 +198,48 @@ class BatchedCore(ABC):
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
         #: raise on a NaN or infinite observation or reward (``PARETOCHAIN_CHECK_FINITE=1``; :mod:`~paretochain.envs.checks`)
         self.check_finite = finite_check_requested()
+
+    # ------------------------------------------------------------------ state
+    def initial_keys(self) -> dict[str, torch.Tensor]:
+        """The shared fields of a fresh state (:class:`~paretochain.envs.state.BatchState`): zeros ``(B,)`` int64."""
+        return {
+            name: torch.zeros(self.num_envs, dtype=torch.int64, device=self.device) for name in BatchState.field_names()
+        }
+
+    def _init_state(self, state: StateT) -> None:
+        """Set the state a family's constructor built (no caches to rebuild yet)."""
+        self._state = state
+
+    @property
+    def state(self) -> StateT:
+        """The batch's state, read and written by the dynamics.
+
+        Assign a state to replace it (a copy is kept, on this core's device, and the caches
+        derived from it are rebuilt): ``core.state = other.state[rows].repeat(k)``. To change
+        some rows, write them into a copy and assign the copy (``s = core.state.clone();
+        s[rows] = x; core.state = s``), not into the live state.
+
+        Raises (on assignment):
+            TypeError: a state of another family.
+            ValueError: a batch of another size than ``num_envs``.
+        """
+        return self._state
+
+    @state.setter
+    def state(self, state: StateT) -> None:
+        if type(state) is not type(self._state):
+            raise TypeError(f"{type(self).__name__} takes a {type(self._state).__name__}, got {type(state).__name__}")
+        if state.batch_size != self.num_envs:
+            raise ValueError(f"the state holds {state.batch_size} environments, this core steps {self.num_envs}")
+        self._state = state.to(self.device)
+        # a fixed horizon's episodes end together: the host count follows the furthest env
+        self.host_t = int(self._state.t.max())
+        self._state_replaced()
+
+    def _state_replaced(self) -> None:
+        """Rebuild what the core derives from its state (a family adds its own caches)."""
+        self._episode_keys = None
+        self._prepare_episode(None)
 
     # ------------------------------------------------------------------ seeding and reset
     def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -209,6 +257,7 @@ class BatchedCore(ABC):
         if mask is None:
             mask = self._all_envs
             self.host_t = 0
+        st = self.state
         if seeds is not None:
             seeds = list(seeds)
             idx = torch.nonzero(mask).flatten()
@@ -218,18 +267,18 @@ class BatchedCore(ABC):
             lo = torch.tensor([h[0] for h in halves], dtype=torch.int64, device=self.device)
             hi = torch.tensor([h[1] for h in halves], dtype=torch.int64, device=self.device)
             # out of place: the keys may be inference tensors created under torch.inference_mode
-            self.key_lo = self.key_lo.index_put((idx,), lo)
-            self.key_hi = self.key_hi.index_put((idx,), hi)
-            self.episode = self.episode.index_put((idx,), torch.zeros_like(lo))
+            st.key_lo = st.key_lo.index_put((idx,), lo)
+            st.key_hi = st.key_hi.index_put((idx,), hi)
+            st.episode = st.episode.index_put((idx,), torch.zeros_like(lo))
             self.seeded = True
         else:
-            lo, hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)
-            self.key_lo = torch.where(mask, lo, self.key_lo)
-            self.key_hi = torch.where(mask, hi, self.key_hi)
-            self.episode = torch.where(mask, self.episode + 1, self.episode)
-        stream_key = _rng.derive_key(self.key_lo, self.key_hi)
-        self.stream_key = stream_key if full else torch.where(mask, stream_key, self.stream_key)
-        self.t = torch.zeros_like(self.t) if full else torch.where(mask, torch.zeros_like(self.t), self.t)
+            lo, hi = _rng.next_episode_seed(st.key_lo, st.key_hi, st.episode + 1)
+            st.key_lo = torch.where(mask, lo, st.key_lo)
+            st.key_hi = torch.where(mask, hi, st.key_hi)
+            st.episode = torch.where(mask, st.episode + 1, st.episode)
+        stream_key = _rng.derive_key(st.key_lo, st.key_hi)
+        st.stream_key = stream_key if full else torch.where(mask, stream_key, st.stream_key)
+        st.t = torch.zeros_like(st.t) if full else torch.where(mask, torch.zeros_like(st.t), st.t)
         self._prepare_episode(None if full else mask)
         self._reset_envs(mask)
         return self._finite(self.observe(), "reset")
@@ -241,18 +290,19 @@ class BatchedCore(ABC):
 
     def _next_keys(self) -> None:
         """Every env's keys move on to its next episode."""
+        st = self.state
         if self.num_envs == 1 and self.device.type == "cpu":
             # one env: the same hashes on Python ints, a fraction of the cost of their dozens of tensor operations
-            keys = _rng.next_episodes_on_host(int(self.key_lo), int(self.key_hi), int(self.episode), 1)
-            self.key_lo, self.key_hi, self.episode, self.stream_key = torch.tensor(keys).view(4, 1).unbind(0)
+            keys = _rng.next_episodes_on_host(int(st.key_lo), int(st.key_hi), int(st.episode), 1)
+            st.key_lo, st.key_hi, st.episode, st.stream_key = torch.tensor(keys).view(4, 1).clone().unbind(0)
             return
-        self.key_lo, self.key_hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)
-        self.episode = self.episode + 1
-        self.stream_key = _rng.derive_key(self.key_lo, self.key_hi)
+        st.key_lo, st.key_hi = _rng.next_episode_seed(st.key_lo, st.key_hi, st.episode + 1)
+        st.episode = st.episode + 1
+        st.stream_key = _rng.derive_key(st.key_lo, st.key_hi)
 
     def _start_episodes(self) -> torch.Tensor:
         """Every env starts the episode of its ``stream_key``; the observations."""
-        self.t = torch.zeros_like(self.t)
+        self.state.t = torch.zeros_like(self.state.t)
         self._prepare_episode(None)
         self._reset_envs(self._all_envs)
         return self.observe()
@@ -263,16 +313,18 @@ class BatchedCore(ABC):
 
     def step_draw(self) -> _rng.StepDraw:
         """The randomness handle of the current step, passed to every ``DrawSite.uniform`` in :meth:`_step`."""
+        if self.fixed_horizon and self._keys_source is not self.state.stream_key:
+            self._prepare_episode(None)  # the stream keys were replaced since the table was made
         if self._episode_keys is not None:
             # the keys are looked up in the table only if a site without a cache asks for them
-            return _rng.StepDraw(None, self.t, self._episode_keys, self._row_start)
-        return _rng.StepDraw(_rng.step_keys(self.stream_key, self.t), self.t)
+            return _rng.StepDraw(None, self.state.t, self._episode_keys, self._row_start)
+        return _rng.StepDraw(_rng.step_keys(self.state.stream_key, self.state.t), self.state.t)
 
     def period_rows(self, table: torch.Tensor) -> torch.Tensor:
         """Row ``t`` of a per-period ``table`` ``(T + 1, ...)`` for every env, ``(B, ...)``, whatever their periods."""
         if self.num_envs == 1:
-            return _rng.one_env_row(table.unsqueeze(0), self.t)
-        return table.index_select(0, self.t)
+            return _rng.one_env_row(table.unsqueeze(0), self.state.t)
+        return table.index_select(0, self.state.t)
 
     def _prepare_episode(self, mask: torch.Tensor | None) -> None:
         """Fixed horizon: compute every step key of the new episodes (and cached draws) in one pass.
@@ -284,11 +336,12 @@ class BatchedCore(ABC):
         if self._counter_hashes is None:  # the same for every episode: hashed once
             self._counter_hashes = _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(0)
             self._row_start = self._rows * (self.horizon + 1)
-        keys = _rng.mix32(self.stream_key.unsqueeze(1) ^ self._counter_hashes)
+        keys = _rng.mix32(self.state.stream_key.unsqueeze(1) ^ self._counter_hashes)
         if self._episode_keys is None or mask is None:
             self._episode_keys = keys
         else:
             self._episode_keys = torch.where(mask.unsqueeze(1), keys, self._episode_keys)
+        self._keys_source = self.state.stream_key
         for site in self._draw_sites:
             site.prepare(self._episode_keys, mask)
 
@@ -306,7 +359,7 @@ class BatchedCore(ABC):
         if check:
             self.check_action(action)
         reward, terminated, truncated, kpis = self._step(action)
-        self.t = self.t + 1
+        self.state.t = self.state.t + 1
         self.host_t += 1
         self._stepped()
         return self._finite_step(StepOutput(self.observe(), reward, terminated, truncated, kpis))
@@ -327,7 +380,7 @@ class BatchedCore(ABC):
         if self.fixed_horizon and self.host_t >= self.horizon:
             raise RuntimeError(f"the episodes ended after {self.horizon} periods: call reset() before stepping again")
 
-    def _stepped(self) -> None:  # noqa: B027 (a hook, empty where a core keeps nothing per period)
+    def _stepped(self) -> None:
         """Called after every step (a core may drop what it kept for the period just ended)."""
 
     # ------------------------------------------------------------------ actions
@@ -456,7 +509,7 @@ class BatchedCore(ABC):
     def _step(
         self, action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Mapping[str, torch.Tensor]]:
-        """One period of the dynamics for the whole batch (``self.t`` is the period being played).
+        """One period of the dynamics for the whole batch (``self.state.t`` is the period being played).
 
         Returns the reward ``(B, k)``, terminated and truncated flags ``(B,)`` (judged
         after the period, i.e. at ``t + 1``) and the KPI tensors; the base class then
@@ -478,45 +531,31 @@ class BatchedCore(ABC):
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Copies of every tensor (and dict of tensors) the core holds, plus its host counters, for exact resume."""
-        out: dict[str, Any] = {
-            "__host_t": self.host_t,
-            "__seeded": self.seeded,
-            "__num_envs": self.num_envs,
+        """The state's fields (copies of tensors) and the host counters, for exact resume: tensors and plain data only."""
+        return {
+            "fields": self.state.to_dict(),
+            "num_envs": self.num_envs,
+            "host_t": self.host_t,
+            "seeded": self.seeded,
         }
-        for name, value in vars(self).items():
-            if isinstance(value, torch.Tensor):
-                out[name] = value.clone()
-            elif isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
-                out[name] = {k: v.clone() for k, v in value.items()}
-            elif isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
-                out[name] = tuple(v.clone() for v in value)
-        return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Put :meth:`state_dict` output back into a core of the same family, config and batch size."""
-        if state.get("__num_envs") != self.num_envs:
+        """Put :meth:`state_dict` output back into a core of the same family, config and batch size.
+
+        Raises:
+            PolicyFileError: the saved state is of another batch size, misses a field, or a field's
+                shape or dtype differs from this core's.
+        """
+        if not isinstance(state, Mapping) or not isinstance(state.get("fields"), Mapping):
+            raise PolicyFileError("checkpoint environment state is not a state_dict of an environment core")
+        if state.get("num_envs") != self.num_envs:
             raise PolicyFileError(
-                f"checkpoint holds {state.get('__num_envs')} environments, this env has {self.num_envs}"
+                f"checkpoint holds {state.get('num_envs')} environments, this env has {self.num_envs}"
             )
-        for name, value in state.items():
-            if name.startswith("__"):
-                continue
-            if isinstance(value, dict):
-                setattr(self, name, {k: v.to(self.device).clone() for k, v in value.items()})
-                continue
-            if isinstance(value, tuple):
-                setattr(self, name, tuple(v.to(self.device).clone() for v in value))
-                continue
-            current = getattr(self, name, None)
-            if isinstance(current, torch.Tensor) and current.shape != value.shape:
-                raise PolicyFileError(f"checkpoint environment state {name!r} does not fit this environment")
-            setattr(self, name, value.to(self.device).clone())
-        self.host_t = int(state["__host_t"])
-        self.seeded = bool(state["__seeded"])
-        if self._episode_keys is not None:  # the cached draws of the restored episodes
-            for site in self._draw_sites:
-                site.prepare(self._episode_keys)
+        restored = type(self.state).from_dict(state["fields"], like=self.state)
+        self.state = restored
+        self.host_t = int(state["host_t"])
+        self.seeded = bool(state["seeded"])
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         """Numpy copy of one environment's state, for rendering and reports."""

@@ -48,7 +48,7 @@ def test_an_infinite_state_stops_the_step_naming_the_observation_block() -> None
     env = make_vec("paretochain/Warehouse-v0", 3, config="default")
     env.reset(seed=0)
     with torch.inference_mode():  # the state tensors are inference tensors
-        env.core.inventory[2, 0, 0] = math.inf
+        env.core.state.inventory[2, 0, 0] = math.inf
     with pytest.raises(NonFiniteError, match=r"step: observation \w+ \[\d+\] of env 2 is (inf|nan)"):
         env.step(np.zeros(env.action_space.shape, dtype=np.int64))
 
@@ -69,6 +69,6 @@ def test_the_single_env_s_step_is_checked_too() -> None:
     for _ in range(3):
         env.step(action)
     with torch.inference_mode():
-        core.on_hand.fill_(math.nan)
+        core.state.on_hand.fill_(math.nan)
     with pytest.raises(ParetochainError, match=r"PricingCore step: (observation|reward) .* is nan"):
         env.step(action)

@@ -100,7 +100,7 @@ def test_competitor_season_drawn_at_reset_follows_its_step_by_step_recursion() -
     rng = np.random.default_rng(0)
     for t in range(core.horizon):
         before = core.competitor.clone()
-        expected = core.demand.competitor_step(before, _rng.step_keys(core.stream_key, core.t))
+        expected = core.demand.competitor_step(before, _rng.step_keys(core.state.stream_key, core.state.t))
         core.step(masked_actions(core, rng))
         assert torch.equal(core.competitor, expected), f"period {t}"
 
@@ -153,7 +153,7 @@ def test_ladder_prices_read_from_tables_give_the_episodes_of_the_same_prices_as_
         a, b = ladder.step(action), box.step(as_box)
         assert torch.equal(a.reward, b.reward)
         assert torch.equal(a.kpis.values, b.kpis.values)  # type: ignore[attr-defined]
-        assert torch.equal(ladder.sales, box.sales)
+        assert torch.equal(ladder.state.sales, box.state.sales)
 
 
 def test_constant_elasticity_ladder_table_holds_rate_times_price_to_minus_e() -> None:
@@ -216,7 +216,7 @@ def test_masks_are_shared_within_a_period_and_renewed_by_a_step_without_changing
     kept = first.clone()
     n = len(core.price_ladder)
     stores = first[:, : core.num_skus * 3 * n].view(2, core.num_skus, 3, n)[:, :, 2]
-    assert torch.equal(stores, torch.nn.functional.one_hot(core.price_index[:, :, 2], n).bool())
+    assert torch.equal(stores, torch.nn.functional.one_hot(core.state.price_index[:, :, 2], n).bool())
     core.step(masked_actions(core, rng))
     assert core.action_masks() is not first
     assert torch.equal(first, kept)
@@ -250,9 +250,9 @@ def test_the_single_env_refuses_actions_outside_the_ladder_or_the_mask_and_keeps
         env.step(np.array([4, floor, 4, 4], dtype=np.int64))
     action = np.array([4, 4, 4, 4], dtype=np.int64)
     env.step(action)
-    before = env.unwrapped.core.price_index.clone()
+    before = env.unwrapped.core.state.price_index.clone()
     action[:] = 0  # the env copied the action: changing it changes nothing in the state
-    assert torch.equal(env.unwrapped.core.price_index, before)
+    assert torch.equal(env.unwrapped.core.state.price_index, before)
     mask = env.step(np.array([4, 4, 4, 4]))[4]["action_mask"]
     assert mask[4]
     mask[:] = False  # every info holds its own array: changing one changes nothing else

@@ -49,6 +49,7 @@ from paretochain.envs.pricing.allocation import allocate, sell, sell_checked
 from paretochain.envs.pricing.config import PricingConfig, per_sku
 from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
 from paretochain.envs.pricing.objectives import build_objectives, reward_matrix
+from paretochain.envs.pricing.types import PricingState
 from paretochain.errors import ConfigError
 
 KPI_NAMES = (
@@ -87,7 +88,7 @@ def _batch(x: torch.Tensor, num_envs: int) -> torch.Tensor:
     return x if x.shape[0] == num_envs else x.expand(num_envs, *x.shape[1:])
 
 
-class PricingCore(BatchedCore):
+class PricingCore(BatchedCore[PricingState]):
     """Batched pricing dynamics; see the module docstring for the order of events.
 
     Args:
@@ -95,19 +96,6 @@ class PricingCore(BatchedCore):
         num_envs: batch size.
         device: torch device for every state tensor.
     """
-
-    step_state = (
-        "t",
-        "on_hand",
-        "pipeline",
-        "price",
-        "price_index",
-        "reference",
-        "sales",
-        "last_demand",
-        "last_promotion",
-        "_competitor_state",
-    )
 
     def __init__(self, config: PricingConfig, num_envs: int = 1, device: str | torch.device = "cpu") -> None:
         super().__init__(num_envs, device)
@@ -323,36 +311,45 @@ class PricingCore(BatchedCore):
 
         # ---------------------------------------------------------------- state
         B = num_envs
-        self.on_hand = torch.zeros((B, K), **f32)
-        self.pipeline = torch.zeros((B, K, self.lead_time), **f32)
-        self.price = torch.ones((B, K, C), **f32)
-        self.price_index = torch.zeros((B, K, C), dtype=torch.int64, device=dev)
-        self.reference = torch.ones((B, K, C), **f32)
-        self._competitor_state = torch.zeros((B, K), **f32)
-        # per env and period: log deviation, price ratio, outside weight (1 + competitor's MNL weight), mean ratio
+        self._init_state(
+            PricingState(
+                **self.initial_keys(),
+                on_hand=torch.zeros((B, K), **f32),
+                pipeline=torch.zeros((B, K, self.lead_time), **f32),
+                price=torch.ones((B, K, C), **f32),
+                price_index=torch.zeros((B, K, C), dtype=torch.int64, device=dev),
+                reference=torch.ones((B, K, C), **f32),
+                competitor_deviation=torch.zeros((B, K), **f32),
+                sales=torch.zeros((B, K, C), **f32),
+                last_demand=torch.zeros((B, K, C), **f32),
+                last_promotion=torch.zeros((B, C), **f32),
+            )
+        )
+        # the competitor's season drawn at reset (a cache of the stream keys), per env and period: log deviation,
+        # price ratio, outside weight (1 + competitor's MNL weight), mean ratio
         self._competitor_paths: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self.sales = torch.zeros((B, K, C), **f32)
-        self.last_demand = torch.zeros((B, K, C), **f32)
-        self.last_promotion = torch.zeros((B, C), **f32)
         self.list_index = int(np.argmin(np.abs(self.price_ladder - 1.0)))
 
     # ------------------------------------------------------------------ reset / observe
     def _reset_envs(self, mask: torch.Tensor) -> None:
         m2, m3 = mask.view(-1, 1), mask.view(-1, 1, 1)
-        self.on_hand = torch.where(m2, self._initial, self.on_hand)
-        self.pipeline = torch.where(m3, 0.0, self.pipeline)
-        self.price = torch.where(m3, 1.0, self.price)
-        self.price_index = torch.where(m3, self.list_index, self.price_index)
-        self.reference = torch.where(m3, 1.0, self.reference)
-        self.sales = torch.where(m3, 0.0, self.sales)
-        self.last_demand = torch.where(m3, 0.0, self.last_demand)
-        self.last_promotion = torch.where(m2, 0.0, self.last_promotion)
+        self.state.on_hand = torch.where(m2, self._initial, self.state.on_hand)
+        self.state.pipeline = torch.where(m3, 0.0, self.state.pipeline)
+        self.state.price = torch.where(m3, 1.0, self.state.price)
+        self.state.price_index = torch.where(m3, self.list_index, self.state.price_index)
+        self.state.reference = torch.where(m3, 1.0, self.state.reference)
+        self.state.sales = torch.where(m3, 0.0, self.state.sales)
+        self.state.last_demand = torch.where(m3, 0.0, self.state.last_demand)
+        self.state.last_promotion = torch.where(m2, 0.0, self.state.last_promotion)
         if self.demand.competitor_moves:
-            start = self.demand.competitor_start(_rng.mix32(self.stream_key ^ 0x5BD1E995))
+            start = self._competitor_start()
             if self.use_competitor_path:
                 self._reset_competitor_paths(start, mask)
-            else:
-                self._competitor_state = torch.where(m2, start, self._competitor_state)
+            self.state.competitor_deviation = torch.where(m2, start, self.state.competitor_deviation)
+
+    def _competitor_start(self) -> torch.Tensor:
+        """The competitor's log deviation at the start of every env's episode, ``(B, K)``."""
+        return self.demand.competitor_start(_rng.mix32(self.state.stream_key ^ 0x5BD1E995))
 
     def _reset_competitor_paths(self, start: torch.Tensor, mask: torch.Tensor) -> None:
         """Draw the competitor's whole season for the environments that start over (it ignores the policy)."""
@@ -370,6 +367,13 @@ class PricingCore(BatchedCore):
     def _stepped(self) -> None:
         self._masks = None  # the next period's masks
 
+    def _state_replaced(self) -> None:
+        super()._state_replaced()
+        self._masks = None
+        self._padded_masks = None
+        if self.demand.competitor_moves and self.use_competitor_path:
+            self._reset_competitor_paths(self._competitor_start(), self._all_envs)
+
     def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         obs = super().reset(seeds, mask)
         self._masks = None  # the new period's masks
@@ -383,9 +387,7 @@ class PricingCore(BatchedCore):
     @property
     def competitor(self) -> torch.Tensor:
         """Log deviation of the competitor's price from its long-run mean this period, ``(B, K)``."""
-        if self._competitor_paths is not None:
-            return self._now(self._competitor_paths[0])[0]
-        return self._competitor_state
+        return self.state.competitor_deviation
 
     def _competitor_ratio_now(self) -> torch.Tensor:
         """The competitor's price ratio ``(B or 1, K)`` this period."""
@@ -393,7 +395,7 @@ class PricingCore(BatchedCore):
             return self._now(self._competitor_paths[1])[0]
         if not self.demand.competitor_moves:
             return self._still_competitor[0]
-        return self.demand.competitor_ratio(self._competitor_state)
+        return self.demand.competitor_ratio(self.state.competitor_deviation)
 
     def _competitor_now(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The outside weight ``(B or 1, K, 1)`` and the competitor's mean price ratio ``(B,)`` this period."""
@@ -403,7 +405,7 @@ class PricingCore(BatchedCore):
             return outside, mean
         if not self.demand.competitor_moves:
             return self._still_competitor[1:]
-        ratio = self.demand.competitor_ratio(self._competitor_state)
+        ratio = self.demand.competitor_ratio(self.state.competitor_deviation)
         return self.demand.outside_weight(ratio), self._sku_mean(ratio)
 
     def _sku_mean(self, x: torch.Tensor) -> torch.Tensor:
@@ -417,15 +419,15 @@ class PricingCore(BatchedCore):
 
     def observe(self) -> torch.Tensor:
         B = self.num_envs
-        parts = [self.on_hand]
+        parts = [self.state.on_hand]
         if self.has_replenishment and self.lead_time > 0:
-            parts.append(self.pipeline.reshape(B, -1))
-        parts.append(self.price.reshape(B, -1))
+            parts.append(self.state.pipeline.reshape(B, -1))
+        parts.append(self.state.price.reshape(B, -1))
         if self.demand.use_reference:
-            parts.append(self.reference.reshape(B, -1))
+            parts.append(self.state.reference.reshape(B, -1))
         if self.demand.use_competitor:
             parts.append(_batch(self._competitor_ratio_now(), B))
-        parts += [self.sales.reshape(B, -1), self.period_rows(self._calendar)]
+        parts += [self.state.sales.reshape(B, -1), self.period_rows(self._calendar)]
         if self.has_hold:
             parts.append(self.period_rows(self._allowed_f32))
         return torch.cat(parts, dim=1)
@@ -457,7 +459,7 @@ class PricingCore(BatchedCore):
         n = len(self.price_ladder)
         cols = self._n_price * n
         static = self._static_mask[:, :cols].view(1, K, C, n)
-        current = torch.nn.functional.one_hot(self.price_index, n).bool()  # (B, K, C, n)
+        current = torch.nn.functional.one_hot(self.state.price_index, n).bool()  # (B, K, C, n)
         hold = self.period_rows(self._hold).view(-1, 1, C, 1)
         price_mask = torch.where(hold, current, static).reshape(B, -1)
         return torch.cat([price_mask, self._static_mask[:, cols:].expand(B, -1)], dim=1)
@@ -587,7 +589,7 @@ class PricingCore(BatchedCore):
                 action = self._joint_table.index_select(0, action.view(-1))
             index = (action[:, :n_price] if self._action_width > n_price else action).reshape(B, K, C)
             if hold is not None:
-                index = torch.where(hold, self.price_index, index)
+                index = torch.where(hold, self.state.price_index, index)
             cell = index + self._price_offsets
             price = self._level_price.take(cell)
             level_term = self._level_term.take(cell)
@@ -602,18 +604,18 @@ class PricingCore(BatchedCore):
         else:
             price, _, promo, orders = self.decode_action(action)
             if hold is not None:
-                price = torch.where(hold, self.price, price)
+                price = torch.where(hold, self.state.price, price)
             if promo is not None and demand.use_promotion:
                 boost = demand.promotion_boost(promo)
 
         # re-orders and arrivals
-        on_hand = self.on_hand
+        on_hand = self.state.on_hand
         order_cost: torch.Tensor | None = None
         ordered: torch.Tensor | None = None
         if orders is not None:
-            full = torch.cat([self.pipeline, orders.unsqueeze(-1)], dim=-1)
+            full = torch.cat([self.state.pipeline, orders.unsqueeze(-1)], dim=-1)
             on_hand = on_hand + full[..., 0]
-            self.pipeline = full[..., 1:]
+            self.state.pipeline = full[..., 1:]
             ordered = orders.sum(1)
             if self._order_fixed > 0:
                 order_cost = (orders > 0).to(torch.float32).sum(1) * self._order_fixed
@@ -634,7 +636,7 @@ class PricingCore(BatchedCore):
             else:
                 v = level_term if level_term is not None else demand.base_utility(price)
                 if demand.use_reference:
-                    v = demand.reference_utility(v, price, self.reference)
+                    v = demand.reference_utility(v, price, self.state.reference)
                 weight = torch.exp(v)
             outside = self._one
             if demand.use_competitor:
@@ -649,14 +651,14 @@ class PricingCore(BatchedCore):
             on_hand, asked, total, demand_units, self._earlier, self._sell_constants
         )
         on_hand = on_hand - sold
-        self.on_hand = on_hand
+        self.state.on_hand = on_hand
 
         # money and prices, summed per env: the figures over cells (SKU x channel) in one reduction, those over
         # SKUs in another (each row of weights turns a quantity into its figure; means weigh by 1 / count)
         sold_at = price * sales  # revenue per cell in list prices
         per_cell = {"revenue": sold_at, "net_revenue": sold_at, "mean_price_ratio": price}
-        per_cell["price_jump"] = (price - self.price).abs()
-        stock_left = on_hand + self.pipeline.sum(-1) if self.lead_time > 0 else on_hand
+        per_cell["price_jump"] = (price - self.state.price).abs()
+        stock_left = on_hand + self.state.pipeline.sum(-1) if self.lead_time > 0 else on_hand
         per_sku = {"cost_of_goods_sold": sold, "leftover_value": stock_left, "on_hand_units": on_hand}
         per_sku["holding_cost"] = on_hand
         if C == 2:
@@ -689,16 +691,19 @@ class PricingCore(BatchedCore):
         # state updates
         if demand.use_reference:
             keep, pull = self._smoothing_factors
-            self.reference = torch.addcmul(pull * price, keep, self.reference)  # keep r + pull x
-        if demand.competitor_moves and self._competitor_paths is None:
-            self._competitor_state = demand.competitor_step(self._competitor_state, self.step_draw())
-        self.price = price
+            self.state.reference = torch.addcmul(pull * price, keep, self.state.reference)  # keep r + pull x
+        if self._competitor_paths is not None:  # the season drawn at reset: the deviation of the next period
+            ahead = (self.state.t + 1).view(-1, 1, 1).expand(-1, 1, self.num_skus)
+            self.state.competitor_deviation = self._competitor_paths[0].gather(1, ahead).squeeze(1)
+        elif demand.competitor_moves:
+            self.state.competitor_deviation = demand.competitor_step(self.state.competitor_deviation, self.step_draw())
+        self.state.price = price
         if index is not None:
-            self.price_index = index
-        self.sales = sales
-        self.last_demand = asked
+            self.state.price_index = index
+        self.state.sales = sales
+        self.state.last_demand = asked
         if promo is not None:
-            self.last_promotion = promo
+            self.state.last_promotion = promo
 
         # the season's end: truncation, and the cost value of the stock left
         truncated = self.period_rows(self._last)
@@ -791,14 +796,14 @@ class PricingCore(BatchedCore):
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         i = env_index
         return {
-            "t": np.array(int(self.t[i])),
-            "on_hand": self.on_hand[i].cpu().numpy(),
-            "pipeline": self.pipeline[i].sum(-1).cpu().numpy(),
-            "price": (self.price[i] * self._list_price).cpu().numpy(),
-            "price_ratio": self.price[i].cpu().numpy(),
-            "reference_ratio": self.reference[i].cpu().numpy(),
+            "t": np.array(int(self.state.t[i])),
+            "on_hand": self.state.on_hand[i].cpu().numpy(),
+            "pipeline": self.state.pipeline[i].sum(-1).cpu().numpy(),
+            "price": (self.state.price[i] * self._list_price).cpu().numpy(),
+            "price_ratio": self.state.price[i].cpu().numpy(),
+            "reference_ratio": self.state.reference[i].cpu().numpy(),
             "competitor_ratio": self.demand.competitor_ratio(self.competitor[i : i + 1])[0].cpu().numpy(),
-            "sales": self.sales[i].cpu().numpy(),
-            "demand": self.last_demand[i].cpu().numpy(),
-            "promotion": self.last_promotion[i].cpu().numpy(),
+            "sales": self.state.sales[i].cpu().numpy(),
+            "demand": self.state.last_demand[i].cpu().numpy(),
+            "promotion": self.state.last_promotion[i].cpu().numpy(),
         }
