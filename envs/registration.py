@@ -8,26 +8,66 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from paretochain.envs.family import Family
 from paretochain.envs.memory import check_memory
 from paretochain.envs.views import BatchedVectorEnv, SingleEnv, check_invalid_action_mode
 
-#: Registered ids and the single-view classes behind them.
-ENTRY_POINTS: dict[str, str] = {
-    "paretochain/Warehouse-v0": "paretochain.envs.warehouse.env:WarehouseEnv",
-    "paretochain/Dispatch-v0": "paretochain.envs.dispatch.env:DispatchEnv",
-    "paretochain/Pricing-v0": "paretochain.envs.pricing.env:PricingEnv",
+#: The record of every family, by registered id (one entry per family; see :class:`Family`).
+FAMILIES: dict[str, Family] = {
+    record.env_id: record
+    for record in (
+        Family(
+            name="warehouse",
+            env_id="paretochain/Warehouse-v0",
+            env="paretochain.envs.warehouse.env:WarehouseEnv",
+            configs="warehouse",
+            baselines="paretochain.evaluate.baselines:WAREHOUSE_BASELINES",
+            scenarios="paretochain.evaluate.scenarios:WAREHOUSE_SCENARIOS",
+            fronts="paretochain.evaluate.baselines:warehouse_fronts",
+        ),
+        Family(
+            name="dispatch",
+            env_id="paretochain/Dispatch-v0",
+            env="paretochain.envs.dispatch.env:DispatchEnv",
+            configs="dispatch",
+            baselines="paretochain.evaluate.baselines:DISPATCH_BASELINES",
+            scenarios="paretochain.evaluate.scenarios:DISPATCH_SCENARIOS",
+        ),
+        Family(
+            name="pricing",
+            env_id="paretochain/Pricing-v0",
+            env="paretochain.envs.pricing.env:PricingEnv",
+            configs="pricing",
+            baselines="paretochain.evaluate.baselines:PRICING_BASELINES",
+            scenarios="paretochain.evaluate.scenarios:PRICING_SCENARIOS",
+            fronts="paretochain.evaluate.baselines:pricing_fronts",
+        ),
+    )
 }
+
+
+def get_family(key: str) -> Family:
+    """The record of a family, by registered id (``"paretochain/Warehouse-v0"``) or name (``"warehouse"``).
+
+    Raises:
+        gymnasium.error.UnregisteredEnv: no family has that id or name.
+    """
+    if key in FAMILIES:
+        return FAMILIES[key]
+    for record in FAMILIES.values():
+        if record.name == key:
+            return record
+    raise gym.error.UnregisteredEnv(
+        f"unknown environment id {key!r}; paretochain registers {sorted(FAMILIES)} "
+        f"(families {sorted(r.name for r in FAMILIES.values())})"
+    )
 
 
 def env_class(env_id: str) -> type[SingleEnv]:
     """The single-view class registered under ``env_id``."""
-    if env_id not in ENTRY_POINTS:
-        raise gym.error.UnregisteredEnv(
-            f"unknown environment id {env_id!r}; paretochain registers {sorted(ENTRY_POINTS)}"
-        )
-    module_name, _, attr = ENTRY_POINTS[env_id].partition(":")
-    module = __import__(module_name, fromlist=[attr])
-    return getattr(module, attr)
+    if env_id not in FAMILIES:
+        raise gym.error.UnregisteredEnv(f"unknown environment id {env_id!r}; paretochain registers {sorted(FAMILIES)}")
+    return FAMILIES[env_id].env_class
 
 
 def make_vec(
@@ -76,12 +116,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def register_envs() -> None:
     """Register every paretochain id with Gymnasium (idempotent)."""
-    for env_id, entry_point in ENTRY_POINTS.items():
+    for env_id, record in FAMILIES.items():
         if env_id in gym.registry:
             continue
         gym.register(
             id=env_id,
-            entry_point=entry_point,
+            entry_point=record.env,
             vector_entry_point=functools.partial(_vector_entry, env_id),
             disable_env_checker=True,
         )
