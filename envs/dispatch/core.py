@@ -43,8 +43,9 @@ from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
 from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.dispatch.generator import FileInstances, GeneratedInstances
 from paretochain.envs.dispatch.instances import load_instance
-from paretochain.envs.dispatch.objectives import build_objectives, reward_weights
+from paretochain.envs.dispatch.reward import REWARDS, build_objectives
 from paretochain.envs.dispatch.types import DispatchState
+from paretochain.envs.reward import reward_weights
 from paretochain.errors import ActionError, ConfigError
 
 KPI_NAMES = (
@@ -184,7 +185,9 @@ class DispatchCore(BatchedCore[DispatchState]):
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        self._reward_weights, self._per_order = reward_weights(self.objective_names, KPI_NAMES, dev)
+        weights, per_order = reward_weights(REWARDS, self.objective_names, KPI_NAMES)
+        self._reward_weights = torch.as_tensor(weights, dtype=torch.float64, device=dev)
+        self._per_order = torch.as_tensor(per_order, device=dev)
 
         B = num_envs
         self._bidx = torch.arange(B, device=dev)

@@ -48,8 +48,9 @@ from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout, nearest_
 from paretochain.envs.pricing.allocation import allocate, sell, sell_checked
 from paretochain.envs.pricing.config import PricingConfig, per_sku
 from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
-from paretochain.envs.pricing.objectives import build_objectives, reward_matrix
+from paretochain.envs.pricing.reward import REWARDS, build_objectives
 from paretochain.envs.pricing.types import PricingState
+from paretochain.envs.reward import reward_weights
 from paretochain.errors import ConfigError
 
 KPI_NAMES = (
@@ -239,7 +240,8 @@ class PricingCore(BatchedCore[PricingState]):
         self._raw_names = self._raw_columns()
         kpi_map = self._kpi_map(self._raw_names)
         self._kpi_matrix = kpi_map.to(dev)
-        rewards = kpi_map @ reward_matrix(self.objective_names, KPI_NAMES, cfg.horizon, torch.device("cpu"))  # (raw, k)
+        weights, _ = reward_weights(REWARDS, self.objective_names, KPI_NAMES, cfg.horizon)
+        rewards = kpi_map @ torch.as_tensor(weights, dtype=torch.float32)  # (raw, k)
         assert bool(((rewards != 0).sum(0) <= 1).all()), "every objective is one raw figure times a constant"
         self._reward_columns = rewards.abs().argmax(0).to(dev)
         self._reward_scale = rewards.sum(0).to(dev)

@@ -30,9 +30,10 @@ from gymnasium import spaces
 from paretochain.envs import _rng
 from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
 from paretochain.envs.data.demand_history import load_demand_history
+from paretochain.envs.reward import reward_weights
 from paretochain.envs.warehouse.config import WarehouseConfig, resolve_per_sku
 from paretochain.envs.warehouse.demand import HistoryDemand, SyntheticDemand
-from paretochain.envs.warehouse.objectives import REWARD_KPI, build_objectives, per_period_scale
+from paretochain.envs.warehouse.reward import REWARDS, build_objectives, per_period_scale
 from paretochain.envs.warehouse.types import WarehouseState
 from paretochain.errors import ConfigError
 
@@ -529,12 +530,9 @@ class WarehouseCore(BatchedCore[WarehouseState]):
             for term, coef in combos[name].items():
                 if term in raw:
                     kpi[raw.index(term), j] = coef
-        cols = []
-        for objective in self.objective_names:
-            kpi_name, sign = REWARD_KPI[objective]
-            scale = sign / (self.horizon if objective == "fill_rate" else 1.0)
-            cols.append(kpi[:, KPI_NAMES.index(kpi_name)] * scale)
-        return kpi.to(self.device), torch.stack(cols, dim=1).to(self.device)
+        weights, _ = reward_weights(REWARDS, self.objective_names, KPI_NAMES, self.horizon)
+        rewards = kpi @ torch.as_tensor(weights, dtype=torch.float32)  # (raw, k): the rewards from the raw sums
+        return kpi.to(self.device), rewards.to(self.device)
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         i = env_index
