@@ -500,7 +500,7 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         raw = torch.cat([sums, torch.stack(extras, dim=1)], dim=1)
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw @ self._reward_matrix
-        truncated = self._truncated_after[self.state.t]
+        truncated = self.period_rows(self._truncated_after)
         return reward, self._never, truncated, kpis
 
     def _raw_columns(self) -> list[str]:
