@@ -215,11 +215,11 @@ def space_description(space: spaces.Space) -> dict[str, Any]:
 
 def env_id_of(core: Any) -> str | None:
     """The registered id whose environment class uses this core's class, if any."""
-    from paretochain.envs.registration import ENTRY_POINTS, env_class
+    from paretochain.envs.registration import FAMILIES
 
-    for env_id in ENTRY_POINTS:
+    for env_id, record in FAMILIES.items():
         try:
-            if env_class(env_id).core_cls is type(core):
+            if record.core_class is type(core):
                 return env_id
         except Exception:  # a family whose module does not import yet
             continue

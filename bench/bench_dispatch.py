@@ -21,7 +21,7 @@ import torch
 from mo_gymnasium.wrappers.vector import MOSyncVectorEnv
 
 import paretochain.envs  # noqa: F401  (registers the ids)
-from paretochain.envs import make_vec
+from paretochain.envs import make_vec, tune_allocator
 from paretochain.envs.dispatch import DispatchEnv
 
 OR_GYM_STEPS_PER_S = 900.0
@@ -100,6 +100,7 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch CPU threads (1 is steadiest on a shared 2-core machine)"
     )
     args = parser.parse_args()
+    tune_allocator()  # batched CPU steps reuse large buffers (paretochain.envs.tune_allocator)
     torch.set_num_threads(args.threads)
 
     rows: list[tuple[str, str, tuple[float, float]]] = []

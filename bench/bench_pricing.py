@@ -2,9 +2,7 @@
 
 Every row is measured in the same run, so the ratios hold on a noisy machine:
 
-- ``single``: one ``gymnasium.make("paretochain/Pricing-v0")`` env stepped in a loop (its step
-  and its resets run as traced graphs, :mod:`paretochain.envs._graph`); ``single, eager step``:
-  the same with the graphs turned off, for the gain they bring;
+- ``single``: one ``gymnasium.make("paretochain/Pricing-v0")`` env stepped in a loop;
 - ``batched N``: the batched core behind ``make_vec`` (tensor mode, actions built once on
   the device, no per-step checks), N environments per call;
 - ``sync N``: a ``gymnasium.vector.SyncVectorEnv`` of N single envs (the plain alternative), in
@@ -29,7 +27,7 @@ import torch
 from mo_gymnasium.wrappers.vector import MOSyncVectorEnv
 
 import paretochain  # noqa: F401  (registers the environments)
-from paretochain.envs import make_vec
+from paretochain.envs import make_vec, tune_allocator
 
 
 def list_price_action(core, num_envs: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -60,10 +58,9 @@ def timed(step, budget_s: float, min_steps: int) -> tuple[int, float]:  # type: 
             return calls, elapsed
 
 
-def single_env(config: str, traced: bool) -> tuple[gym.Env, np.ndarray, int]:
-    """A single env (its step and reset traced or not), its list-price action and its horizon."""
+def single_env(config: str) -> tuple[gym.Env, np.ndarray, int]:
+    """A single env, its list-price action and its horizon."""
     env = gym.make("paretochain/Pricing-v0", config=config)
-    env.unwrapped.core.use_step_graph = traced
     env.reset(seed=0)
     return env, list_price_action(env.unwrapped.core, 1)[0], env.unwrapped.core.horizon
 
@@ -76,9 +73,9 @@ def play(env: gym.Env, action: np.ndarray, horizon: int, seasons: int) -> None:
             env.step(action)
 
 
-def bench_single(config: str, budget_s: float, traced: bool = True) -> float:
-    env, action, horizon = single_env(config, traced)
-    play(env, action, horizon, 1)  # a first season and reset: the step and the reset are traced before timing
+def bench_single(config: str, budget_s: float) -> float:
+    env, action, horizon = single_env(config)
+    play(env, action, horizon, 1)  # a first season and reset before timing
     env.reset()
     state = {"t": 0}
 
@@ -91,21 +88,6 @@ def bench_single(config: str, budget_s: float, traced: bool = True) -> float:
 
     calls, seconds = timed(step, budget_s, 50)
     return calls / seconds
-
-
-def bench_single_pair(config: str, rounds: int, seasons: int = 20) -> tuple[float, float]:
-    """Traced and eager single env in alternation, best of ``rounds`` rounds of ``seasons`` seasons each.
-
-    Both envs run in the same minutes, so a machine that slows down slows both.
-    """
-    envs = [single_env(config, traced) for traced in (True, False)]
-    best = [float("inf"), float("inf")]
-    for _ in range(rounds):
-        for i, (env, action, horizon) in enumerate(envs):
-            start = time.perf_counter()
-            play(env, action, horizon, seasons)
-            best[i] = min(best[i], (time.perf_counter() - start) / (seasons * horizon))
-    return 1.0 / best[0], 1.0 / best[1]
 
 
 def bench_batched(config: str, num_envs: int, device: str, budget_s: float) -> float:
@@ -147,15 +129,10 @@ def main() -> None:
     )
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per measurement (at least a few steps)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument(
-        "--pair-rounds",
-        type=int,
-        default=0,
-        help="also time the traced and the eager single env in alternation, best of this many rounds (0: off)",
-    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    tune_allocator()  # batched CPU steps reuse large buffers (paretochain.envs.tune_allocator)
 
     print(
         f"Pricing-v0 throughput, config {args.config!r}, device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
@@ -167,10 +144,7 @@ def main() -> None:
     )
     single = bench_single(args.config, args.budget)
     sync_one = bench_sync(args.config, 1, args.budget)
-    rows = [
-        ("single env", 1, single, sync_one, ""),
-        ("single, eager step", 1, bench_single(args.config, args.budget, traced=False), sync_one, ""),
-    ]
+    rows = [("single env", 1, single, sync_one, "")]
     last_sync = rows[0][3]
     for n in args.sizes:
         batched = bench_batched(args.config, n, args.device, args.budget)
@@ -187,12 +161,6 @@ def main() -> None:
     if any(r[4] for r in rows):
         print(f"* SyncVectorEnv rate of N={args.sync_max} (its env-steps/s do not grow with N)")
     print(f"single env: {1e6 / single:,.0f} us per step through the Gymnasium view")
-    if args.pair_rounds:
-        traced, eager = bench_single_pair(args.config, args.pair_rounds)
-        print(
-            f"single env in alternation, best of {args.pair_rounds} rounds: traced {traced:,.0f}, "
-            f"eager {eager:,.0f} steps/s ({traced / eager:.2f}x)"
-        )
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import paretochain  # noqa: F401
-from paretochain.envs import make_vec
+from paretochain.envs import make_vec, tune_allocator
 
 ENV_ID = "paretochain/Warehouse-v0"
 
@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5, help="minimum timed seconds per row")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    tune_allocator()  # batched CPU steps reuse large buffers (paretochain.envs.tune_allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
     device_name = (

@@ -7,10 +7,12 @@ step takes a page fault for every 4 KiB it writes again. On a 1,024-environment 
 that is about a third of the step's time. Raising the mmap threshold and the trim threshold
 keeps those pages in the process for reuse.
 
-:func:`tune_allocator` applies the setting once per process, when a batched view is built on
-the CPU. It is skipped on other C libraries, when the user set any ``MALLOC_*`` variable
-(their choice wins), and when ``PARETOCHAIN_MALLOC_TUNING=0``. The cost is memory: up to
-:data:`TRIM_THRESHOLD_BYTES` of freed heap may stay resident instead of going back to the system.
+:func:`tune_allocator` (``paretochain.envs.tune_allocator``) applies the setting once per process,
+and only when called: building or stepping an environment never changes the allocator of the
+process it runs in. Benchmarks and long training jobs on the CPU call it first. It is skipped on
+other C libraries, when the user set any ``MALLOC_*`` variable (their choice wins), and when
+``PARETOCHAIN_MALLOC_TUNING=0``. The cost is memory: up to :data:`TRIM_THRESHOLD_BYTES` of freed
+heap may stay resident instead of going back to the system.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ _applied: bool | None = None
 
 
 def tune_allocator() -> bool:
-    """Apply the thresholds once (idempotent); True when they are in effect."""
+    """Keep freed tensor buffers in the process for reuse (glibc only; an opt-in for the whole process).
+
+    Idempotent. Returns True when the thresholds are in effect, False where they were skipped (another
+    C library, a ``MALLOC_*`` variable set by the user, or ``PARETOCHAIN_MALLOC_TUNING=0``).
+    """
     global _applied
     if _applied is not None:
         return _applied

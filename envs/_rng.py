@@ -80,26 +80,22 @@ class StepDraw:
     taken from a precomputed ``table`` are only looked up when a site asks for them.
     """
 
-    __slots__ = ("_flat", "_keys", "_row_start", "host_t", "t", "table", "tracing")
+    __slots__ = ("_flat", "_keys", "_row_start", "t", "table")
 
     def __init__(
         self,
         keys: torch.Tensor | None,
         t: torch.Tensor,
-        host_t: int | None = None,
         table: torch.Tensor | None = None,
         row_start: torch.Tensor | None = None,
-        tracing: bool = False,
     ) -> None:
         if keys is None and table is None:
             raise ValueError("a StepDraw needs its keys or the table of episode keys they come from")
         self._keys = keys
         self.t = t
-        self.host_t = host_t  # the common period when every env is at the same one
         self.table = table  # the episode keys (B, T) the step keys come from, when precomputed
         self._row_start = row_start  # where each env's rows start in a per-env, per-period table flattened
         self._flat: torch.Tensor | None = None
-        self.tracing = tracing  # the step is being traced: only caches made at reset are inputs of the graph
 
     @property
     def keys(self) -> torch.Tensor:
@@ -111,8 +107,6 @@ class StepDraw:
 
     def at_period(self, table: torch.Tensor) -> torch.Tensor:
         """Row ``t`` of every env in a per-env, per-period ``table`` ``(B, T + 1, ...)``: ``(B, ...)``."""
-        if self.host_t is not None:
-            return table[:, self.host_t]
         if self.t.shape[0] == 1:
             return one_env_row(table, self.t)
         if self._flat is None:
@@ -162,7 +156,6 @@ class DrawSite:
         self._offsets = mix32((index + site_id * 0x9E3779B) & _MASK32).unsqueeze(0)
         self._cache: torch.Tensor | None = None
         self._source: torch.Tensor | None = None  # the episode-key table the cache was built from
-        self.prepared_at_reset = False  # the core caches this site's episodes at reset (not on first use)
 
     def _hash(self, keys: torch.Tensor) -> torch.Tensor:
         view = keys.reshape(keys.shape + (1,) * len(self.shape))
@@ -209,8 +202,8 @@ class DrawSite:
 
         A new tensor whenever episodes start over, so callers may cache what they derive from it.
         """
-        if draw.table is None or (draw.tracing and not self.prepared_at_reset):
-            return None  # a cache made on first use would be a constant of the traced graph: hash
+        if draw.table is None:
+            return None
         if draw.table is not self._source:
             self.prepare(draw.table)  # the keys were replaced (e.g. a restored checkpoint): rebuild
         return self._cache

@@ -13,12 +13,10 @@ environment seeded with ``s``.
 from __future__ import annotations
 
 import math
-import os
-import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -27,12 +25,8 @@ from gymnasium import spaces
 from paretochain.envs import _rng
 from paretochain.envs.checks import check_finite, finite_check_requested
 from paretochain.envs.objectives import ObjectiveSet
+from paretochain.envs.state import BatchState
 from paretochain.errors import ActionError, PolicyFileError
-
-if TYPE_CHECKING:
-    from paretochain.envs._graph import EpisodePrefetch, ResetGraph, StepGraph
-
-G = TypeVar("G")
 
 
 class KPIs(Mapping[str, torch.Tensor]):
@@ -108,9 +102,6 @@ class StepOutput:
         truncated: episode was cut by its horizon, bool ``(B,)``.
         kpis: the business figures behind the reward, float32 ``(B,)`` each
             (a plain dict, or :class:`KPIs` backed by one matrix).
-        flat: for a batch of one stepped by a traced graph, everything above in one float32 row
-            ``(obs_dim + k + len(kpis) + 2,)``: observation, reward, KPIs, terminated, truncated
-            (flags as 0 or 1). One host copy for the single-env view; None otherwise.
     """
 
     obs: torch.Tensor
@@ -118,7 +109,6 @@ class StepOutput:
     terminated: torch.Tensor
     truncated: torch.Tensor
     kpis: Mapping[str, torch.Tensor]
-    flat: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -155,12 +145,21 @@ class ObservationLayout:
         return {name: obs[..., s.start : s.stop].reshape(lead + s.shape) for name, s in self.segments.items()}
 
 
-class BatchedCore(ABC):
+StateT = TypeVar("StateT", bound=BatchState)
+
+
+class BatchedCore(ABC, Generic[StateT]):
     """Base class of the batched dynamics of one environment family.
 
     Subclasses set ``objectives``, ``observation_layout``, ``single_observation_space``,
-    ``single_action_space`` and ``horizon`` in their constructor, then implement
-    :meth:`_reset_envs`, :meth:`_step` and :meth:`observe`.
+    ``single_action_space`` and ``horizon`` in their constructor, build their state object
+    (a :class:`~paretochain.envs.state.BatchState` subclass, starting from :meth:`initial_keys`)
+    with :meth:`_init_state`, then implement :meth:`_reset_envs`, :meth:`_step` and :meth:`observe`.
+
+    Everything that changes within an episode lives in :attr:`state`; what the core keeps
+    besides is the instance (constants of the config) and caches derived from the state
+    (the step keys of the current episodes, the masks of the current period), rebuilt
+    whenever a state is assigned.
 
     Args:
         num_envs: batch size ``B``.
@@ -178,10 +177,6 @@ class BatchedCore(ABC):
     #: True when the action masks are the same in every period of every episode, so the
     #: single-env view reads them once.
     masks_fixed: bool = False
-    #: The tensor attributes a step reads and rebinds (``t`` first). A core that names them
-    #: and says yes in :meth:`_wants_step_graph` has its small CPU batches stepped by a traced
-    #: graph of its own ``_step`` (:mod:`paretochain.envs._graph`).
-    step_state: tuple[str, ...] = ()
 
     def __init__(self, num_envs: int, device: str | torch.device = "cpu") -> None:
         if num_envs < 1:
@@ -190,30 +185,61 @@ class BatchedCore(ABC):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device='cuda' was requested but torch sees no CUDA device")
-        z = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
-        self.key_lo, self.key_hi = z.clone(), z.clone()
-        self.stream_key = z.clone()
-        self.episode = z.clone()
-        self.t = z.clone()  # periods elapsed in the current episode
-        self.seeded = False
-        self.host_t = 0  # the common step count when all envs run in lockstep (fixed horizon)
-        self.lockstep = False  # True while every env is at period host_t (after a full reset)
-        self._episode_keys: torch.Tensor | None = None
+        self.seeded = False  # some env was reset with a seed (else a view seeds the first reset itself)
+        #: Steps since the last full reset, counted on the host: with a fixed horizon, the loops of the views
+        #: and agents know when every episode ends without reading ``t`` back from the device.
+        self.host_t = 0
+        self._episode_keys: torch.Tensor | None = None  # every step key of the current episodes (fixed horizon)
+        self._keys_source: torch.Tensor | None = None  # the stream keys the table was made from
         self._counter_hashes: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
         self._row_start: torch.Tensor | None = None  # where each env's rows start in a flat per-period table
         self._draw_sites: list[_rng.DrawSite] = []
-        #: Step small CPU batches with a traced graph where the core allows it (``PARETOCHAIN_STEP_GRAPH=0``
-        #: turns it off for every core); the episodes are the same either way.
-        self.use_step_graph = os.environ.get("PARETOCHAIN_STEP_GRAPH", "1") != "0"
-        self.tracing = False  # True while the step is traced: read the period from t, take no host shortcuts
-        self._graph: StepGraph | None = None
-        self._graph_refused = False
-        self._reset_graph_run: ResetGraph | EpisodePrefetch | None = None
-        self._reset_graph_refused = False
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
         #: raise on a NaN or infinite observation or reward (``PARETOCHAIN_CHECK_FINITE=1``; :mod:`~paretochain.envs.checks`)
         self.check_finite = finite_check_requested()
+
+    # ------------------------------------------------------------------ state
+    def initial_keys(self) -> dict[str, torch.Tensor]:
+        """The shared fields of a fresh state (:class:`~paretochain.envs.state.BatchState`): zeros ``(B,)`` int64."""
+        return {
+            name: torch.zeros(self.num_envs, dtype=torch.int64, device=self.device) for name in BatchState.field_names()
+        }
+
+    def _init_state(self, state: StateT) -> None:
+        """Set the state a family's constructor built (no caches to rebuild yet)."""
+        self._state = state
+
+    @property
+    def state(self) -> StateT:
+        """The batch's state, read and written by the dynamics.
+
+        Assign a state to replace it (a copy is kept, on this core's device, and the caches
+        derived from it are rebuilt): ``core.state = other.state[rows].repeat(k)``. To change
+        some rows, write them into a copy and assign the copy (``s = core.state.clone();
+        s[rows] = x; core.state = s``), not into the live state.
+
+        Raises (on assignment):
+            TypeError: a state of another family.
+            ValueError: a batch of another size than ``num_envs``.
+        """
+        return self._state
+
+    @state.setter
+    def state(self, state: StateT) -> None:
+        if type(state) is not type(self._state):
+            raise TypeError(f"{type(self).__name__} takes a {type(self._state).__name__}, got {type(state).__name__}")
+        if state.batch_size != self.num_envs:
+            raise ValueError(f"the state holds {state.batch_size} environments, this core steps {self.num_envs}")
+        self._state = state.to(self.device)
+        # a fixed horizon's episodes end together: the host count follows the furthest env
+        self.host_t = int(self._state.t.max())
+        self._state_replaced()
+
+    def _state_replaced(self) -> None:
+        """Rebuild what the core derives from its state (a family adds its own caches)."""
+        self._episode_keys = None
+        self._prepare_episode(None)
 
     # ------------------------------------------------------------------ seeding and reset
     def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -225,16 +251,13 @@ class BatchedCore(ABC):
             mask: bool ``(B,)`` selecting which environments start over; ``None`` means all.
         """
         if mask is None and seeds is None:  # every env starts its next episode
-            self.host_t, self.lockstep = 0, True
-            graph = self._reset_graph()
-            return self._finite(graph(self) if graph is not None else self._next_episodes(), "reset")
+            self.host_t = 0
+            return self._finite(self._next_episodes(), "reset")
         full = mask is None  # every env starts over: the new values replace the old without a select
         if mask is None:
             mask = self._all_envs
             self.host_t = 0
-            self.lockstep = True
-        else:
-            self.lockstep = False  # some envs restart while others go on: periods differ
+        st = self.state
         if seeds is not None:
             seeds = list(seeds)
             idx = torch.nonzero(mask).flatten()
@@ -244,18 +267,18 @@ class BatchedCore(ABC):
             lo = torch.tensor([h[0] for h in halves], dtype=torch.int64, device=self.device)
             hi = torch.tensor([h[1] for h in halves], dtype=torch.int64, device=self.device)
             # out of place: the keys may be inference tensors created under torch.inference_mode
-            self.key_lo = self.key_lo.index_put((idx,), lo)
-            self.key_hi = self.key_hi.index_put((idx,), hi)
-            self.episode = self.episode.index_put((idx,), torch.zeros_like(lo))
+            st.key_lo = st.key_lo.index_put((idx,), lo)
+            st.key_hi = st.key_hi.index_put((idx,), hi)
+            st.episode = st.episode.index_put((idx,), torch.zeros_like(lo))
             self.seeded = True
         else:
-            lo, hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)
-            self.key_lo = torch.where(mask, lo, self.key_lo)
-            self.key_hi = torch.where(mask, hi, self.key_hi)
-            self.episode = torch.where(mask, self.episode + 1, self.episode)
-        stream_key = _rng.derive_key(self.key_lo, self.key_hi)
-        self.stream_key = stream_key if full else torch.where(mask, stream_key, self.stream_key)
-        self.t = torch.zeros_like(self.t) if full else torch.where(mask, torch.zeros_like(self.t), self.t)
+            lo, hi = _rng.next_episode_seed(st.key_lo, st.key_hi, st.episode + 1)
+            st.key_lo = torch.where(mask, lo, st.key_lo)
+            st.key_hi = torch.where(mask, hi, st.key_hi)
+            st.episode = torch.where(mask, st.episode + 1, st.episode)
+        stream_key = _rng.derive_key(st.key_lo, st.key_hi)
+        st.stream_key = stream_key if full else torch.where(mask, stream_key, st.stream_key)
+        st.t = torch.zeros_like(st.t) if full else torch.where(mask, torch.zeros_like(st.t), st.t)
         self._prepare_episode(None if full else mask)
         self._reset_envs(mask)
         return self._finite(self.observe(), "reset")
@@ -267,49 +290,41 @@ class BatchedCore(ABC):
 
     def _next_keys(self) -> None:
         """Every env's keys move on to its next episode."""
+        st = self.state
         if self.num_envs == 1 and self.device.type == "cpu":
             # one env: the same hashes on Python ints, a fraction of the cost of their dozens of tensor operations
-            keys = _rng.next_episodes_on_host(int(self.key_lo), int(self.key_hi), int(self.episode), 1)
-            self.key_lo, self.key_hi, self.episode, self.stream_key = torch.tensor(keys).view(4, 1).unbind(0)
+            keys = _rng.next_episodes_on_host(int(st.key_lo), int(st.key_hi), int(st.episode), 1)
+            st.key_lo, st.key_hi, st.episode, st.stream_key = torch.tensor(keys).view(4, 1).clone().unbind(0)
             return
-        self.key_lo, self.key_hi = _rng.next_episode_seed(self.key_lo, self.key_hi, self.episode + 1)
-        self.episode = self.episode + 1
-        self.stream_key = _rng.derive_key(self.key_lo, self.key_hi)
+        st.key_lo, st.key_hi = _rng.next_episode_seed(st.key_lo, st.key_hi, st.episode + 1)
+        st.episode = st.episode + 1
+        st.stream_key = _rng.derive_key(st.key_lo, st.key_hi)
 
     def _start_episodes(self) -> torch.Tensor:
-        """Every env starts the episode of its ``stream_key``; the observations. (Traced for small CPU batches.)"""
-        self.t = torch.zeros_like(self.t)
+        """Every env starts the episode of its ``stream_key``; the observations."""
+        self.state.t = torch.zeros_like(self.state.t)
         self._prepare_episode(None)
         self._reset_envs(self._all_envs)
         return self.observe()
 
     def register_draw_sites(self, *sites: _rng.DrawSite) -> None:
         """Declare the draw sites of the dynamics, so fixed-horizon cores can cache their episodes at reset."""
-        for site in sites:
-            site.prepared_at_reset = True
         self._draw_sites.extend(sites)
 
     def step_draw(self) -> _rng.StepDraw:
         """The randomness handle of the current step, passed to every ``DrawSite.uniform`` in :meth:`_step`."""
+        if self.fixed_horizon and self._keys_source is not self.state.stream_key:
+            self._prepare_episode(None)  # the stream keys were replaced since the table was made
         if self._episode_keys is not None:
             # the keys are looked up in the table only if a site without a cache asks for them
-            host_t = self.host_t if self.lockstep else None
-            return _rng.StepDraw(None, self.t, host_t, self._episode_keys, self._row_start, self.tracing)
-        return _rng.StepDraw(_rng.step_keys(self.stream_key, self.t), self.t)
-
-    def per_period(self, table: torch.Tensor) -> torch.Tensor:
-        """Rows of a per-period ``table`` (indexed by period) for every env: ``table[t]``, cheap in lockstep."""
-        if self.lockstep:
-            if self.num_envs == 1:
-                return table[self.host_t : self.host_t + 1]  # one slice instead of a row and its expansion
-            return table[self.host_t].expand(self.num_envs, *table.shape[1:])
-        return self.period_rows(table)
+            return _rng.StepDraw(None, self.state.t, self._episode_keys, self._row_start)
+        return _rng.StepDraw(_rng.step_keys(self.state.stream_key, self.state.t), self.state.t)
 
     def period_rows(self, table: torch.Tensor) -> torch.Tensor:
         """Row ``t`` of a per-period ``table`` ``(T + 1, ...)`` for every env, ``(B, ...)``, whatever their periods."""
         if self.num_envs == 1:
-            return _rng.one_env_row(table.unsqueeze(0), self.t)
-        return table.index_select(0, self.t)
+            return _rng.one_env_row(table.unsqueeze(0), self.state.t)
+        return table.index_select(0, self.state.t)
 
     def _prepare_episode(self, mask: torch.Tensor | None) -> None:
         """Fixed horizon: compute every step key of the new episodes (and cached draws) in one pass.
@@ -321,11 +336,12 @@ class BatchedCore(ABC):
         if self._counter_hashes is None:  # the same for every episode: hashed once
             self._counter_hashes = _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(0)
             self._row_start = self._rows * (self.horizon + 1)
-        keys = _rng.mix32(self.stream_key.unsqueeze(1) ^ self._counter_hashes)
+        keys = _rng.mix32(self.state.stream_key.unsqueeze(1) ^ self._counter_hashes)
         if self._episode_keys is None or mask is None:
             self._episode_keys = keys
         else:
             self._episode_keys = torch.where(mask.unsqueeze(1), keys, self._episode_keys)
+        self._keys_source = self.state.stream_key
         for site in self._draw_sites:
             site.prepare(self._episode_keys, mask)
 
@@ -342,34 +358,11 @@ class BatchedCore(ABC):
             action = torch.as_tensor(action, device=self.device)
         if check:
             self.check_action(action)
-        graph = self._step_graph(action)
-        if graph is not None:
-            out = graph(self, action)
-            self.host_t += 1
-            self._stepped()
-            return self._finite_step(out)
         reward, terminated, truncated, kpis = self._step(action)
-        self.t = self.t + 1
+        self.state.t = self.state.t + 1
         self.host_t += 1
         self._stepped()
         return self._finite_step(StepOutput(self.observe(), reward, terminated, truncated, kpis))
-
-    def step_row(self, action: torch.Tensor) -> tuple[torch.Tensor, tuple[str, ...]] | None:
-        """One step of a one-env core by its traced graph, for views that want one host copy: the step's
-        float32 row (:attr:`StepOutput.flat`) and the names of its KPIs. None where the step is not traced
-        for this action (yet); call :meth:`step` then. The action is not checked.
-        """
-        graph = self._graph
-        if graph is None or self.num_envs != 1 or not self.uses_step_graph(action):
-            return None
-        self._check_not_ended()
-        row = graph.row(self, action)
-        self.host_t += 1
-        self._stepped()
-        if self.check_finite:
-            d = self.observation_layout.size
-            check_finite(self, "step", row[:d].view(1, -1), row[d : d + len(self.objectives)].view(1, -1))
-        return row, graph.kpi_names
 
     def _finite(self, obs: torch.Tensor, doing: str) -> torch.Tensor:
         """``obs``, checked first when :attr:`check_finite` is on."""
@@ -387,75 +380,8 @@ class BatchedCore(ABC):
         if self.fixed_horizon and self.host_t >= self.horizon:
             raise RuntimeError(f"the episodes ended after {self.horizon} periods: call reset() before stepping again")
 
-    def _stepped(self) -> None:  # noqa: B027 (a hook, empty where a core keeps nothing per period)
+    def _stepped(self) -> None:
         """Called after every step (a core may drop what it kept for the period just ended)."""
-
-    def _step_graph(self, action: torch.Tensor) -> StepGraph | None:
-        """The traced step for this action's dtype and shape, traced on first use; None: step eagerly."""
-        if self._graph is None and not self._graph_refused and self.use_step_graph and self._wants_step_graph():
-            from paretochain.envs._graph import StepGraph
-
-            self._graph = self._traced(lambda: StepGraph(self, action), "steps")
-            self._graph_refused = self._graph is None
-        return self._graph if self.uses_step_graph(action) else None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled without its traced graphs (they are traced again on first use)."""
-        state = self.__dict__.copy()
-        state["_graph"] = state["_reset_graph_run"] = None
-        return state
-
-    def _reset_graph(self) -> ResetGraph | EpisodePrefetch | None:
-        """The traced start of the next episodes, traced once the step has its graph; None: start eagerly.
-
-        One env starts its next episodes a batch at a time (:class:`EpisodePrefetch`).
-        """
-        if not self.use_step_graph:
-            return None
-        if self._reset_graph_run is None and not self._reset_graph_refused and self._graph is not None:
-            from paretochain.envs._graph import EpisodePrefetch, ResetGraph
-
-            kind = EpisodePrefetch if self.num_envs == 1 else ResetGraph  # (graphs are for CPU cores only)
-            self._reset_graph_run = self._traced(lambda: kind(self), "resets")
-            self._reset_graph_refused = self._reset_graph_run is None
-        return self._reset_graph_run
-
-    def _sibling(self, num_envs: int) -> BatchedCore:
-        """A core of this one's config with ``num_envs`` envs, on its device."""
-        family: Any = type(self)  # the families' cores take their config first
-        return family(getattr(self, "config"), num_envs=num_envs, device=self.device)  # noqa: B009 (set by families)
-
-    def _traced(self, build: Callable[[], G], doing: str) -> G | None:
-        """``build()``; None, with a warning, when the graph is refused or this torch cannot trace it."""
-        from paretochain.envs._graph import GraphRefused
-
-        try:
-            return build()
-        except (GraphRefused, RuntimeError, AttributeError) as exc:
-            warnings.warn(f"{type(self).__name__} {doing} eagerly: {exc}", RuntimeWarning, stacklevel=5)
-            return None
-
-    def uses_step_graph(self, action: torch.Tensor) -> bool:
-        """Whether :meth:`step` runs this action through the traced graph (once traced). Such a step records
-        nothing for autograd, so callers need no ``torch.inference_mode`` around it."""
-        graph = self._graph
-        return graph is not None and self.use_step_graph and graph.serves(action)
-
-    def _wants_step_graph(self) -> bool:
-        """Whether a traced graph would step this core faster (small CPU batches of a core with ``step_state``)."""
-        return False
-
-    def _episode_tensors(self) -> list[torch.Tensor]:
-        """The tensors drawn at reset that a step reads (inputs of the traced step): step keys, cached draws."""
-        assert self._episode_keys is not None, "the episodes have not started"
-        return [self._episode_keys, *(site.cache for site in self._draw_sites if site.cache is not None)]
-
-    def _use_episode_tensors(self, tensors: Sequence[torch.Tensor]) -> None:
-        """Put back tensors in the order of :meth:`_episode_tensors`."""
-        keys, *caches = tensors
-        self._episode_keys = keys
-        for site, cache in zip([site for site in self._draw_sites if site.cache is not None], caches):
-            site.use_cache(cache, keys)
 
     # ------------------------------------------------------------------ actions
     def action_masks(self) -> torch.Tensor | None:
@@ -583,7 +509,7 @@ class BatchedCore(ABC):
     def _step(
         self, action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Mapping[str, torch.Tensor]]:
-        """One period of the dynamics for the whole batch (``self.t`` is the period being played).
+        """One period of the dynamics for the whole batch (``self.state.t`` is the period being played).
 
         Returns the reward ``(B, k)``, terminated and truncated flags ``(B,)`` (judged
         after the period, i.e. at ``t + 1``) and the KPI tensors; the base class then
@@ -605,47 +531,31 @@ class BatchedCore(ABC):
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Copies of every tensor (and dict of tensors) the core holds, plus its host counters, for exact resume."""
-        out: dict[str, Any] = {
-            "__host_t": self.host_t,
-            "__seeded": self.seeded,
-            "__lockstep": self.lockstep,
-            "__num_envs": self.num_envs,
+        """The state's fields (copies of tensors) and the host counters, for exact resume: tensors and plain data only."""
+        return {
+            "fields": self.state.to_dict(),
+            "num_envs": self.num_envs,
+            "host_t": self.host_t,
+            "seeded": self.seeded,
         }
-        for name, value in vars(self).items():
-            if isinstance(value, torch.Tensor):
-                out[name] = value.clone()
-            elif isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
-                out[name] = {k: v.clone() for k, v in value.items()}
-            elif isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
-                out[name] = tuple(v.clone() for v in value)
-        return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Put :meth:`state_dict` output back into a core of the same family, config and batch size."""
-        if state.get("__num_envs") != self.num_envs:
+        """Put :meth:`state_dict` output back into a core of the same family, config and batch size.
+
+        Raises:
+            PolicyFileError: the saved state is of another batch size, misses a field, or a field's
+                shape or dtype differs from this core's.
+        """
+        if not isinstance(state, Mapping) or not isinstance(state.get("fields"), Mapping):
+            raise PolicyFileError("checkpoint environment state is not a state_dict of an environment core")
+        if state.get("num_envs") != self.num_envs:
             raise PolicyFileError(
-                f"checkpoint holds {state.get('__num_envs')} environments, this env has {self.num_envs}"
+                f"checkpoint holds {state.get('num_envs')} environments, this env has {self.num_envs}"
             )
-        for name, value in state.items():
-            if name.startswith("__"):
-                continue
-            if isinstance(value, dict):
-                setattr(self, name, {k: v.to(self.device).clone() for k, v in value.items()})
-                continue
-            if isinstance(value, tuple):
-                setattr(self, name, tuple(v.to(self.device).clone() for v in value))
-                continue
-            current = getattr(self, name, None)
-            if isinstance(current, torch.Tensor) and current.shape != value.shape:
-                raise PolicyFileError(f"checkpoint environment state {name!r} does not fit this environment")
-            setattr(self, name, value.to(self.device).clone())
-        self.host_t = int(state["__host_t"])
-        self.seeded = bool(state["__seeded"])
-        self.lockstep = bool(state.get("__lockstep", False))
-        if self._episode_keys is not None:  # the cached draws of the restored episodes
-            for site in self._draw_sites:
-                site.prepare(self._episode_keys)
+        restored = type(self.state).from_dict(state["fields"], like=self.state)
+        self.state = restored
+        self.host_t = int(state["host_t"])
+        self.seeded = bool(state["seeded"])
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         """Numpy copy of one environment's state, for rendering and reports."""

@@ -8,22 +8,65 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from paretochain.envs._allocator import tune_allocator
+from paretochain.envs.family import Family
 from paretochain.envs.memory import check_memory
 from paretochain.envs.views import BatchedVectorEnv, SingleEnv, check_invalid_action_mode
 from paretochain.errors import ConfigError
 
-#: Registered ids and the single-view classes behind them.
-ENTRY_POINTS: dict[str, str] = {
-    "paretochain/Warehouse-v0": "paretochain.envs.warehouse.env:WarehouseEnv",
-    "paretochain/Dispatch-v0": "paretochain.envs.dispatch.env:DispatchEnv",
-    "paretochain/Pricing-v0": "paretochain.envs.pricing.env:PricingEnv",
+#: The record of every family, by registered id (one entry per family; see :class:`Family`).
+FAMILIES: dict[str, Family] = {
+    record.env_id: record
+    for record in (
+        Family(
+            name="warehouse",
+            env_id="paretochain/Warehouse-v0",
+            env="paretochain.envs.warehouse.env:WarehouseEnv",
+            configs="warehouse",
+            baselines="paretochain.evaluate.baselines:WAREHOUSE_BASELINES",
+            scenarios="paretochain.evaluate.scenarios:WAREHOUSE_SCENARIOS",
+            fronts="paretochain.evaluate.baselines:warehouse_fronts",
+        ),
+        Family(
+            name="dispatch",
+            env_id="paretochain/Dispatch-v0",
+            env="paretochain.envs.dispatch.env:DispatchEnv",
+            configs="dispatch",
+            baselines="paretochain.evaluate.baselines:DISPATCH_BASELINES",
+            scenarios="paretochain.evaluate.scenarios:DISPATCH_SCENARIOS",
+        ),
+        Family(
+            name="pricing",
+            env_id="paretochain/Pricing-v0",
+            env="paretochain.envs.pricing.env:PricingEnv",
+            configs="pricing",
+            baselines="paretochain.evaluate.baselines:PRICING_BASELINES",
+            scenarios="paretochain.evaluate.scenarios:PRICING_SCENARIOS",
+            fronts="paretochain.evaluate.baselines:pricing_fronts",
+        ),
+    )
 }
 
 #: Registered ids with a single view only (no batched core, so no ``make_vec``).
 SINGLE_ENTRY_POINTS: dict[str, str] = {
     "paretochain/DispatchEpoch-v0": "paretochain.envs.dispatch.epoch:EpochDispatchEnv",
 }
+
+
+def get_family(key: str) -> Family:
+    """The record of a family, by registered id (``"paretochain/Warehouse-v0"``) or name (``"warehouse"``).
+
+    Raises:
+        gymnasium.error.UnregisteredEnv: no family has that id or name.
+    """
+    if key in FAMILIES:
+        return FAMILIES[key]
+    for record in FAMILIES.values():
+        if record.name == key:
+            return record
+    raise gym.error.UnregisteredEnv(
+        f"unknown environment id {key!r}; paretochain registers {sorted(FAMILIES)} "
+        f"(families {sorted(r.name for r in FAMILIES.values())})"
+    )
 
 
 def env_class(env_id: str) -> type[SingleEnv]:
@@ -33,13 +76,9 @@ def env_class(env_id: str) -> type[SingleEnv]:
             f"{env_id} has no batched core, so no make_vec: use gymnasium.make (or gymnasium.make_vec, "
             "a SyncVectorEnv of single envs)"
         )
-    if env_id not in ENTRY_POINTS:
-        raise gym.error.UnregisteredEnv(
-            f"unknown environment id {env_id!r}; paretochain registers {sorted(ENTRY_POINTS)}"
-        )
-    module_name, _, attr = ENTRY_POINTS[env_id].partition(":")
-    module = __import__(module_name, fromlist=[attr])
-    return getattr(module, attr)
+    if env_id not in FAMILIES:
+        raise gym.error.UnregisteredEnv(f"unknown environment id {env_id!r}; paretochain registers {sorted(FAMILIES)}")
+    return FAMILIES[env_id].env_class
 
 
 def make_vec(
@@ -72,8 +111,6 @@ def make_vec(
     cfg = cls.config_cls.load(config, **overrides)
     resolved = resolve_device(device)
     check_memory(cfg, num_envs, resolved, env_id)  # before building: a batch that cannot fit is refused at once
-    if resolved.type == "cpu":
-        tune_allocator()  # batched CPU steps reuse large buffers; see paretochain.envs._allocator
     core = cls.core_cls(cfg, num_envs=num_envs, device=resolved)  # type: ignore[call-arg]
     env = BatchedVectorEnv(core, tensors=tensors, check_actions=check_actions, invalid_action=invalid_action)
     env.spec = None
@@ -90,12 +127,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def register_envs() -> None:
     """Register every paretochain id with Gymnasium (idempotent)."""
-    for env_id, entry_point in ENTRY_POINTS.items():
+    for env_id, record in FAMILIES.items():
         if env_id in gym.registry:
             continue
         gym.register(
             id=env_id,
-            entry_point=entry_point,
+            entry_point=record.env,
             vector_entry_point=functools.partial(_vector_entry, env_id),
             disable_env_checker=True,
         )

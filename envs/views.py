@@ -18,9 +18,6 @@ from paretochain.envs.core import BatchedCore, KPIs, StepOutput, kpi_matrix
 from paretochain.errors import ActionError, ConfigError
 
 _THREAD = threading.local()
-_INT64 = np.dtype(np.int64)
-#: Most actions a single view remembers as checked batches (MultiDiscrete spaces under fixed masks).
-KNOWN_ACTIONS = 4096
 
 
 def _no_autograd() -> torch.inference_mode:
@@ -178,11 +175,6 @@ class SingleEnv(gym.Env):
         self.objectives = self.core.objectives
         self.observation_layout = self.core.observation_layout
         self._discrete = isinstance(self.action_space, spaces.Discrete)
-        # the batch of one of every Discrete action, made once (for spaces small enough); the cores only read it
-        self._discrete_actions: list[torch.Tensor] = []
-        if isinstance(self.action_space, spaces.Discrete) and self.action_space.n <= 4096:
-            levels = torch.arange(int(self.action_space.n), device=self.core.device)
-            self._discrete_actions = list(levels.view(-1, 1).unbind(0))
         masks = self.core.action_masks()
         self._masked = masks is not None
         # masks that never change are read once; on the CPU the current ones are read in place: either way
@@ -192,19 +184,6 @@ class SingleEnv(gym.Env):
         nvec = np.asarray(getattr(self.action_space, "nvec", [1]))
         self._mask_offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]) if nvec.ndim == 1 else None
         self._nvec_unsigned = nvec.astype(np.uint64) if isinstance(self.action_space, spaces.MultiDiscrete) else None
-        # MultiDiscrete actions under masks that never change (or no masks): the allowed choices of every
-        # dimension as a set, so that plain Python checks the bounds and the masks together
-        self._allowed_sets: list[frozenset[int]] | None = None
-        if self._nvec_unsigned is not None and nvec.ndim == 1 and (not self._masked or self._fixed_mask is not None):
-            allowed = self._fixed_mask if self._fixed_mask is not None else np.ones(int(nvec.sum()), dtype=bool)
-            blocks = np.split(allowed, np.cumsum(nvec)[:-1])
-            shared: dict[bytes, frozenset[int]] = {}
-            self._allowed_sets = [
-                shared.setdefault(block.tobytes(), frozenset(np.flatnonzero(block).tolist())) for block in blocks
-            ]
-        # actions allowed before, as the batches they made (MultiDiscrete under masks that never change)
-        self._known_actions: dict[bytes, torch.Tensor] | None = {} if self._allowed_sets is not None else None
-        self._shape = self.action_space.shape
         self._obs_dim = int(self.core.observation_layout.size)
         self._history: list[dict[str, np.ndarray]] = []
 
@@ -220,28 +199,19 @@ class SingleEnv(gym.Env):
         return _numpy(obs)[0], self._info(None)
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
-        batch = self._allowed_batch(action)
-        replaced = 0
-        if batch is None:  # checked the long way
-            arr, replaced = self._action_array(action)
-            batch = self._batch(arr)
-            if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
-                with _no_autograd():
-                    if self._lenient:
-                        batch, count = self.core.replace_disallowed(batch)
-                        replaced += int(count[0])
-                    else:
-                        self.core.check_action(batch)  # refuses the action, naming the problem
-        if self.render_mode != "rgb_array":
-            stepped = self.core.step_row(batch)  # a traced step: everything in one row
-            if stepped is not None:
-                return self._from_row(stepped[0], stepped[1], replaced)
+        arr, replaced = self._action_array(action)
+        batch = self._batch(arr)
+        if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
+            with _no_autograd():
+                if self._lenient:
+                    batch, count = self.core.replace_disallowed(batch)
+                    replaced += int(count[0])
+                else:
+                    self.core.check_action(batch)  # refuses the action, naming the problem
         out = self._step_allowed(batch)
         if self.render_mode == "rgb_array":
             self._history.append(self.core.snapshot(0))
         kpis = out.kpis
-        if out.flat is not None:  # one row holds everything (a traced step): one conversion
-            return self._from_row(out.flat, tuple(kpis), replaced)
         matrix = kpi_matrix(kpis)
         if self.core.device.type == "cpu":
             # numpy views of the CPU tensors, copied: cheaper than one cat (which casts the bool flags)
@@ -266,23 +236,8 @@ class SingleEnv(gym.Env):
             info["action_mask"] = self._info_mask()
         return obs, reward, terminated, truncated, info
 
-    def _from_row(
-        self, flat: torch.Tensor, kpi_names: tuple[str, ...], replaced: int
-    ) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
-        """What :meth:`step` returns, from a traced step's row (:attr:`StepOutput.flat`)."""
-        d, k = self._obs_dim, self.reward_dim
-        row = flat.numpy()  # a new tensor every step: the observation and reward may be views of it
-        values = flat.tolist()
-        info = dict(zip(kpi_names, values[d + k :]))  # the KPIs come first; zip stops at their end
-        info["actions_replaced"] = float(replaced)
-        if self._masked:
-            info["action_mask"] = self._info_mask()
-        return row[:d], row[d : d + k], values[-2] != 0.0, values[-1] != 0.0, info
-
     def _batch(self, arr: np.ndarray) -> torch.Tensor:
         """The batch of one the core steps, from an action checked against the space."""
-        if self._discrete_actions:
-            return self._discrete_actions[int(arr)]
         if self._discrete:
             rows = arr.reshape(1).astype(np.int64, copy=False)
         else:
@@ -291,32 +246,9 @@ class SingleEnv(gym.Env):
         return batch if self.core.device.type == "cpu" else batch.to(self.core.device)
 
     def _step_allowed(self, batch: torch.Tensor) -> StepOutput:
-        """Step an action the masks allow (a traced step needs no inference mode: it records nothing for autograd)."""
-        if self.core.uses_step_graph(batch):
-            return self.core.step(batch, check=False)
+        """Step an action the masks allow."""
         with _no_autograd():
             return self.core.step(batch, check=False)
-
-    def _allowed_batch(self, action: Any) -> torch.Tensor | None:
-        """The batch of one for an int64 MultiDiscrete action the fixed masks allow; None: check it the long way.
-
-        Plain Python checks the bounds and the masks together (the allowed choices of every dimension
-        as a set); an action allowed before is looked up as the batch it made then.
-        """
-        known, sets = self._known_actions, self._allowed_sets
-        if known is None or sets is None or type(action) is not np.ndarray:
-            return None
-        if action.dtype is not _INT64 or action.shape != self._shape:
-            return None
-        key = action.tobytes()
-        batch = known.get(key)
-        if batch is None and all(choice in allowed for choice, allowed in zip(action.tolist(), sets)):
-            batch = torch.from_numpy(np.array(action, ndmin=2))  # a copy, shaped as a batch of one
-            if self.core.device.type != "cpu":
-                batch = batch.to(self.core.device)
-            if len(known) < KNOWN_ACTIONS:
-                known[key] = batch  # the cores never write into an action
-        return batch
 
     def _action_array(self, action: Any) -> tuple[np.ndarray, int]:
         """A copy of the action as an array, refusing what is outside the space (:func:`_to_numpy_action`),

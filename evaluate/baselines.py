@@ -1,28 +1,38 @@
 """The baselines of each family, built for an evaluation: tuned on training seeds where they have parameters.
 
-``family_baselines(env_id, config)`` returns ``name -> factory``; a factory takes the
-batched environment the evaluation runs in and returns a policy (the policy contract).
-Names are stable: they appear in reports and ``metrics.json``.
+Every family's record (:class:`paretochain.envs.family.Family`) names its baselines: the
+sequences of :class:`~paretochain.envs.family.Baseline` below, one entry per name, and the
+fronts (baselines with a parameter swept). ``family_baselines(env_id, config)`` returns
+``name -> factory``; a factory takes the batched environment the evaluation runs in and
+returns a policy (the policy contract). Names are stable: they appear in reports and
+``metrics.json``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from paretochain.envs.registration import env_class
+from paretochain.envs.family import Baseline, BaselineFront, Factory, Tuning
+from paretochain.envs.registration import get_family
 from paretochain.errors import ConfigError
 
-Factory = Callable[[Any], Any]
+__all__ = [
+    "DISPATCH_BASELINES",
+    "PRICING_BASELINES",
+    "TRAIN_SEEDS",
+    "WAREHOUSE_BASELINES",
+    "BaselineFront",
+    "Factory",
+    "family_baseline_fronts",
+    "family_baselines",
+    "pricing_fronts",
+    "warehouse_fronts",
+]
+
 TRAIN_SEEDS = tuple(range(64))
-
-
-def family_of(env_id: str) -> str:
-    """``"warehouse"``, ``"dispatch"`` or ``"pricing"`` for a registered id."""
-    return env_id.split("/")[-1].split("-")[0].lower()
 
 
 def family_baselines(
@@ -42,33 +52,19 @@ def family_baselines(
             The lost-sales heuristics always minimise the cost alone.
 
     Raises:
-        ConfigError: a requested name is not a baseline of this family.
+        ConfigError: a requested name is not a baseline of this family (or does not apply to the config).
     """
-    cfg = env_class(env_id).config_cls.load(config)
-    family = family_of(env_id)
-    builders = {"warehouse": _warehouse, "dispatch": _dispatch, "pricing": _pricing}[family]
-    available = builders(cfg, None, train_seeds, device, True, weights)
+    record = get_family(env_id)
+    cfg = record.config_class.load(config)
+    available = [b for b in record.baseline_list() if b.applies(cfg)]
     if names:
-        unknown = [n for n in names if n not in available]
+        unknown = [n for n in names if n not in {b.name for b in available}]
         if unknown:
-            raise ConfigError(f"unknown baseline(s) {unknown} for {env_id}; available: {sorted(available)}")
-    return builders(cfg, list(names) if names else None, train_seeds, device, False, weights)
-
-
-@dataclass
-class BaselineFront:
-    """One baseline with its parameter swept: the points trace the trade-off it can offer.
-
-    Attributes:
-        parameter: what is swept, in words (with its unit).
-        values: the swept values.
-        policy: builds the policy for a batch of ``len(values) * n`` environments, the value
-            ``values[i]`` acting in environments ``i * n .. (i + 1) * n - 1``.
-    """
-
-    parameter: str
-    values: list[float]
-    policy: Callable[[Any, int], Any]
+            raise ConfigError(
+                f"unknown baseline(s) {unknown} for {env_id}; available: {sorted(b.name for b in available)}"
+            )
+    tuning = Tuning(tuple(train_seeds), device, weights)
+    return {b.name: b.build(cfg, tuning) for b in available if not names or b.name in names}
 
 
 def family_baseline_fronts(env_id: str, config: Any) -> dict[str, BaselineFront]:
@@ -78,126 +74,187 @@ def family_baseline_fronts(env_id: str, config: Any) -> dict[str, BaselineFront]
     the markdown depth (multiples of list price; the markdown starts half-way). Dispatch has
     none (its heuristics have no parameter).
     """
-    cfg = env_class(env_id).config_cls.load(config)
-    family = family_of(env_id)
-    if family == "warehouse":
-        from paretochain.agents.baselines import warehouse as wh
-        from paretochain.envs.warehouse.core import WarehouseCore
-
-        mean = WarehouseCore(cfg, 1, "cpu").node_mean
-        covers = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0]
-
-        def base_stock(env: Any, n: int) -> Any:
-            levels = np.repeat(np.round(np.asarray(covers).reshape(-1, 1, 1) * mean[None]), n, axis=0)
-            return wh.BaseStockPolicy(env, levels)
-
-        return {"base_stock": BaselineFront("periods of mean demand covered", covers, base_stock)}
-    if family == "pricing":
-        import torch
-
-        from paretochain.agents.baselines import pricing as pr
-
-        ratios = [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4]
-        depths = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-
-        def fixed(env: Any, n: int) -> Any:
-            return pr.FixedPricePolicy(env, torch.tensor(ratios, device=env.device).repeat_interleave(n))
-
-        def markdown(env: Any, n: int) -> Any:
-            depth = torch.tensor(depths, device=env.device).repeat_interleave(n)
-            return pr.MarkdownPolicy(env, 0.5, depth)
-
-        return {
-            "fixed_price": BaselineFront("price, multiple of list price", ratios, fixed),
-            "markdown": BaselineFront("marked-down price from mid-season, multiple of list price", depths, markdown),
-        }
-    return {}
+    record = get_family(env_id)
+    return record.baseline_fronts(record.config_class.load(config))
 
 
-def _want(name: str, names: list[str] | None) -> bool:
-    return names is None or name in names
+# ---------------------------------------------------------------------- Warehouse
 
 
-def _warehouse(
-    cfg: Any, names: list[str] | None, seeds: Sequence[int], device: str, dry: bool, weights: np.ndarray | None
-) -> dict[str, Factory]:
+def _lost_sales_ok(cfg: Any) -> bool:
+    """The config is one the lost-sales dynamic program (and the heuristics tuned with it) accepts."""
     from paretochain.agents.baselines import lost_sales_dp as dp
-    from paretochain.agents.baselines import warehouse as wh
 
-    out: dict[str, Factory] = {}
-    candidates = ["base_stock", "s_S"] + (["forecast_order_up_to"] if cfg.demand_history_periods >= 1 else [])
-    heuristics = ["constant_order", "capped_base_stock", "vector_base_stock", "myopic", "myopic_2"]
     try:
         dp.check_lost_sales_config(cfg)
-        candidates += [*heuristics, "optimal_dp"]
     except ValueError:
-        pass
-    if dry:
-        return dict.fromkeys(candidates, lambda env: None)
-    wanted = [h for h in heuristics if h in candidates and _want(h, names)]
-    if wanted:  # the lost-sales heuristics, tuned on long-run windows of the training seeds (cost only)
+        return False
+    return True
+
+
+def _lost_sales_heuristic(name: str) -> Baseline:
+    """One of the lost-sales heuristics, all tuned together on long-run windows of the training seeds (cost only)."""
+
+    def build(cfg: Any, tuning: Tuning) -> Factory:
         from paretochain.agents.baselines.lost_sales import tune_lost_sales
 
-        tuned = tune_lost_sales(cfg, seeds=seeds, device=device)
-        out.update({h: tuned[h].policy for h in wanted})
-    if _want("base_stock", names):
-        out["base_stock"] = wh.tune_base_stock(cfg, seeds=seeds, weights=weights, device=device).policy
-    if _want("s_S", names):
-        out["s_S"] = wh.tune_s_s(cfg, seeds=seeds, weights=weights, device=device).policy
-    if "forecast_order_up_to" in candidates and _want("forecast_order_up_to", names):
-        out["forecast_order_up_to"] = wh.tune_forecast_order_up_to(
-            cfg, seeds=seeds, weights=weights, device=device
-        ).policy
-    if "optimal_dp" in candidates and _want("optimal_dp", names):
-        out["optimal_dp"] = dp.LostSalesDPPolicy
-    return out
+        tuned = tuning.once("lost_sales", lambda: tune_lost_sales(cfg, seeds=tuning.seeds, device=tuning.device))
+        factory: Factory = tuned[name].policy
+        return factory
+
+    return Baseline(name, build, _lost_sales_ok)
 
 
-def _dispatch(
-    cfg: Any, names: list[str] | None, seeds: Sequence[int], device: str, dry: bool, weights: np.ndarray | None
-) -> dict[str, Factory]:
-    from paretochain.agents.baselines import dispatch as dp
+def _base_stock(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines import warehouse as wh
 
-    static = cfg.release.known_share >= 1.0
-    candidates = ["nearest_neighbour", "pyvrp_rolling", "pyvrp_hindsight"] + (["savings"] if static else [])
-    if dry:
-        return dict.fromkeys(candidates, lambda env: None)
-    out: dict[str, Factory] = {}
-    if _want("nearest_neighbour", names):
-        out["nearest_neighbour"] = dp.NearestNeighbourPolicy
-    if static and _want("savings", names):
-        out["savings"] = dp.SavingsPolicy
-    if _want("pyvrp_rolling", names):
-        out["pyvrp_rolling"] = lambda env: dp.PyVRPRollingPolicy(env, time_limit_s=0.05)
-    if _want("pyvrp_hindsight", names):
-        out["pyvrp_hindsight"] = lambda env: dp.PyVRPHindsightPolicy(env, time_limit_s=1.0)
-    return out
+    return wh.tune_base_stock(cfg, seeds=tuning.seeds, weights=tuning.weights, device=tuning.device).policy
 
 
-def _pricing(
-    cfg: Any, names: list[str] | None, seeds: Sequence[int], device: str, dry: bool, weights: np.ndarray | None
-) -> dict[str, Factory]:
+def _s_s(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines import warehouse as wh
+
+    return wh.tune_s_s(cfg, seeds=tuning.seeds, weights=tuning.weights, device=tuning.device).policy
+
+
+def _forecast_order_up_to(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines import warehouse as wh
+
+    tuned = wh.tune_forecast_order_up_to(cfg, seeds=tuning.seeds, weights=tuning.weights, device=tuning.device)
+    return tuned.policy
+
+
+def _lost_sales_dp(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines import lost_sales_dp as dp
+
+    return dp.LostSalesDPPolicy
+
+
+WAREHOUSE_BASELINES: tuple[Baseline, ...] = (
+    *(
+        _lost_sales_heuristic(name)
+        for name in ("constant_order", "capped_base_stock", "vector_base_stock", "myopic", "myopic_2")
+    ),
+    Baseline("base_stock", _base_stock),
+    Baseline("s_S", _s_s),
+    Baseline("forecast_order_up_to", _forecast_order_up_to, lambda cfg: cfg.demand_history_periods >= 1),
+    Baseline("optimal_dp", _lost_sales_dp, _lost_sales_ok),
+)
+
+
+def warehouse_fronts(cfg: Any) -> dict[str, BaselineFront]:
+    """Base-stock over the periods of mean demand its levels cover."""
+    from paretochain.agents.baselines import warehouse as wh
+    from paretochain.envs.warehouse.core import WarehouseCore
+
+    mean = WarehouseCore(cfg, 1, "cpu").node_mean
+    covers = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0]
+
+    def base_stock(env: Any, n: int) -> Any:
+        levels = np.repeat(np.round(np.asarray(covers).reshape(-1, 1, 1) * mean[None]), n, axis=0)
+        return wh.BaseStockPolicy(env, levels)
+
+    return {"base_stock": BaselineFront("periods of mean demand covered", covers, base_stock)}
+
+
+# ---------------------------------------------------------------------- Dispatch
+
+
+def _dispatch_policy(
+    name: str, class_name: str, applies: Callable[[Any], bool] | None = None, **options: float
+) -> Baseline:
+    """A dispatch heuristic (nothing to tune): the class ``class_name`` of ``agents.baselines.dispatch``."""
+
+    def build(cfg: Any, tuning: Tuning) -> Factory:
+        from paretochain.agents.baselines import dispatch as dp
+
+        policy = getattr(dp, class_name)
+        return (lambda env: policy(env, **options)) if options else policy
+
+    return Baseline(name, build) if applies is None else Baseline(name, build, applies)
+
+
+def _all_orders_known(cfg: Any) -> bool:
+    """Every order is known at the start (the savings heuristic plans the whole day at once)."""
+    return bool(cfg.release.known_share >= 1.0)
+
+
+DISPATCH_BASELINES: tuple[Baseline, ...] = (
+    _dispatch_policy("nearest_neighbour", "NearestNeighbourPolicy"),
+    _dispatch_policy("savings", "SavingsPolicy", _all_orders_known),
+    _dispatch_policy("pyvrp_rolling", "PyVRPRollingPolicy", time_limit_s=0.05),
+    _dispatch_policy("pyvrp_hindsight", "PyVRPHindsightPolicy", time_limit_s=1.0),
+)
+
+
+# ---------------------------------------------------------------------- Pricing
+
+
+def _fixed_list_price(cfg: Any, tuning: Tuning) -> Factory:
     from paretochain.agents.baselines import pricing as pr
 
-    candidates = ["fixed_list_price", "best_fixed_price", "myopic", "markdown"]
-    dp_ok = cfg.num_skus == 1 and len(cfg.channels) <= 2 and cfg.replenishment is None
-    if dp_ok:
-        candidates.append("optimal_dp")
-    if dry:
-        return dict.fromkeys(candidates, lambda env: None)
-    out: dict[str, Factory] = {}
-    if _want("fixed_list_price", names):
-        out["fixed_list_price"] = pr.FixedPricePolicy
-    if _want("best_fixed_price", names):
-        fixed, _ = pr.tune_fixed_price(cfg, seeds=list(seeds)[:32], weights=weights, device=device)
-        ratio = float(fixed.price_ratio)
-        out["best_fixed_price"] = lambda env: pr.FixedPricePolicy(env, ratio)
-    if _want("myopic", names):
-        out["myopic"] = pr.MyopicPolicy
-    if _want("markdown", names):
-        tuned, _ = pr.tune_markdown(cfg, seeds=list(seeds)[:32], weights=weights, device=device)
-        start, depth = float(tuned.start), float(tuned.depth)
-        out["markdown"] = lambda env: pr.MarkdownPolicy(env, start, depth)
-    if dp_ok and _want("optimal_dp", names):
-        out["optimal_dp"] = pr.DynamicProgrammingPolicy
-    return out
+    return pr.FixedPricePolicy
+
+
+def _best_fixed_price(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines import pricing as pr
+
+    fixed, _ = pr.tune_fixed_price(cfg, seeds=list(tuning.seeds)[:32], weights=tuning.weights, device=tuning.device)
+    ratio = float(fixed.price_ratio)
+    return lambda env: pr.FixedPricePolicy(env, ratio)
+
+
+def _myopic_price(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines import pricing as pr
+
+    return pr.MyopicPolicy
+
+
+def _markdown(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines import pricing as pr
+
+    tuned, _ = pr.tune_markdown(cfg, seeds=list(tuning.seeds)[:32], weights=tuning.weights, device=tuning.device)
+    start, depth = float(tuned.start), float(tuned.depth)
+    return lambda env: pr.MarkdownPolicy(env, start, depth)
+
+
+def _pricing_dp(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines import pricing as pr
+
+    return pr.DynamicProgrammingPolicy
+
+
+def _pricing_dp_ok(cfg: Any) -> bool:
+    """One SKU, at most two channels and no replenishment: small enough for the exact dynamic program."""
+    return bool(cfg.num_skus == 1 and len(cfg.channels) <= 2 and cfg.replenishment is None)
+
+
+PRICING_BASELINES: tuple[Baseline, ...] = (
+    Baseline("fixed_list_price", _fixed_list_price),
+    Baseline("best_fixed_price", _best_fixed_price),
+    Baseline("myopic", _myopic_price),
+    Baseline("markdown", _markdown),
+    Baseline("optimal_dp", _pricing_dp, _pricing_dp_ok),
+)
+
+
+def pricing_fronts(cfg: Any) -> dict[str, BaselineFront]:
+    """The fixed price and the markdown depth, as multiples of list price."""
+    import torch
+
+    from paretochain.agents.baselines import pricing as pr
+
+    ratios = [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4]
+    depths = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+
+    def fixed(env: Any, n: int) -> Any:
+        return pr.FixedPricePolicy(env, torch.tensor(ratios, device=env.device).repeat_interleave(n))
+
+    def markdown(env: Any, n: int) -> Any:
+        depth = torch.tensor(depths, device=env.device).repeat_interleave(n)
+        return pr.MarkdownPolicy(env, 0.5, depth)
+
+    return {
+        "fixed_price": BaselineFront("price, multiple of list price", ratios, fixed),
+        "markdown": BaselineFront("marked-down price from mid-season, multiple of list price", depths, markdown),
+    }

@@ -48,7 +48,7 @@ from paretochain.agents.export import LoadedPolicy, load_policy
 from paretochain.devices import require_device
 from paretochain.envs.registration import env_class, make_vec
 from paretochain.errors import ConfigError
-from paretochain.evaluate.baselines import family_baseline_fronts, family_baselines, family_of
+from paretochain.evaluate.baselines import family_baseline_fronts, family_baselines
 from paretochain.evaluate.pareto import default_preferences, expected_utility, hypervolume, non_dominated
 from paretochain.evaluate.rollout import RolloutResult, rollout
 from paretochain.evaluate.scenarios import family_scenarios
@@ -144,7 +144,6 @@ def evaluate(
         raise ConfigError(f"{policy_path}: its metadata names no environment id")
     cls = env_class(env_id)
     cfg = cls.config_cls.load(meta["env_config"])
-    family = family_of(env_id)
     # beside the policy, in evaluation/: the run directory's own metrics.json stays the training run's
     out = Path(out_dir) if out_dir is not None else policy_path.parent / "evaluation"
     if out.exists() and not out.is_dir():
@@ -157,7 +156,7 @@ def evaluate(
     default_pref = policy.default_preference.numpy()
     # the baselines are tuned for the preference the learned policy is compared at
     factories = family_baselines(env_id, cfg, names=baselines, device=device, weights=default_pref / scale)
-    all_scenarios = family_scenarios(family, cfg)
+    all_scenarios = family_scenarios(env_id)
     chosen = ["baseline"] + [s for s in (scenarios if scenarios is not None else all_scenarios) if s != "baseline"]
     unknown = [s for s in chosen if s not in all_scenarios]
     if unknown:

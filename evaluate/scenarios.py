@@ -2,14 +2,15 @@
 
 A scenario maps an environment config to a changed copy; the observation layout stays
 the same, so a trained policy runs unchanged. ``baseline`` is the config as given.
+Each family's record (:class:`paretochain.envs.family.Family`) names its mapping below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-Scenario = Callable[[Any], Any]
+from paretochain.envs.family import Scenario
+from paretochain.envs.registration import get_family
 
 
 def _scaled(value: Any, factor: float) -> Any:
@@ -33,67 +34,69 @@ def _copy(cfg: Any, **changes: Any) -> Any:
     return type(cfg).model_validate(data)
 
 
-def _warehouse(cfg: Any) -> dict[str, Scenario]:
-    return {
-        "baseline": lambda c: c,
-        "disruptions": lambda c: _copy(
+WAREHOUSE_SCENARIOS: dict[str, Scenario] = {
+    "baseline": lambda c: c,
+    "disruptions": lambda c: _copy(
+        c,
+        **{
+            "disruptions.outage_probability": max(0.05, c.disruptions.outage_probability),
+            "disruptions.outage_duration": 4,
+        },
+    ),
+    "demand_shock": lambda c: (
+        _copy(c, **{"demand.mean": _scaled(c.demand.mean, 1.5)}) if c.demand.source == "synthetic" else c
+    ),
+    "promotions": lambda c: (
+        _copy(
             c,
             **{
-                "disruptions.outage_probability": max(0.05, c.disruptions.outage_probability),
-                "disruptions.outage_duration": 4,
+                "demand.promotion_probability": max(0.05, c.demand.promotion_probability),
+                "demand.promotion_uplift": 2.5,
             },
-        ),
-        "demand_shock": lambda c: (
-            _copy(c, **{"demand.mean": _scaled(c.demand.mean, 1.5)}) if c.demand.source == "synthetic" else c
-        ),
-        "promotions": lambda c: (
-            _copy(
-                c,
-                **{
-                    "demand.promotion_probability": max(0.05, c.demand.promotion_probability),
-                    "demand.promotion_uplift": 2.5,
-                },
-            )
-            if c.demand.source == "synthetic"
-            else c
-        ),
-    }
+        )
+        if c.demand.source == "synthetic"
+        else c
+    ),
+}
 
 
-def _dispatch(cfg: Any) -> dict[str, Scenario]:
-    def tighter(c: Any) -> Any:
-        fleet = c.num_vehicles if c.num_vehicles is not None else 3
-        return _copy(c, num_vehicles=max(1, fleet - 1))
-
-    return {
-        "baseline": lambda c: c,
-        "tighter_fleet": tighter,
-        "late_orders": lambda c: _copy(c, **{"release.known_share": c.release.known_share * 0.5}),
-    }
+def _tighter_fleet(c: Any) -> Any:
+    fleet = c.num_vehicles if c.num_vehicles is not None else 3
+    return _copy(c, num_vehicles=max(1, fleet - 1))
 
 
-def _pricing(cfg: Any) -> dict[str, Scenario]:
-    def shock(c: Any) -> Any:
-        data = c.model_dump()
-        for ch in data["channels"]:
-            ch["arrival_rate"] = (
-                _scaled(ch["arrival_rate"], 1.5) if not isinstance(ch["arrival_rate"], dict) else ch["arrival_rate"]
-            )
-        return type(c).model_validate(data)
-
-    return {
-        "baseline": lambda c: c,
-        "demand_shock": shock,
-        "competitor_undercut": lambda c: _copy(
-            c,
-            **{
-                "demand.competitor.mean_ratio": 0.85,
-                "demand.competitor.attractiveness": max(c.demand.competitor.attractiveness, 0.0),
-            },
-        ),
-    }
+DISPATCH_SCENARIOS: dict[str, Scenario] = {
+    "baseline": lambda c: c,
+    "tighter_fleet": _tighter_fleet,
+    "late_orders": lambda c: _copy(c, **{"release.known_share": c.release.known_share * 0.5}),
+}
 
 
-def family_scenarios(family: str, cfg: Any) -> dict[str, Scenario]:
-    """``name -> scenario`` for a family (``warehouse``, ``dispatch``, ``pricing``)."""
-    return {"warehouse": _warehouse, "dispatch": _dispatch, "pricing": _pricing}[family](cfg)
+def _pricing_demand_shock(c: Any) -> Any:
+    data = c.model_dump()
+    for ch in data["channels"]:
+        ch["arrival_rate"] = (
+            _scaled(ch["arrival_rate"], 1.5) if not isinstance(ch["arrival_rate"], dict) else ch["arrival_rate"]
+        )
+    return type(c).model_validate(data)
+
+
+PRICING_SCENARIOS: dict[str, Scenario] = {
+    "baseline": lambda c: c,
+    "demand_shock": _pricing_demand_shock,
+    "competitor_undercut": lambda c: _copy(
+        c,
+        **{
+            "demand.competitor.mean_ratio": 0.85,
+            "demand.competitor.attractiveness": max(c.demand.competitor.attractiveness, 0.0),
+        },
+    ),
+}
+
+
+def family_scenarios(family: str, cfg: Any = None) -> dict[str, Scenario]:
+    """``name -> scenario`` for a family, by name (``warehouse``, ``dispatch``, ``pricing``) or registered id.
+
+    ``cfg`` is accepted for compatibility; the scenarios do not depend on it.
+    """
+    return dict(get_family(family).scenario_map())

@@ -112,10 +112,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Train the default Warehouse config with MO-PPO, evaluate against the baselines, export, report."""
+    from paretochain.envs import tune_allocator
     from paretochain.evaluate.report import evaluate, headline
     from paretochain.train.config import load_run_config
     from paretochain.train.run import train
 
+    tune_allocator()  # the main job opts into the malloc setting that batched CPU steps profit from
     run = load_run_config(DEMO_CONFIG, [f"runs_dir={args.runs_dir}", f"device={args.device}"])
     budget = run.full_budget_env_steps if args.full and run.full_budget_env_steps else run.budget_env_steps
     name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"

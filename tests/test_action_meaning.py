@@ -45,7 +45,7 @@ def test_warehouse_ladder_labels_give_the_units_each_index_orders() -> None:
         core.reset(seeds=[0])
         choice = allowed_choices(core, seed=1)
         core.step(torch.tensor([choice]), check=True)
-        ordered = core.last_orders.reshape(-1).tolist()
+        ordered = core.state.last_orders.reshape(-1).tolist()
     assert ordered == [d["values"][k] for d, k in zip(dims, choice)]
 
 

@@ -201,7 +201,7 @@ def test_a_price_below_the_floor_becomes_the_lowest_allowed_level_and_is_counted
     expected = strict.step(np.array([4, lowest_allowed, 4, 4]))
     assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
     assert got[4]["actions_replaced"] == 1.0
-    assert lenient.unwrapped.core.price_index[0, 0, 1] == lowest_allowed
+    assert lenient.unwrapped.core.state.price_index[0, 0, 1] == lowest_allowed
 
 
 def test_a_channel_holding_its_prices_keeps_them_whatever_the_lenient_action_says() -> None:
@@ -211,13 +211,13 @@ def test_a_channel_holding_its_prices_keeps_them_whatever_the_lenient_action_say
     offsets = np.concatenate([[0], np.cumsum(space.nvec)[:-1]])
     allowed = np.array([int(np.flatnonzero(info["action_mask"][o : o + n])[-1]) for o, n in zip(offsets, space.nvec)])
     _, _, _, _, info = env.step(allowed)  # period 0: every channel may change its prices
-    held = env.unwrapped.core.price_index[0, :, 2].clone()  # the stores hold their prices in period 1
+    held = env.unwrapped.core.state.price_index[0, :, 2].clone()  # the stores hold their prices in period 1
     asked = allowed.copy()
     stores = [sku * 3 + 2 for sku in range(env.unwrapped.core.num_skus)]
     asked[stores] = (held.numpy() + 1) % int(space.nvec[0])  # every store price changed: all forbidden
     _, _, _, _, info = env.step(asked)
     assert info["actions_replaced"] == len(stores)
-    assert torch.equal(env.unwrapped.core.price_index[0, :, 2], held)
+    assert torch.equal(env.unwrapped.core.state.price_index[0, :, 2], held)
 
 
 def test_allowed_actions_are_never_counted_as_replaced() -> None:
@@ -450,7 +450,7 @@ def test_a_forbidden_joint_index_keeps_its_allowed_choices_and_moves_the_others_
     asked = _joint(env, np.array([5, 0]))  # web at 1.1 (allowed), the marketplace at 0.6 (below its floor)
     *_, info = env.step(asked)
     assert info["actions_replaced"] == 1.0
-    assert core.price_index[0, 0].tolist() == [5, 2]  # 0.8: the lowest level at the floor
+    assert core.state.price_index[0, 0].tolist() == [5, 2]  # 0.8: the lowest level at the floor
 
 
 def test_a_joint_discrete_action_space_too_large_is_refused_with_the_reason() -> None:

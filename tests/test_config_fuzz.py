@@ -48,8 +48,6 @@ def run_or_refuse(env_id: str, fields: dict[str, Any], steps: int = 3) -> None:
         event("refused")
         return
     event("built")
-    core = env.unwrapped.core
-    core.use_step_graph = False  # eager steps: no tracing per example
     obs, _ = env.reset(seed=0)
     assert np.isfinite(obs).all()
     space = env.action_space

@@ -131,7 +131,7 @@ def test_real_scanner_data_loads_with_gaps_filled_and_drives_the_env(shared_data
         demand = []
         for _ in range(10):
             env.step(np.zeros((4, 6), dtype=np.int64))
-            demand.append(env.core.last_demand.numpy())
+            demand.append(env.core.state.last_demand.numpy())
         values = np.unique(np.stack(demand))
         assert set(values) <= set(np.unique(h.units))  # every draw is a historical value
 

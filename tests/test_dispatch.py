@@ -106,7 +106,7 @@ def independent_feasibility(core, mask: np.ndarray) -> None:
     xy = s["coords"]
     here, home = xy[s["vehicle_node"][v]], xy[int(core.home[v])]
     speed, now = core.speed, float(s["clock"])
-    release = core.release[0].numpy()
+    release = core.state.release[0].numpy()
     for i in range(N):
         dist = float(np.hypot(*(xy[D + i] - here)))
         start = max(now + dist / speed, s["window"][i, 0])
@@ -185,7 +185,7 @@ def test_masked_random_policies_never_break_capacity_windows_or_the_shift(
     assert served + sum(i["orders_unserved"] for i in infos) == num_customers, (
         "every order is served or counted lost, once"
     )
-    assert core.done.all(), "a masked episode must end by termination, not truncation"
+    assert core.state.done.all(), "a masked episode must end by termination, not truncation"
 
 
 # ---------------------------------------------------------------------------------------------- views, seeds
@@ -315,7 +315,7 @@ def test_unreleased_orders_are_hidden_from_the_observation() -> None:
     obs, info = env.reset(seed=4)
     blocks = env.unwrapped.observation_layout.unflatten(obs)
     core = env.unwrapped.core
-    hidden = (core.release[0] > 0).numpy()
+    hidden = (core.state.release[0] > 0).numpy()
     assert hidden.any()
     assert np.all(blocks["orders"][hidden] == 0) and np.all(blocks["order_valid"][hidden] == 0)
     assert not info["action_mask"][: core.max_orders][hidden].any()
@@ -336,12 +336,12 @@ def test_an_order_is_counted_unserved_when_its_window_lapses_not_only_at_the_end
         action = wait if info["action_mask"][wait] else depot
         _, _, terminated, truncated, info = env.step(action)
         counts.append(info["orders_unserved"])
-        clocks.append(float(core.clock[0]))
+        clocks.append(float(core.state.clock[0]))
         if terminated or truncated:
             break
     assert sum(counts) == 10, "every order is counted once"
     assert sum(counts[:-1]) > 0, "orders whose windows closed were counted before the last step"
-    lapsed = core._latest_start[0, :10].numpy()
+    lapsed = core.state.latest_start[0, :10].numpy()
     for step, count in enumerate(counts[:-1]):
         # the orders counted by a step are those whose latest start fell behind the clock during it
         before = clocks[step - 1] if step else 0.0
@@ -355,9 +355,9 @@ def test_order_travel_time_feature_is_the_drive_from_the_current_vehicle() -> No
     column = 9  # "travel_time", the tenth order feature
     for _ in range(3):  # at the depot, then after two services (the current vehicle changes)
         orders = env.unwrapped.observation_layout.unflatten(obs)["orders"]
-        v = int(core.current[0])
-        here = core.coords[0, int(core.vehicle_node[0, v])].numpy()
-        drive = np.hypot(*(core.coords[0, core.num_depots :].numpy() - here).T) / (core.speed * core.shift_end)
+        v = int(core.state.current[0])
+        here = core.state.coords[0, int(core.state.vehicle_node[0, v])].numpy()
+        drive = np.hypot(*(core.state.coords[0, core.num_depots :].numpy() - here).T) / (core.speed * core.shift_end)
         np.testing.assert_allclose(orders[:10, column], drive[:10], rtol=1e-5, atol=1e-7)
         first_order = int(np.flatnonzero(info["action_mask"][: core.max_orders])[0])
         obs, _, _, _, info = env.step(first_order)

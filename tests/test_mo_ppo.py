@@ -477,7 +477,7 @@ def _agreement(agent: MOPPO, teacher, env, steps: int) -> float:
     """Share of the teacher's decisions the agent's deterministic policy repeats, on the teacher's own states."""
     same = total = 0
     for obs, mask, target in _teacher_states(teacher, env, steps, 700):
-        live = ~env.core.done  # the step's state: the generator steps only after this body
+        live = ~env.core.state.done  # the step's state: the generator steps only after this body
         same += int(((agent.act(obs, None, mask) == target) & live).sum())
         total += int(live.sum())
     return same / max(total, 1)

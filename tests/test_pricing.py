@@ -96,17 +96,17 @@ def test_inventory_is_conserved_across_channels_over_a_season(seed: int, stock: 
     rng = np.random.default_rng(seed)
     ordered_total = torch.zeros(3, 5)
     for _ in range(cfg.horizon):
-        before = core.on_hand.clone() + core.pipeline.sum(-1)
+        before = core.state.on_hand.clone() + core.state.pipeline.sum(-1)
         action = random_masked_actions(core, rng)
         out = core.step(action)
         _, _, _, orders = core.decode_action(action)
         ordered_total += orders
-        after = core.on_hand + core.pipeline.sum(-1)
-        sold = core.sales.sum(-1)
+        after = core.state.on_hand + core.state.pipeline.sum(-1)
+        sold = core.state.sales.sum(-1)
         assert torch.equal(before + orders - sold, after)
-        assert bool((core.sales <= core.last_demand).all())
-        assert bool((core.on_hand >= 0).all())
-        assert torch.allclose(out.kpis["lost_units"], (core.last_demand - core.sales).sum((1, 2)))
+        assert bool((core.state.sales <= core.state.last_demand).all())
+        assert bool((core.state.on_hand >= 0).all())
+        assert torch.allclose(out.kpis["lost_units"], (core.state.last_demand - core.state.sales).sum((1, 2)))
 
 
 def test_prices_stay_on_the_ladder_inside_the_floor_and_the_store_holds_between_repricings() -> None:
@@ -118,7 +118,7 @@ def test_prices_stay_on_the_ladder_inside_the_floor_and_the_store_holds_between_
     history = []
     for _ in range(cfg.horizon):
         core.step(random_masked_actions(core, rng))
-        history.append(core.price.clone())
+        history.append(core.state.price.clone())
     prices = torch.stack(history, dim=1)  # (B, T, K, C)
     on_ladder = (prices.unsqueeze(-1) == ladder).any(-1)
     assert bool(on_ladder.all())
@@ -246,18 +246,18 @@ def test_box_actions_respect_the_channel_floor_and_the_store_hold() -> None:
     space = core.single_action_space
     a0 = torch.as_tensor(np.stack([space.low, space.low]))
     core.step(a0)
-    stores_before = core.price[..., 2].clone()
+    stores_before = core.state.price[..., 2].clone()
     a1 = torch.as_tensor(np.stack([space.high, space.high]))
     core.step(a1)
-    assert torch.equal(core.price[..., 2], stores_before)  # period 1: stores hold
-    assert torch.allclose(core.price[..., 0], torch.full((2, 5), 1.5))
+    assert torch.equal(core.state.price[..., 2], stores_before)  # period 1: stores hold
+    assert torch.allclose(core.state.price[..., 0], torch.full((2, 5), 1.5))
 
 
 def test_leftover_inventory_is_charged_once_at_its_cost_value_in_the_last_period() -> None:
     env = gym.make("paretochain/Pricing-v0", config="dp_single_sku")
     env.reset(seed=1)
     rewards = [env.step(np.array([6]))[1] for _ in range(8)]  # highest price
-    left = env.unwrapped.core.on_hand[0, 0].item()
+    left = env.unwrapped.core.state.on_hand[0, 0].item()
     assert all(r[2] == 0 for r in rewards[:-1])
     assert rewards[-1][2] == pytest.approx(-4.0 * left)
 
@@ -288,7 +288,7 @@ def test_mean_of_poisson_draws_matches_the_expected_demand() -> None:
     core = PricingCore(PricingConfig.load("default"), num_envs=4096)
     core.reset(seeds=range(4096))
     mean = core.demand.expected_demand(
-        core.price, core.t, core.reference, core.demand.competitor_ratio(core.competitor)
+        core.state.price, core.state.t, core.state.reference, core.demand.competitor_ratio(core.competitor)
     )
     draws = core.demand.sample(mean, core.step_draw())
     assert torch.allclose(draws.mean(0), mean.mean(0), rtol=0.05)

@@ -51,7 +51,7 @@ def test_myopic_price_is_the_closed_form_optimum_c_e_over_e_minus_1(
         action = policy.act(obs, None, env.action_masks())
         obs, *_ = env.step(action)
         optimum = 5.0 * elasticity / (elasticity - 1.0)
-        chosen = env.core.price[:, 0, 0] * 10.0
+        chosen = env.core.state.price[:, 0, 0] * 10.0
         assert torch.allclose(chosen, torch.full_like(chosen, optimum), atol=tolerance * 10.0)
 
 
@@ -144,7 +144,7 @@ def test_markdown_tuning_returns_the_best_scoring_candidate_and_it_marks_down_on
     prices = []
     for _ in range(8):
         obs = env.core.step(fixed.act(obs, None, env.action_masks())).obs
-        prices.append(float(env.core.price[0, 0, 0]))
+        prices.append(float(env.core.state.price[0, 0, 0]))
     assert prices == pytest.approx([1.0] * 4 + [0.8] * 4)
 
 
@@ -156,4 +156,4 @@ def test_baselines_keep_to_the_marketplace_floor_and_the_store_schedule() -> Non
             action = policy.act(obs, None, env.action_masks())
             env.core.check_action(action)  # raises on a masked entry
             obs, *_ = env.step(action)
-            assert bool((env.core.price[..., 1] >= 0.85 - 1e-6).all())
+            assert bool((env.core.state.price[..., 1] >= 0.85 - 1e-6).all())

@@ -62,10 +62,11 @@ def test_the_binary_search_counts_of_the_cpu_equal_the_grid_comparison_of_other_
     mean[0] = 0.0  # no demand at all: the smallest mean
     mean[1] = demand.max_mean * 5  # draws beyond the grid: counts at its end
     keys = torch.randint(0, 2**32, (64,), generator=generator, dtype=torch.int64)
-    counts = demand.sample(mean, keys, search_head=False)  # on the CPU: a binary search of the cumulative weights
     u = demand.draw_sites(competitor_path=True)[0].uniform(keys)
     m = torch.maximum(mean, demand._tiny_mean)
     threshold = u * m.exp() if demand.shifted else u
+    # on the CPU: a binary search of the cumulative weights over the full grid
+    counts = demand.count_on_grid(m.log(), m, threshold, demand.grid_size).to(torch.float32)
     cdf = demand.cdf_on_grid(m.log(), m, demand.grid_size)
     compared = (cdf < threshold.unsqueeze(-1)).sum(-1, dtype=torch.float32)  # what other devices compute
     assert torch.equal(counts, compared)
@@ -99,7 +100,7 @@ def test_competitor_season_drawn_at_reset_follows_its_step_by_step_recursion() -
     rng = np.random.default_rng(0)
     for t in range(core.horizon):
         before = core.competitor.clone()
-        expected = core.demand.competitor_step(before, _rng.step_keys(core.stream_key, core.t))
+        expected = core.demand.competitor_step(before, _rng.step_keys(core.state.stream_key, core.state.t))
         core.step(masked_actions(core, rng))
         assert torch.equal(core.competitor, expected), f"period {t}"
 
@@ -152,7 +153,7 @@ def test_ladder_prices_read_from_tables_give_the_episodes_of_the_same_prices_as_
         a, b = ladder.step(action), box.step(as_box)
         assert torch.equal(a.reward, b.reward)
         assert torch.equal(a.kpis.values, b.kpis.values)  # type: ignore[attr-defined]
-        assert torch.equal(ladder.sales, box.sales)
+        assert torch.equal(ladder.state.sales, box.state.sales)
 
 
 def test_constant_elasticity_ladder_table_holds_rate_times_price_to_minus_e() -> None:
@@ -215,7 +216,7 @@ def test_masks_are_shared_within_a_period_and_renewed_by_a_step_without_changing
     kept = first.clone()
     n = len(core.price_ladder)
     stores = first[:, : core.num_skus * 3 * n].view(2, core.num_skus, 3, n)[:, :, 2]
-    assert torch.equal(stores, torch.nn.functional.one_hot(core.price_index[:, :, 2], n).bool())
+    assert torch.equal(stores, torch.nn.functional.one_hot(core.state.price_index[:, :, 2], n).bool())
     core.step(masked_actions(core, rng))
     assert core.action_masks() is not first
     assert torch.equal(first, kept)
@@ -249,9 +250,9 @@ def test_the_single_env_refuses_actions_outside_the_ladder_or_the_mask_and_keeps
         env.step(np.array([4, floor, 4, 4], dtype=np.int64))
     action = np.array([4, 4, 4, 4], dtype=np.int64)
     env.step(action)
-    before = env.unwrapped.core.price_index.clone()
+    before = env.unwrapped.core.state.price_index.clone()
     action[:] = 0  # the env copied the action: changing it changes nothing in the state
-    assert torch.equal(env.unwrapped.core.price_index, before)
+    assert torch.equal(env.unwrapped.core.state.price_index, before)
     mask = env.step(np.array([4, 4, 4, 4]))[4]["action_mask"]
     assert mask[4]
     mask[:] = False  # every info holds its own array: changing one changes nothing else

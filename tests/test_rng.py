@@ -41,7 +41,7 @@ def test_cached_episode_draws_equal_the_step_by_step_hash() -> None:
     site.prepare(table)
     for t in range(10):
         direct = site.uniform(_rng.step_keys(stream, torch.full((2,), t)))
-        cached = site.uniform(_rng.StepDraw(table[:, t], torch.full((2,), t), t, table))
+        cached = site.uniform(_rng.StepDraw(table[:, t], torch.full((2,), t), table))
         assert torch.equal(direct, cached)
 
 

@@ -136,7 +136,7 @@ def test_stock_is_conserved_per_sku_and_node_and_never_negative(
     core.reset(seeds=[seed + i for i in range(4)])
     W = core.num_warehouses
     for _ in range(steps):
-        before = core.inventory.sum(-1).clone()
+        before = core.state.inventory.sum(-1).clone()
         core.step(_random_actions(core, rng))
         f = core.flows
         after_issue = before + f["received"]
@@ -145,11 +145,11 @@ def test_stock_is_conserved_per_sku_and_node_and_never_negative(
             after_issue[:, W] -= f["shipped_out"]
         if f["expired"] is not None:
             after_issue -= f["expired"]
-        torch.testing.assert_close(core.inventory.sum(-1), after_issue, rtol=0, atol=1e-3)
-        assert bool((core.inventory >= 0).all())
-        assert bool((core.pipeline >= 0).all())
+        torch.testing.assert_close(core.state.inventory.sum(-1), after_issue, rtol=0, atol=1e-3)
+        assert bool((core.state.inventory >= 0).all())
+        assert bool((core.state.pipeline >= 0).all())
         if not backorder:
-            assert bool((core.backlog == 0).all())
+            assert bool((core.state.backlog == 0).all())
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,7 +162,7 @@ def test_capacity_is_never_exceeded_when_overflow_is_cut(seed: int, capacity: fl
     volume = core._volume
     for _ in range(20):
         core.step(_random_actions(core, rng))
-        used = (core.inventory.sum(-1) * volume).sum(-1)
+        used = (core.state.inventory.sum(-1) * volume).sum(-1)
         start = float(core._initial_stock.mul(volume).sum())
         assert bool((used <= max(capacity, start) + 1e-3).all())
 

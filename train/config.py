@@ -28,10 +28,10 @@ class EnvSection(ConfigModel):
     @field_validator("id")
     @classmethod
     def _registered(cls, env_id: str) -> str:
-        from paretochain.envs.registration import ENTRY_POINTS
+        from paretochain.envs.registration import FAMILIES
 
-        if env_id not in ENTRY_POINTS:
-            raise ValueError(f"unknown environment id {env_id!r}; paretochain registers {sorted(ENTRY_POINTS)}")
+        if env_id not in FAMILIES:
+            raise ValueError(f"unknown environment id {env_id!r}; runs train on {sorted(FAMILIES)}")
         return env_id
 
 

@@ -49,7 +49,7 @@ def distance_matrix(core: DispatchCore, env_index: int) -> np.ndarray:
     """Distances ``(D + N, D + N)`` between the nodes of one environment's instance."""
     if core._matrix is not None:
         return core._matrix.cpu().numpy()
-    xy = core.coords[env_index].cpu().numpy()
+    xy = core.state.coords[env_index].cpu().numpy()
     return np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
 
 
@@ -115,13 +115,13 @@ class RoutePlanPolicy(ABC):
     ) -> torch.Tensor:
         core = self.core
         mask = (action_mask if action_mask is not None else core.action_masks()).cpu().numpy()
-        t = core.t.cpu().numpy()
-        done = core.done.cpu().numpy()
-        current = core.current.cpu().numpy()
-        node = core.vehicle_node.cpu().numpy()
+        t = core.state.t.cpu().numpy()
+        done = core.state.done.cpu().numpy()
+        current = core.state.current.cpu().numpy()
+        node = core.state.vehicle_node.cpu().numpy()
         home = core.home.cpu().numpy()
-        released = (core.release <= core.clock.unsqueeze(1) + 1e-6).cpu().numpy()
-        clock = core.clock.cpu().numpy()
+        released = (core.state.release <= core.state.clock.unsqueeze(1) + 1e-6).cpu().numpy()
+        clock = core.state.clock.cpu().numpy()
         N = core.max_orders
         actions = np.full(core.num_envs, N + 1, dtype=np.int64)
         for b in range(core.num_envs):
@@ -260,7 +260,7 @@ class SavingsPolicy(RoutePlanPolicy):
         D = core.num_depots
         dist = distance_matrix(core, env_index)
         demand = np.concatenate([np.zeros(D), core.demand[env_index].cpu().numpy()])
-        customers = [D + i for i in np.flatnonzero(core.valid[env_index].cpu().numpy())]
+        customers = [D + i for i in np.flatnonzero(core.state.valid[env_index].cpu().numpy())]
         routes = savings_routes(dist, demand, customers, core.capacity)
         routes.sort(key=lambda r: -sum(demand[c] for c in r))
         return _assign([[c - D for c in r] for r in routes], core.num_vehicles)
@@ -305,7 +305,7 @@ class PyVRPHindsightPolicy(RoutePlanPolicy):
         from pyvrp.stop import MaxRuntime
 
         core = self.core
-        slots = np.flatnonzero(core.valid[env_index].cpu().numpy())
+        slots = np.flatnonzero(core.state.valid[env_index].cpu().numpy())
         data, dscale = build_problem(core, env_index, slots, use_release=True, allow_lateness=self.allow_lateness)
         result = solve(data, stop=MaxRuntime(self.time_limit_s), seed=self.seed, display=False, collect_stats=False)
         self.last_cost[env_index] = result.best.distance() / dscale
@@ -341,7 +341,7 @@ def build_problem(
     D = core.num_depots
     b = env_index
     dist = distance_matrix(core, b)
-    xy = core.coords[b].cpu().numpy()
+    xy = core.state.coords[b].cpu().numpy()
     deadline = core.shift_end + core.config.max_overtime_min
     node_of_loc: list[int] = list(range(D))
     depots: list[Any] = [Depot(location=d, tw_late=math.floor(deadline * tscale)) for d in range(D)]
@@ -386,7 +386,7 @@ def build_problem(
     demand = core.demand[b].cpu().numpy()
     service = core.service[b].cpu().numpy()
     ws, we = core.window_start[b].cpu().numpy(), core.window_end[b].cpu().numpy()
-    release = core.release[b].cpu().numpy()
+    release = core.state.release[b].cpu().numpy()
     prize = int(10 * (dist.max() + 1) * dscale * (len(slots) + 1))
     late = core.max_lateness if allow_lateness else 0.0
     clients = [
@@ -484,9 +484,9 @@ class PyVRPRollingPolicy:
         mask = (action_mask if action_mask is not None else core.action_masks()).cpu().numpy()
         N = core.max_orders
         actions = np.full(core.num_envs, N + 1, dtype=np.int64)
-        done = core.done.cpu().numpy()
+        done = core.state.done.cpu().numpy()
         for b in range(core.num_envs):
-            if int(core.t[b]) == 0:
+            if int(core.state.t[b]) == 0:
                 self._previous[b] = {}
             if not done[b]:
                 actions[b] = self._decide(b, mask[b])
@@ -498,18 +498,20 @@ class PyVRPRollingPolicy:
 
         core = self.core
         N = core.max_orders
-        v_cur = int(core.current[b])
-        at_depot = int(core.vehicle_node[b, v_cur]) == int(core.home[v_cur])
-        clock = float(core.clock[b])
+        v_cur = int(core.state.current[b])
+        at_depot = int(core.state.vehicle_node[b, v_cur]) == int(core.home[v_cur])
+        clock = float(core.state.clock[b])
         feasible = np.flatnonzero(mask[:N])
-        open_now = np.flatnonzero(((core.valid[b] & ~core.served[b]) & (core.release[b] <= clock + 1e-6)).cpu().numpy())
+        open_now = np.flatnonzero(
+            ((core.state.valid[b] & ~core.state.served[b]) & (core.state.release[b] <= clock + 1e-6)).cpu().numpy()
+        )
         if feasible.size == 0:
             return N + 1 if at_depot and mask[N + 1] else N
-        parked = core.parked[b].cpu().numpy()
+        parked = core.state.parked[b].cpu().numpy()
         vehicle_ids = [v for v in range(core.num_vehicles) if not parked[v]]
         vehicles = [
             {
-                "node": int(core.vehicle_node[b, v]),
+                "node": int(core.state.vehicle_node[b, v]),
                 "free": max(float(core.vehicle_free[b, v]), clock),
                 "load": float(core.vehicle_load[b, v]),
                 "home": int(core.home[v]),

@@ -320,7 +320,7 @@ def collect_demand(config: WarehouseConfig | str, seeds: Sequence[int], device: 
     paths = []
     for _ in range(core.horizon):
         out = core.step(policy.act(obs), check=False)
-        paths.append(core.last_demand.cpu().numpy())
+        paths.append(core.state.last_demand.cpu().numpy())
         obs = out.obs
     return np.stack(paths, axis=-1)
 

@@ -43,7 +43,9 @@ from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
 from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.dispatch.generator import FileInstances, GeneratedInstances
 from paretochain.envs.dispatch.instances import load_instance
-from paretochain.envs.dispatch.objectives import build_objectives, reward_weights
+from paretochain.envs.dispatch.reward import REWARDS, build_objectives
+from paretochain.envs.dispatch.types import DispatchState
+from paretochain.envs.reward import reward_weights
 from paretochain.errors import ActionError, ConfigError
 
 KPI_NAMES = (
@@ -76,7 +78,7 @@ _EPS = 1e-6
 _RESET_SALT = 0x2F6B1C3D
 
 
-class DispatchCore(BatchedCore):
+class DispatchCore(BatchedCore[DispatchState]):
     """Batched dispatch dynamics; see the module docstring for the rules of a decision.
 
     Args:
@@ -183,85 +185,96 @@ class DispatchCore(BatchedCore):
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        self._reward_weights, self._per_order = reward_weights(self.objective_names, KPI_NAMES, dev)
+        weights, per_order = reward_weights(REWARDS, self.objective_names, KPI_NAMES)
+        self._reward_weights = torch.as_tensor(weights, dtype=torch.float64, device=dev)
+        self._per_order = torch.as_tensor(per_order, device=dev)
 
         B = num_envs
         self._bidx = torch.arange(B, device=dev)
-        self.coords = torch.zeros((B, D + N, 2), **f64)
-        self.order_data = torch.zeros((B, N, 4), **f64)  # window start, window end, service time, demand
-        self.release = torch.zeros((B, N), **f64)
-        self.valid = torch.zeros((B, N), dtype=torch.bool, device=dev)
-        self.num_orders = torch.ones(B, **f64)
-        self._kpi_scale = torch.ones((B, len(KPI_NAMES)), **f64)  # 1 / orders on the per-order KPI columns
-        self.to_depot = torch.zeros((B, D, D + N), **f64)  # generated instances: distance from every node to each depot
-        self._node_x = torch.zeros((B, D + N), **f64)
-        self._node_y = torch.zeros((B, D + N), **f64)
-        self._node_xy = torch.zeros((B, D + N, 2), dtype=torch.float32, device=dev)
-        self._order_static = torch.zeros((B, N, len(ORDER_FEATURES)), dtype=torch.float32, device=dev)
         self._vehicle_ids = torch.arange(V, device=dev)
-        self.open_count = torch.zeros(B, dtype=torch.int64, device=dev)
-        self._latest_start = torch.zeros((B, N), **f64)
-        self._visible_from = torch.zeros((B, N), **f64)  # release time minus the tolerance; +inf for padding slots
-        self._service_return = torch.zeros((B, D, N), **f64)
-        self.served = torch.zeros((B, N), dtype=torch.bool, device=dev)
-        self.late = torch.zeros((B, N), dtype=torch.bool, device=dev)
-        self.vehicle_node = self.home.expand(B, V).clone()
-        self.vehicle_state = torch.zeros((B, V, 3), **f64)  # free time, load, overtime so far
-        self.vehicle_used = torch.zeros((B, V), dtype=torch.bool, device=dev)
-        self.parked = torch.zeros((B, V), dtype=torch.bool, device=dev)
-        self.clock = torch.zeros(B, **f64)
-        self.current = torch.zeros(B, dtype=torch.int64, device=dev)
-        self.done = torch.zeros(B, dtype=torch.bool, device=dev)
+        self._init_state(
+            DispatchState(
+                **self.initial_keys(),
+                coords=torch.zeros((B, D + N, 2), **f64),
+                order_data=torch.zeros((B, N, 4), **f64),
+                release=torch.zeros((B, N), **f64),
+                valid=torch.zeros((B, N), dtype=torch.bool, device=dev),
+                num_orders=torch.ones(B, **f64),
+                kpi_scale=torch.ones((B, len(KPI_NAMES)), **f64),
+                to_depot=torch.zeros((B, D, D + N), **f64),
+                node_x=torch.zeros((B, D + N), **f64),
+                node_y=torch.zeros((B, D + N), **f64),
+                node_xy=torch.zeros((B, D + N, 2), dtype=torch.float32, device=dev),
+                order_static=torch.zeros((B, N, len(ORDER_FEATURES)), dtype=torch.float32, device=dev),
+                latest_start=torch.zeros((B, N), **f64),
+                visible_from=torch.zeros((B, N), **f64),
+                service_return=torch.zeros((B, D, N), **f64),
+                open_count=torch.zeros(B, dtype=torch.int64, device=dev),
+                served=torch.zeros((B, N), dtype=torch.bool, device=dev),
+                late=torch.zeros((B, N), dtype=torch.bool, device=dev),
+                vehicle_node=self.home.expand(B, V).clone(),
+                vehicle_state=torch.zeros((B, V, 3), **f64),
+                vehicle_used=torch.zeros((B, V), dtype=torch.bool, device=dev),
+                parked=torch.zeros((B, V), dtype=torch.bool, device=dev),
+                clock=torch.zeros(B, **f64),
+                current=torch.zeros(B, dtype=torch.int64, device=dev),
+                done=torch.zeros(B, dtype=torch.bool, device=dev),
+            )
+        )
         self._row: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
         self._last_obs: torch.Tensor | None = None
         self._stale_rows: torch.Tensor | None = None
 
+    def _state_replaced(self) -> None:
+        super()._state_replaced()
+        self._row = self._mask = self._last_obs = self._stale_rows = None
+
     # ------------------------------------------------------------------ state views
     @property
     def window_start(self) -> torch.Tensor:
         """Earliest start of service per order ``(B, N)``."""
-        return self.order_data[..., 0]
+        return self.state.order_data[..., 0]
 
     @property
     def window_end(self) -> torch.Tensor:
         """Latest on-time start of service per order ``(B, N)``."""
-        return self.order_data[..., 1]
+        return self.state.order_data[..., 1]
 
     @property
     def service(self) -> torch.Tensor:
         """Service time per order ``(B, N)``."""
-        return self.order_data[..., 2]
+        return self.state.order_data[..., 2]
 
     @property
     def demand(self) -> torch.Tensor:
         """Units per order ``(B, N)``."""
-        return self.order_data[..., 3]
+        return self.state.order_data[..., 3]
 
     @property
     def vehicle_free(self) -> torch.Tensor:
         """Time each vehicle is next free ``(B, V)``."""
-        return self.vehicle_state[..., 0]
+        return self.state.vehicle_state[..., 0]
 
     @property
     def vehicle_load(self) -> torch.Tensor:
         """Units delivered on each vehicle's current trip ``(B, V)``."""
-        return self.vehicle_state[..., 1]
+        return self.state.vehicle_state[..., 1]
 
     @property
     def vehicle_overtime(self) -> torch.Tensor:
         """Minutes each vehicle has come back after the shift end ``(B, V)``."""
-        return self.vehicle_state[..., 2]
+        return self.state.vehicle_state[..., 2]
 
     # ------------------------------------------------------------------ distances
     def _distance_row(self) -> torch.Tensor:
         """Distances ``(B, D + N)`` from the current vehicle's node to every node (cached per decision)."""
         if self._row is None:
-            pos = self.vehicle_node.gather(1, self.current.unsqueeze(1)).squeeze(1)
+            pos = self.state.vehicle_node.gather(1, self.state.current.unsqueeze(1)).squeeze(1)
             if self._matrix is not None:
                 self._row = torch.index_select(self._matrix, 0, pos)
             else:
-                x, y = self._node_x, self._node_y
+                x, y = self.state.node_x, self.state.node_y
                 p = pos.unsqueeze(1)
                 self._row = torch.hypot(x - x.gather(1, p), y - y.gather(1, p))
         return self._row
@@ -269,38 +282,42 @@ class DispatchCore(BatchedCore):
     def _service_and_return(self, to_home: torch.Tensor) -> torch.Tensor:
         """Service time plus the drive from each order to the current vehicle's depot ``(B, N)``."""
         if self.num_depots == 1:
-            return self._service_return[:, 0]
-        return self._service_return[self._bidx, self.home[self.current]]
+            return self.state.service_return[:, 0]
+        return self.state.service_return[self._bidx, self.home[self.state.current]]
 
     def _to_home(self) -> torch.Tensor:
         """Distances ``(B, D + N)`` from every node to the current vehicle's depot."""
         if self.num_depots == 1:
-            return self._matrix_t[0].expand(self.num_envs, -1) if self._matrix is not None else self.to_depot[:, 0]
-        home = self.home[self.current]
+            return (
+                self._matrix_t[0].expand(self.num_envs, -1) if self._matrix is not None else self.state.to_depot[:, 0]
+            )
+        home = self.home[self.state.current]
         if self._matrix is not None:
             return self._matrix_t[home]
-        return self.to_depot[self._bidx, home]
+        return self.state.to_depot[self._bidx, home]
 
     # ------------------------------------------------------------------ reset / observe
     def _reset_envs(self, mask: torch.Tensor) -> None:
         idx = torch.nonzero(mask).squeeze(1)
-        keys = _rng.mix32(self.stream_key[idx] ^ _RESET_SALT)
+        keys = _rng.mix32(self.state.stream_key[idx] ^ _RESET_SALT)
         inst = self.source.sample(keys)
-        self.coords[idx] = inst.coords
-        self.order_data[idx] = torch.stack([inst.window[..., 0], inst.window[..., 1], inst.service, inst.demand], dim=2)
-        self.release[idx] = inst.release
-        self.valid[idx] = inst.valid
-        self.num_orders[idx] = inst.valid.sum(1).to(torch.float64).clamp(min=1)
-        self._kpi_scale[idx] = torch.where(self._per_order, 1.0 / self.num_orders[idx].unsqueeze(1), 1.0)
+        self.state.coords[idx] = inst.coords
+        self.state.order_data[idx] = torch.stack(
+            [inst.window[..., 0], inst.window[..., 1], inst.service, inst.demand], dim=2
+        )
+        self.state.release[idx] = inst.release
+        self.state.valid[idx] = inst.valid
+        self.state.num_orders[idx] = inst.valid.sum(1).to(torch.float64).clamp(min=1)
+        self.state.kpi_scale[idx] = torch.where(self._per_order, 1.0 / self.state.num_orders[idx].unsqueeze(1), 1.0)
         if self._matrix is None:
             depots = inst.coords[:, : self.num_depots]
-            self.to_depot[idx] = torch.cdist(depots, inst.coords)
-            self._node_x[idx] = inst.coords[..., 0]
-            self._node_y[idx] = inst.coords[..., 1]
+            self.state.to_depot[idx] = torch.cdist(depots, inst.coords)
+            self.state.node_x[idx] = inst.coords[..., 0]
+            self.state.node_y[idx] = inst.coords[..., 1]
         T, D = self.shift_end, self.num_depots
         xy = ((inst.coords - self.coord_origin) / self.coord_scale).to(torch.float32)
-        self._node_xy[idx] = xy
-        self._order_static[idx] = torch.stack(
+        self.state.node_xy[idx] = xy
+        self.state.order_static[idx] = torch.stack(
             [
                 xy[:, D:, 0],
                 xy[:, D:, 1],
@@ -315,21 +332,23 @@ class DispatchCore(BatchedCore):
             ],
             dim=2,
         )
-        self.open_count[idx] = inst.valid.sum(1)
-        self._latest_start[idx] = inst.window[..., 1] + (self.max_lateness + _EPS)
-        self._visible_from[idx] = torch.where(inst.valid, inst.release - _EPS, math.inf)
-        to_depot = self._matrix_t[:D].expand(idx.shape[0], -1, -1) if self._matrix is not None else self.to_depot[idx]
-        self._service_return[idx] = inst.service.unsqueeze(1) + to_depot[:, :, D:] / self.speed
+        self.state.open_count[idx] = inst.valid.sum(1)
+        self.state.latest_start[idx] = inst.window[..., 1] + (self.max_lateness + _EPS)
+        self.state.visible_from[idx] = torch.where(inst.valid, inst.release - _EPS, math.inf)
+        to_depot = (
+            self._matrix_t[:D].expand(idx.shape[0], -1, -1) if self._matrix is not None else self.state.to_depot[idx]
+        )
+        self.state.service_return[idx] = inst.service.unsqueeze(1) + to_depot[:, :, D:] / self.speed
         V = self.num_vehicles
-        self.served[idx] = False
-        self.late[idx] = False
-        self.vehicle_node[idx] = self.home.expand(idx.shape[0], V)
-        self.vehicle_state[idx] = 0.0
-        self.vehicle_used[idx] = False
-        self.parked[idx] = False
-        self.clock[idx] = 0.0
-        self.current[idx] = 0
-        self.done[idx] = False
+        self.state.served[idx] = False
+        self.state.late[idx] = False
+        self.state.vehicle_node[idx] = self.home.expand(idx.shape[0], V)
+        self.state.vehicle_state[idx] = 0.0
+        self.state.vehicle_used[idx] = False
+        self.state.parked[idx] = False
+        self.state.clock[idx] = 0.0
+        self.state.current[idx] = 0
+        self.state.done[idx] = False
         self._row = None
         self._mask = None
         self._stale_rows = idx
@@ -368,22 +387,24 @@ class DispatchCore(BatchedCore):
 
     def _compute_masks(self) -> torch.Tensor:
         D = self.num_depots
-        cur = self.current.unsqueeze(1)
-        live = ~self.done
+        cur = self.state.current.unsqueeze(1)
+        live = ~self.state.done
         row = self._distance_row()
         to_home = self._to_home()
-        now = self.clock.unsqueeze(1)
+        now = self.state.clock.unsqueeze(1)
         arrive = now + (row[:, D:] / self.speed if self.speed != 1.0 else row[:, D:])
         start = torch.maximum(arrive, self.window_start)
         room = self.capacity - self.vehicle_load.gather(1, cur) + _EPS
         ok = (
-            ((self._visible_from <= now) & ~self.served & (self.demand <= room) & live.unsqueeze(1))
-            & (start <= self._latest_start)
+            ((self.state.visible_from <= now) & ~self.state.served & (self.demand <= room) & live.unsqueeze(1))
+            & (start <= self.state.latest_start)
             & (start + self._service_and_return(to_home) <= self.deadline)
         )
-        pos = self.vehicle_node.gather(1, cur)
+        pos = self.state.vehicle_node.gather(1, cur)
         back = to_home.gather(1, pos).squeeze(1) / self.speed
-        wait_ok = ((self.open_count > 0) & (self.clock + self.wait + back <= self.deadline) & live) | self.done
+        wait_ok = (
+            (self.state.open_count > 0) & (self.state.clock + self.wait + back <= self.deadline) & live
+        ) | self.state.done
         return torch.cat([ok, live.unsqueeze(1), wait_ok.unsqueeze(1)], dim=1)
 
     def observe(self) -> torch.Tensor:
@@ -406,25 +427,30 @@ class DispatchCore(BatchedCore):
 
         N, V = self.max_orders, self.num_vehicles
         T = self.shift_end
-        served, parked, clock, node = sel(self.served), sel(self.parked), sel(self.clock), sel(self.vehicle_node)
+        served, parked, clock, node = (
+            sel(self.state.served),
+            sel(self.state.parked),
+            sel(self.state.clock),
+            sel(self.state.vehicle_node),
+        )
         B = clock.shape[0]
-        node_xy = sel(self._node_xy)
-        visible = sel(self._visible_from) <= clock.unsqueeze(1)
+        node_xy = sel(self.state.node_xy)
+        visible = sel(self.state.visible_from) <= clock.unsqueeze(1)
         visible_f = visible.to(torch.float32)
         out = torch.empty((B, self.observation_layout.size), dtype=torch.float32, device=self.device)
         width = N * len(ORDER_FEATURES)
         orders = out[:, :width].view(B, N, len(ORDER_FEATURES))
         torch.mul(
-            sel(self._order_static), visible_f.unsqueeze(2), out=orders
+            sel(self.state.order_static), visible_f.unsqueeze(2), out=orders
         )  # the last three features are filled below
         served_f = served.to(torch.float32)  # a served order is always visible
         orders[..., 7] = visible_f - served_f
         orders[..., 8] = served_f
         travel = sel(self._distance_row())[:, self.num_depots :] / (self.speed * T)  # from the current vehicle
         orders[..., 9] = travel.clamp(max=self._obs_high).to(torch.float32) * visible_f
-        state = sel(self.vehicle_state)
+        state = sel(self.state.vehicle_state)
         free_in = torch.where(parked, 0.0, state[..., 0] - clock.unsqueeze(1)) / T
-        is_current = (self._vehicle_ids == sel(self.current).unsqueeze(1)) & ~sel(self.done).unsqueeze(1)
+        is_current = (self._vehicle_ids == sel(self.state.current).unsqueeze(1)) & ~sel(self.state.done).unsqueeze(1)
         vehicles = torch.stack(  # mixed dtypes promote to float64, converted once
             [
                 node_xy[..., 0].gather(1, node),
@@ -437,7 +463,7 @@ class DispatchCore(BatchedCore):
             ],
             dim=2,
         ).to(torch.float32)
-        served_count = sel(self.num_orders) - sel(self.open_count)  # served orders are all visible
+        served_count = sel(self.state.num_orders) - sel(self.state.open_count)  # served orders are all visible
         glob = torch.stack(
             [clock / T, (visible_f.sum(1) - served_count) / N, served_count / N, parked.sum(1) / V],
             dim=1,
@@ -453,25 +479,25 @@ class DispatchCore(BatchedCore):
     # ------------------------------------------------------------------ dynamics
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KPIs]:
         N, D = self.max_orders, self.num_depots
-        v = self.current
+        v = self.state.current
         vi = v.unsqueeze(1)  # (B, 1): gather / scatter are cheaper than advanced indexing for one entry per row
         a = action.reshape(-1).long()
-        live = ~self.done
+        live = ~self.state.done
         row = self._distance_row()
-        pos = self.vehicle_node.gather(1, vi).squeeze(1)
+        pos = self.state.vehicle_node.gather(1, vi).squeeze(1)
         home = self._home_b.gather(1, vi).squeeze(1)
         is_order = (a < N) & live
         is_depot = (a == N) & live
         is_wait = (a > N) & live
         slot = a.clamp(max=N - 1).unsqueeze(1)
         window_start, window_end, service, demand = (
-            self.order_data.gather(1, slot.unsqueeze(2).expand(-1, 1, 4)).squeeze(1).unbind(1)
+            self.state.order_data.gather(1, slot.unsqueeze(2).expand(-1, 1, 4)).squeeze(1).unbind(1)
         )
         vi3 = vi.unsqueeze(2).expand(-1, 1, 3)
-        _, load_v, overtime_v = self.vehicle_state.gather(1, vi3).squeeze(1).unbind(1)
+        _, load_v, overtime_v = self.state.vehicle_state.gather(1, vi3).squeeze(1).unbind(1)
         target = torch.where(is_order, slot.squeeze(1) + D, torch.where(is_depot, home, pos))
         dist = row.gather(1, target.unsqueeze(1)).squeeze(1) * live
-        now = self.clock
+        now = self.state.clock
         arrive = now + (dist / self.speed if self.speed != 1.0 else dist)
         start = torch.where(is_order, torch.maximum(arrive, window_start), arrive)
         lateness = (start - window_end).clamp(min=0.0) * is_order
@@ -480,34 +506,34 @@ class DispatchCore(BatchedCore):
         new_overtime = torch.where(is_depot, torch.maximum(overtime_v, arrive - self.shift_end), overtime_v)
         on_time = is_order & (lateness <= _EPS)
         order_1 = is_order.unsqueeze(1)
-        used_v = self.vehicle_used.gather(1, vi)
+        used_v = self.state.vehicle_used.gather(1, vi)
 
-        self.vehicle_state.scatter_(1, vi3, torch.stack([finish, new_load, new_overtime], dim=1).unsqueeze(1))
-        self.vehicle_node.scatter_(1, vi, target.unsqueeze(1))
-        self.vehicle_used.scatter_(1, vi, used_v | order_1)
-        self.parked.scatter_(1, vi, self.parked.gather(1, vi) | (is_depot & (pos == home)).unsqueeze(1))
-        self.served.scatter_(1, slot, self.served.gather(1, slot) | order_1)
-        self.late.scatter_(1, slot, self.late.gather(1, slot) | (order_1 & ~on_time.unsqueeze(1)))
+        self.state.vehicle_state.scatter_(1, vi3, torch.stack([finish, new_load, new_overtime], dim=1).unsqueeze(1))
+        self.state.vehicle_node.scatter_(1, vi, target.unsqueeze(1))
+        self.state.vehicle_used.scatter_(1, vi, used_v | order_1)
+        self.state.parked.scatter_(1, vi, self.state.parked.gather(1, vi) | (is_depot & (pos == home)).unsqueeze(1))
+        self.state.served.scatter_(1, slot, self.state.served.gather(1, slot) | order_1)
+        self.state.late.scatter_(1, slot, self.state.late.gather(1, slot) | (order_1 & ~on_time.unsqueeze(1)))
         used_v = used_v.squeeze(1)
-        self.open_count = self.open_count - is_order.long()
-        self.parked |= (self.open_count == 0).unsqueeze(1) & (self.vehicle_node == self.home)
+        self.state.open_count = self.state.open_count - is_order.long()
+        self.state.parked |= (self.state.open_count == 0).unsqueeze(1) & (self.state.vehicle_node == self.home)
 
-        next_clock, nxt = self.vehicle_free.masked_fill(self.parked, math.inf).min(dim=1)
-        done = self.parked.all(1)
-        self.current = torch.where(done, v, nxt)
-        self.clock = torch.where(done, now, next_clock)
-        self.done = done
+        next_clock, nxt = self.vehicle_free.masked_fill(self.state.parked, math.inf).min(dim=1)
+        done = self.state.parked.all(1)
+        self.state.current = torch.where(done, v, nxt)
+        self.state.clock = torch.where(done, now, next_clock)
+        self.state.done = done
         self._row = None
         self._mask = None
         self._last_obs = None
 
-        truncated = ((self.t + 1) >= self.horizon) & ~done
+        truncated = ((self.state.t + 1) >= self.horizon) & ~done
         end = (done | truncated) & live
         # orders lost at this step: the clock (the earliest a vehicle is free) passed their latest start, or the
         # episode ended. The clock never runs back, so an unserved order is counted once: in the step whose clock
         # interval [now, new clock) holds its latest start, or in the last step if that is still ahead.
-        still_open = self.valid & ~self.served & (self._latest_start >= now.unsqueeze(1))
-        lapsed = (self._latest_start < self.clock.unsqueeze(1)) | end.unsqueeze(1)
+        still_open = self.state.valid & ~self.state.served & (self.state.latest_start >= now.unsqueeze(1))
+        lapsed = (self.state.latest_start < self.state.clock.unsqueeze(1)) | end.unsqueeze(1)
         newly_lost = still_open & lapsed & live.unsqueeze(1)
         is_order_f = is_order.to(torch.float64)
         kpis = torch.stack(  # in the order of KPI_NAMES
@@ -523,29 +549,29 @@ class DispatchCore(BatchedCore):
             ],
             dim=1,
         )
-        reward = ((kpis * self._kpi_scale) @ self._reward_weights).to(torch.float32)
+        reward = ((kpis * self.state.kpi_scale) @ self._reward_weights).to(torch.float32)
         return reward, done.clone(), truncated, KPIs(KPI_NAMES, values=kpis.to(torch.float32))
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         i = env_index
-        visible = self.valid[i] & (self.release[i] <= self.clock[i] + _EPS)
+        visible = self.state.valid[i] & (self.state.release[i] <= self.state.clock[i] + _EPS)
         return {
-            "t": np.array(int(self.t[i])),
-            "clock": np.array(float(self.clock[i])),
-            "coords": self.coords[i].cpu().numpy().copy(),
+            "t": np.array(int(self.state.t[i])),
+            "clock": np.array(float(self.state.clock[i])),
+            "coords": self.state.coords[i].cpu().numpy().copy(),
             "num_depots": np.array(self.num_depots),
-            "valid": self.valid[i].cpu().numpy().copy(),
+            "valid": self.state.valid[i].cpu().numpy().copy(),
             "visible": visible.cpu().numpy().copy(),
-            "served": self.served[i].cpu().numpy().copy(),
-            "late": self.late[i].cpu().numpy().copy(),
+            "served": self.state.served[i].cpu().numpy().copy(),
+            "late": self.state.late[i].cpu().numpy().copy(),
             "demand": self.demand[i].cpu().numpy().copy(),
             "window": torch.stack([self.window_start[i], self.window_end[i]], dim=1).cpu().numpy().copy(),
-            "vehicle_node": self.vehicle_node[i].cpu().numpy().copy(),
+            "vehicle_node": self.state.vehicle_node[i].cpu().numpy().copy(),
             "vehicle_free": self.vehicle_free[i].cpu().numpy().copy(),
             "vehicle_load": self.vehicle_load[i].cpu().numpy().copy(),
-            "parked": self.parked[i].cpu().numpy().copy(),
-            "current": np.array(int(self.current[i])),
-            "done": np.array(bool(self.done[i])),
+            "parked": self.state.parked[i].cpu().numpy().copy(),
+            "current": np.array(int(self.state.current[i])),
+            "done": np.array(bool(self.state.done[i])),
             "capacity": np.array(self.capacity),
             "shift_end": np.array(self.shift_end),
         }

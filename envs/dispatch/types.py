@@ -1,4 +1,4 @@
-"""Data types of the Dispatch family: a static routing instance and the action layout."""
+"""Data types of the Dispatch family: a static routing instance, the action layout and the batch state."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+
+from paretochain.envs.state import BatchState
 
 
 @dataclass
@@ -68,3 +71,78 @@ def depot_action(max_orders: int) -> int:
 def wait_action(max_orders: int) -> int:
     """Index of the wait move."""
     return max_orders + 1
+
+
+@dataclass
+class DispatchState(BatchState):
+    """Everything that changes within an episode of ``B`` fleets, besides the keys and decision counts of
+    :class:`~paretochain.envs.state.BatchState` (``t`` counts decisions).
+
+    ``N`` order slots, ``D`` depots, ``V`` vehicles; nodes are the depots first, then the order slots.
+    Times are minutes from the shift start, distances in the instance's unit (km for generated
+    instances); quantities in units of load.
+
+    The instance of the episode, drawn at reset:
+
+    Attributes:
+        coords: node coordinates, float64 ``(B, D + N, 2)``.
+        order_data: per order slot: window start, window end (latest on-time start of service),
+            service time, demand, float64 ``(B, N, 4)``.
+        release: time each order becomes visible, float64 ``(B, N)``.
+        valid: the slot holds an order (episodes may have fewer orders than slots), bool ``(B, N)``.
+        num_orders: orders in the episode (at least 1), float64 ``(B,)``.
+        kpi_scale: per KPI column, 1 / ``num_orders`` for the per-order KPIs and 1 for the others,
+            float64 ``(B, len(KPI_NAMES))``.
+        to_depot: distance from every node to each depot (generated instances; zeros for files, which
+            read the instance's matrix), float64 ``(B, D, D + N)``.
+        node_x: node x coordinates (generated instances), float64 ``(B, D + N)``.
+        node_y: node y coordinates (generated instances), float64 ``(B, D + N)``.
+        node_xy: node coordinates normalised to the unit square, as observed, float32 ``(B, D + N, 2)``.
+        order_static: the observed order features that do not change within the episode,
+            float32 ``(B, N, len(ORDER_FEATURES))``.
+        latest_start: the latest feasible start of service per order (window end plus the allowed
+            lateness and the tolerance), float64 ``(B, N)``.
+        visible_from: release time minus the tolerance, +inf for empty slots, float64 ``(B, N)``.
+        service_return: service time plus the drive from each order back to each depot, in minutes,
+            float64 ``(B, D, N)``.
+
+    What the decisions change:
+
+    Attributes:
+        open_count: orders neither served nor lost, int64 ``(B,)``.
+        served: the order was served, bool ``(B, N)``.
+        late: the order was served after its window end, bool ``(B, N)``.
+        vehicle_node: node where each vehicle is or is heading, int64 ``(B, V)``.
+        vehicle_state: per vehicle: time it is next free, units delivered on its current trip,
+            minutes of overtime so far, float64 ``(B, V, 3)``.
+        vehicle_used: the vehicle served an order this episode, bool ``(B, V)``.
+        parked: the vehicle ended its shift, bool ``(B, V)``.
+        clock: the earliest time a vehicle is free (the decision's time), float64 ``(B,)``.
+        current: the vehicle that decides next, int64 ``(B,)``.
+        done: every vehicle is parked, bool ``(B,)``.
+    """
+
+    coords: torch.Tensor
+    order_data: torch.Tensor
+    release: torch.Tensor
+    valid: torch.Tensor
+    num_orders: torch.Tensor
+    kpi_scale: torch.Tensor
+    to_depot: torch.Tensor
+    node_x: torch.Tensor
+    node_y: torch.Tensor
+    node_xy: torch.Tensor
+    order_static: torch.Tensor
+    latest_start: torch.Tensor
+    visible_from: torch.Tensor
+    service_return: torch.Tensor
+    open_count: torch.Tensor
+    served: torch.Tensor
+    late: torch.Tensor
+    vehicle_node: torch.Tensor
+    vehicle_state: torch.Tensor
+    vehicle_used: torch.Tensor
+    parked: torch.Tensor
+    clock: torch.Tensor
+    current: torch.Tensor
+    done: torch.Tensor

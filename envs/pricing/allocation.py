@@ -4,15 +4,9 @@ Every channel sells from the one inventory of the SKU. When the units asked for
 exceed the stock, the stock is split in proportion to what each channel was asked,
 rounded down, and the units left by rounding go one each to the channels with the
 largest fractional shares (ties: the lower channel index). Unserved shoppers are lost.
-
-The functions are written in the subset of Python that TorchScript compiles, so the
-traced step of a small batch (:mod:`paretochain.envs._graph`) keeps the check of the
-stock as a branch instead of the one outcome its trace happened to see.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 
@@ -106,16 +100,3 @@ def sell_checked(
         _, _, zeros, ones = constants
         return asked, total, demand_units, zeros, ones
     return sell(stock, asked, total, demand_units, earlier, constants)
-
-
-_scripted: list[torch.jit.ScriptFunction] = []
-
-
-def scripted_sell_checked() -> torch.jit.ScriptFunction:
-    """:func:`sell_checked` compiled by TorchScript (once per process), for traced steps: the stock check
-    stays a branch of the graph."""
-    if not _scripted:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch's notice that TorchScript is in maintenance
-            _scripted.append(torch.jit.script(sell_checked))
-    return _scripted[0]

@@ -31,10 +31,6 @@ competitor ignores the policy, so its whole season is drawn at reset. Count
 uniforms are cached per episode, masks are computed once per period and KPIs are
 one raw matrix with a lazy linear map. Every shortcut gives the float32 values of
 the direct computation, so an environment's episode depends only on its seed.
-Batches of up to ``GRAPH_LIMIT`` prices on the CPU (a single env, up to 256 envs of
-the default config) run this same step as a traced graph (:mod:`paretochain.envs._graph`),
-which skips Python's cost per operation; the stock check is then a branch of the graph
-(:func:`paretochain.envs.pricing.allocation.sell`).
 """
 
 from __future__ import annotations
@@ -49,10 +45,12 @@ from gymnasium import spaces
 
 from paretochain.envs import _rng
 from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout, nearest_allowed
-from paretochain.envs.pricing.allocation import allocate, scripted_sell_checked, sell, sell_checked
+from paretochain.envs.pricing.allocation import allocate, sell, sell_checked
 from paretochain.envs.pricing.config import PricingConfig, per_sku
 from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
-from paretochain.envs.pricing.objectives import build_objectives, reward_matrix
+from paretochain.envs.pricing.reward import REWARDS, build_objectives
+from paretochain.envs.pricing.types import PricingState
+from paretochain.envs.reward import reward_weights
 from paretochain.errors import ConfigError
 
 KPI_NAMES = (
@@ -82,9 +80,6 @@ KPI_NAMES = (
 _SITE_DEMAND = 20
 #: Largest per-season competitor table (entries over the batch) drawn at reset; above it the price moves step by step.
 PATH_LIMIT = 8_000_000
-#: Largest batch (prices over the batch) stepped by a traced graph on the CPU; above it the eager step is faster
-#: (default config: 1.3x faster traced at 16 to 64 envs, 1.1x at 256, 0.7x at 1,024).
-GRAPH_LIMIT = 1024
 #: Most actions of ``action.kind: discrete`` (the product of the ladder sizes of every choice).
 JOINT_LIMIT = 65_536
 
@@ -94,7 +89,7 @@ def _batch(x: torch.Tensor, num_envs: int) -> torch.Tensor:
     return x if x.shape[0] == num_envs else x.expand(num_envs, *x.shape[1:])
 
 
-class PricingCore(BatchedCore):
+class PricingCore(BatchedCore[PricingState]):
     """Batched pricing dynamics; see the module docstring for the order of events.
 
     Args:
@@ -102,19 +97,6 @@ class PricingCore(BatchedCore):
         num_envs: batch size.
         device: torch device for every state tensor.
     """
-
-    step_state = (
-        "t",
-        "on_hand",
-        "pipeline",
-        "price",
-        "price_index",
-        "reference",
-        "sales",
-        "last_demand",
-        "last_promotion",
-        "_competitor_state",
-    )
 
     def __init__(self, config: PricingConfig, num_envs: int = 1, device: str | torch.device = "cpu") -> None:
         super().__init__(num_envs, device)
@@ -258,13 +240,11 @@ class PricingCore(BatchedCore):
         self._raw_names = self._raw_columns()
         kpi_map = self._kpi_map(self._raw_names)
         self._kpi_matrix = kpi_map.to(dev)
-        rewards = kpi_map @ reward_matrix(self.objective_names, KPI_NAMES, cfg.horizon, torch.device("cpu"))  # (raw, k)
+        weights, _ = reward_weights(REWARDS, self.objective_names, KPI_NAMES, cfg.horizon)
+        rewards = kpi_map @ torch.as_tensor(weights, dtype=torch.float32)  # (raw, k)
         assert bool(((rewards != 0).sum(0) <= 1).all()), "every objective is one raw figure times a constant"
         self._reward_columns = rewards.abs().argmax(0).to(dev)
         self._reward_scale = rewards.sum(0).to(dev)
-        # (each column is one raw figure times a constant, or the difference of two: the product gives the values
-        # of the lookup and scaling above)
-        self._reward_and_kpi_map = torch.cat([rewards, kpi_map], dim=1).to(dev)
         self._zero, self._ones = torch.zeros(num_envs, **f32), torch.ones(num_envs, **f32)
         # constants as 0-dim tensors: the float32 values Python numbers would give, as cheaper operands
         self._zero_scalar, self._one = torch.zeros((), **f32), torch.ones((), **f32)
@@ -293,11 +273,8 @@ class PricingCore(BatchedCore):
             self._steady_arrivals = self._steady_arrivals.expand(num_envs, K, C).contiguous()
         self._allowed = (steps.unsqueeze(1) % self._change_every) == 0  # (T + 1, C)
         self._hold = (~self._allowed).view(T + 1, 1, C)
-        self._holding_host = (~self._allowed).any(1).tolist()  # some channel holds its prices in period t
         self._allowed_f32 = self._allowed.to(torch.float32)  # (T + 1, C)
         self._last = (steps + 1) >= T  # (T + 1,): the period ends the season
-        self._last_host = self._last.tolist()
-        self._always = torch.ones(num_envs, dtype=torch.bool, device=dev)
         if self.demand.use_competitor and not self.demand.competitor_moves:
             still = self.demand.competitor_ratio(torch.zeros(1, K, **f32))
             self._still_competitor = (still, self.demand.outside_weight(still), still.mean(1).expand(num_envs))
@@ -336,36 +313,45 @@ class PricingCore(BatchedCore):
 
         # ---------------------------------------------------------------- state
         B = num_envs
-        self.on_hand = torch.zeros((B, K), **f32)
-        self.pipeline = torch.zeros((B, K, self.lead_time), **f32)
-        self.price = torch.ones((B, K, C), **f32)
-        self.price_index = torch.zeros((B, K, C), dtype=torch.int64, device=dev)
-        self.reference = torch.ones((B, K, C), **f32)
-        self._competitor_state = torch.zeros((B, K), **f32)
-        # per env and period: log deviation, price ratio, outside weight (1 + competitor's MNL weight), mean ratio
+        self._init_state(
+            PricingState(
+                **self.initial_keys(),
+                on_hand=torch.zeros((B, K), **f32),
+                pipeline=torch.zeros((B, K, self.lead_time), **f32),
+                price=torch.ones((B, K, C), **f32),
+                price_index=torch.zeros((B, K, C), dtype=torch.int64, device=dev),
+                reference=torch.ones((B, K, C), **f32),
+                competitor_deviation=torch.zeros((B, K), **f32),
+                sales=torch.zeros((B, K, C), **f32),
+                last_demand=torch.zeros((B, K, C), **f32),
+                last_promotion=torch.zeros((B, C), **f32),
+            )
+        )
+        # the competitor's season drawn at reset (a cache of the stream keys), per env and period: log deviation,
+        # price ratio, outside weight (1 + competitor's MNL weight), mean ratio
         self._competitor_paths: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self.sales = torch.zeros((B, K, C), **f32)
-        self.last_demand = torch.zeros((B, K, C), **f32)
-        self.last_promotion = torch.zeros((B, C), **f32)
         self.list_index = int(np.argmin(np.abs(self.price_ladder - 1.0)))
 
     # ------------------------------------------------------------------ reset / observe
     def _reset_envs(self, mask: torch.Tensor) -> None:
         m2, m3 = mask.view(-1, 1), mask.view(-1, 1, 1)
-        self.on_hand = torch.where(m2, self._initial, self.on_hand)
-        self.pipeline = torch.where(m3, 0.0, self.pipeline)
-        self.price = torch.where(m3, 1.0, self.price)
-        self.price_index = torch.where(m3, self.list_index, self.price_index)
-        self.reference = torch.where(m3, 1.0, self.reference)
-        self.sales = torch.where(m3, 0.0, self.sales)
-        self.last_demand = torch.where(m3, 0.0, self.last_demand)
-        self.last_promotion = torch.where(m2, 0.0, self.last_promotion)
+        self.state.on_hand = torch.where(m2, self._initial, self.state.on_hand)
+        self.state.pipeline = torch.where(m3, 0.0, self.state.pipeline)
+        self.state.price = torch.where(m3, 1.0, self.state.price)
+        self.state.price_index = torch.where(m3, self.list_index, self.state.price_index)
+        self.state.reference = torch.where(m3, 1.0, self.state.reference)
+        self.state.sales = torch.where(m3, 0.0, self.state.sales)
+        self.state.last_demand = torch.where(m3, 0.0, self.state.last_demand)
+        self.state.last_promotion = torch.where(m2, 0.0, self.state.last_promotion)
         if self.demand.competitor_moves:
-            start = self.demand.competitor_start(_rng.mix32(self.stream_key ^ 0x5BD1E995))
+            start = self._competitor_start()
             if self.use_competitor_path:
                 self._reset_competitor_paths(start, mask)
-            else:
-                self._competitor_state = torch.where(m2, start, self._competitor_state)
+            self.state.competitor_deviation = torch.where(m2, start, self.state.competitor_deviation)
+
+    def _competitor_start(self) -> torch.Tensor:
+        """The competitor's log deviation at the start of every env's episode, ``(B, K)``."""
+        return self.demand.competitor_start(_rng.mix32(self.state.stream_key ^ 0x5BD1E995))
 
     def _reset_competitor_paths(self, start: torch.Tensor, mask: torch.Tensor) -> None:
         """Draw the competitor's whole season for the environments that start over (it ignores the policy)."""
@@ -380,24 +366,15 @@ class PricingCore(BatchedCore):
             )
         self._competitor_paths = fresh
 
-    # ------------------------------------------------------------------ the traced step
-    def _wants_step_graph(self) -> bool:
-        small = self.num_envs * self.num_skus * self.num_channels <= GRAPH_LIMIT
-        return self.device.type == "cpu" and small and self._episode_keys is not None
-
-    def _episode_tensors(self) -> list[torch.Tensor]:
-        return super()._episode_tensors() + list(self._competitor_paths or ())
-
-    def _use_episode_tensors(self, tensors: Sequence[torch.Tensor]) -> None:
-        if self._competitor_paths is None:
-            super()._use_episode_tensors(tensors)
-            return
-        *base, deviation, ratio, outside, mean = tensors
-        super()._use_episode_tensors(base)
-        self._competitor_paths = (deviation, ratio, outside, mean)
-
     def _stepped(self) -> None:
         self._masks = None  # the next period's masks
+
+    def _state_replaced(self) -> None:
+        super()._state_replaced()
+        self._masks = None
+        self._padded_masks = None
+        if self.demand.competitor_moves and self.use_competitor_path:
+            self._reset_competitor_paths(self._competitor_start(), self._all_envs)
 
     def reset(self, seeds: Sequence[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         obs = super().reset(seeds, mask)
@@ -405,26 +382,14 @@ class PricingCore(BatchedCore):
         return obs
 
     def _now(self, *tables: torch.Tensor) -> list[torch.Tensor]:
-        """Row ``t`` of per-env, per-period tables ``(B, T + 1, ...)`` for every env (views in lockstep)."""
+        """Row ``t`` of per-env, per-period tables ``(B, T + 1, ...)`` for every env."""
         draw = self.step_draw()  # it looks the rows up, and finds them once for all the tables
         return [draw.at_period(table) for table in tables]
-
-    def _period(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of a per-period table ``(T + 1, ...)``: one shared row in lockstep (broadcast), else one per env."""
-        return table[self.host_t] if self.lockstep else self.period_rows(table)
-
-    def _period_row(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of a per-period table ``(T + 1, X)`` for every env, ``(B, X)``."""
-        if self.lockstep:
-            return _batch(table[self.host_t : self.host_t + 1], self.num_envs)
-        return self.period_rows(table)
 
     @property
     def competitor(self) -> torch.Tensor:
         """Log deviation of the competitor's price from its long-run mean this period, ``(B, K)``."""
-        if self._competitor_paths is not None:
-            return self._now(self._competitor_paths[0])[0]
-        return self._competitor_state
+        return self.state.competitor_deviation
 
     def _competitor_ratio_now(self) -> torch.Tensor:
         """The competitor's price ratio ``(B or 1, K)`` this period."""
@@ -432,7 +397,7 @@ class PricingCore(BatchedCore):
             return self._now(self._competitor_paths[1])[0]
         if not self.demand.competitor_moves:
             return self._still_competitor[0]
-        return self.demand.competitor_ratio(self._competitor_state)
+        return self.demand.competitor_ratio(self.state.competitor_deviation)
 
     def _competitor_now(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The outside weight ``(B or 1, K, 1)`` and the competitor's mean price ratio ``(B,)`` this period."""
@@ -442,7 +407,7 @@ class PricingCore(BatchedCore):
             return outside, mean
         if not self.demand.competitor_moves:
             return self._still_competitor[1:]
-        ratio = self.demand.competitor_ratio(self._competitor_state)
+        ratio = self.demand.competitor_ratio(self.state.competitor_deviation)
         return self.demand.outside_weight(ratio), self._sku_mean(ratio)
 
     def _sku_mean(self, x: torch.Tensor) -> torch.Tensor:
@@ -452,21 +417,21 @@ class PricingCore(BatchedCore):
 
     def change_allowed(self) -> torch.Tensor:
         """Bool ``(B, C)``: channels that may change their prices in the current period."""
-        return self._period(self._allowed).expand(self.num_envs, -1)
+        return self.period_rows(self._allowed)
 
     def observe(self) -> torch.Tensor:
         B = self.num_envs
-        parts = [self.on_hand]
+        parts = [self.state.on_hand]
         if self.has_replenishment and self.lead_time > 0:
-            parts.append(self.pipeline.reshape(B, -1))
-        parts.append(self.price.reshape(B, -1))
+            parts.append(self.state.pipeline.reshape(B, -1))
+        parts.append(self.state.price.reshape(B, -1))
         if self.demand.use_reference:
-            parts.append(self.reference.reshape(B, -1))
+            parts.append(self.state.reference.reshape(B, -1))
         if self.demand.use_competitor:
             parts.append(_batch(self._competitor_ratio_now(), B))
-        parts += [self.sales.reshape(B, -1), self._period_row(self._calendar)]
+        parts += [self.state.sales.reshape(B, -1), self.period_rows(self._calendar)]
         if self.has_hold:
-            parts.append(self._period_row(self._allowed_f32))
+            parts.append(self.period_rows(self._allowed_f32))
         return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------ actions
@@ -481,27 +446,23 @@ class PricingCore(BatchedCore):
         if self._masks is None:
             if not self.joint_actions:
                 self._masks = self._ladder_masks()
-            elif self._holding_now():
+            elif self.has_hold:
                 # a joint index is allowed when every choice behind it is
                 self._masks = self._ladder_masks()[:, self._joint_columns].all(2)
             else:
                 self._masks = self._batch_joint_mask.clone()
         return self._masks
 
-    def _holding_now(self) -> bool:
-        """Whether some channel of some env may hold its prices in the current period."""
-        return self.has_hold and not (self.lockstep and not self._holding_host[self.host_t])
-
     def _ladder_masks(self) -> torch.Tensor:
         """Bool ``(B, sum(nvec))``: the allowed choices of every ladder (a new tensor)."""
-        if not self._holding_now():
+        if not self.has_hold:
             return self._batch_mask.clone()  # a fresh tensor per period, as callers may keep it
         B, K, C = self.num_envs, self.num_skus, self.num_channels
         n = len(self.price_ladder)
         cols = self._n_price * n
         static = self._static_mask[:, :cols].view(1, K, C, n)
-        current = torch.nn.functional.one_hot(self.price_index, n).bool()  # (B, K, C, n)
-        hold = self._period(self._hold).view(-1, 1, C, 1)
+        current = torch.nn.functional.one_hot(self.state.price_index, n).bool()  # (B, K, C, n)
+        hold = self.period_rows(self._hold).view(-1, 1, C, 1)
         price_mask = torch.where(hold, current, static).reshape(B, -1)
         return torch.cat([price_mask, self._static_mask[:, cols:].expand(B, -1)], dim=1)
 
@@ -615,7 +576,7 @@ class PricingCore(BatchedCore):
         B, K, C = self.num_envs, self.num_skus, self.num_channels
         demand = self.demand
         n_price = self._n_price
-        hold = self._period(self._hold) if self.has_hold else None  # (1 or B, 1, C)
+        hold = self.period_rows(self._hold) if self.has_hold else None  # (B, 1, C)
 
         # decode the action; a held channel keeps its price
         promo: torch.Tensor | None = None
@@ -630,7 +591,7 @@ class PricingCore(BatchedCore):
                 action = self._joint_table.index_select(0, action.view(-1))
             index = (action[:, :n_price] if self._action_width > n_price else action).reshape(B, K, C)
             if hold is not None:
-                index = torch.where(hold, self.price_index, index)
+                index = torch.where(hold, self.state.price_index, index)
             cell = index + self._price_offsets
             price = self._level_price.take(cell)
             level_term = self._level_term.take(cell)
@@ -645,18 +606,18 @@ class PricingCore(BatchedCore):
         else:
             price, _, promo, orders = self.decode_action(action)
             if hold is not None:
-                price = torch.where(hold, self.price, price)
+                price = torch.where(hold, self.state.price, price)
             if promo is not None and demand.use_promotion:
                 boost = demand.promotion_boost(promo)
 
         # re-orders and arrivals
-        on_hand = self.on_hand
+        on_hand = self.state.on_hand
         order_cost: torch.Tensor | None = None
         ordered: torch.Tensor | None = None
         if orders is not None:
-            full = torch.cat([self.pipeline, orders.unsqueeze(-1)], dim=-1)
+            full = torch.cat([self.state.pipeline, orders.unsqueeze(-1)], dim=-1)
             on_hand = on_hand + full[..., 0]
-            self.pipeline = full[..., 1:]
+            self.state.pipeline = full[..., 1:]
             ordered = orders.sum(1)
             if self._order_fixed > 0:
                 order_cost = (orders > 0).to(torch.float32).sum(1) * self._order_fixed
@@ -665,9 +626,7 @@ class PricingCore(BatchedCore):
         if self._steady_arrivals is not None:
             lam = self._steady_arrivals
         else:
-            lam = self._period(self._arrivals)  # (K, C) in lockstep, else (B, K, C)
-            if self._large and lam.dim() == 2:
-                lam = lam.expand(B, K, C).contiguous()
+            lam = self.period_rows(self._arrivals)  # (B, K, C)
         if boost is not None:
             lam = lam * boost.unsqueeze(1)
         comp_mean: torch.Tensor = self._mean_competitor
@@ -679,38 +638,29 @@ class PricingCore(BatchedCore):
             else:
                 v = level_term if level_term is not None else demand.base_utility(price)
                 if demand.use_reference:
-                    v = demand.reference_utility(v, price, self.reference)
+                    v = demand.reference_utility(v, price, self.state.reference)
                 weight = torch.exp(v)
             outside = self._one
             if demand.use_competitor:
                 outside, comp_mean = self._competitor_now()
             mean = demand.choice_mean(weight, lam, outside)
-        asked = demand.sample(mean, self.step_draw(), search_head=not self.tracing)
+        asked = demand.sample(mean, self.step_draw())
         total = asked[..., 0] if C == 1 else channel_sum(asked)
         demand_units = total.sum(1)  # whole units: exact in any order
-        if self.tracing and C > 1:
-            # the traced step checks the stock in a branch of its graph. The branch that sells what is
-            # asked returns its inputs; the tracer would then read every later use of those tensors as
-            # the branch's outputs, so it is given aliases of them.
-            asked_, total_, units_ = (x.view_as(x) for x in (asked, total, demand_units))
-            constants = tuple(x.view_as(x) for x in self._sell_constants)
-            sales, sold, sales_units, stockout, fill_rate = scripted_sell_checked()(
-                on_hand, asked_, total_, units_, self._earlier, constants
-            )
-        else:  # eager steps check the stock on the host on the CPU, not on a GPU (it would wait for the device)
-            seller = sell_checked if self._host_checks else sell
-            sales, sold, sales_units, stockout, fill_rate = seller(
-                on_hand, asked, total, demand_units, self._earlier, self._sell_constants
-            )
+        # the stock is checked on the host on the CPU, not on a GPU (it would wait for the device)
+        seller = sell_checked if self._host_checks else sell
+        sales, sold, sales_units, stockout, fill_rate = seller(
+            on_hand, asked, total, demand_units, self._earlier, self._sell_constants
+        )
         on_hand = on_hand - sold
-        self.on_hand = on_hand
+        self.state.on_hand = on_hand
 
         # money and prices, summed per env: the figures over cells (SKU x channel) in one reduction, those over
         # SKUs in another (each row of weights turns a quantity into its figure; means weigh by 1 / count)
         sold_at = price * sales  # revenue per cell in list prices
         per_cell = {"revenue": sold_at, "net_revenue": sold_at, "mean_price_ratio": price}
-        per_cell["price_jump"] = (price - self.price).abs()
-        stock_left = on_hand + self.pipeline.sum(-1) if self.lead_time > 0 else on_hand
+        per_cell["price_jump"] = (price - self.state.price).abs()
+        stock_left = on_hand + self.state.pipeline.sum(-1) if self.lead_time > 0 else on_hand
         per_sku = {"cost_of_goods_sold": sold, "leftover_value": stock_left, "on_hand_units": on_hand}
         per_sku["holding_cost"] = on_hand
         if C == 2:
@@ -743,29 +693,23 @@ class PricingCore(BatchedCore):
         # state updates
         if demand.use_reference:
             keep, pull = self._smoothing_factors
-            self.reference = torch.addcmul(pull * price, keep, self.reference)  # keep r + pull x
-        if demand.competitor_moves and self._competitor_paths is None:
-            self._competitor_state = demand.competitor_step(self._competitor_state, self.step_draw())
-        self.price = price
+            self.state.reference = torch.addcmul(pull * price, keep, self.state.reference)  # keep r + pull x
+        if self._competitor_paths is not None:  # the season drawn at reset: the deviation of the next period
+            ahead = (self.state.t + 1).view(-1, 1, 1).expand(-1, 1, self.num_skus)
+            self.state.competitor_deviation = self._competitor_paths[0].gather(1, ahead).squeeze(1)
+        elif demand.competitor_moves:
+            self.state.competitor_deviation = demand.competitor_step(self.state.competitor_deviation, self.step_draw())
+        self.state.price = price
         if index is not None:
-            self.price_index = index
-        self.sales = sales
-        self.last_demand = asked
+            self.state.price_index = index
+        self.state.sales = sales
+        self.state.last_demand = asked
         if promo is not None:
-            self.last_promotion = promo
+            self.state.last_promotion = promo
 
         # the season's end: truncation, and the cost value of the stock left
-        if self.lockstep:
-            last = self._last_host[self.host_t]
-            truncated = self._always if last else self._never
-        else:
-            truncated = self.period_rows(self._last)
-            last = True
-        leftover = None
-        if last:
-            leftover = sums["leftover_value"]
-            if not self.lockstep:
-                leftover = torch.where(truncated, leftover, self._zero)
+        truncated = self.period_rows(self._last)
+        leftover = torch.where(truncated, sums["leftover_value"], self._zero)
 
         columns = {
             "gross_margin": margin,
@@ -786,13 +730,9 @@ class PricingCore(BatchedCore):
             "mean_price_ratio": sums["mean_price_ratio"],
             "competitor_price_ratio": comp_mean,
             "on_hand_units": sums["on_hand_units"],
-            "leftover_value": leftover if leftover is not None else self._zero,
+            "leftover_value": leftover,
         }
         raw = torch.stack([columns[name] for name in self._raw_names], dim=1)
-        if self.tracing:  # a traced step returns every KPI: the rewards and the KPIs in one product
-            both = raw @ self._reward_and_kpi_map
-            k = len(self.objective_names)
-            return both[:, :k], self._never, truncated, KPIs(KPI_NAMES, values=both[:, k:])
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw.index_select(1, self._reward_columns) * self._reward_scale
         return reward, self._never, truncated, kpis
@@ -858,14 +798,14 @@ class PricingCore(BatchedCore):
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         i = env_index
         return {
-            "t": np.array(int(self.t[i])),
-            "on_hand": self.on_hand[i].cpu().numpy(),
-            "pipeline": self.pipeline[i].sum(-1).cpu().numpy(),
-            "price": (self.price[i] * self._list_price).cpu().numpy(),
-            "price_ratio": self.price[i].cpu().numpy(),
-            "reference_ratio": self.reference[i].cpu().numpy(),
+            "t": np.array(int(self.state.t[i])),
+            "on_hand": self.state.on_hand[i].cpu().numpy(),
+            "pipeline": self.state.pipeline[i].sum(-1).cpu().numpy(),
+            "price": (self.state.price[i] * self._list_price).cpu().numpy(),
+            "price_ratio": self.state.price[i].cpu().numpy(),
+            "reference_ratio": self.state.reference[i].cpu().numpy(),
             "competitor_ratio": self.demand.competitor_ratio(self.competitor[i : i + 1])[0].cpu().numpy(),
-            "sales": self.sales[i].cpu().numpy(),
-            "demand": self.last_demand[i].cpu().numpy(),
-            "promotion": self.last_promotion[i].cpu().numpy(),
+            "sales": self.state.sales[i].cpu().numpy(),
+            "demand": self.state.last_demand[i].cpu().numpy(),
+            "promotion": self.state.last_promotion[i].cpu().numpy(),
         }

@@ -271,15 +271,14 @@ class PricingDemand:
         stepped = self.competitor_moves and not competitor_path
         return [self._site_counts, self._site_competitor] if stepped else [self._site_counts]
 
-    def sample(self, mean: torch.Tensor, key: StepDraw | torch.Tensor, search_head: bool = True) -> torch.Tensor:
+    def sample(self, mean: torch.Tensor, key: StepDraw | torch.Tensor) -> torch.Tensor:
         """Poisson counts ``(B, K, C)`` with the given means, from the step's randomness handle.
 
         The count is the number of grid points ``k`` whose cumulative (unnormalised)
         probability lies below the uniform. On the CPU, large batches first search a
         short head of the grid and redo the full grid only for the few draws beyond it:
         the head's cumulative sums are the first entries of the full grid's, so the
-        counts are identical to the full search (:meth:`count_on_grid`). ``search_head=False``
-        always searches the full grid (its length does not depend on the draws).
+        counts are identical to the full search (:meth:`count_on_grid`).
         """
         u = self._site_counts.uniform(key)
         if self.normal_counts:
@@ -288,8 +287,7 @@ class PricingDemand:
         mean = torch.maximum(mean, self._tiny_mean)
         threshold = u * mean.exp() if self.shifted else u
         if (
-            not search_head
-            or mean.numel() * self.grid_size <= HEAD_SEARCH_ABOVE
+            mean.numel() * self.grid_size <= HEAD_SEARCH_ABOVE
             or self.head_size >= self.grid_size
             or mean.device.type != "cpu"
         ):

@@ -30,9 +30,11 @@ from gymnasium import spaces
 from paretochain.envs import _rng
 from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
 from paretochain.envs.data.demand_history import load_demand_history
+from paretochain.envs.reward import reward_weights
 from paretochain.envs.warehouse.config import WarehouseConfig, resolve_per_sku
 from paretochain.envs.warehouse.demand import HistoryDemand, SyntheticDemand
-from paretochain.envs.warehouse.objectives import REWARD_KPI, build_objectives, per_period_scale
+from paretochain.envs.warehouse.reward import REWARDS, build_objectives, per_period_scale
+from paretochain.envs.warehouse.types import WarehouseState
 from paretochain.errors import ConfigError
 
 KPI_NAMES = (
@@ -93,7 +95,7 @@ def make_demand_model(cfg: WarehouseConfig, device: torch.device) -> SyntheticDe
     return SyntheticDemand(d, weights[:, None] * mean_sku[None, :], cfg.horizon, device, _SITE_DEMAND)
 
 
-class WarehouseCore(BatchedCore):
+class WarehouseCore(BatchedCore[WarehouseState]):
     """Batched replenishment dynamics; see the module docstring for the order of events.
 
     Args:
@@ -258,7 +260,6 @@ class WarehouseCore(BatchedCore):
         self._never = torch.zeros(num_envs, dtype=torch.bool, device=dev)
         self._always = torch.ones(num_envs, dtype=torch.bool, device=dev)
         self._truncated_after = torch.arange(1, cfg.horizon + 2, device=dev) >= cfg.horizon
-        self._truncated_host = self._truncated_after.tolist()  # the same flags, read on the host in lockstep
         self._empty_slot = torch.zeros((1, 1, 1, 1), **f32).expand(num_envs, N, S, 1)  # the pipeline's new last period
         # per-cell factors of the quantities summed into the KPIs (1 for the unit counts), see the end of _step
         ones = torch.ones(W, S, **f32)
@@ -272,47 +273,54 @@ class WarehouseCore(BatchedCore):
 
         # state
         B = num_envs
-        self.inventory = torch.zeros((B, N, S, self.num_buckets), **f32)
-        self.pipeline = torch.zeros((B, N, S, self.max_lead + 1), **f32)
-        self.backlog = torch.zeros((B, W, S), **f32)
-        self.demand_history = torch.zeros((B, W, S, m), **f32)
-        self.last_demand = torch.zeros((B, W, S), **f32)
-        self.last_orders = torch.zeros((B, N, S), **f32)
-        self.outage_left = torch.zeros(B, dtype=torch.int64, device=dev)
-        self.demand_state = self.demand_model.init_state(B)
+        self._init_state(
+            WarehouseState(
+                **self.initial_keys(),
+                inventory=torch.zeros((B, N, S, self.num_buckets), **f32),
+                pipeline=torch.zeros((B, N, S, self.max_lead + 1), **f32),
+                backlog=torch.zeros((B, W, S), **f32),
+                demand_history=torch.zeros((B, W, S, m), **f32),
+                last_demand=torch.zeros((B, W, S), **f32),
+                last_orders=torch.zeros((B, N, S), **f32),
+                outage_left=torch.zeros(B, dtype=torch.int64, device=dev),
+                demand_state=self.demand_model.init_state(B),
+            )
+        )
+        #: what the last step moved (units per node and SKU): a record for checks, not state
+        self.flows: dict[str, torch.Tensor | None] = {}
         self._initial_stock = torch.as_tensor(np.round(cfg.initial_inventory * node_mean), **f32)
         self._initial_history = torch.as_tensor(np.round(mean_ws), **f32)
 
     # ------------------------------------------------------------------ reset / observe
     def _reset_envs(self, mask: torch.Tensor) -> None:
         m4 = mask.view(-1, 1, 1, 1)
-        start = torch.zeros_like(self.inventory[:1])
+        start = torch.zeros_like(self.state.inventory[:1])
         start[0, :, :, -1] = self._initial_stock
-        self.inventory = torch.where(m4, start, self.inventory)
-        self.pipeline = torch.where(m4, 0.0, self.pipeline)
-        self.backlog = torch.where(mask.view(-1, 1, 1), 0.0, self.backlog)
-        self.demand_history = torch.where(m4, self._initial_history.unsqueeze(-1), self.demand_history)
-        self.last_demand = torch.where(mask.view(-1, 1, 1), 0.0, self.last_demand)
-        self.last_orders = torch.where(mask.view(-1, 1, 1), 0.0, self.last_orders)
-        self.outage_left = torch.where(mask, 0, self.outage_left)
-        self.demand_model.reset(self.demand_state, mask, _rng.mix32(self.stream_key ^ 0x5BD1E995))
+        self.state.inventory = torch.where(m4, start, self.state.inventory)
+        self.state.pipeline = torch.where(m4, 0.0, self.state.pipeline)
+        self.state.backlog = torch.where(mask.view(-1, 1, 1), 0.0, self.state.backlog)
+        self.state.demand_history = torch.where(m4, self._initial_history.unsqueeze(-1), self.state.demand_history)
+        self.state.last_demand = torch.where(mask.view(-1, 1, 1), 0.0, self.state.last_demand)
+        self.state.last_orders = torch.where(mask.view(-1, 1, 1), 0.0, self.state.last_orders)
+        self.state.outage_left = torch.where(mask, 0, self.state.outage_left)
+        self.demand_model.reset(self.state.demand_state, mask, _rng.mix32(self.state.stream_key ^ 0x5BD1E995))
 
     def observe(self) -> torch.Tensor:
         B = self.num_envs
-        parts = [self.inventory.reshape(B, -1)]
+        parts = [self.state.inventory.reshape(B, -1)]
         if self.max_lead:
-            parts.append(self.pipeline[..., :-1].reshape(B, -1))
+            parts.append(self.state.pipeline[..., :-1].reshape(B, -1))
         if not self.lost_sales:
-            parts.append(self.backlog.reshape(B, -1))
-        if self.demand_history.shape[-1]:
-            parts.append(self.demand_history.reshape(B, -1))
-        parts.append(self.per_period(self._calendar))
+            parts.append(self.state.backlog.reshape(B, -1))
+        if self.state.demand_history.shape[-1]:
+            parts.append(self.state.demand_history.reshape(B, -1))
+        parts.append(self.period_rows(self._calendar))
         if self.has_promotions:
-            parts.append((self.demand_state["promo_left"] > 0).to(torch.float32).reshape(B, -1))
+            parts.append((self.state.demand_state["promo_left"] > 0).to(torch.float32).reshape(B, -1))
         elif self.has_outages:
             parts.append(self._absent_blocks)
         if self.has_outages:
-            parts.append(self.outage_left.to(torch.float32).unsqueeze(1))
+            parts.append(self.state.outage_left.to(torch.float32).unsqueeze(1))
         elif self._absent_blocks.shape[1]:
             parts.append(self._absent_blocks if not self.has_promotions else self._absent_blocks[:, :1])
         return torch.cat(parts, dim=1)
@@ -361,18 +369,18 @@ class WarehouseCore(BatchedCore):
         placed = requested
         refused = zero
         down = zero
-        inv = self.inventory
+        inv = self.state.inventory
 
         if self.has_outages:
             dis = self.config.disruptions
-            start = (self.outage_left == 0) & (self._site_outage.uniform(key)[:, 0] < dis.outage_probability)
-            self.outage_left = torch.where(start, dis.outage_duration, self.outage_left)
-            is_down = self.outage_left > 0
+            start = (self.state.outage_left == 0) & (self._site_outage.uniform(key)[:, 0] < dis.outage_probability)
+            self.state.outage_left = torch.where(start, dis.outage_duration, self.state.outage_left)
+            is_down = self.state.outage_left > 0
             blocked = is_down.view(-1, 1, 1) & self._from_supplier.view(1, -1, 1)
             placed = torch.where(blocked, 0.0, requested)
             refused = (requested - placed).sum((1, 2))
             down = is_down.to(torch.float32)
-            self.outage_left = (self.outage_left - 1).clamp(min=0)
+            self.state.outage_left = (self.state.outage_left - 1).clamp(min=0)
 
         shipped_out = None
         if self.has_dc:
@@ -391,12 +399,12 @@ class WarehouseCore(BatchedCore):
             if self.has_spikes:
                 dis = self.config.disruptions
                 lead = lead + (self._site_spike.uniform(key) < dis.spike_probability).long() * dis.spike_periods
-            pipe = self.pipeline.scatter_add(3, lead.unsqueeze(-1), placed.unsqueeze(-1))
+            pipe = self.state.pipeline.scatter_add(3, lead.unsqueeze(-1), placed.unsqueeze(-1))
         else:
             # placed * 0 or * 1 is exact, so this is pipeline + placed * onehot in one operation
-            pipe = torch.addcmul(self.pipeline, placed.unsqueeze(-1), self._lead_onehot)
+            pipe = torch.addcmul(self.state.pipeline, placed.unsqueeze(-1), self._lead_onehot)
         arrivals = pipe[..., 0]
-        self.pipeline = torch.cat([pipe[..., 1:], self._empty_slot], dim=-1)
+        self.state.pipeline = torch.cat([pipe[..., 1:], self._empty_slot], dim=-1)
 
         overflow_units = zero
         if self.has_capacity and self.config.overflow == "cut":
@@ -416,17 +424,17 @@ class WarehouseCore(BatchedCore):
             inv = torch.cat([inv[..., :-1], fresh.unsqueeze(-1)], dim=-1)
             on_hand = inv[:, :W].sum(-1) if self.has_dc else inv.sum(-1)
 
-        demand = self.demand_model.sample(self.t, key, self.demand_state)
+        demand = self.demand_model.sample(self.state.t, key, self.state.demand_state)
         if self.lost_sales:
             sales = torch.minimum(on_hand, demand)
             served_now = sales
             short_units = demand - sales
         else:
-            owed = demand + self.backlog
+            owed = demand + self.state.backlog
             sales = torch.minimum(on_hand, owed)
-            served_now = sales - torch.minimum(on_hand, self.backlog)
-            self.backlog = owed - sales
-            short_units = self.backlog
+            served_now = sales - torch.minimum(on_hand, self.state.backlog)
+            self.state.backlog = owed - sales
+            short_units = self.state.backlog
         if one_bucket:
             left = on_hand - sales
             end_stock = torch.cat([left, fresh[:, W:]], dim=1) if self.has_dc else left
@@ -448,7 +456,7 @@ class WarehouseCore(BatchedCore):
             waste_units = expired.sum((1, 2))
             waste_cost = (expired * self._waste_cost).sum((1, 2))
             inv = torch.nn.functional.pad(inv[..., 1:], (0, 1))
-        self.inventory = inv
+        self.state.inventory = inv
         self.flows = {
             "ordered": placed,
             "received": arrivals,
@@ -456,10 +464,10 @@ class WarehouseCore(BatchedCore):
             "expired": expired,
             "shipped_out": shipped_out,
         }
-        self.last_demand = demand
-        self.last_orders = requested
-        if self.demand_history.shape[-1]:
-            self.demand_history = torch.cat([self.demand_history[..., 1:], demand.unsqueeze(-1)], dim=-1)
+        self.state.last_demand = demand
+        self.state.last_orders = requested
+        if self.state.demand_history.shape[-1]:
+            self.state.demand_history = torch.cat([self.state.demand_history[..., 1:], demand.unsqueeze(-1)], dim=-1)
 
         # KPI sums: the per-cell figures (quantities times their unit values) stacked and summed in one
         # reduction (one per side of the network with a DC, where warehouses and nodes differ), then one linear map
@@ -477,7 +485,7 @@ class WarehouseCore(BatchedCore):
             )
         else:
             sums = (torch.stack(customer + node, dim=1) * self._cell_factors).sum((2, 3))
-        extras = [self.pipeline.sum((1, 2, 3))]
+        extras = [self.state.pipeline.sum((1, 2, 3))]
         if self.perishable:
             extras += [waste_units, waste_cost]
         if self.has_capacity:
@@ -492,10 +500,7 @@ class WarehouseCore(BatchedCore):
         raw = torch.cat([sums, torch.stack(extras, dim=1)], dim=1)
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw @ self._reward_matrix
-        if self.lockstep:
-            truncated = self._always if self._truncated_host[self.host_t] else self._never
-        else:
-            truncated = self._truncated_after[self.t]
+        truncated = self.period_rows(self._truncated_after)
         return reward, self._never, truncated, kpis
 
     def _raw_columns(self) -> list[str]:
@@ -525,20 +530,17 @@ class WarehouseCore(BatchedCore):
             for term, coef in combos[name].items():
                 if term in raw:
                     kpi[raw.index(term), j] = coef
-        cols = []
-        for objective in self.objective_names:
-            kpi_name, sign = REWARD_KPI[objective]
-            scale = sign / (self.horizon if objective == "fill_rate" else 1.0)
-            cols.append(kpi[:, KPI_NAMES.index(kpi_name)] * scale)
-        return kpi.to(self.device), torch.stack(cols, dim=1).to(self.device)
+        weights, _ = reward_weights(REWARDS, self.objective_names, KPI_NAMES, self.horizon)
+        rewards = kpi @ torch.as_tensor(weights, dtype=torch.float32)  # (raw, k): the rewards from the raw sums
+        return kpi.to(self.device), rewards.to(self.device)
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         i = env_index
         return {
-            "t": np.array(int(self.t[i])),
-            "on_hand": self.inventory[i].sum(-1).cpu().numpy(),
-            "pipeline": self.pipeline[i].sum(-1).cpu().numpy(),
-            "backlog": self.backlog[i].cpu().numpy(),
-            "demand": self.last_demand[i].cpu().numpy(),
-            "orders": self.last_orders[i].cpu().numpy(),
+            "t": np.array(int(self.state.t[i])),
+            "on_hand": self.state.inventory[i].sum(-1).cpu().numpy(),
+            "pipeline": self.state.pipeline[i].sum(-1).cpu().numpy(),
+            "backlog": self.state.backlog[i].cpu().numpy(),
+            "demand": self.state.last_demand[i].cpu().numpy(),
+            "orders": self.state.last_orders[i].cpu().numpy(),
         }

@@ -1,4 +1,5 @@
-"""The Pricing objective catalogue and how each is computed from a period's KPIs.
+"""The Pricing objectives: each one's per-step reward as an expression of the period's KPIs, and its
+declaration (unit, meaning, reference point). A new objective over existing KPIs is one entry in each.
 
 **Customer satisfaction** of a period is::
 
@@ -17,23 +18,18 @@ gaps or stock-outs.
 
 from __future__ import annotations
 
-import torch
-
 from paretochain.envs.objectives import Objective, ObjectiveSet, select_objectives
+from paretochain.envs.reward import HORIZON, RewardExpression, kpi
 
-#: Per-step reward of each catalogue objective as (KPI, sign, divided by the horizon).
-#: Every reward is linear in the KPIs, so the core forms the reward vector with one
-#: product of its KPI matrix and :func:`reward_matrix`.
-REWARD_FROM_KPI: dict[str, tuple[str, float, bool]] = {
-    "gross_margin": ("gross_margin", 1.0, False),
-    "customer_satisfaction": ("satisfaction", 1.0, True),
-    "leftover_inventory": ("leftover_value", -1.0, False),
-    "revenue": ("revenue", 1.0, False),
-    "units_sold": ("sales_units", 1.0, False),
-    "promotion_spend": ("promotion_spend", -1.0, False),
+#: The per-step reward of every objective of the catalogue (costs negated).
+REWARDS: dict[str, RewardExpression] = {
+    "gross_margin": kpi("gross_margin"),
+    "customer_satisfaction": kpi("satisfaction") / HORIZON,
+    "leftover_inventory": -kpi("leftover_value"),
+    "revenue": kpi("revenue"),
+    "units_sold": kpi("sales_units"),
+    "promotion_spend": -kpi("promotion_spend"),
 }
-
-CATALOGUE_NAMES = sorted(REWARD_FROM_KPI)
 
 
 def build_objectives(
@@ -89,12 +85,3 @@ def build_objectives(
         o = catalogue[name]
         catalogue[name] = Objective(o.name, o.unit, o.description, float(value))
     return select_objectives(catalogue, names, "objectives")
-
-
-def reward_matrix(names: list[str], kpi_names: tuple[str, ...], horizon: int, device: torch.device) -> torch.Tensor:
-    """``(num_kpis, k)`` float32 matrix with ``rewards = kpi_values @ matrix``."""
-    matrix = torch.zeros(len(kpi_names), len(names), dtype=torch.float32, device=device)
-    for j, name in enumerate(names):
-        kpi, sign, per_period = REWARD_FROM_KPI[name]
-        matrix[kpi_names.index(kpi), j] = sign / horizon if per_period else sign
-    return matrix

@@ -1,21 +1,23 @@
-"""The Warehouse objective catalogue and how each is computed from a period's KPIs."""
+"""The Warehouse objectives: each one's per-step reward as an expression of the period's KPIs, and its
+declaration (unit, meaning, reference point). A new objective over existing KPIs is one entry in each."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from paretochain.envs.objectives import Objective, ObjectiveSet, select_objectives
+from paretochain.envs.reward import HORIZON, RewardExpression, kpi
 
-#: Per-step reward of each catalogue objective: (KPI it is read from, sign). ``fill_rate`` is
-#: also divided by the horizon, so that an episode's return is the mean per-period fill rate.
-REWARD_KPI: dict[str, tuple[str, float]] = {
-    "profit": ("profit", 1.0),
-    "fill_rate": ("fill_rate", 1.0),
-    "holding_cost": ("holding_cost", -1.0),
-    "ordering_cost": ("ordering_cost", -1.0),
-    "shortage_units": ("shortage_units", -1.0),
-    "waste_units": ("waste_units", -1.0),
-    "total_cost": ("total_cost", -1.0),
+#: The per-step reward of every objective of the catalogue (costs negated). ``fill_rate`` is divided
+#: by the horizon, so that an episode's return is the mean per-period fill rate.
+REWARDS: dict[str, RewardExpression] = {
+    "profit": kpi("profit"),
+    "fill_rate": kpi("fill_rate") / HORIZON,
+    "holding_cost": -kpi("holding_cost"),
+    "ordering_cost": -kpi("ordering_cost"),
+    "shortage_units": -kpi("shortage_units"),
+    "waste_units": -kpi("waste_units"),
+    "total_cost": -kpi("total_cost"),
 }
 
 
@@ -76,9 +78,6 @@ def build_objectives(
         ),
     }
     return select_objectives(catalogue, names, "objectives", overrides)
-
-
-CATALOGUE_NAMES = sorted(REWARD_KPI)
 
 
 def per_period_scale(

@@ -1,25 +1,22 @@
-"""The Dispatch objective catalogue and how each is computed from a decision step's KPIs."""
+"""The Dispatch objectives: each one's per-step reward as an expression of the decision step's KPIs, and
+its declaration (unit, meaning, reference point). A new objective over existing KPIs is one entry in each."""
 
 from __future__ import annotations
 
-import torch
-
 from paretochain.envs.objectives import Objective, ObjectiveSet, select_objectives
+from paretochain.envs.reward import ORDERS, RewardExpression, kpi
 
-#: Per-step reward of each catalogue objective: (KPI of the step, sign, divided by the
-#: number of orders of the instance). ``on_time_rate`` is divided by the number of
-#: orders so that an episode's return is the share of all orders served within their
-#: window, in [0, 1]; the costs are negated.
-REWARD_FROM_KPIS: dict[str, tuple[str, float, bool]] = {
-    "travel_distance": ("travel_distance", -1.0, False),
-    "on_time_rate": ("orders_on_time", 1.0, True),
-    "unserved_orders": ("orders_unserved", -1.0, False),
-    "lateness_min": ("lateness_min", -1.0, False),
-    "vehicles_used": ("vehicles_used", -1.0, False),
-    "overtime_min": ("overtime_min", -1.0, False),
+#: The per-step reward of every objective of the catalogue (costs negated). ``on_time_rate`` is
+#: divided by the episode's orders, so that its return is the share of all orders served within
+#: their window, in [0, 1].
+REWARDS: dict[str, RewardExpression] = {
+    "travel_distance": -kpi("travel_distance"),
+    "on_time_rate": kpi("orders_on_time") / ORDERS,
+    "unserved_orders": -kpi("orders_unserved"),
+    "lateness_min": -kpi("lateness_min"),
+    "vehicles_used": -kpi("vehicles_used"),
+    "overtime_min": -kpi("overtime_min"),
 }
-
-CATALOGUE_NAMES = sorted(REWARD_FROM_KPIS)
 
 
 def build_objectives(
@@ -80,21 +77,3 @@ def build_objectives(
         ),
     }
     return select_objectives(catalogue, names, "objectives", overrides)
-
-
-def reward_weights(
-    names: list[str], kpi_names: tuple[str, ...], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The linear map from a step's KPI matrix to its reward vector.
-
-    Returns:
-        ``weights`` float64 ``(n_kpis, k)`` with the sign of each objective's KPI, and ``per_order``
-        bool ``(n_kpis,)``: the KPI columns to divide by the number of orders first.
-    """
-    weights = torch.zeros((len(kpi_names), len(names)), dtype=torch.float64, device=device)
-    per_order = torch.zeros(len(kpi_names), dtype=torch.bool, device=device)
-    for j, name in enumerate(names):
-        kpi, sign, divide = REWARD_FROM_KPIS[name]
-        weights[kpi_names.index(kpi), j] = sign
-        per_order[kpi_names.index(kpi)] |= divide
-    return weights, per_order
