@@ -186,8 +186,8 @@ def test_an_epoch_episode_has_the_orders_of_the_per_stop_episode_of_the_same_see
     env.reset(seed=7)
     inst = env.instance
     assert inst is not None
-    assert np.allclose(inst.coords, core.coords[0].numpy())
-    assert np.allclose(inst.release, core.release[0].numpy())
+    assert np.allclose(inst.coords, core.state.coords[0].numpy())
+    assert np.allclose(inst.release, core.state.release[0].numpy())
     assert np.allclose(inst.window_end, core.window_end[0].numpy())
 
 

@@ -52,7 +52,8 @@ from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.dispatch.core import KPI_NAMES
 from paretochain.envs.dispatch.generator import FileInstances, GeneratedInstances
 from paretochain.envs.dispatch.instances import load_instance
-from paretochain.envs.dispatch.objectives import REWARD_FROM_KPIS, build_objectives
+from paretochain.envs.dispatch.reward import REWARDS, build_objectives
+from paretochain.envs.reward import reward_weights
 from paretochain.envs.views import check_invalid_action_mode, refuse_non_numeric
 from paretochain.errors import ActionError, ConfigError
 
@@ -292,6 +293,9 @@ class EpochDispatchEnv(gym.Env):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.reward_dim = len(self.objective_names)
+        # the family's reward expressions over the KPIs an epoch reports (the same table as the per-stop mode)
+        self._kpi_names = sorted({name for o in self.objective_names for name, _ in REWARDS[o].terms})
+        self._reward_weights, self._per_order = reward_weights(REWARDS, self.objective_names, self._kpi_names)
         self.reward_space = spaces.Box(-np.inf, np.inf, (self.reward_dim,), np.float32)
         self._key_lo, self._key_hi, self._episode = 0, 0, 0
         self.stream_key = 0
@@ -450,11 +454,9 @@ class EpochDispatchEnv(gym.Env):
 
     def _reward(self, kpis: dict[str, float]) -> np.ndarray:
         orders = max(float(self._instance().valid.sum()), 1.0)
-        out = np.zeros(self.reward_dim, dtype=np.float64)
-        for j, name in enumerate(self.objective_names):
-            kpi, sign, per_order = REWARD_FROM_KPIS[name]
-            out[j] = sign * kpis[kpi] / (orders if per_order else 1.0)
-        return out.astype(np.float32)
+        values = np.array([kpis[name] for name in self._kpi_names], dtype=np.float64)
+        values = np.where(self._per_order, values / orders, values)
+        return (values @ self._reward_weights).astype(np.float32)
 
     def vehicle_starts(self) -> np.ndarray:
         """``(V,)`` earliest departure of each vehicle for a route dispatched now."""
