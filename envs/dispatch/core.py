@@ -43,7 +43,7 @@ from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
 from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.dispatch.generator import FileInstances, GeneratedInstances
 from paretochain.envs.dispatch.instances import load_instance
-from paretochain.envs.dispatch.reward import REWARDS, build_objectives
+from paretochain.envs.dispatch.reward import REWARDS, config_objectives
 from paretochain.envs.dispatch.types import DispatchState
 from paretochain.envs.reward import reward_weights
 from paretochain.errors import ActionError, ConfigError
@@ -172,19 +172,7 @@ class DispatchCore(BatchedCore[DispatchState]):
         self.single_observation_space = spaces.Box(np.float32(0.0), high, shape=(lay.size,), dtype=np.float32)
 
         self.objective_names = list(cfg.objectives)
-        try:
-            self.objectives = build_objectives(
-                self.objective_names,
-                n_orders,
-                V,
-                distance_bound,
-                cfg.max_lateness_min,
-                cfg.max_overtime_min,
-                self.distance_unit,
-                cfg.reference_point,
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        self.objectives = config_objectives(cfg, n_orders, V, distance_bound, self.distance_unit)
         weights, per_order = reward_weights(REWARDS, self.objective_names, KPI_NAMES)
         self._reward_weights = torch.as_tensor(weights, dtype=torch.float64, device=dev)
         self._per_order = torch.as_tensor(per_order, device=dev)

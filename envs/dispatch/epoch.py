@@ -52,7 +52,7 @@ from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.dispatch.core import KPI_NAMES
 from paretochain.envs.dispatch.generator import FileInstances, GeneratedInstances
 from paretochain.envs.dispatch.instances import load_instance
-from paretochain.envs.dispatch.reward import REWARDS, build_objectives
+from paretochain.envs.dispatch.reward import REWARDS, config_objectives
 from paretochain.envs.reward import reward_weights
 from paretochain.envs.views import check_invalid_action_mode, refuse_non_numeric
 from paretochain.errors import ActionError, ConfigError
@@ -279,19 +279,7 @@ class EpochDispatchEnv(gym.Env):
         self.observation_space = spaces.Box(np.float32(0.0), np.float32(self._obs_high), (lay.size,), np.float32)
         self.action_space = spaces.MultiDiscrete(np.full(N, 2, dtype=np.int64))
         self.objective_names = list(cfg.objectives)
-        try:
-            self.objectives = build_objectives(
-                self.objective_names,
-                n_orders,
-                V,
-                distance_bound,
-                cfg.max_lateness_min,
-                cfg.max_overtime_min,
-                self.distance_unit,
-                cfg.reference_point,
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        self.objectives = config_objectives(cfg, n_orders, V, distance_bound, self.distance_unit)
         self.reward_dim = len(self.objective_names)
         # the family's reward expressions over the KPIs an epoch reports (the same table as the per-stop mode)
         self._kpi_names = sorted({name for o in self.objective_names for name, _ in REWARDS[o].terms})

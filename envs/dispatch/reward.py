@@ -3,8 +3,14 @@ its declaration (unit, meaning, reference point). A new objective over existing 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from paretochain.envs.objectives import Objective, ObjectiveSet, select_objectives
 from paretochain.envs.reward import ORDERS, RewardExpression, kpi
+from paretochain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from paretochain.envs.dispatch.config import DispatchConfig
 
 #: The per-step reward of every objective of the catalogue (costs negated). ``on_time_rate`` is
 #: divided by the episode's orders, so that its return is the share of all orders served within
@@ -77,3 +83,26 @@ def build_objectives(
         ),
     }
     return select_objectives(catalogue, names, "objectives", overrides)
+
+
+def config_objectives(
+    cfg: DispatchConfig, num_orders: int, num_vehicles: int, distance_bound: float, unit: str
+) -> ObjectiveSet:
+    """The objectives a Dispatch config chooses, declared for its instance (both decision modes use it).
+
+    Raises:
+        ConfigError: an objective or reference point the catalogue does not have.
+    """
+    try:
+        return build_objectives(
+            list(cfg.objectives),
+            num_orders,
+            num_vehicles,
+            distance_bound,
+            cfg.max_lateness_min,
+            cfg.max_overtime_min,
+            unit,
+            cfg.reference_point,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
