@@ -1,0 +1,138 @@
+"""A/B of environment throughput between two checkouts, measured in alternation.
+
+Each measurement runs in a fresh process of the given Python (each checkout installed
+editable in its own virtual environment), so the two versions never share a process; the
+versions take turns, round after round, so that a busy machine slows both alike. The table
+gives the median of the rounds and the ratio B / A.
+
+Rows: each family's default config, the single Gymnasium env (``gymnasium.make``, its
+eager step: ``PARETOCHAIN_STEP_GRAPH=0`` for versions that had a traced one) and the batched
+core at N = 1024 and 16384 (tensor actions, no per-step checks). Actions are the first
+allowed choice of each dimension (masks read every step) or zeros for Box spaces.
+
+Usage::
+
+    git worktree add /tmp/ab-old <commit> && cp -a .venv /tmp/ab-old/.venv
+    (cd /tmp/ab-old && .venv/bin/python -m pip install -e . --no-deps --no-build-isolation)
+    python bench/bench_core_ab.py --a /tmp/ab-old/.venv/bin/python --b .venv/bin/python --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+
+MEASURE = r"""
+import json, sys, time
+import numpy as np, torch
+torch.set_num_threads(int(sys.argv[4]))
+import gymnasium as gym
+import paretochain
+from paretochain.envs import make_vec
+try:
+    from paretochain.envs import tune_allocator
+except ImportError:
+    from paretochain.envs._allocator import tune_allocator
+tune_allocator()
+env_id, n, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+
+def first_allowed(space, mask):
+    if isinstance(space, gym.spaces.Discrete):
+        return mask.float().argmax(-1) if mask is not None else torch.zeros(mask.shape[0], dtype=torch.int64)
+    nvec = [int(v) for v in space.nvec]
+    parts = torch.split(mask.float(), nvec, dim=-1)
+    return torch.stack([p.argmax(-1) for p in parts], dim=-1)
+
+if n == 0:  # the single Gymnasium env
+    env = gym.make(env_id)
+    space = env.action_space
+    obs, info = env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        mask = info.get("action_mask")
+        if isinstance(space, gym.spaces.Box):
+            action = np.zeros(space.shape, dtype=np.float32)
+        elif mask is None:
+            action = space.sample() * 0
+        else:
+            action = first_allowed(space, torch.as_tensor(np.asarray(mask))[None])[0].numpy()
+        obs, reward, term, trunc, info = env.step(action)
+        steps += 1
+        if term or trunc:
+            obs, info = env.reset()
+    print(json.dumps(steps / (time.perf_counter() - start)))
+else:
+    vec = make_vec(env_id, n, device="cpu", tensors=True, check_actions=False)
+    core = vec.core
+    space = core.single_action_space
+    core.reset(seeds=list(range(n)))
+    fixed = None
+    if isinstance(space, gym.spaces.Box):
+        fixed = torch.zeros((n, *space.shape))
+    def act():
+        if fixed is not None:
+            return fixed
+        mask = core.action_masks()
+        if mask is None:
+            shape = (n,) if isinstance(space, gym.spaces.Discrete) else (n, len(space.nvec))
+            return torch.zeros(shape, dtype=torch.int64)
+        return first_allowed(space, mask)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        out = core.step(act(), check=False)
+        steps += n
+        done = out.terminated | out.truncated
+        if bool(done.all()):
+            core.reset()
+        elif bool(done.any()):
+            core.reset(mask=done)
+    print(json.dumps(steps / (time.perf_counter() - start)))
+"""
+
+ROWS = [
+    (env_id, n)
+    for env_id in ("paretochain/Warehouse-v0", "paretochain/Pricing-v0", "paretochain/Dispatch-v0")
+    for n in (0, 1024, 16384)
+]
+
+
+def measure(python: str, env_id: str, n: int, seconds: float, threads: int) -> float:
+    env = dict(os.environ, PARETOCHAIN_STEP_GRAPH="0")
+    out = subprocess.run(
+        [python, "-c", MEASURE, env_id, str(n), str(seconds), str(threads)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--a", required=True, help="Python of version A (the commit before)")
+    parser.add_argument("--b", required=True, help="Python of version B (the change)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per row")
+    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per measurement")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    args = parser.parse_args()
+    print("| family (default config) | N | A env-steps/s | B env-steps/s | B / A |")
+    print("|---|---|---|---|---|")
+    for env_id, n in ROWS:
+        a, b = [], []
+        for r in range(args.rounds):
+            first, second = (args.a, args.b) if r % 2 == 0 else (args.b, args.a)
+            x = measure(first, env_id, n, args.seconds, args.threads)
+            y = measure(second, env_id, n, args.seconds, args.threads)
+            (a if first == args.a else b).append(x)
+            (b if second == args.b else a).append(y)
+        ma, mb = statistics.median(a), statistics.median(b)
+        label = "single env" if n == 0 else str(n)
+        print(f"| {env_id.split('/')[1]} | {label} | {ma:,.0f} | {mb:,.0f} | {mb / ma:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
