@@ -49,6 +49,9 @@ from torch import nn
 from paretochain.agents.action_meaning import describe_action
 from paretochain.errors import ParetochainError, PolicyFileError
 
+if TYPE_CHECKING:
+    from paretochain.agents.protocol import Agent
+
 #: Version tag of the file layout written here.
 FORMAT = "paretochain.policy/1"
 #: Metadata entry holding :func:`metadata_digest`.
@@ -226,7 +229,7 @@ def env_id_of(core: Any) -> str | None:
     return None
 
 
-def build_metadata(agent: Any, run: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_metadata(agent: Agent, run: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``metadata.json`` of an agent with an ``env`` (batched view) and ``export_metadata()``."""
     from paretochain import __version__
 
@@ -263,13 +266,12 @@ def _example_inputs(meta: dict[str, Any], batch: int) -> tuple[torch.Tensor, tor
     return obs, pref, mask
 
 
-def export_policy(agent: Any, directory: str | Path, run: dict[str, Any] | None = None, pt2: bool = True) -> Path:
+def export_policy(agent: Agent, directory: str | Path, run: dict[str, Any] | None = None, pt2: bool = True) -> Path:
     """Write ``policy.pt`` (and ``policy.pt2``) for an agent into ``directory``; return the ``policy.pt`` path.
 
     Args:
-        agent: offers ``export_module()``, ``export_metadata()`` and ``env`` (the batched
-            view it trained on): :class:`~paretochain.agents.mo_ppo.MOPPO`, or an SB3 adapter
-            following the same contract.
+        agent: an :class:`~paretochain.agents.protocol.Agent` (its ``export_module()``,
+            ``export_metadata()`` and ``env``, the batched view it trained on).
         directory: output folder (created if missing).
         run: information about the training run stored in the metadata (name, directory, config).
         pt2: also write the ``torch.export`` program ``policy.pt2``.

@@ -358,6 +358,7 @@ class MODQNAgent:
             else preference_from_weights(self.objective_names, cfg.preference, "preference")
         )
         self.preferences = PreferenceSampler(k, dev, alpha=cfg.dirichlet_alpha, fixed=fixed)
+        self._fixed_preference = fixed
 
         self.num_env_steps = 0
         self.num_vector_steps = 0
@@ -568,6 +569,16 @@ class MODQNAgent:
                 if callback is not None and not callback(stats):
                     break
         return stats
+
+    @property
+    def update_env_steps(self) -> int:
+        """Environment steps of one vector step (``num_envs``): :meth:`learn` trains in whole vector steps."""
+        return int(self.core.num_envs)
+
+    @property
+    def fixed_preference(self) -> np.ndarray | None:
+        """The preference every episode is trained at (``preference`` in the config), or None when sampled."""
+        return None if self._fixed_preference is None else self._fixed_preference.copy()
 
     def _reset_stats(self) -> None:
         dev = self.device

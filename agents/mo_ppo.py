@@ -219,6 +219,7 @@ class MOPPO:
         self._all_true = torch.ones(self.num_envs, self.mask_dim, dtype=torch.bool, device=self.device)
         self.global_step = 0
         self.num_updates = 0
+        self.last_stats: dict[str, float] = {}
         self.imitation_steps = 0
         self.imitation_teacher: str | None = None
         # the policy imitation produced, frozen with its observation normaliser (with anchor_coef > 0)
@@ -490,7 +491,7 @@ class MOPPO:
         num_env_steps: int,
         logger: Logger | None = None,
         callback: Callable[[dict[str, float]], bool] | None = None,
-    ) -> MOPPO:
+    ) -> dict[str, float]:
         """Train for at least ``num_env_steps`` more environment steps (whole rollouts); call again to continue.
 
         Args:
@@ -501,6 +502,9 @@ class MOPPO:
                 every ``log_interval`` updates.
             callback: called with the same statistics (plus ``global_step``) at every
                 log; returning ``False`` stops training after that update.
+
+        Returns:
+            the statistics of the latest log.
         """
         logger = logger or NullLogger()
         if not self._started:
@@ -510,6 +514,7 @@ class MOPPO:
         per_update = self.config.num_steps * self.num_envs
         updates = max(1, math.ceil(num_env_steps / per_update))
         t0, step0 = time.perf_counter(), self.global_step
+        stats: dict[str, float] = dict(self.last_stats)
         for i in range(updates):
             self._set_learning_rate()
             self._collect()
@@ -519,7 +524,23 @@ class MOPPO:
                 t0, step0 = time.perf_counter(), self.global_step
                 if callback is not None and callback(stats) is False:
                     break
-        return self
+        return stats
+
+    @property
+    def num_env_steps(self) -> int:
+        """Environment steps trained so far, summed over the batch (:attr:`global_step`; imitation not counted)."""
+        return self.global_step
+
+    @property
+    def update_env_steps(self) -> int:
+        """Environment steps of one rollout (``num_steps x num_envs``): :meth:`learn` trains in whole rollouts."""
+        return self.config.num_steps * self.num_envs
+
+    @property
+    def fixed_preference(self) -> np.ndarray | None:
+        """The preference every episode is trained at (``preference`` in the config), or None when sampled."""
+        fixed = self.sampler.fixed
+        return None if fixed is None else np.asarray(fixed.detach().cpu().numpy(), dtype=np.float64)
 
     def imitate(
         self,

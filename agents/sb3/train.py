@@ -44,6 +44,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter
 from stable_baselines3.common.logger import Logger as SB3Logger
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
@@ -396,6 +397,21 @@ class SB3Agent:
     def num_env_steps(self) -> int:
         """Environment steps taken so far (summed over the batch)."""
         return int(self.model.num_timesteps)
+
+    @property
+    def update_env_steps(self) -> int:
+        """Environment steps of SB3's unit of training: a rollout (PPO) or ``train_freq`` vector steps (DQN)."""
+        n_envs = int(self.model.n_envs)
+        if isinstance(self.model, OnPolicyAlgorithm):  # (DQN's n_steps is its n-step return, not a rollout)
+            return int(self.model.n_steps) * n_envs
+        freq = getattr(self.model, "train_freq", None)
+        per_env = int(freq.frequency) if freq is not None and str(freq.unit.value) == "step" else 1
+        return per_env * n_envs
+
+    @property
+    def fixed_preference(self) -> np.ndarray:
+        """The scalarisation's weights (equal weights when the config gives none): SB3 agents train at one preference."""
+        return np.asarray(self.scalarization.weights, dtype=np.float64).copy()
 
     def learn(
         self,
