@@ -31,6 +31,7 @@ from paretochain.agents.preferences import preference_grid
 from paretochain.envs.registration import make_vec
 from paretochain.envs.views import BatchedVectorEnv
 from paretochain.evaluate.rollout import rollout
+from paretochain.seeds import VALIDATION
 
 #: Divisions of the default preference lattice by number of objectives (k=2: 11 points, k=3: 28, k>=4: C(k+3, k-1)).
 DEFAULT_DIVISIONS = {1: 1, 2: 10, 3: 6}
@@ -156,7 +157,7 @@ def evaluate_pareto(
     env_id: str,
     config: Any = None,
     preferences: np.ndarray | None = None,
-    seeds: Sequence[int] = tuple(range(1000, 1010)),
+    seeds: Sequence[int] = tuple(VALIDATION.first(10)),
     device: str | torch.device = "cpu",
     env: BatchedVectorEnv | None = None,
     **overrides: Any,

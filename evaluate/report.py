@@ -54,10 +54,9 @@ from paretochain.evaluate.rollout import RolloutResult, rollout
 from paretochain.evaluate.scenarios import family_scenarios
 from paretochain.evaluate.stats import mean_ci, paired_difference
 from paretochain.evaluate.verdict import verdict
+from paretochain.seeds import TEST
 
 SCHEMA = "paretochain.evaluation/1"
-#: Evaluation seeds start here: disjoint from tuning seeds (0..) and in-training evaluation seeds (10000..).
-EVAL_SEED_BASE = 20_000
 LEARNED = "learned"
 
 
@@ -149,7 +148,7 @@ def evaluate(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output folder {out} is an existing file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
+    seeds = TEST.first(episodes)  # disjoint from the tuning and the model-selection seeds
 
     objectives = cls.core_cls(cfg, num_envs=1, device="cpu").objectives  # type: ignore[call-arg]
     scale = np.maximum(np.abs(objectives.reference_point), 1.0)

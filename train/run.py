@@ -74,6 +74,7 @@ from paretochain.devices import require_device
 from paretochain.envs.registration import env_class, make_vec
 from paretochain.errors import CheckpointWarning, ConfigError, PolicyFileError
 from paretochain.evaluate.baselines import family_baselines
+from paretochain.seeds import VALIDATION
 from paretochain.train.agents import build_agent
 from paretochain.train.config import RunConfig, load_run_config
 
@@ -541,7 +542,7 @@ def _evaluate(agent: Agent, run: RunConfig, env_cfg: Any, step: int, logger: Any
     prefs = (
         fixed.reshape(1, -1) if fixed is not None else preference_grid(len(agent.objective_names), run.eval_preferences)
     )
-    seeds = list(range(10_000, 10_000 + run.eval_episodes))
+    seeds = VALIDATION.first(run.eval_episodes)
     with torch.inference_mode():
         result = evaluate_pareto(agent, run.env.id, config=env_cfg, preferences=prefs, seeds=seeds, device=agent.device)
     logger.scalar("eval/hypervolume", result.hypervolume, step)
