@@ -114,10 +114,6 @@ class MODQNConfig(ConfigModel):
         default=10_000, ge=1, description="steps between logged statistics (and callback calls)"
     )
 
-    @classmethod
-    def family(cls) -> str:
-        return "agents"
-
 
 # ---------------------------------------------------------------------------------- networks
 class BranchingVectorQNetwork(nn.Module):

@@ -115,10 +115,6 @@ class SB3AgentConfig(ConfigModel):
         default=10_000, ge=1, description="env steps between logged statistics (and callback calls)"
     )
 
-    @classmethod
-    def family(cls) -> str:
-        return "agents"
-
 
 # ---------------------------------------------------------------------------------- export
 _DISCRETE, _MULTI_DISCRETE, _BOX = 0, 1, 2
