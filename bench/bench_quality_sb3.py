@@ -89,9 +89,9 @@ def main() -> None:
         "gamma": 0.99,
         "gae_lambda": 0.95,
         "ent_coef": 0.01,
-        "net_arch": [64, 64],
-        "normalize_observations": False,
-        "normalize_rewards": True,
+        "hidden_sizes": [64, 64],
+        "norm_obs": False,
+        "norm_return": True,
         "seed": args.seed,
         "log_interval_steps": 10**9,
     }

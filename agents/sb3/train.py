@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from gymnasium import spaces
-from pydantic import Field
+from pydantic import Field, model_validator
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -49,6 +49,7 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
 
+from paretochain.agents.config_words import refuse_renamed_fields
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.agents.sb3.scalarize import Scalarization, make_scalarization
@@ -79,14 +80,14 @@ class SB3AgentConfig(ConfigModel):
         default=None, description="per-step utopia point (chebyshev only)"
     )
     rho: float = Field(default=0.0, ge=0, description="augmentation weight of the Chebyshev function")
-    normalize_observations: bool = Field(
+    norm_obs: bool = Field(
         default=True, description="wrap in SB3's VecNormalize for observations (statistics exported with the policy)"
     )
-    normalize_rewards: bool = Field(
+    norm_return: bool = Field(
         default=True, description="scale rewards by VecNormalize's running std of the discounted return"
     )
     clip_observations: float = Field(default=10.0, gt=0, description="normalised observations are clipped to +-this")
-    net_arch: list[int] = Field(
+    hidden_sizes: list[int] = Field(
         default=[64, 64], min_length=1, description="hidden layer sizes of the policy and value (or Q) networks"
     )
     activation: Literal["tanh", "relu"] = Field(default="tanh", description="activation of the hidden layers")
@@ -114,6 +115,8 @@ class SB3AgentConfig(ConfigModel):
     log_interval_steps: int = Field(
         default=10_000, ge=1, description="env steps between logged statistics (and callback calls)"
     )
+
+    _renamed = model_validator(mode="before")(refuse_renamed_fields)
 
 
 # ---------------------------------------------------------------------------------- export
@@ -331,11 +334,11 @@ class SB3Agent:
             core, self.scalarization, check_actions=False, replace_masked=has_masks and cfg.algo != "maskable_ppo"
         )
         self.venv: VecEnv = self.vec_env
-        if cfg.normalize_observations or cfg.normalize_rewards:
+        if cfg.norm_obs or cfg.norm_return:
             self.venv = VecNormalize(
                 self.vec_env,
-                norm_obs=cfg.normalize_observations,
-                norm_reward=cfg.normalize_rewards,
+                norm_obs=cfg.norm_obs,
+                norm_reward=cfg.norm_return,
                 clip_obs=cfg.clip_observations,
                 gamma=cfg.gamma,
             )
@@ -356,7 +359,7 @@ class SB3Agent:
         )
         if cfg.algo == "dqn":
             kwargs: dict[str, Any] = dict(
-                policy_kwargs=dict(net_arch=list(cfg.net_arch), activation_fn=activation),
+                policy_kwargs=dict(net_arch=list(cfg.hidden_sizes), activation_fn=activation),
                 buffer_size=cfg.buffer_size,
                 learning_starts=cfg.learning_starts,
                 train_freq=cfg.train_freq,
@@ -369,7 +372,7 @@ class SB3Agent:
         else:
             kwargs = dict(
                 policy_kwargs=dict(
-                    net_arch=dict(pi=list(cfg.net_arch), vf=list(cfg.net_arch)), activation_fn=activation
+                    net_arch=dict(pi=list(cfg.hidden_sizes), vf=list(cfg.hidden_sizes)), activation_fn=activation
                 ),
                 n_steps=cfg.n_steps,
                 n_epochs=cfg.n_epochs,
@@ -550,7 +553,7 @@ class SB3Agent:
                     "weights": s.weights.tolist(),
                     "utopia": None if s.utopia is None else s.utopia.tolist(),
                     "rho": s.rho,
-                    "normalized_rewards": bool(self.config.normalize_rewards),
+                    "normalized_rewards": bool(self.config.norm_return),
                 },
             },
         }
