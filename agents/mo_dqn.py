@@ -55,6 +55,7 @@ from paretochain.agents.normalization import ObservationNormalizer
 from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.envs.config import ConfigModel
+from paretochain.envs.episodes import EpisodeTracker, autoreset
 from paretochain.envs.registration import resolve_device
 from paretochain.envs.views import BatchedVectorEnv
 from paretochain.errors import ConfigError, PolicyFileError
@@ -262,8 +263,7 @@ class MODQNAgent:
         with torch.inference_mode():
             self._obs = core.reset(seeds=[int(s) for s in seeds])
             self._preference = self.preferences.sample(core.num_envs)
-            self._episode_return = torch.zeros(core.num_envs, k, device=dev)
-            self._episode_length = torch.zeros(core.num_envs, device=dev)
+            self.episodes = EpisodeTracker(core.num_envs, k, dev)
         self._reset_stats()
 
     # ------------------------------------------------------------------ acting
@@ -334,24 +334,10 @@ class MODQNAgent:
             r = out.reward.to(torch.float64)
             self._reward_stats += torch.stack([torch.ones_like(r).sum(0), r.sum(0), r.square().sum(0)])
 
-        self._episode_return += out.reward
-        done = out.terminated | out.truncated
-        finished = done.to(torch.float32).unsqueeze(1)
-        self._finished_return += (self._episode_return * finished).sum(0)
-        self._finished_scalarised += ((self._episode_return * pref).sum(1) * finished[:, 0]).sum()
-        self._finished_count += finished.sum()
-        self._episode_length += 1
-        self._finished_length += (self._episode_length * finished[:, 0]).sum()
-        self._episode_return = self._episode_return * (1.0 - finished)
-        self._episode_length = self._episode_length * (1.0 - finished[:, 0])
-        next_obs = out.obs
-        if core.fixed_horizon:
-            if core.host_t >= core.horizon:
-                next_obs = core.reset()
-        elif self.device.type == "cuda" or bool(done.any()):
-            next_obs = torch.where(done.unsqueeze(1), core.reset(mask=done), out.obs)
-        self._obs = next_obs
-        self._preference = self.preferences.resample(pref, done)
+        step_end = autoreset(core, out.obs, out.terminated, out.truncated, sync=self.device.type != "cuda")
+        self.episodes.record(out.reward, step_end.done, pref)
+        self._obs = step_end.obs
+        self._preference = self.preferences.resample(pref, step_end.done)
         self.num_env_steps += n
 
     def _freeze_scales(self) -> None:
@@ -481,10 +467,7 @@ class MODQNAgent:
 
     def _reset_stats(self) -> None:
         dev = self.device
-        self._finished_return = torch.zeros(self.k, device=dev)
-        self._finished_scalarised = torch.zeros((), device=dev)
-        self._finished_count = torch.zeros((), device=dev)
-        self._finished_length = torch.zeros((), device=dev)
+        self.episodes.clear_finished()
         self._loss_sums = torch.zeros(3, device=dev)
         self._loss_count = 0
         self.latest_stats: dict[str, float] = {}
@@ -497,14 +480,15 @@ class MODQNAgent:
             "SPS": (step - self._last_log_step) / max(now - self._last_log_time, 1e-9),
         }
         stats["epsilon"], stats["homotopy"] = self.epsilon(), self.homotopy()
-        count = float(self._finished_count)
+        episodes = self.episodes
+        count = float(episodes.finished_count)
         if count > 0:
-            returns = (self._finished_return / count).tolist()
+            returns = (episodes.finished_return / count).tolist()
             for name, value in zip(self.objective_names, returns):
                 stats[f"episode_return/{name}"] = value
-            stats["scalarised_return"] = float(self._finished_scalarised) / count
+            stats["scalarised_return"] = float(episodes.finished_scalarised) / count
             stats["episodes"] = count
-            stats["episode_length"] = float(self._finished_length) / count
+            stats["episode_length"] = float(episodes.finished_length) / count
         if self._loss_count:
             qa, qb, qmean = (self._loss_sums / self._loss_count).tolist()
             stats.update({"loss/vector": qa, "loss/scalar": qb, "loss/q_mean": qmean})
@@ -540,8 +524,8 @@ class MODQNAgent:
             "rollout": {
                 "obs": self._obs.clone(),
                 "preference": self._preference.clone(),
-                "episode_return": self._episode_return.clone(),
-                "episode_length": self._episode_length.clone(),
+                "episode_return": self.episodes.episode_return.clone(),
+                "episode_length": self.episodes.episode_length.clone(),
             },
             "num_env_steps": self.num_env_steps,
             "num_updates": self.num_updates,
@@ -568,11 +552,11 @@ class MODQNAgent:
         self.core.load_state_dict(state["env"])
         roll = state["rollout"]
         self._obs, self._preference = roll["obs"].to(dev).clone(), roll["preference"].to(dev).clone()
-        self._episode_return = roll["episode_return"].to(dev).clone()
+        self.episodes.episode_return = roll["episode_return"].to(dev).clone()
         # states written before episode lengths were tracked count them from the resume
         length = roll.get("episode_length")
-        self._episode_length = (
-            torch.zeros_like(self._episode_return[:, 0]) if length is None else length.to(dev).clone()
+        self.episodes.episode_length = (
+            torch.zeros_like(self.episodes.episode_return[:, 0]) if length is None else length.to(dev).clone()
         )
         self.num_env_steps, self.num_updates = int(state["num_env_steps"]), int(state["num_updates"])
         self.num_vector_steps = int(state["num_vector_steps"])
