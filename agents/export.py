@@ -61,18 +61,28 @@ METADATA_DIGEST = "metadata_sha256"
 class PolicyModule(nn.Module):
     """``forward(obs, preference, action_mask) -> action`` with normalisation inside (CPU, eval mode).
 
+    The one export module of every agent (MO-PPO's actor, MO-DQN's
+    :class:`~paretochain.agents.networks.EnvelopeQActor`, the SB3 adapter's
+    :class:`~paretochain.agents.sb3.train.SB3Actor`).
+
     Args:
         actor: a module ``(normalised obs, preference, mask) -> deterministic action``
-            (e.g. :class:`~paretochain.agents.networks.Actor`); it is copied.
-        obs_mean, obs_std: ``(obs_dim,)`` normalisation statistics.
+            (e.g. :class:`~paretochain.agents.networks.Actor`).
+        obs_mean, obs_std: ``(obs_dim,)`` normalisation statistics (zeros and ones, with an
+            infinite ``clip``, for an agent that does not normalise).
         clip: bound of normalised observations.
+        detached: copy the actor to the CPU in eval mode (an export); False uses it as it is,
+            on its device (an agent acting with its live networks).
     """
 
-    def __init__(self, actor: nn.Module, obs_mean: torch.Tensor, obs_std: torch.Tensor, clip: float = 10.0) -> None:
+    def __init__(
+        self, actor: nn.Module, obs_mean: torch.Tensor, obs_std: torch.Tensor, clip: float = 10.0, detached: bool = True
+    ) -> None:
         super().__init__()
-        self.actor = copy.deepcopy(actor).cpu().eval()
-        self.register_buffer("obs_mean", obs_mean.detach().to("cpu", torch.float32).clone())
-        self.register_buffer("obs_std", obs_std.detach().to("cpu", torch.float32).clone())
+        self.actor = copy.deepcopy(actor).cpu().eval() if detached else actor
+        device = torch.device("cpu") if detached else obs_mean.device
+        self.register_buffer("obs_mean", obs_mean.detach().to(device, torch.float32).clone())
+        self.register_buffer("obs_std", obs_std.detach().to(device, torch.float32).clone())
         self.clip = float(clip)
 
     if TYPE_CHECKING:  # buffers, declared for type checkers only (TorchScript reads class annotations)

@@ -111,3 +111,22 @@ def test_one_short_run_per_agent_goes_through_the_same_training_code(agent_name:
     assert not result.interrupted and result.policy_path is not None and result.policy_path.is_file()
     assert result.metrics["env_steps"] >= run.budget_env_steps
     assert result.metrics["final_evaluation"]["step"] == result.metrics["env_steps"]
+
+
+@pytest.mark.parametrize("agent_name", sorted(RUN_OF_AGENT))
+def test_every_agent_exports_the_one_policy_module_with_its_input_checks(agent_name: str, tmp_path: Path) -> None:
+    import torch
+
+    from paretochain.agents.export import PolicyModule, export_policy, load_policy
+
+    agent = _agent(agent_name)
+    assert type(agent.export_module()) is PolicyModule
+    policy = load_policy(export_policy(agent, tmp_path, pt2=False))
+    obs = agent.env.core.observe()[:2].cpu()
+    k = len(agent.objective_names)
+    with pytest.raises(Exception, match="policy input: obs must be float32"):  # the TorchScript file's own check
+        policy.module(
+            obs.double(),
+            torch.full((2, k), 1.0 / k),
+            torch.ones(2, policy.metadata["action"]["mask_dim"], dtype=torch.bool),
+        )
