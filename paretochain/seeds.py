@@ -9,8 +9,10 @@ disjoint ranges, so that no figure is measured on the episodes a choice was made
 - :data:`TEST` (1,000,000 ..): ``paretochain evaluate`` reports and the decision-quality
   benchmarks' test episodes.
 
-An agent's own training episodes are seeded from its ``seed`` through ``numpy.random.SeedSequence``
-(32-bit draws), not from these ranges.
+An agent's own training episodes are not drawn from these ranges: MO-DQN and the SB3 adapter
+seed their environments from ``numpy.random.SeedSequence(seed)`` (32-bit draws), MO-PPO with
+``seed * 1_000_003 + i`` for environment ``i`` (which, for ``seed >= 1``, are numbers of the
+validation and test ranges: those first training episodes are the same episodes).
 """
 
 from __future__ import annotations
