@@ -705,9 +705,10 @@ class MOPPO:
         from paretochain.agents.export import PolicyModule
 
         mean, std = self.obs_norm.scale()
-        if not self.config.norm_obs:
-            mean, std = torch.zeros_like(mean), torch.ones_like(std)
-        return PolicyModule(self.actor, mean, std, self.obs_norm.clip)
+        clip = self.obs_norm.clip
+        if not self.config.norm_obs:  # the observation as the agent acts on it: unscaled and unclipped
+            mean, std, clip = torch.zeros_like(mean), torch.ones_like(std), float("inf")
+        return PolicyModule(self.actor, mean, std, clip)
 
     def export_metadata(self) -> dict[str, Any]:
         """What :func:`~paretochain.agents.export.export_policy` writes about this agent."""

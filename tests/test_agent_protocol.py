@@ -130,3 +130,25 @@ def test_every_agent_exports_the_one_policy_module_with_its_input_checks(agent_n
             torch.full((2, k), 1.0 / k),
             torch.ones(2, policy.metadata["action"]["mask_dim"], dtype=torch.bool),
         )
+
+
+@pytest.mark.parametrize("agent_name", ["mo_ppo", "mo_dqn"])
+def test_an_agent_without_observation_normalisation_exports_the_policy_it_acts_with(agent_name: str) -> None:
+    import torch
+
+    from paretochain.agents.mo_dqn import MODQNAgent
+    from paretochain.agents.mo_ppo import MOPPO
+    from paretochain.agents.networks import mask_dim
+
+    env = make_vec("paretochain/Warehouse-v0", 4, device="cpu", config="lost_sales", tensors=True, check_actions=False)
+    agent: Agent = (
+        MOPPO(env, {"num_steps": 4, "norm_obs": False})
+        if agent_name == "mo_ppo"
+        else MODQNAgent(env, {"learning_starts": 8, "batch_size": 8, "norm_obs": False})
+    )
+    module = torch.jit.script(agent.export_module())
+    g = torch.Generator().manual_seed(0)
+    obs = torch.rand((256, env.core.single_observation_space.shape[0]), generator=g) * 60  # well beyond +-10
+    pref = torch.distributions.Dirichlet(torch.ones(len(agent.objective_names))).sample((256,))
+    mask = torch.ones((256, mask_dim(env.core.single_action_space)), dtype=torch.bool)
+    assert torch.equal(agent.act(obs, pref, None), module(obs, pref, mask))
