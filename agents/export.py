@@ -49,6 +49,9 @@ from torch import nn
 from paretochain.agents.action_meaning import describe_action
 from paretochain.errors import ParetochainError, PolicyFileError
 
+if TYPE_CHECKING:
+    from paretochain.agents.protocol import Agent
+
 #: Version tag of the file layout written here.
 FORMAT = "paretochain.policy/1"
 #: Metadata entry holding :func:`metadata_digest`.
@@ -58,18 +61,28 @@ METADATA_DIGEST = "metadata_sha256"
 class PolicyModule(nn.Module):
     """``forward(obs, preference, action_mask) -> action`` with normalisation inside (CPU, eval mode).
 
+    The one export module of every agent (MO-PPO's actor, MO-DQN's
+    :class:`~paretochain.agents.networks.EnvelopeQActor`, the SB3 adapter's
+    :class:`~paretochain.agents.sb3.train.SB3Actor`).
+
     Args:
         actor: a module ``(normalised obs, preference, mask) -> deterministic action``
-            (e.g. :class:`~paretochain.agents.networks.Actor`); it is copied.
-        obs_mean, obs_std: ``(obs_dim,)`` normalisation statistics.
+            (e.g. :class:`~paretochain.agents.networks.Actor`).
+        obs_mean, obs_std: ``(obs_dim,)`` normalisation statistics (zeros and ones, with an
+            infinite ``clip``, for an agent that does not normalise).
         clip: bound of normalised observations.
+        detached: copy the actor to the CPU in eval mode (an export); False uses it as it is,
+            on its device (an agent acting with its live networks).
     """
 
-    def __init__(self, actor: nn.Module, obs_mean: torch.Tensor, obs_std: torch.Tensor, clip: float = 10.0) -> None:
+    def __init__(
+        self, actor: nn.Module, obs_mean: torch.Tensor, obs_std: torch.Tensor, clip: float = 10.0, detached: bool = True
+    ) -> None:
         super().__init__()
-        self.actor = copy.deepcopy(actor).cpu().eval()
-        self.register_buffer("obs_mean", obs_mean.detach().to("cpu", torch.float32).clone())
-        self.register_buffer("obs_std", obs_std.detach().to("cpu", torch.float32).clone())
+        self.actor = copy.deepcopy(actor).cpu().eval() if detached else actor
+        device = torch.device("cpu") if detached else obs_mean.device
+        self.register_buffer("obs_mean", obs_mean.detach().to(device, torch.float32).clone())
+        self.register_buffer("obs_std", obs_std.detach().to(device, torch.float32).clone())
         self.clip = float(clip)
 
     if TYPE_CHECKING:  # buffers, declared for type checkers only (TorchScript reads class annotations)
@@ -226,7 +239,7 @@ def env_id_of(core: Any) -> str | None:
     return None
 
 
-def build_metadata(agent: Any, run: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_metadata(agent: Agent, run: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``metadata.json`` of an agent with an ``env`` (batched view) and ``export_metadata()``."""
     from paretochain import __version__
 
@@ -263,13 +276,12 @@ def _example_inputs(meta: dict[str, Any], batch: int) -> tuple[torch.Tensor, tor
     return obs, pref, mask
 
 
-def export_policy(agent: Any, directory: str | Path, run: dict[str, Any] | None = None, pt2: bool = True) -> Path:
+def export_policy(agent: Agent, directory: str | Path, run: dict[str, Any] | None = None, pt2: bool = True) -> Path:
     """Write ``policy.pt`` (and ``policy.pt2``) for an agent into ``directory``; return the ``policy.pt`` path.
 
     Args:
-        agent: offers ``export_module()``, ``export_metadata()`` and ``env`` (the batched
-            view it trained on): :class:`~paretochain.agents.mo_ppo.MOPPO`, or an SB3 adapter
-            following the same contract.
+        agent: an :class:`~paretochain.agents.protocol.Agent` (its ``export_module()``,
+            ``export_metadata()`` and ``env``, the batched view it trained on).
         directory: output folder (created if missing).
         run: information about the training run stored in the metadata (name, directory, config).
         pt2: also write the ``torch.export`` program ``policy.pt2``.

@@ -44,13 +44,18 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from gymnasium import spaces
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
+from paretochain.agents.config_words import refuse_renamed_fields
+from paretochain.agents.export import PolicyModule
 from paretochain.agents.logging import Logger, NullLogger
+from paretochain.agents.networks import BranchingVectorQNetwork, EnvelopeQActor, branch_index
+from paretochain.agents.normalization import ObservationNormalizer
 from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.envs.config import ConfigModel
+from paretochain.envs.episodes import EpisodeTracker, autoreset
 from paretochain.envs.registration import resolve_device
 from paretochain.envs.views import BatchedVectorEnv
 from paretochain.errors import ConfigError, PolicyFileError
@@ -61,7 +66,7 @@ STATE_FORMAT = "paretochain.mo_dqn/1"
 class MODQNConfig(ConfigModel):
     """Hyperparameters of Envelope MO-DQN. Step counts are environment steps summed over the batch."""
 
-    net_arch: list[int] = Field(
+    hidden_sizes: list[int] = Field(
         default=[128, 128], min_length=1, description="hidden sizes of the shared trunk over (observation, preference)"
     )
     branch_hidden: int = Field(default=64, ge=1, description="hidden size inside each action branch's head")
@@ -95,12 +100,10 @@ class MODQNConfig(ConfigModel):
         default=None,
         description="fixed preference (by objective name or in order) to train for alone (W is then just it); None samples one per episode",
     )
-    normalize_observations: bool = Field(
-        default=True, description="normalise observations (baked into exports); see obs_scale"
-    )
+    norm_obs: bool = Field(default=True, description="normalise observations (baked into exports); see obs_scale")
     obs_scale: Literal["env", "running"] = Field(
         default="env",
-        description="with normalize_observations: 'env' divides by the fixed scales the environment declares (Warehouse: stock and demand in periods of mean demand) and falls back to running statistics where it declares none; 'running' uses running statistics of all collected observations",
+        description="with norm_obs: 'env' divides by the fixed scales the environment declares (Warehouse: stock and demand in periods of mean demand) and falls back to running statistics where it declares none; 'running' uses running statistics of all collected observations",
     )
     scale_rewards: bool = Field(
         default=True,
@@ -114,114 +117,7 @@ class MODQNConfig(ConfigModel):
         default=10_000, ge=1, description="steps between logged statistics (and callback calls)"
     )
 
-    @classmethod
-    def family(cls) -> str:
-        return "agents"
-
-
-# ---------------------------------------------------------------------------------- networks
-class BranchingVectorQNetwork(nn.Module):
-    """``Q(s, a, w)`` for every branch and choice: ``(B, D, n_max, k)``.
-
-    A shared MLP trunk reads ``[obs, w]``; branch ``d`` has its own head (one hidden
-    layer) giving ``nvec[d] * k`` values; branches with fewer choices are padded with
-    zeros up to ``n_max`` (their padding is always masked out).
-    """
-
-    def __init__(self, obs_dim: int, k: int, nvec: list[int], hidden: list[int], branch_hidden: int) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = obs_dim + k
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.trunk = nn.Sequential(*layers)
-        self.heads = nn.ModuleList(
-            nn.Sequential(nn.Linear(width, branch_hidden), nn.ReLU(), nn.Linear(branch_hidden, n * k)) for n in nvec
-        )
-        self.nvec = [int(n) for n in nvec]
-        self.n_max = max(self.nvec)
-        self.k = k
-
-    def forward(self, obs: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
-        z = self.trunk(torch.cat([obs, preference], dim=1))
-        out: list[torch.Tensor] = []
-        for i, head in enumerate(self.heads):
-            n = self.nvec[i]
-            q = head(z).view(-1, n, self.k)
-            out.append(nn.functional.pad(q, (0, 0, 0, self.n_max - n)))
-        return torch.stack(out, dim=1)
-
-
-def branch_index(nvec: list[int]) -> torch.Tensor:
-    """``(D, n_max)`` positions of each branch's choices in the flat mask; padding points past its end."""
-    total, n_max = int(sum(nvec)), max(nvec)
-    index = torch.full((len(nvec), n_max), total, dtype=torch.int64)
-    start = 0
-    for d, n in enumerate(nvec):
-        index[d, :n] = torch.arange(start, start + n)
-        start += n
-    return index
-
-
-class RunningNormalizer(nn.Module):
-    """Running mean and variance of observations (batched merge), applied as ``clip((x - mean) / std)``."""
-
-    mean: torch.Tensor
-    var: torch.Tensor
-    count: torch.Tensor
-
-    def __init__(self, dim: int, clip: float) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("var", torch.ones(dim))
-        self.register_buffer("count", torch.tensor(1e-4))
-        self.clip = clip
-
-    @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        n = float(x.shape[0])
-        mean, var = x.mean(0), x.var(0, unbiased=False)
-        delta = mean - self.mean
-        total = self.count + n
-        self.mean += delta * n / total
-        self.var.copy_((self.var * self.count + var * n + delta.square() * self.count * n / total) / total)
-        self.count.fill_(0).add_(total)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-self.clip, self.clip)
-
-
-class MODQNPolicyModule(nn.Module):
-    """Deterministic greedy policy ``forward(obs, preference, action_mask) -> action``, TorchScript-able.
-
-    Normalises the observation, evaluates ``Q(s, ., w)``, scalarises with ``w`` and
-    takes the masked argmax per branch; returns ``(B,)`` for Discrete, ``(B, D)`` for
-    MultiDiscrete. ``action_mask`` is bool ``(B, sum(nvec))`` (all True where the
-    environment has no masks).
-    """
-
-    index: torch.Tensor
-
-    def __init__(
-        self, q_net: BranchingVectorQNetwork, normalizer: RunningNormalizer, nvec: list[int], discrete: bool
-    ) -> None:
-        super().__init__()
-        self.q_net = q_net
-        self.normalizer = normalizer
-        self.register_buffer("index", branch_index(nvec))
-        self.discrete = discrete
-
-    def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
-        w = preference.to(torch.float32)
-        q = self.q_net(self.normalizer(obs.to(torch.float32)), w)
-        score = (q * w[:, None, None, :]).sum(-1)
-        padded = torch.cat([action_mask.to(torch.bool), torch.zeros_like(action_mask[:, :1], dtype=torch.bool)], dim=1)
-        allowed = padded[:, self.index]
-        action = score.masked_fill(~allowed, float("-inf")).argmax(-1)
-        if self.discrete:
-            return action[:, 0]
-        return action
+    _renamed = model_validator(mode="before")(refuse_renamed_fields)
 
 
 # ---------------------------------------------------------------------------------- replay buffer
@@ -335,17 +231,17 @@ class MODQNAgent:
         random.seed(cfg.seed)
 
         dev = self.device
-        self.q_net = BranchingVectorQNetwork(obs_dim, k, self.nvec, cfg.net_arch, cfg.branch_hidden).to(dev)
+        self.q_net = BranchingVectorQNetwork(obs_dim, k, self.nvec, cfg.hidden_sizes, cfg.branch_hidden).to(dev)
         self.target_net = copy.deepcopy(self.q_net)
         self.target_net.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=cfg.learning_rate)
-        self.normalizer = RunningNormalizer(
-            obs_dim, cfg.clip_observations if cfg.normalize_observations else float("inf")
-        ).to(dev)
-        declared = core.observation_scale() if cfg.obs_scale == "env" and cfg.normalize_observations else None
-        self.fixed_obs_scale = declared is not None
-        if declared is not None:  # a scale that the states an untrained policy visits cannot wash out
-            self.normalizer.var.copy_(torch.as_tensor(declared, device=dev).square() - 1e-8)
+        declared = core.observation_scale() if cfg.obs_scale == "env" else None
+        self.obs_norm = ObservationNormalizer(
+            obs_dim,
+            dev,
+            clip=cfg.clip_observations,
+            fixed_scale=None if declared is None else torch.as_tensor(declared),
+        )
         self.reward_scale = torch.ones(k, device=dev)
         self._reward_stats = torch.zeros(3, k, device=dev, dtype=torch.float64)  # count, sum, sum of squares
         self.frozen = False
@@ -358,6 +254,7 @@ class MODQNAgent:
             else preference_from_weights(self.objective_names, cfg.preference, "preference")
         )
         self.preferences = PreferenceSampler(k, dev, alpha=cfg.dirichlet_alpha, fixed=fixed)
+        self._fixed_preference = fixed
 
         self.num_env_steps = 0
         self.num_vector_steps = 0
@@ -366,11 +263,14 @@ class MODQNAgent:
         with torch.inference_mode():
             self._obs = core.reset(seeds=[int(s) for s in seeds])
             self._preference = self.preferences.sample(core.num_envs)
-            self._episode_return = torch.zeros(core.num_envs, k, device=dev)
-            self._episode_length = torch.zeros(core.num_envs, device=dev)
+            self.episodes = EpisodeTracker(core.num_envs, k, dev)
         self._reset_stats()
 
     # ------------------------------------------------------------------ acting
+    def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs`` through the observation normaliser, or as is with ``norm_obs`` off."""
+        return self.obs_norm.normalize(obs) if self.config.norm_obs else obs
+
     def _allowed(self, flat_mask: torch.Tensor | None, n: int) -> torch.Tensor:
         """``(n, D, n_max)`` bool: which choice of each branch is allowed."""
         if flat_mask is None:
@@ -379,7 +279,7 @@ class MODQNAgent:
         return padded[:, self.index]
 
     def _greedy(self, obs: torch.Tensor, preference: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        q = self.q_net(self.normalizer(obs), preference)
+        q = self.q_net(self._normalize(obs), preference)
         score = (q * preference[:, None, None, :]).sum(-1)
         return score.masked_fill(~allowed, float("-inf")).argmax(-1)  # (B, D)
 
@@ -428,30 +328,16 @@ class MODQNAgent:
         action = torch.where(explore, random_choice, greedy)
         out = core.step(self._to_env(action), check=False)
         self.buffer.add(obs, action, out.reward, out.obs, out.terminated, core.action_masks())
-        if self.config.normalize_observations and not self.fixed_obs_scale:
-            self.normalizer.update(obs)
+        if self.config.norm_obs:
+            self.obs_norm.update(obs)
         if not self.frozen:
             r = out.reward.to(torch.float64)
             self._reward_stats += torch.stack([torch.ones_like(r).sum(0), r.sum(0), r.square().sum(0)])
 
-        self._episode_return += out.reward
-        done = out.terminated | out.truncated
-        finished = done.to(torch.float32).unsqueeze(1)
-        self._finished_return += (self._episode_return * finished).sum(0)
-        self._finished_scalarised += ((self._episode_return * pref).sum(1) * finished[:, 0]).sum()
-        self._finished_count += finished.sum()
-        self._episode_length += 1
-        self._finished_length += (self._episode_length * finished[:, 0]).sum()
-        self._episode_return = self._episode_return * (1.0 - finished)
-        self._episode_length = self._episode_length * (1.0 - finished[:, 0])
-        next_obs = out.obs
-        if core.fixed_horizon:
-            if core.host_t >= core.horizon:
-                next_obs = core.reset()
-        elif self.device.type == "cuda" or bool(done.any()):
-            next_obs = torch.where(done.unsqueeze(1), core.reset(mask=done), out.obs)
-        self._obs = next_obs
-        self._preference = self.preferences.resample(pref, done)
+        step_end = autoreset(core, out.obs, out.terminated, out.truncated, sync=self.device.type != "cuda")
+        self.episodes.record(out.reward, step_end.done, pref)
+        self._obs = step_end.obs
+        self._preference = self.preferences.resample(pref, step_end.done)
         self.num_env_steps += n
 
     def _freeze_scales(self) -> None:
@@ -504,7 +390,7 @@ class MODQNAgent:
             else self.preferences.fixed[None, :]
         )
         j = weights.shape[0]
-        obs_n, next_n = self.normalizer(obs), self.normalizer(next_obs)
+        obs_n, next_n = self._normalize(obs), self._normalize(next_obs)
         reward = reward / self.reward_scale
         with torch.no_grad():
             y = self.envelope_target(reward, next_n, terminated, self._allowed(next_mask, b), weights)  # (B, J, D, k)
@@ -569,12 +455,19 @@ class MODQNAgent:
                     break
         return stats
 
+    @property
+    def update_env_steps(self) -> int:
+        """Environment steps of one vector step (``num_envs``): :meth:`learn` trains in whole vector steps."""
+        return int(self.core.num_envs)
+
+    @property
+    def fixed_preference(self) -> np.ndarray | None:
+        """The preference every episode is trained at (``preference`` in the config), or None when sampled."""
+        return None if self._fixed_preference is None else self._fixed_preference.copy()
+
     def _reset_stats(self) -> None:
         dev = self.device
-        self._finished_return = torch.zeros(self.k, device=dev)
-        self._finished_scalarised = torch.zeros((), device=dev)
-        self._finished_count = torch.zeros((), device=dev)
-        self._finished_length = torch.zeros((), device=dev)
+        self.episodes.clear_finished()
         self._loss_sums = torch.zeros(3, device=dev)
         self._loss_count = 0
         self.latest_stats: dict[str, float] = {}
@@ -587,14 +480,15 @@ class MODQNAgent:
             "SPS": (step - self._last_log_step) / max(now - self._last_log_time, 1e-9),
         }
         stats["epsilon"], stats["homotopy"] = self.epsilon(), self.homotopy()
-        count = float(self._finished_count)
+        episodes = self.episodes
+        count = float(episodes.finished_count)
         if count > 0:
-            returns = (self._finished_return / count).tolist()
+            returns = (episodes.finished_return / count).tolist()
             for name, value in zip(self.objective_names, returns):
                 stats[f"episode_return/{name}"] = value
-            stats["scalarised_return"] = float(self._finished_scalarised) / count
+            stats["scalarised_return"] = float(episodes.finished_scalarised) / count
             stats["episodes"] = count
-            stats["episode_length"] = float(self._finished_length) / count
+            stats["episode_length"] = float(episodes.finished_length) / count
         if self._loss_count:
             qa, qb, qmean = (self._loss_sums / self._loss_count).tolist()
             stats.update({"loss/vector": qa, "loss/scalar": qb, "loss/q_mean": qmean})
@@ -620,7 +514,7 @@ class MODQNAgent:
             "q_net": copy.deepcopy(self.q_net.state_dict()),
             "target_net": copy.deepcopy(self.target_net.state_dict()),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "normalizer": copy.deepcopy(self.normalizer.state_dict()),
+            "normalizer": self.obs_norm.state_dict(),
             "reward_scale": self.reward_scale.clone(),
             "reward_stats": self._reward_stats.clone(),
             "frozen": self.frozen,
@@ -630,8 +524,8 @@ class MODQNAgent:
             "rollout": {
                 "obs": self._obs.clone(),
                 "preference": self._preference.clone(),
-                "episode_return": self._episode_return.clone(),
-                "episode_length": self._episode_length.clone(),
+                "episode_return": self.episodes.episode_return.clone(),
+                "episode_length": self.episodes.episode_length.clone(),
             },
             "num_env_steps": self.num_env_steps,
             "num_updates": self.num_updates,
@@ -647,7 +541,7 @@ class MODQNAgent:
             self.q_net.load_state_dict(state["q_net"])
             self.target_net.load_state_dict(state["target_net"])
             self.optimizer.load_state_dict(state["optimizer"])
-            self.normalizer.load_state_dict(state["normalizer"])
+            self.obs_norm.load_state_dict(state["normalizer"])
         except (RuntimeError, KeyError) as exc:
             raise PolicyFileError(f"MO-DQN state does not fit this agent's networks: {exc}") from None
         dev = self.device
@@ -658,11 +552,11 @@ class MODQNAgent:
         self.core.load_state_dict(state["env"])
         roll = state["rollout"]
         self._obs, self._preference = roll["obs"].to(dev).clone(), roll["preference"].to(dev).clone()
-        self._episode_return = roll["episode_return"].to(dev).clone()
+        self.episodes.episode_return = roll["episode_return"].to(dev).clone()
         # states written before episode lengths were tracked count them from the resume
         length = roll.get("episode_length")
-        self._episode_length = (
-            torch.zeros_like(self._episode_return[:, 0]) if length is None else length.to(dev).clone()
+        self.episodes.episode_length = (
+            torch.zeros_like(self.episodes.episode_return[:, 0]) if length is None else length.to(dev).clone()
         )
         self.num_env_steps, self.num_updates = int(state["num_env_steps"]), int(state["num_updates"])
         self.num_vector_steps = int(state["num_vector_steps"])
@@ -699,5 +593,8 @@ class MODQNAgent:
 
     def export_module(self) -> nn.Module:
         """A copy of the greedy policy, ``forward(obs, preference, action_mask)``, TorchScript-able, on the CPU in eval mode."""
-        module = MODQNPolicyModule(copy.deepcopy(self.q_net), copy.deepcopy(self.normalizer), self.nvec, self.discrete)
-        return module.cpu().eval()
+        mean, std = self.obs_norm.scale()
+        clip = self.obs_norm.clip
+        if not self.config.norm_obs:
+            mean, std, clip = torch.zeros_like(mean), torch.ones_like(std), float("inf")
+        return PolicyModule(EnvelopeQActor(self.q_net, self.nvec, self.discrete), mean, std, clip).cpu().eval()

@@ -55,6 +55,7 @@ from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.agents.rollout_storage import RolloutStorage
 from paretochain.envs.config import ConfigModel
 from paretochain.envs.core import BatchedCore
+from paretochain.envs.episodes import EpisodeTracker, autoreset, episodes_may_have_ended
 from paretochain.envs.views import BatchedVectorEnv
 from paretochain.errors import ActionError, PolicyFileError
 
@@ -219,12 +220,13 @@ class MOPPO:
         self._all_true = torch.ones(self.num_envs, self.mask_dim, dtype=torch.bool, device=self.device)
         self.global_step = 0
         self.num_updates = 0
+        self.last_stats: dict[str, float] = {}
         self.imitation_steps = 0
         self.imitation_teacher: str | None = None
         # the policy imitation produced, frozen with its observation normaliser (with anchor_coef > 0)
         self._anchor: tuple[Actor | PointerActor, ObservationNormalizer] | None = None
         self._started = False
-        self._reset_stats()
+        self.episodes = EpisodeTracker(self.num_envs, k, self.device)
 
     # ------------------------------------------------------------------------------------------ acting
     def default_preference(self, n: int) -> torch.Tensor:
@@ -264,8 +266,8 @@ class MOPPO:
         seeds = [self.config.seed * 1_000_003 + i for i in range(n)]
         self.obs = self.core.reset(seeds=seeds)
         self.preference = self.sampler.sample(n)
-        self.episode_return = torch.zeros(n, self.k, device=self.device)
-        self.episode_length = torch.zeros(n, device=self.device)
+        self.episodes.episode_return = torch.zeros(n, self.k, device=self.device)
+        self.episodes.episode_length = torch.zeros(n, device=self.device)
         self._started = True
 
     @torch.inference_mode()
@@ -278,16 +280,12 @@ class MOPPO:
         """
         self.obs = self.core.reset()
         self.preference = self.sampler.sample(self.num_envs)
-        self.episode_return = torch.zeros_like(self.episode_return)
-        self.episode_length = torch.zeros_like(self.episode_length)
+        self.episodes.episode_return = torch.zeros_like(self.episodes.episode_return)
+        self.episodes.episode_length = torch.zeros_like(self.episodes.episode_length)
         self.ret_norm.returns = torch.zeros_like(self.ret_norm.returns)
 
     def _reset_stats(self) -> None:
-        dev = self.device
-        self._finished_return = torch.zeros(self.k, dtype=torch.float64, device=dev)
-        self._finished_scalarised = torch.zeros((), dtype=torch.float64, device=dev)
-        self._finished_count = torch.zeros((), dtype=torch.float64, device=dev)
-        self._finished_length = torch.zeros((), dtype=torch.float64, device=dev)
+        self.episodes.clear_finished()
 
     @torch.inference_mode()
     def _collect(self, teacher: Any = None) -> None:
@@ -332,46 +330,26 @@ class MOPPO:
             out = core.step(action, check=False)
             done = out.terminated | out.truncated
             reward = out.reward.to(torch.float32)
-            # episode statistics, on the device
-            self.episode_return += reward
-            d = done.unsqueeze(1)
-            self._finished_return += torch.where(d, self.episode_return, 0.0).sum(0).double()
-            self._finished_scalarised += (
-                torch.where(done, (self.episode_return * self.preference).sum(1), 0.0).sum().double()
-            )
-            self._finished_count += done.sum().double()
-            self.episode_length += 1
-            self._finished_length += torch.where(done, self.episode_length, 0.0).sum().double()
-            self.episode_return = torch.where(d, 0.0, self.episode_return)
-            self.episode_length = torch.where(done, 0.0, self.episode_length)
+            self.episodes.record(reward, done, self.preference)  # episode statistics, on the device
 
             scaled = self.ret_norm(reward, done) if cfg.norm_return else reward
             # bootstrap truncated (not terminated) episodes from the value of their final observation
             cut = out.truncated & ~out.terminated
-            if core.fixed_horizon:
-                episode_over = core.host_t >= core.horizon
-                if episode_over:
-                    final_v = self.critic(self._normalize(out.obs), self.preference)
-                    scaled = scaled + cfg.gamma * final_v * cut.unsqueeze(1).float()
-            elif not on_cpu or bool(cut.any()):
+            if episodes_may_have_ended(core, cut, sync=on_cpu):
                 final_v = self.critic(self._normalize(out.obs), self.preference)
                 scaled = scaled + cfg.gamma * final_v * cut.unsqueeze(1).float()
             st.rewards[t] = scaled
             st.dones[t] = done
 
             # autoreset, as the vector view does it, and a new preference for every new episode
-            if core.fixed_horizon:
-                if core.host_t >= core.horizon:
-                    self.obs = core.reset()
-                    self.preference = self.sampler.sample(self.num_envs)
-                else:
-                    self.obs = out.obs
-            elif not on_cpu or bool(done.any()):
-                fresh = core.reset(mask=done)
-                self.obs = torch.where(d, fresh, out.obs)
-                self.preference = self.sampler.resample(self.preference, done)
-            else:
-                self.obs = out.obs
+            step_end = autoreset(core, out.obs, out.terminated, out.truncated, sync=on_cpu)
+            self.obs = step_end.obs
+            if step_end.reset:  # a fixed horizon ends every episode at once: all preferences are drawn anew
+                self.preference = (
+                    self.sampler.sample(self.num_envs)
+                    if core.fixed_horizon
+                    else self.sampler.resample(self.preference, done)
+                )
         if teacher is None:
             self.global_step += cfg.num_steps * self.num_envs
         else:
@@ -490,7 +468,7 @@ class MOPPO:
         num_env_steps: int,
         logger: Logger | None = None,
         callback: Callable[[dict[str, float]], bool] | None = None,
-    ) -> MOPPO:
+    ) -> dict[str, float]:
         """Train for at least ``num_env_steps`` more environment steps (whole rollouts); call again to continue.
 
         Args:
@@ -501,6 +479,9 @@ class MOPPO:
                 every ``log_interval`` updates.
             callback: called with the same statistics (plus ``global_step``) at every
                 log; returning ``False`` stops training after that update.
+
+        Returns:
+            the statistics of the latest log.
         """
         logger = logger or NullLogger()
         if not self._started:
@@ -510,6 +491,7 @@ class MOPPO:
         per_update = self.config.num_steps * self.num_envs
         updates = max(1, math.ceil(num_env_steps / per_update))
         t0, step0 = time.perf_counter(), self.global_step
+        stats: dict[str, float] = dict(self.last_stats)
         for i in range(updates):
             self._set_learning_rate()
             self._collect()
@@ -519,7 +501,23 @@ class MOPPO:
                 t0, step0 = time.perf_counter(), self.global_step
                 if callback is not None and callback(stats) is False:
                     break
-        return self
+        return stats
+
+    @property
+    def num_env_steps(self) -> int:
+        """Environment steps trained so far, summed over the batch (:attr:`global_step`; imitation not counted)."""
+        return self.global_step
+
+    @property
+    def update_env_steps(self) -> int:
+        """Environment steps of one rollout (``num_steps x num_envs``): :meth:`learn` trains in whole rollouts."""
+        return self.config.num_steps * self.num_envs
+
+    @property
+    def fixed_preference(self) -> np.ndarray | None:
+        """The preference every episode is trained at (``preference`` in the config), or None when sampled."""
+        fixed = self.sampler.fixed
+        return None if fixed is None else np.asarray(fixed.detach().cpu().numpy(), dtype=np.float64)
 
     def imitate(
         self,
@@ -573,9 +571,9 @@ class MOPPO:
             losses = self._update(imitation=True)
             if (i + 1) % self.config.log_interval == 0 or i == rollouts - 1:
                 stats: dict[str, float] = {"imitation_step": float(self.imitation_steps)}
-                count = float(self._finished_count)
+                count = float(self.episodes.finished_count)
                 if count > 0:
-                    for name, value in zip(self.objective_names, (self._finished_return / count).tolist()):
+                    for name, value in zip(self.objective_names, (self.episodes.finished_return / count).tolist()):
                         stats[f"imitation/episode_return/{name}"] = value
                 stats.update({f"imitation/{name}": float(value) for name, value in losses.items()})
                 self._reset_stats()
@@ -604,14 +602,15 @@ class MOPPO:
         step = self.global_step
         stats: dict[str, float] = {"global_step": float(step), "charts/SPS": steps / max(seconds, 1e-9)}
         stats["charts/learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
-        count = float(self._finished_count)
+        episodes = self.episodes
+        count = float(episodes.finished_count)
         if count > 0:
-            mean = (self._finished_return / count).tolist()
+            mean = (episodes.finished_return / count).tolist()
             for name, value in zip(self.objective_names, mean):
                 stats[f"charts/episode_return/{name}"] = value
-            stats["charts/scalarised_return"] = float(self._finished_scalarised) / count
+            stats["charts/scalarised_return"] = float(episodes.finished_scalarised) / count
             stats["charts/episodes"] = count
-            stats["charts/episode_length"] = float(self._finished_length) / count
+            stats["charts/episode_length"] = float(episodes.finished_length) / count
         self._reset_stats()
         for name, value in losses.items():
             stats[f"losses/{name}"] = float(value)
@@ -648,8 +647,8 @@ class MOPPO:
                 "env": self.core.state_dict(),
                 "obs": self.obs.clone(),
                 "preference": self.preference.clone(),
-                "episode_return": self.episode_return.clone(),
-                "episode_length": self.episode_length.clone(),
+                "episode_return": self.episodes.episode_return.clone(),
+                "episode_length": self.episodes.episode_length.clone(),
                 "global_step": self.global_step,
                 "num_updates": self.num_updates,
                 "imitation": {"steps": self.imitation_steps, "teacher": self.imitation_teacher},
@@ -674,10 +673,12 @@ class MOPPO:
         dev = self.device
         self.obs = state["obs"].to(dev).clone()
         self.preference = state["preference"].to(dev).clone()
-        self.episode_return = state["episode_return"].to(dev).clone()
+        self.episodes.episode_return = state["episode_return"].to(dev).clone()
         # states written before episode lengths were tracked count them from the resume
         length = state.get("episode_length")
-        self.episode_length = torch.zeros(self.num_envs, device=dev) if length is None else length.to(dev).clone()
+        self.episodes.episode_length = (
+            torch.zeros(self.num_envs, device=dev) if length is None else length.to(dev).clone()
+        )
         self.global_step = int(state["global_step"])
         self.num_updates = int(state["num_updates"])
         imitation = state.get("imitation", {})
@@ -704,9 +705,10 @@ class MOPPO:
         from paretochain.agents.export import PolicyModule
 
         mean, std = self.obs_norm.scale()
-        if not self.config.norm_obs:
-            mean, std = torch.zeros_like(mean), torch.ones_like(std)
-        return PolicyModule(self.actor, mean, std, self.obs_norm.clip)
+        clip = self.obs_norm.clip
+        if not self.config.norm_obs:  # the observation as the agent acts on it: unscaled and unclipped
+            mean, std, clip = torch.zeros_like(mean), torch.ones_like(std), float("inf")
+        return PolicyModule(self.actor, mean, std, clip)
 
     def export_metadata(self) -> dict[str, Any]:
         """What :func:`~paretochain.agents.export.export_policy` writes about this agent."""

@@ -19,6 +19,7 @@ Every ``forward`` is deterministic and TorchScript-able (it is what export compi
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -472,3 +473,75 @@ def build_encoder(
         blocks = {name: (s.start, s.stop, tuple(s.shape)) for name, s in layout.segments.items()}
         return SlotAttentionEncoder(blocks, **(attention or {}))
     raise ValueError(f"unknown encoder {kind!r}; choose 'mlp' or 'attention'")
+
+
+# ------------------------------------------------------------------------------------------ MO-DQN
+class BranchingVectorQNetwork(nn.Module):
+    """``Q(s, a, w)`` for every branch and choice: ``(B, D, n_max, k)``.
+
+    A shared MLP trunk reads ``[obs, w]``; branch ``d`` has its own head (one hidden
+    layer) giving ``nvec[d] * k`` values; branches with fewer choices are padded with
+    zeros up to ``n_max`` (their padding is always masked out).
+    """
+
+    def __init__(self, obs_dim: int, k: int, nvec: list[int], hidden: list[int], branch_hidden: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = obs_dim + k
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.trunk = nn.Sequential(*layers)
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, branch_hidden), nn.ReLU(), nn.Linear(branch_hidden, n * k)) for n in nvec
+        )
+        self.nvec = [int(n) for n in nvec]
+        self.n_max = max(self.nvec)
+        self.k = k
+
+    def forward(self, obs: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
+        z = self.trunk(torch.cat([obs, preference], dim=1))
+        out: list[torch.Tensor] = []
+        for i, head in enumerate(self.heads):
+            n = self.nvec[i]
+            q = head(z).view(-1, n, self.k)
+            out.append(nn.functional.pad(q, (0, 0, 0, self.n_max - n)))
+        return torch.stack(out, dim=1)
+
+
+def branch_index(nvec: list[int]) -> torch.Tensor:
+    """``(D, n_max)`` positions of each branch's choices in the flat mask; padding points past its end."""
+    total, n_max = int(sum(nvec)), max(nvec)
+    index = torch.full((len(nvec), n_max), total, dtype=torch.int64)
+    start = 0
+    for d, n in enumerate(nvec):
+        index[d, :n] = torch.arange(start, start + n)
+        start += n
+    return index
+
+
+class EnvelopeQActor(nn.Module):
+    """The greedy policy of a :class:`BranchingVectorQNetwork`: ``(normalised obs, preference, mask) -> action``.
+
+    Scalarises ``Q(s, ., w)`` with ``w`` and takes the masked argmax per branch; returns ``(B,)``
+    for Discrete, ``(B, D)`` for MultiDiscrete. ``action_mask`` is bool ``(B, sum(nvec))`` (all
+    True where the environment has no masks). TorchScript-able; the network is copied.
+    """
+
+    if TYPE_CHECKING:  # a buffer, declared for type checkers only (TorchScript reads class annotations)
+        index: torch.Tensor
+
+    def __init__(self, q_net: BranchingVectorQNetwork, nvec: list[int], discrete: bool) -> None:
+        super().__init__()
+        self.q_net = copy.deepcopy(q_net)
+        self.register_buffer("index", branch_index(nvec).to(next(q_net.parameters()).device))
+        self.discrete = discrete
+
+    def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        w = preference.to(torch.float32)
+        score = (self.q_net(obs, w) * w[:, None, None, :]).sum(-1)
+        padded = torch.cat([action_mask.to(torch.bool), torch.zeros_like(action_mask[:, :1], dtype=torch.bool)], dim=1)
+        action = score.masked_fill(~padded[:, self.index], float("-inf")).argmax(-1)
+        if self.discrete:
+            return action[:, 0]
+        return action

@@ -57,12 +57,10 @@ from paretochain.agents.baselines.lost_sales_dp import solve_lost_sales
 from paretochain.agents.export import load_policy
 from paretochain.envs.warehouse import WarehouseConfig
 from paretochain.evaluate.stats import paired_difference
+from paretochain.seeds import TEST, TUNING_SEEDS, VALIDATION
 
 LEAD_TIMES = (1, 2, 3, 4)
 PENALTIES = (4.0, 9.0, 19.0, 39.0)
-TRAIN_SEEDS = range(64)
-VALIDATION_SEED_START = 500_000
-TEST_SEED_START = 1_000_000
 
 
 def instance(lead_time: int, penalty: float) -> WarehouseConfig:
@@ -110,7 +108,7 @@ def select_on_validation(
     cfg: WarehouseConfig, candidates: list[Path], episodes: int, warmup: int, window: int, device: str
 ) -> tuple[Path, dict[str, float]]:
     """The candidate with the lowest long-run cost on the validation seeds, and every candidate's cost."""
-    seeds = list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + episodes))
+    seeds = VALIDATION.first(episodes)
     costs = {
         str(p): float(long_run_cost(cfg, _CostOnly(str(p)), seeds, warmup, window, device).mean()) for p in candidates
     }
@@ -146,7 +144,7 @@ def main() -> None:
         key, _, path = spec.partition("=")
         a, b = key.split(",")
         trained[(int(a), float(b))] = path
-    test = list(range(TEST_SEED_START, TEST_SEED_START + args.episodes))
+    test = TEST.first(args.episodes)
     print(
         f"lost sales, Poisson(5), h = 1: {args.episodes} test episodes per policy, "
         f"cost per period over periods {args.warmup}..{args.warmup + args.window}"
@@ -162,7 +160,7 @@ def main() -> None:
         cfg = instance(lead_time, penalty)
         model = LostSalesModel.of(cfg)
         optimum = solve_lost_sales(model.mean, lead_time, model.holding_cost, penalty, max_order=model.max_order)
-        tuned = tune_lost_sales(cfg, seeds=TRAIN_SEEDS, warmup=args.warmup, window=args.window, device=args.device)
+        tuned = tune_lost_sales(cfg, seeds=TUNING_SEEDS, warmup=args.warmup, window=args.window, device=args.device)
         factories = {name: t.policy for name, t in tuned.items()}
         selection: dict[str, object] = {}
         if args.train:
@@ -222,7 +220,7 @@ def main() -> None:
         "budget": args.budget or "full",
         "warmup": args.warmup,
         "window": args.window,
-        "test_seed_start": TEST_SEED_START,
+        "test_seed_start": TEST.start,
     }
     out.write_text(json.dumps({"settings": settings, "instances": report}, indent=2))
     print(f"report: {out}")

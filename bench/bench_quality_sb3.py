@@ -41,6 +41,7 @@ from paretochain.agents.baselines.warehouse import tune_base_stock
 from paretochain.agents.sb3 import SB3Agent
 from paretochain.envs import make_vec
 from paretochain.evaluate.rollout import rollout
+from paretochain.seeds import TEST, TUNING_SEEDS
 
 ENV_ID = "paretochain/Warehouse-v0"
 CONFIG = "lost_sales"
@@ -69,10 +70,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    eval_seeds = list(range(100_000, 100_000 + args.eval_episodes))
+    eval_seeds = TEST.first(args.eval_episodes)
 
     start = time.perf_counter()
-    tuned = tune_base_stock(CONFIG, seeds=range(64), device=args.device)
+    tuned = tune_base_stock(CONFIG, seeds=TUNING_SEEDS, device=args.device)
     base_env = make_vec(ENV_ID, len(eval_seeds), device=args.device, config=CONFIG, tensors=True)
     base = cost_per_period(tuned.policy(base_env), eval_seeds, args.device)
     dp = cost_per_period(LostSalesDPPolicy(base_env), eval_seeds, args.device)
@@ -88,9 +89,9 @@ def main() -> None:
         "gamma": 0.99,
         "gae_lambda": 0.95,
         "ent_coef": 0.01,
-        "net_arch": [64, 64],
-        "normalize_observations": False,
-        "normalize_rewards": True,
+        "hidden_sizes": [64, 64],
+        "norm_obs": False,
+        "norm_return": True,
         "seed": args.seed,
         "log_interval_steps": 10**9,
     }

@@ -33,6 +33,7 @@ import paretochain  # noqa: F401  (registers the environments)
 from paretochain.agents.mo_ppo import MOPPO
 from paretochain.envs import make_vec
 from paretochain.evaluate.rollout import rollout
+from paretochain.seeds import TEST, TUNING_SEEDS
 
 ENV_ID = "paretochain/Warehouse-v0"
 CONFIG = "lost_sales"
@@ -91,8 +92,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = args.device
 
-    train_seeds = list(range(64))
-    eval_seeds = list(range(100_000, 100_000 + args.eval_episodes))
+    train_seeds = list(TUNING_SEEDS)
+    eval_seeds = TEST.first(args.eval_episodes)
     eval_env = make_vec(ENV_ID, len(eval_seeds), device=device, config=CONFIG, tensors=True, check_actions=False)
 
     level, make_base_stock = best_base_stock(train_seeds, device)

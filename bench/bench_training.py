@@ -129,8 +129,8 @@ def bench_sb3_ppo_core(config: str, num_envs: int, steps: int, device: str) -> f
         "n_steps": 128,
         "batch_size": 256,
         "n_epochs": 4,
-        "normalize_observations": False,
-        "normalize_rewards": False,
+        "norm_obs": False,
+        "norm_return": False,
         "log_interval_steps": 10**9,
     }
     agent = SB3Agent(env, hyper, device=device)

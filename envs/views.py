@@ -15,6 +15,7 @@ from gymnasium.vector.utils import batch_space
 
 from paretochain.envs.config import ConfigModel
 from paretochain.envs.core import BatchedCore, KPIs, StepOutput, kpi_matrix
+from paretochain.envs.episodes import autoreset
 from paretochain.errors import ActionError, ConfigError
 
 _THREAD = threading.local()
@@ -403,21 +404,12 @@ class BatchedVectorEnv(VectorEnv):
                 infos = {name: self._out(v) for name, v in out.kpis.items()}
             if replaced is not None:
                 infos["actions_replaced"] = self._out(replaced)
-            done = out.terminated | out.truncated
-            if core.fixed_horizon:
-                any_done = core.host_t >= core.horizon
-            else:
-                any_done = bool(done.any())
-            obs = out.obs
-            if any_done:
-                infos["final_obs"] = self._out(obs)
-                infos["_final_obs"] = self._out(done)
-                if core.fixed_horizon:
-                    obs = torch.where(done.unsqueeze(1), core.reset(), obs)
-                else:
-                    obs = core.reset(mask=done)  # the rows of the envs that go on are their observations already
+            step_end = autoreset(core, out.obs, out.terminated, out.truncated)
+            if step_end.reset:
+                infos["final_obs"] = self._out(step_end.final_obs)
+                infos["_final_obs"] = self._out(step_end.done)
             return (
-                self._out(obs),
+                self._out(step_end.obs),
                 self._out(out.reward),
                 self._out(out.terminated),
                 self._out(out.truncated),

@@ -18,11 +18,11 @@ import numpy as np
 from paretochain.envs.family import Baseline, BaselineFront, Factory, Tuning
 from paretochain.envs.registration import get_family
 from paretochain.errors import ConfigError
+from paretochain.seeds import TUNING_SEEDS
 
 __all__ = [
     "DISPATCH_BASELINES",
     "PRICING_BASELINES",
-    "TRAIN_SEEDS",
     "WAREHOUSE_BASELINES",
     "BaselineFront",
     "Factory",
@@ -32,14 +32,12 @@ __all__ = [
     "warehouse_fronts",
 ]
 
-TRAIN_SEEDS = tuple(range(64))
-
 
 def family_baselines(
     env_id: str,
     config: Any,
     names: Sequence[str] | None = None,
-    train_seeds: Sequence[int] = TRAIN_SEEDS,
+    train_seeds: Sequence[int] = TUNING_SEEDS,
     device: str = "cpu",
     weights: np.ndarray | None = None,
 ) -> dict[str, Factory]:

@@ -31,6 +31,7 @@ from paretochain.agents.preferences import preference_grid
 from paretochain.envs.registration import make_vec
 from paretochain.envs.views import BatchedVectorEnv
 from paretochain.evaluate.rollout import rollout
+from paretochain.seeds import VALIDATION
 
 #: Divisions of the default preference lattice by number of objectives (k=2: 11 points, k=3: 28, k>=4: C(k+3, k-1)).
 DEFAULT_DIVISIONS = {1: 1, 2: 10, 3: 6}
@@ -151,19 +152,39 @@ def pareto_metrics(
     return mask, hypervolume(returns[mask], reference_point), expected_utility(returns, preferences, utility_scale)
 
 
+def conditioned_utility(points: np.ndarray, preferences: np.ndarray, scale: Sequence[float] | np.ndarray) -> float:
+    """Expected utility of a preference-conditioned policy: each preference scores its own point.
+
+    Args:
+        points: ``(m, k)`` vector returns, row ``i`` played at ``preferences[i]``.
+        preferences: ``(m, k)`` weights.
+        scale: per-objective divisors applied to returns first.
+    """
+    pts = np.asarray(points, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
+    return float(np.mean(np.sum(np.asarray(preferences, dtype=np.float64) * pts, axis=1)))
+
+
+#: Environments :func:`evaluate_pareto` steps at once when it builds them: larger evaluations go in groups of preferences.
+MAX_EVALUATION_BATCH = 16_384
+
+
 def evaluate_pareto(
     policy: Policy,
     env_id: str,
     config: Any = None,
     preferences: np.ndarray | None = None,
-    seeds: Sequence[int] = tuple(range(1000, 1010)),
+    seeds: Sequence[int] = tuple(VALIDATION.first(10)),
     device: str | torch.device = "cpu",
     env: BatchedVectorEnv | None = None,
     **overrides: Any,
 ) -> ParetoResult:
-    """Play ``len(seeds)`` episodes per preference in one batch and compute the front's metrics.
+    """Play ``len(seeds)`` episodes per preference and compute the front's metrics.
 
-    Every preference meets the same seeded episodes (common random numbers).
+    Every preference meets the same seeded episodes (common random numbers). Training runs'
+    evaluations and ``paretochain evaluate`` reports measure the learned front with this
+    function. The episodes run in one batch, or (when it builds the environments and
+    ``P * len(seeds)`` exceeds :data:`MAX_EVALUATION_BATCH`) in groups of whole preferences;
+    a seed plays the same episode in any batch.
 
     Args:
         policy: anything following the policy contract (a trained agent, a loaded file, a baseline).
@@ -176,26 +197,30 @@ def evaluate_pareto(
         overrides: config fields replacing those of ``config``.
     """
     seeds = [int(s) for s in seeds]
-    if env is None:
-        probe = make_vec(env_id, 1, device=device, config=config, **overrides)
-        k = len(probe.objectives)
-    else:
-        k = len(env.objectives)
+    objectives = (make_vec(env_id, 1, device=device, config=config, **overrides) if env is None else env).objectives
+    k = len(objectives)
     prefs = default_preferences(k) if preferences is None else np.asarray(preferences, dtype=np.float64)
     if prefs.ndim != 2 or prefs.shape[1] != k:
         raise ValueError(f"evaluate_pareto: preferences must be (P, {k}), got shape {prefs.shape}")
     P, S = prefs.shape[0], len(seeds)
-    if env is None:
-        env = make_vec(env_id, P * S, device=device, config=config, tensors=True, check_actions=False, **overrides)
-    elif env.num_envs != P * S:
+    if env is not None and env.num_envs != P * S:
         raise ValueError(
             f"evaluate_pareto: env has {env.num_envs} environments, need {P} preferences x {S} seeds = {P * S}"
         )
-    row_prefs = torch.as_tensor(np.repeat(prefs, S, axis=0), dtype=torch.float32, device=env.core.device)
-    result = rollout(env, policy, seeds * P, preference=row_prefs)
-    per_seed = result.returns.reshape(P, S, k)
+    group = P if env is not None else max(1, min(P, MAX_EVALUATION_BATCH // max(S, 1)))
+    returns, kpi_parts = [], []
+    for start in range(0, P, group):
+        chunk = prefs[start : start + group]
+        n = chunk.shape[0] * S
+        if env is None or env.num_envs != n:
+            env = make_vec(env_id, n, device=device, config=config, tensors=True, check_actions=False, **overrides)
+        row_prefs = torch.as_tensor(np.repeat(chunk, S, axis=0), dtype=torch.float32, device=env.core.device)
+        result = rollout(env, policy, seeds * chunk.shape[0], preference=row_prefs)
+        returns.append(result.returns.reshape(chunk.shape[0], S, k))
+        kpi_parts.append({name: v.reshape(chunk.shape[0], S).mean(axis=1) for name, v in result.kpis.items()})
+    per_seed = np.concatenate(returns, axis=0)
     means = per_seed.mean(axis=1)
-    ref = env.objectives.reference_point
+    ref = objectives.reference_point
     mask, hv, eu = pareto_metrics(means, prefs, ref)
-    kpis = {name: v.reshape(P, S).mean(axis=1) for name, v in result.kpis.items()}
-    return ParetoResult(list(env.objectives.names), prefs, means, per_seed, mask, ref, hv, eu, seeds, kpis)
+    kpis = {name: np.concatenate([part[name] for part in kpi_parts]) for name in kpi_parts[0]}
+    return ParetoResult(list(objectives.names), prefs, means, per_seed, mask, ref, hv, eu, seeds, kpis)

@@ -49,15 +49,20 @@ from paretochain.devices import require_device
 from paretochain.envs.registration import env_class, make_vec
 from paretochain.errors import ConfigError
 from paretochain.evaluate.baselines import family_baseline_fronts, family_baselines
-from paretochain.evaluate.pareto import default_preferences, expected_utility, hypervolume, non_dominated
+from paretochain.evaluate.pareto import (
+    conditioned_utility,
+    default_preferences,
+    evaluate_pareto,
+    expected_utility,
+    hypervolume,
+)
 from paretochain.evaluate.rollout import RolloutResult, rollout
 from paretochain.evaluate.scenarios import family_scenarios
 from paretochain.evaluate.stats import mean_ci, paired_difference
 from paretochain.evaluate.verdict import verdict
+from paretochain.seeds import TEST
 
 SCHEMA = "paretochain.evaluation/1"
-#: Evaluation seeds start here: disjoint from tuning seeds (0..) and in-training evaluation seeds (10000..).
-EVAL_SEED_BASE = 20_000
 LEARNED = "learned"
 
 
@@ -149,7 +154,7 @@ def evaluate(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output folder {out} is an existing file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
+    seeds = TEST.first(episodes)  # disjoint from the tuning and the model-selection seeds
 
     objectives = cls.core_cls(cfg, num_envs=1, device="cpu").objectives  # type: ignore[call-arg]
     scale = np.maximum(np.abs(objectives.reference_point), 1.0)
@@ -200,12 +205,8 @@ def evaluate(
 
     # the learned front over the preference set (one preference only for fixed-preference policies)
     prefs = default_preferences(k) if _is_conditioned(policy) else default_pref.reshape(1, -1)
-    front_returns = []
-    env = make_vec(env_id, len(seeds), device=device, config=cfg, tensors=True, check_actions=False)
-    for w in prefs:
-        front_returns.append(rollout(env, policy, seeds, preference=w).returns.mean(axis=0))
-    front = np.asarray(front_returns)
-    mask = non_dominated(front)
+    learned = evaluate_pareto(policy, env_id, config=cfg, preferences=prefs, seeds=seeds, device=device)
+    front, mask = learned.returns, learned.front_mask
     fronts = _baseline_fronts(env_id, cfg, seeds, device)
     baseline_points = (
         np.asarray([base[n].returns.mean(axis=0) for n in baseline_names]) if baseline_names else np.zeros((0, k))
@@ -216,8 +217,8 @@ def evaluate(
         "front_mask": mask.tolist(),
         "reference_point": ref.tolist(),
         "utility_scale": scale.tolist(),
-        "hypervolume": hypervolume(front[mask], ref),
-        "expected_utility": _utility_of_conditioned(front, prefs, scale),
+        "hypervolume": learned.hypervolume,
+        "expected_utility": conditioned_utility(front, prefs, scale),
         "baselines_hypervolume": hypervolume(baseline_points, ref) if len(baseline_points) else 0.0,
         "baselines_expected_utility": expected_utility(baseline_points, prefs, scale) if len(baseline_points) else None,
         "baseline_fronts": fronts,
@@ -260,11 +261,6 @@ def _baseline_fronts(env_id: str, cfg: Any, seeds: list[int], device: str) -> di
         returns = result.returns.reshape(len(front.values), n, -1).mean(axis=1)
         out[name] = {"parameter": front.parameter, "values": front.values, "returns": returns.tolist()}
     return out
-
-
-def _utility_of_conditioned(front: np.ndarray, prefs: np.ndarray, scale: np.ndarray) -> float:
-    """Expected utility of a preference-conditioned policy: each preference scores its own point."""
-    return float(np.mean(np.sum(prefs * (front / scale), axis=1)))
 
 
 # ------------------------------------------------------------------------------------------ figures

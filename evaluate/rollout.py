@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from paretochain.agents.policy import Policy
+from paretochain.envs.episodes import all_episodes_ended
 from paretochain.envs.views import BatchedVectorEnv
 
 
@@ -88,10 +89,7 @@ def rollout(
             for name, value in core.snapshot(0).items():  # copies: a snapshot may view state updated in place
                 trajectory.setdefault(f"state/{name}", []).append(np.array(value, copy=True))  # type: ignore[arg-type]
         alive = alive & ~(out.terminated | out.truncated)
-        if core.fixed_horizon:
-            if core.host_t >= core.horizon:
-                break
-        elif not bool(alive.any()):
+        if all_episodes_ended(core, alive):
             break
         obs = out.obs
     return RolloutResult(

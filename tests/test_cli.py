@@ -19,7 +19,7 @@ from paretochain.errors import CheckpointWarning
 from paretochain.train import run as run_module
 from paretochain.train.agents import build_agent
 from paretochain.train.config import load_run_config
-from paretochain.train.run import env_config_of, planned_env_steps, update_env_steps
+from paretochain.train.run import env_config_of, planned_env_steps
 
 TINY = [
     "checkpoint_interval_steps=256",
@@ -153,7 +153,7 @@ def test_the_planned_step_count_is_where_the_agent_stops(name: str) -> None:
     run = load_run_config(name, overrides)
     env = make_vec(run.env.id, run.num_envs, device="cpu", config=env_config_of(run), tensors=True, check_actions=False)
     agent = build_agent(run, env, "cpu")
-    size = update_env_steps(agent)
+    size = agent.update_env_steps
     budget = size * 2 + 1
     agent.learn(budget)
     assert run_module.agent_steps(agent) == planned_env_steps(agent, budget) == size * 3

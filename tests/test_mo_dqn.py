@@ -13,7 +13,8 @@ from torch import nn
 
 import paretochain  # noqa: F401  (registers the environments)
 from paretochain.agents.logging import MemoryLogger
-from paretochain.agents.mo_dqn import DeviceReplayBuffer, MODQNAgent, branch_index
+from paretochain.agents.mo_dqn import DeviceReplayBuffer, MODQNAgent
+from paretochain.agents.networks import branch_index
 from paretochain.agents.policy import Policy
 from paretochain.envs import make_vec
 from paretochain.errors import ConfigError, PolicyFileError
@@ -21,7 +22,7 @@ from paretochain.evaluate.rollout import rollout
 
 WAREHOUSE = "paretochain/Warehouse-v0"
 SMALL = {
-    "net_arch": [32, 32],
+    "hidden_sizes": [32, 32],
     "branch_hidden": 16,
     "learning_starts": 64,
     "batch_size": 16,
@@ -117,7 +118,7 @@ def test_greedy_action_respects_the_action_mask(multi_agent: MODQNAgent, seed: i
     starts = torch.as_tensor(np.concatenate([[0], np.cumsum(nvec)[:-1]]))
     forced = torch.randint(0, nvec[0], (n, len(nvec)), generator=g) + starts
     mask.scatter_(1, forced, True)  # at least one allowed choice per branch
-    obs = torch.rand((n, agent.normalizer.mean.shape[0]), generator=g) * 40
+    obs = torch.rand((n, agent.obs_norm.rms.mean.shape[0]), generator=g) * 40
     pref = torch.distributions.Dirichlet(torch.ones(agent.k)).sample((n,))
     scripted = torch.jit.script(agent.export_module())
     for actions in (agent.act(obs, pref, mask), scripted(obs, pref, mask)):

@@ -56,9 +56,9 @@ def test_mo_dqn_uses_the_declared_scale_by_default_and_running_statistics_on_req
     agent = MODQNAgent(env, MODQNConfig(learning_starts=64, batch_size=32))
     agent.learn(512)
     obs = torch.tensor([[10.0, 0.0, 5.0, 0.0, 0.0, 0.5, 0.0, 0.0]])
-    assert torch.allclose(agent.normalizer(obs), obs / declared, atol=1e-5)
+    assert torch.allclose(agent.obs_norm.normalize(obs), obs / declared, atol=1e-5)
     running = MODQNAgent(
         make_vec(ENV_ID, 16, config="lost_sales"), MODQNConfig(learning_starts=64, obs_scale="running")
     )
     running.learn(512)
-    assert not torch.allclose(running.normalizer(obs), obs / declared, atol=1e-3)
+    assert not torch.allclose(running.obs_norm.normalize(obs), obs / declared, atol=1e-3)

@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 from paretochain.agents.preferences import grid_size
 from paretochain.envs import make_vec
 from paretochain.evaluate.pareto import (
+    conditioned_utility,
     default_preferences,
     evaluate_pareto,
     expected_utility,
@@ -133,3 +134,24 @@ def test_evaluate_pareto_traces_a_trade_off_and_scores_it_against_the_reference(
 def test_evaluate_pareto_refuses_preferences_of_the_wrong_length() -> None:
     with pytest.raises(ValueError, match="preferences must be"):
         evaluate_pareto(_Fixed(), WAREHOUSE, "lost_sales", preferences=np.ones((2, 3)) / 3, seeds=[1])
+
+
+def test_evaluate_pareto_in_groups_of_preferences_measures_what_one_batch_measures(monkeypatch) -> None:
+    from paretochain.evaluate import pareto
+
+    prefs = default_preferences(2)
+    args = dict(preferences=prefs, seeds=[1, 2, 3], horizon=30)
+    whole = evaluate_pareto(_OrderUpTo(), WAREHOUSE, "lost_sales", **args)
+    monkeypatch.setattr(pareto, "MAX_EVALUATION_BATCH", 7)  # two preferences (of 3 seeds) per batch
+    grouped = evaluate_pareto(_OrderUpTo(), WAREHOUSE, "lost_sales", **args)
+    assert np.array_equal(grouped.returns_per_seed, whole.returns_per_seed)
+    assert np.array_equal(grouped.front_mask, whole.front_mask) and grouped.hypervolume == whole.hypervolume
+    assert set(grouped.kpis) == set(whole.kpis) and all(np.allclose(grouped.kpis[n], whole.kpis[n]) for n in whole.kpis)
+
+
+def test_conditioned_utility_scores_each_preference_at_its_own_point() -> None:
+    points = np.array([[4.0, 0.0], [0.0, 2.0]])
+    prefs = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert conditioned_utility(points, prefs, [2.0, 1.0]) == pytest.approx((4.0 / 2 + 2.0) / 2)
+    # the best point for every preference would score more: the two utilities differ
+    assert expected_utility(points[::-1], prefs, [2.0, 1.0]) > conditioned_utility(points[::-1], prefs, [2.0, 1.0])

@@ -147,3 +147,44 @@ def test_report_renders_its_plots_in_headless_chromium(report, tmp_path: Path) -
     blue = np.abs(image - np.array([31, 119, 180]) / 255.0).max(axis=-1) < 0.06
     assert blue.sum() > 200
     assert (image.mean(axis=-1) < 0.9).mean() > 0.02  # text, tables and plots, not a blank page
+
+
+def test_the_report_measures_the_learned_front_with_the_function_training_evaluations_use(
+    trained_run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from paretochain.evaluate import pareto
+    from paretochain.evaluate import report as report_module
+    from paretochain.train import run as run_module
+
+    assert report_module.evaluate_pareto is pareto.evaluate_pareto
+    calls = []
+    original = pareto.evaluate_pareto
+
+    def recorded(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(report_module, "evaluate_pareto", recorded)
+    result = evaluate(trained_run, episodes=2, baselines=["base_stock"], scenarios=[], out_dir=tmp_path / "e")
+    assert len(calls) == 1 and calls[0]["seeds"] == result.metrics["seeds"]
+    again = pareto.evaluate_pareto(
+        report_module.load_policy(trained_run / "policy.pt"),
+        "paretochain/Warehouse-v0",
+        config=calls[0]["config"],
+        preferences=np.asarray(result.metrics["pareto"]["preferences"]),
+        seeds=result.metrics["seeds"],
+    )
+    assert np.allclose(result.metrics["pareto"]["returns"], again.returns)
+    assert result.metrics["pareto"]["hypervolume"] == pytest.approx(again.hypervolume)
+    assert result.metrics["pareto"]["front_mask"] == again.front_mask.tolist()
+    # training's evaluations call the same function
+    from paretochain.agents.logging import NullLogger
+    from paretochain.envs.registration import make_vec
+    from paretochain.train.agents import build_agent
+
+    run = run_module.resume_config(trained_run)
+    env_cfg = run_module.env_config_of(run)
+    env = make_vec(run.env.id, 2, device="cpu", config=env_cfg, tensors=True, check_actions=False)
+    monkeypatch.setattr(pareto, "evaluate_pareto", recorded)
+    evaluation = run_module._evaluate(build_agent(run, env, "cpu"), run, env_cfg, 0, NullLogger())
+    assert len(calls) == 2 and evaluation["hypervolume"] >= 0

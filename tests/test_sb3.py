@@ -357,7 +357,7 @@ def test_sb3_state_holds_only_tensors_and_plain_data_and_loads_without_pickle(al
     import io
 
     env = make_vec(WAREHOUSE, 2, config="lost_sales", tensors=True, check_actions=False)
-    config = {"algo": algo, **TINY, "normalize_observations": True, "normalize_rewards": True}
+    config = {"algo": algo, **TINY, "norm_obs": True, "norm_return": True}
     agent = SB3Agent(env, config, device="cpu")
     agent.learn(100)
     buffer = io.BytesIO()

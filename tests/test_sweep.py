@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from paretochain.envs.config import packaged_configs_dir
 from paretochain.errors import ConfigError
 from paretochain.train.sweep import (
-    FAULT_ENV,
     INSTALL_HINT,
     load_sweep_config,
     trial_name,
@@ -261,13 +260,38 @@ def test_tiny_sweep_runs_every_trial_to_its_report(ray_cluster: Any, tmp_path: P
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["kill"])
 def test_killed_trial_is_retried_from_its_last_checkpoint(
-    ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+    ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from paretochain.train import sweep as sweep_module
     from paretochain.train.sweep import run_sweep
 
-    monkeypatch.setenv(FAULT_ENV, fault)
+    def killed_once_after_its_first_checkpoint(config: dict[str, Any], context: dict[str, Any]) -> None:
+        # runs in a Ray worker (pickled by value): the trial's process dies right after its first checkpoint, once
+        import os
+        import signal
+
+        from paretochain.train import run as run_module
+        from paretochain.train import sweep as worker_sweep
+
+        params = {key: worker_sweep._decode(value) for key, value in config.items()}
+        name = context.get("name") or worker_sweep.trial_name(params)
+        marker = Path(context["sweep_dir"]) / "state" / f"{name}.fault"
+        save = run_module.save_checkpoint
+
+        def save_then_die(state: Any, path: Path) -> None:
+            save(state, path)
+            if path.parent.name == "checkpoints" and not marker.exists():
+                marker.write_text(f"killed after {path.name}\n")
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        run_module.save_checkpoint = save_then_die
+        try:
+            worker_sweep.run_trial(config, context)
+        finally:
+            run_module.save_checkpoint = save
+
+    monkeypatch.setattr(sweep_module, "run_trial", killed_once_after_its_first_checkpoint)
     data = tiny_data(name="fault", sweeps_dir=str(tmp_path), axes={"seeds": [0]})
     data.pop("conditioned_run")
     data["overrides"]["budget_env_steps"] = 3072

@@ -118,7 +118,7 @@ def test_episode_lengths_survive_a_resume(agent: str) -> None:
         assert state["episode_length"].tolist() == [4.0, 4.0]
         b = MOPPO(short_episodes(2), {"num_steps": 4, "seed": 0})
         b.load_state_dict(state)
-        assert b.episode_length.tolist() == [4.0, 4.0]
+        assert b.episodes.episode_length.tolist() == [4.0, 4.0]
     else:
         a = MODQNAgent(env, {"learning_starts": 4, "batch_size": 4}, device="cpu")
         a.learn(6)
@@ -126,4 +126,4 @@ def test_episode_lengths_survive_a_resume(agent: str) -> None:
         assert state["rollout"]["episode_length"].tolist() == [3.0, 3.0]
         b = MODQNAgent(short_episodes(2), {"learning_starts": 4, "batch_size": 4}, device="cpu")
         b.load_state_dict(state)
-        assert b._episode_length.tolist() == [3.0, 3.0]
+        assert b.episodes.episode_length.tolist() == [3.0, 3.0]

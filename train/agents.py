@@ -10,6 +10,7 @@ from paretochain.envs.config import ConfigModel, format_validation_error
 from paretochain.errors import ConfigError
 
 if TYPE_CHECKING:
+    from paretochain.agents.protocol import Agent
     from paretochain.envs.views import BatchedVectorEnv
     from paretochain.train.config import RunConfig
 
@@ -47,7 +48,8 @@ def agent_config(run: RunConfig) -> ConfigModel:
         raise ConfigError(format_validation_error(exc, config_cls, f"hyperparameters of agent {run.agent!r}")) from None
 
 
-def build_agent(run: RunConfig, env: BatchedVectorEnv, device: str) -> Any:
-    """Instantiate the run's agent on a batched environment."""
+def build_agent(run: RunConfig, env: BatchedVectorEnv, device: str) -> Agent:
+    """Instantiate the run's agent on a batched environment; it implements :class:`~paretochain.agents.protocol.Agent`."""
     agent_cls, *_ = _registry()[run.agent]
-    return agent_cls(env, agent_config(run), device=device)
+    agent: Agent = agent_cls(env, agent_config(run), device=device)
+    return agent

@@ -35,10 +35,13 @@ fails it (or cannot be read) is skipped with a :class:`~paretochain.errors.Check
 and the resume continues from the newest good one (``keep_checkpoints`` is at least 2); the
 skipped files are renamed ``step_<N>.pt.damaged`` (kept for inspection, no longer counted).
 
-**Budget.** Agents train in whole updates (MO-PPO and SB3 PPO: rollouts of
-``num_steps x num_envs`` steps; DQN agents: vector steps of ``num_envs``), so a budget
-that is not a multiple is rounded up; :func:`planned_env_steps` says to what, and the
-command line prints it before training starts.
+**Budget.** Agents train in whole updates (the agent's ``update_env_steps``: MO-PPO and
+SB3 PPO rollouts of ``num_steps x num_envs`` steps; DQN agents vector steps of
+``num_envs``), so a budget that is not a multiple is rounded up; :func:`planned_env_steps`
+says to what, and the command line prints it before training starts.
+
+The run talks to its agent only through :class:`~paretochain.agents.protocol.Agent`;
+:func:`~paretochain.train.agents.build_agent` builds it from the run config.
 """
 
 from __future__ import annotations
@@ -60,17 +63,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import numpy as np
 import torch
 
 from paretochain import __version__
 from paretochain.agents.logging import TensorBoardLogger
+from paretochain.agents.protocol import Agent, ImitatingAgent
 from paretochain.devices import require_device
 from paretochain.envs.registration import env_class, make_vec
 from paretochain.errors import CheckpointWarning, ConfigError, PolicyFileError
 from paretochain.evaluate.baselines import family_baselines
+from paretochain.seeds import VALIDATION
 from paretochain.train.agents import build_agent
 from paretochain.train.config import RunConfig, load_run_config
 
@@ -94,13 +98,9 @@ class RunDirectoryExists(ConfigError):
     """The run directory exists and neither resume nor overwrite was asked for."""
 
 
-def agent_steps(agent: Any) -> int:
-    """Environment steps an agent has trained for (``global_step`` or ``num_env_steps``)."""
-    for name in ("global_step", "num_env_steps"):
-        value = getattr(agent, name, None)
-        if value is not None:
-            return int(value)
-    raise AttributeError(f"{type(agent).__name__} reports no step counter (global_step or num_env_steps)")
+def agent_steps(agent: Agent) -> int:
+    """Environment steps an agent has trained for."""
+    return int(agent.num_env_steps)
 
 
 def env_config_of(run: RunConfig) -> Any:
@@ -235,27 +235,10 @@ def resume_config(run_dir: Path | str, overrides: Sequence[str] = ()) -> RunConf
     return load_run_config(path, overrides)
 
 
-def planned_env_steps(agent: Any, budget: int, start: int = 0) -> int:
+def planned_env_steps(agent: Agent, budget: int, start: int = 0) -> int:
     """The step count a run from ``start`` to ``budget`` ends at: the budget rounded up to whole updates."""
-    size = update_env_steps(agent)
+    size = agent.update_env_steps
     return start if budget <= start else start + math.ceil((budget - start) / size) * size
-
-
-def update_env_steps(agent: Any) -> int:
-    """Environment steps of the agent's smallest unit of training (a rollout, a vector step)."""
-    model = getattr(agent, "model", None)
-    if model is not None:  # SB3: rollouts of n_steps (PPO) or train_freq vector steps (DQN)
-        from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-
-        n_envs = int(model.n_envs)
-        if isinstance(model, OnPolicyAlgorithm):  # (DQN's n_steps is its n-step return, not a rollout)
-            return int(model.n_steps) * n_envs
-        freq = getattr(model, "train_freq", None)
-        per_env = int(freq.frequency) if freq is not None and str(freq.unit.value) == "step" else 1
-        return per_env * n_envs
-    num_envs = int(agent.env.num_envs)
-    num_steps = getattr(agent.config, "num_steps", None)  # MO-PPO rollouts; MO-DQN steps every vector step
-    return int(num_steps) * num_envs if num_steps is not None else num_envs
 
 
 class _StopRequest:
@@ -382,7 +365,7 @@ def train(
     if planned != max(run.budget_env_steps, step) and announce is not None:
         announce(
             f"budget_env_steps={run.budget_env_steps:,} is not a whole number of updates of "
-            f"{update_env_steps(agent):,} env steps: training to {planned:,} env steps"
+            f"{agent.update_env_steps:,} env steps: training to {planned:,} env steps"
         )
     history: list[dict[str, Any]] = list(state["evaluations"]) if state else []
     seconds = float(state["seconds"]) if state else 0.0
@@ -415,7 +398,10 @@ def train(
     with _stop_on_signals() as stop:
         if teacher is not None and run.imitation is not None:
             t0 = time.perf_counter()
-            agent.imitate(teacher, run.imitation.env_steps, logger=logger, callback=lambda _: stop.requested is None)
+            # the run config allows an imitation section only for an agent that can imitate
+            cast(ImitatingAgent, agent).imitate(
+                teacher, run.imitation.env_steps, logger=logger, callback=lambda _: stop.requested is None
+            )
             seconds += time.perf_counter() - t0
         while step < run.budget_env_steps and stop.requested is None:
             chunk = min(next_ckpt, next_eval, run.budget_env_steps) - step
@@ -479,7 +465,7 @@ def train(
     return RunResult(run_dir, policy_path, metrics, interrupted is not None)
 
 
-def _checkpoint(step: int, agent: Any, run: RunConfig | None, **extra: Any) -> dict[str, Any]:
+def _checkpoint(step: int, agent: Agent, run: RunConfig | None, **extra: Any) -> dict[str, Any]:
     """A run state (what :func:`load_checkpoint` returns): the agent's state at ``step``, the run's config, ``extra``."""
     state = {
         "version": __version__,
@@ -547,16 +533,16 @@ def _clear_run_dir(run_dir: Path) -> None:
             child.unlink()
 
 
-def _evaluate(agent: Any, run: RunConfig, env_cfg: Any, step: int, logger: Any) -> dict[str, Any]:
+def _evaluate(agent: Agent, run: RunConfig, env_cfg: Any, step: int, logger: Any) -> dict[str, Any]:
     """Hypervolume and expected utility over the preference grid (fixed-preference agents: one point)."""
     from paretochain.agents.preferences import preference_grid
     from paretochain.evaluate.pareto import evaluate_pareto
 
-    fixed = fixed_preference(agent, run)
+    fixed = agent.fixed_preference
     prefs = (
         fixed.reshape(1, -1) if fixed is not None else preference_grid(len(agent.objective_names), run.eval_preferences)
     )
-    seeds = list(range(10_000, 10_000 + run.eval_episodes))
+    seeds = VALIDATION.first(run.eval_episodes)
     with torch.inference_mode():
         result = evaluate_pareto(agent, run.env.id, config=env_cfg, preferences=prefs, seeds=seeds, device=agent.device)
     logger.scalar("eval/hypervolume", result.hypervolume, step)
@@ -595,7 +581,7 @@ class _BestPolicy:
             if int(saved["step"]) <= resumed_at:
                 self.step, self.value = int(saved["step"]), float(saved["value"])
 
-    def offer(self, evaluation: dict[str, Any], agent: Any) -> None:
+    def offer(self, evaluation: dict[str, Any], agent: Agent) -> None:
         """Keep the agent's state when ``evaluation`` scores at least the best so far."""
         value = float(evaluation[self.metric])
         if value >= self.value:
@@ -607,22 +593,6 @@ class _BestPolicy:
 
     def summary(self) -> dict[str, Any]:
         return {"step": self.step, "selected_by": self.metric, "value": self.value}
-
-
-def fixed_preference(agent: Any, run: RunConfig) -> np.ndarray | None:
-    """The one preference a fixed-preference agent was trained for (None for preference-conditioned agents)."""
-    from paretochain.agents.preferences import preference_from_weights
-
-    fixed = getattr(getattr(agent, "sampler", None), "fixed", None)
-    if fixed is not None:
-        return np.asarray(fixed.detach().cpu().numpy(), dtype=np.float64)
-    weights = run.preference if run.preference is not None else run.hyperparameters.get("weights")
-    if weights is not None:
-        return preference_from_weights(agent.objective_names, weights)
-    if run.agent.startswith("sb3"):  # SB3 agents without weights are scalarised with equal weights
-        k = len(agent.objective_names)
-        return np.full(k, 1.0 / k)
-    return None
 
 
 def _progress(total: int, start: int) -> Any:

@@ -62,7 +62,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -82,8 +81,6 @@ INSTALL_HINT = (
     "paretochain sweep needs Ray Tune and Optuna, which are an optional extra: "
     "pip install 'paretochain[ray]'  (or: pip install 'ray[tune]' optuna)"
 )
-#: Test hook: ``kill`` (SIGKILL) or ``raise`` makes every trial fail once, right after its first checkpoint.
-FAULT_ENV = "PARETOCHAIN_SWEEP_INJECT_FAULT"
 STATE_SCHEMA = "paretochain.sweep-trial/1"
 
 
@@ -591,31 +588,6 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def _fault_after_first_checkpoint(mode: str | None, marker: Path) -> Iterator[None]:
-    """Test hook (:data:`FAULT_ENV`): fail once, right after the trial's first checkpoint is on disk."""
-    if not mode:
-        yield
-        return
-    from paretochain.train import run as run_module
-
-    original = run_module.save_checkpoint
-
-    def save_then_fail(obj: Any, path: Path) -> None:
-        original(obj, path)
-        if path.parent.name == "checkpoints" and not marker.exists():
-            marker.write_text(f"{mode} after {path.name}\n")
-            if mode == "kill":
-                os.kill(os.getpid(), signal.SIGKILL)
-            raise RuntimeError(f"fault injected by {FAULT_ENV}=raise after {path.name}")
-
-    run_module.save_checkpoint = save_then_fail
-    try:
-        yield
-    finally:
-        run_module.save_checkpoint = original
-
-
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -662,8 +634,7 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
             )
             state["status"] = "running"
             _write_json(state_path, state)
-            with _fault_after_first_checkpoint(context.get("fault"), sweep_dir / "state" / f"{name}.fault"):
-                result = train(run, run_dir=run_dir, resume=bool(found), overwrite=not found, progress=False)
+            result = train(run, run_dir=run_dir, resume=bool(found), overwrite=not found, progress=False)
             if result.interrupted:
                 raise RuntimeError(f"trial {name} stopped by {result.metrics['interrupted']} (checkpoint saved)")
             metrics = result.metrics
@@ -710,16 +681,13 @@ def _connect(ray: Any, address: str | None, plan: SweepPlan) -> bool:
     return True
 
 
-def _tuner(
-    tune: Any, plan: SweepPlan, sweep_dir: Path, role: str, resume: bool, fault: str | None, verbose: bool
-) -> Any:
+def _tuner(tune: Any, plan: SweepPlan, sweep_dir: Path, role: str, resume: bool, verbose: bool) -> Any:
     cfg = plan.config
     exp_name = "tune" if role == "trial" else "tune_conditioned"
     context: dict[str, Any] = {
         "sweep_dir": str(sweep_dir),
         "role": role,
         "cpus_per_trial": cfg.resources.cpus_per_trial,
-        "fault": fault,
         "base_data": plan.base_data if role == "trial" else plan.conditioned_data,
     }
     if role == "conditioned":
@@ -830,16 +798,13 @@ def run_sweep(
             import optuna  # noqa: F401
         except ImportError:
             raise MissingRayError(INSTALL_HINT) from None
-    fault = os.environ.get(FAULT_ENV) or None
-    if fault not in (None, "kill", "raise"):
-        raise ConfigError(f"{FAULT_ENV}={fault!r}: use kill or raise (a test hook), or leave it unset")
     sweep_dir = _prepare_sweep_dir(plan, resume)
     started = _connect(ray, address, plan)
     failed: dict[str, str] = {}
     try:
         roles = ["trial"] + (["conditioned"] if plan.conditioned_data is not None else [])
         for role in roles:
-            grid = _tuner(tune, plan, sweep_dir, role, resume, fault, verbose).fit()
+            grid = _tuner(tune, plan, sweep_dir, role, resume, verbose).fit()
             for result in grid:
                 if result.error is not None:
                     params = {key: _decode(value) for key, value in (result.config or {}).items()}

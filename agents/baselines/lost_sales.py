@@ -49,6 +49,7 @@ from paretochain.agents.baselines.lost_sales_dp import _poisson_pmf, check_lost_
 from paretochain.envs.registration import make_vec
 from paretochain.envs.warehouse.config import WarehouseConfig
 from paretochain.envs.warehouse.core import WarehouseCore
+from paretochain.seeds import TUNING_SEEDS
 
 #: periods simulated before costs are counted, and periods counted, by default
 WARMUP_PERIODS = 50
@@ -406,7 +407,7 @@ def _base_stock_range(model: LostSalesModel) -> np.ndarray:
 
 def tune_lost_sales(
     config: WarehouseConfig | str,
-    seeds: Sequence[int] = range(64),
+    seeds: Sequence[int] = TUNING_SEEDS,
     warmup: int = WARMUP_PERIODS,
     window: int = WINDOW_PERIODS,
     device: str = "cpu",

@@ -25,6 +25,7 @@ from paretochain.envs.registration import make_vec
 from paretochain.envs.warehouse.config import WarehouseConfig
 from paretochain.envs.warehouse.core import WarehouseCore
 from paretochain.evaluate.rollout import rollout
+from paretochain.seeds import TUNING_SEEDS
 
 
 def _core(env: object) -> WarehouseCore:
@@ -245,7 +246,7 @@ def _scores(
 
 def tune_base_stock(
     config: WarehouseConfig | str,
-    seeds: Sequence[int] = range(64),
+    seeds: Sequence[int] = TUNING_SEEDS,
     covers: Sequence[float] | None = None,
     weights: np.ndarray | None = None,
     device: str = "cpu",
@@ -283,7 +284,7 @@ def tune_base_stock(
 
 def tune_s_s(
     config: WarehouseConfig | str,
-    seeds: Sequence[int] = range(64),
+    seeds: Sequence[int] = TUNING_SEEDS,
     covers: Sequence[float] | None = None,
     gaps: Sequence[float] | None = None,
     weights: np.ndarray | None = None,
@@ -327,7 +328,7 @@ def collect_demand(config: WarehouseConfig | str, seeds: Sequence[int], device: 
 
 def tune_forecast_order_up_to(
     config: WarehouseConfig | str,
-    seeds: Sequence[int] = range(64),
+    seeds: Sequence[int] = TUNING_SEEDS,
     safeties: Sequence[float] | None = None,
     order: int | None = None,
     weights: np.ndarray | None = None,

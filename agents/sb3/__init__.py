@@ -8,14 +8,14 @@
 """
 
 from paretochain.agents.sb3.scalarize import Scalarization, ScalarizedEnv, make_scalarization
-from paretochain.agents.sb3.train import SB3Agent, SB3AgentConfig, SB3PolicyModule
+from paretochain.agents.sb3.train import SB3Actor, SB3Agent, SB3AgentConfig
 from paretochain.agents.sb3.vec_env import CoreVecEnv, make_default_sb3_vec_env, make_scalarized_env
 
 __all__ = [
     "CoreVecEnv",
+    "SB3Actor",
     "SB3Agent",
     "SB3AgentConfig",
-    "SB3PolicyModule",
     "Scalarization",
     "ScalarizedEnv",
     "make_default_sb3_vec_env",

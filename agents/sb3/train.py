@@ -32,22 +32,25 @@ import copy
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from gymnasium import spaces
-from pydantic import Field
+from pydantic import Field, model_validator
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter
 from stable_baselines3.common.logger import Logger as SB3Logger
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
 
+from paretochain.agents.config_words import refuse_renamed_fields
+from paretochain.agents.export import PolicyModule
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.agents.sb3.scalarize import Scalarization, make_scalarization
@@ -78,14 +81,14 @@ class SB3AgentConfig(ConfigModel):
         default=None, description="per-step utopia point (chebyshev only)"
     )
     rho: float = Field(default=0.0, ge=0, description="augmentation weight of the Chebyshev function")
-    normalize_observations: bool = Field(
+    norm_obs: bool = Field(
         default=True, description="wrap in SB3's VecNormalize for observations (statistics exported with the policy)"
     )
-    normalize_rewards: bool = Field(
+    norm_return: bool = Field(
         default=True, description="scale rewards by VecNormalize's running std of the discounted return"
     )
     clip_observations: float = Field(default=10.0, gt=0, description="normalised observations are clipped to +-this")
-    net_arch: list[int] = Field(
+    hidden_sizes: list[int] = Field(
         default=[64, 64], min_length=1, description="hidden layer sizes of the policy and value (or Q) networks"
     )
     activation: Literal["tanh", "relu"] = Field(default="tanh", description="activation of the hidden layers")
@@ -114,43 +117,30 @@ class SB3AgentConfig(ConfigModel):
         default=10_000, ge=1, description="env steps between logged statistics (and callback calls)"
     )
 
-    @classmethod
-    def family(cls) -> str:
-        return "agents"
+    _renamed = model_validator(mode="before")(refuse_renamed_fields)
 
 
 # ---------------------------------------------------------------------------------- export
 _DISCRETE, _MULTI_DISCRETE, _BOX = 0, 1, 2
 
 
-class SB3PolicyModule(nn.Module):
-    """Deterministic forward pass of an SB3 policy, free of SB3: ``forward(obs, preference, action_mask)``.
+class SB3Actor(nn.Module):
+    """Deterministic action of an SB3 policy from a normalised observation, free of SB3.
 
-    Observations are normalised as SB3's ``VecNormalize`` does (``clip((obs - mean) /
-    sqrt(var + eps), -clip, clip)``), then the features, latent and head layers of the
-    policy run; Discrete and MultiDiscrete actions are the (masked) argmax of the logits
-    or Q-values of each branch, Box actions the Gaussian mean clipped to the bounds.
-    ``preference`` is accepted for the common signature and ignored.
+    ``forward(obs, preference, action_mask) -> action`` on observations normalised as SB3's
+    ``VecNormalize`` does (the :class:`~paretochain.agents.export.PolicyModule` around it does
+    that): the features, latent and head layers of the policy run; Discrete and MultiDiscrete
+    actions are the (masked) argmax of the logits or Q-values of each branch, Box actions the
+    Gaussian mean clipped to the bounds. ``preference`` is accepted for the common signature
+    and ignored.
     """
 
-    obs_mean: torch.Tensor
-    obs_var: torch.Tensor
-    low: torch.Tensor
-    high: torch.Tensor
+    if TYPE_CHECKING:  # buffers, declared for type checkers only (TorchScript reads class annotations)
+        low: torch.Tensor
+        high: torch.Tensor
 
     def __init__(
-        self,
-        body: nn.Module,
-        head: nn.Module,
-        kind: int,
-        nvec: list[int],
-        obs_mean: torch.Tensor,
-        obs_var: torch.Tensor,
-        normalize: bool,
-        clip_obs: float,
-        epsilon: float,
-        low: torch.Tensor,
-        high: torch.Tensor,
+        self, body: nn.Module, head: nn.Module, kind: int, nvec: list[int], low: torch.Tensor, high: torch.Tensor
     ) -> None:
         super().__init__()
         self.body = body
@@ -158,19 +148,11 @@ class SB3PolicyModule(nn.Module):
         self.is_box = kind == _BOX
         self.is_discrete = kind == _DISCRETE
         self.nvec = nvec
-        self.normalize = normalize
-        self.clip_obs = clip_obs
-        self.epsilon = epsilon
-        self.register_buffer("obs_mean", obs_mean)
-        self.register_buffer("obs_var", obs_var)
         self.register_buffer("low", low)
         self.register_buffer("high", high)
 
     def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
-        x = obs.to(torch.float32)
-        if self.normalize:
-            x = ((x - self.obs_mean) / torch.sqrt(self.obs_var + self.epsilon)).clamp(-self.clip_obs, self.clip_obs)
-        out = self.head(self.body(x))
+        out = self.head(self.body(obs))
         if self.is_box:
             return torch.maximum(torch.minimum(out, self.high), self.low)
         masked = out.masked_fill(~action_mask.to(torch.bool), float("-inf"))
@@ -334,11 +316,11 @@ class SB3Agent:
             core, self.scalarization, check_actions=False, replace_masked=has_masks and cfg.algo != "maskable_ppo"
         )
         self.venv: VecEnv = self.vec_env
-        if cfg.normalize_observations or cfg.normalize_rewards:
+        if cfg.norm_obs or cfg.norm_return:
             self.venv = VecNormalize(
                 self.vec_env,
-                norm_obs=cfg.normalize_observations,
-                norm_reward=cfg.normalize_rewards,
+                norm_obs=cfg.norm_obs,
+                norm_reward=cfg.norm_return,
                 clip_obs=cfg.clip_observations,
                 gamma=cfg.gamma,
             )
@@ -359,7 +341,7 @@ class SB3Agent:
         )
         if cfg.algo == "dqn":
             kwargs: dict[str, Any] = dict(
-                policy_kwargs=dict(net_arch=list(cfg.net_arch), activation_fn=activation),
+                policy_kwargs=dict(net_arch=list(cfg.hidden_sizes), activation_fn=activation),
                 buffer_size=cfg.buffer_size,
                 learning_starts=cfg.learning_starts,
                 train_freq=cfg.train_freq,
@@ -372,7 +354,7 @@ class SB3Agent:
         else:
             kwargs = dict(
                 policy_kwargs=dict(
-                    net_arch=dict(pi=list(cfg.net_arch), vf=list(cfg.net_arch)), activation_fn=activation
+                    net_arch=dict(pi=list(cfg.hidden_sizes), vf=list(cfg.hidden_sizes)), activation_fn=activation
                 ),
                 n_steps=cfg.n_steps,
                 n_epochs=cfg.n_epochs,
@@ -396,6 +378,21 @@ class SB3Agent:
     def num_env_steps(self) -> int:
         """Environment steps taken so far (summed over the batch)."""
         return int(self.model.num_timesteps)
+
+    @property
+    def update_env_steps(self) -> int:
+        """Environment steps of SB3's unit of training: a rollout (PPO) or ``train_freq`` vector steps (DQN)."""
+        n_envs = int(self.model.n_envs)
+        if isinstance(self.model, OnPolicyAlgorithm):  # (DQN's n_steps is its n-step return, not a rollout)
+            return int(self.model.n_steps) * n_envs
+        freq = getattr(self.model, "train_freq", None)
+        per_env = int(freq.frequency) if freq is not None and str(freq.unit.value) == "step" else 1
+        return per_env * n_envs
+
+    @property
+    def fixed_preference(self) -> np.ndarray:
+        """The scalarisation's weights (equal weights when the config gives none): SB3 agents train at one preference."""
+        return np.asarray(self.scalarization.weights, dtype=np.float64).copy()
 
     def learn(
         self,
@@ -433,7 +430,7 @@ class SB3Agent:
         return stats.latest
 
     # ------------------------------------------------------------------ acting and export
-    def _policy_module(self, detached: bool) -> SB3PolicyModule:
+    def _policy_module(self, detached: bool) -> PolicyModule:
         policy: Any = self.model.policy
         space = self.vec_env.action_space
         if isinstance(self.model, DQN):
@@ -448,13 +445,14 @@ class SB3Agent:
         if detached:
             body, head = _script_ready(copy.deepcopy(body)), _script_ready(copy.deepcopy(head))
         obs_dim = int(np.prod(self.vec_env.observation_space.shape))
-        mean, var = np.zeros(obs_dim), np.ones(obs_dim)
-        normalize = isinstance(self.venv, VecNormalize) and self.venv.norm_obs
-        clip, eps = self.config.clip_observations, 1e-8
-        if isinstance(self.venv, VecNormalize) and normalize:
+        # VecNormalize's observation normalisation, clip((obs - mean) / sqrt(var + eps)), or none
+        mean, std, clip = torch.zeros(obs_dim), torch.ones(obs_dim), float("inf")
+        if isinstance(self.venv, VecNormalize) and self.venv.norm_obs:
             rms: Any = self.venv.obs_rms
-            mean, var = rms.mean, rms.var
-            clip, eps = float(self.venv.clip_obs), float(self.venv.epsilon)
+            var = torch.as_tensor(rms.var, dtype=torch.float32)
+            mean = torch.as_tensor(rms.mean, dtype=torch.float32)
+            std = torch.sqrt(var + float(self.venv.epsilon))
+            clip = float(self.venv.clip_obs)
         if isinstance(space, spaces.Discrete):
             kind, nvec = _DISCRETE, [int(space.n)]
             low = high = torch.zeros(1)
@@ -470,20 +468,8 @@ class SB3Agent:
         else:
             raise NotImplementedError(f"unsupported action space {space}")
         dev = self.model.device
-        module = SB3PolicyModule(
-            body,
-            head,
-            kind,
-            nvec,
-            torch.as_tensor(mean, dtype=torch.float32),
-            torch.as_tensor(var, dtype=torch.float32),
-            normalize,
-            clip,
-            eps,
-            low,
-            high,
-        )
-        return module.to(dev)
+        actor = SB3Actor(body, head, kind, nvec, low, high).to(dev)
+        return PolicyModule(actor, mean.to(dev), std.to(dev), clip, detached=detached)
 
     def export_module(self) -> nn.Module:
         """A copy of the deterministic policy as a TorchScript-able ``forward(obs, preference, action_mask)``, in eval mode on the CPU."""
@@ -538,7 +524,7 @@ class SB3Agent:
                     "weights": s.weights.tolist(),
                     "utopia": None if s.utopia is None else s.utopia.tolist(),
                     "rho": s.rho,
-                    "normalized_rewards": bool(self.config.normalize_rewards),
+                    "normalized_rewards": bool(self.config.norm_return),
                 },
             },
         }

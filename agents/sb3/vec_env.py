@@ -27,6 +27,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 
 from paretochain.agents.sb3.scalarize import Scalarization, ScalarizedEnv
 from paretochain.envs.core import BatchedCore
+from paretochain.envs.episodes import autoreset
 from paretochain.envs.views import BatchedVectorEnv
 
 
@@ -115,15 +116,9 @@ class CoreVecEnv(VecEnv):
             if self.replace_masked:
                 action = self._allowed_action(action)
             out = core.step(action, check=self.check_actions)
-            done_t = out.terminated | out.truncated
-            any_done = core.host_t >= core.horizon if core.fixed_horizon else bool(done_t.any())
-            obs = out.obs
-            terminal_obs: np.ndarray | None = None
-            if any_done:
-                terminal_obs = obs.cpu().numpy()
-                fresh = core.reset() if core.fixed_horizon else core.reset(mask=done_t)
-                obs = torch.where(done_t.unsqueeze(1), fresh, obs)
-            obs_np = obs.cpu().numpy()
+            step_end = autoreset(core, out.obs, out.terminated, out.truncated)
+            terminal_obs = step_end.final_obs.cpu().numpy() if step_end.reset else None
+            obs_np = step_end.obs.cpu().numpy()
             vector = out.reward.cpu().numpy()
             flags = torch.stack([out.terminated, out.truncated]).cpu().numpy()
         terminated, truncated = flags[0], flags[1]

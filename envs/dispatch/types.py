@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,27 +49,6 @@ class StaticInstance:
     @property
     def num_customers(self) -> int:
         return int(self.demand.shape[0])
-
-    def route_cost(self, routes: list[list[int]]) -> float:
-        """Total distance of depot-to-depot routes given as customer numbers ``1..N`` (the ``.sol`` numbering), from depot 0."""
-        total = 0.0
-        for route in routes:
-            nodes = [0, *[self.num_depots + c - 1 for c in route], 0]
-            total += float(sum(self.distance[a, b] for a, b in itertools.pairwise(nodes)))
-        return total
-
-
-#: Meaning of the action index ``a`` of an environment with ``max_orders`` order slots:
-#: ``a < max_orders`` serve order slot ``a``; ``a == max_orders`` go to the depot
-#: (end the shift when already there); ``a == max_orders + 1`` wait.
-def depot_action(max_orders: int) -> int:
-    """Index of the return-to-depot move."""
-    return max_orders
-
-
-def wait_action(max_orders: int) -> int:
-    """Index of the wait move."""
-    return max_orders + 1
 
 
 @dataclass
