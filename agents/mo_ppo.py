@@ -58,6 +58,7 @@ from paretochain.envs.core import BatchedCore
 from paretochain.envs.episodes import EpisodeTracker, autoreset, episodes_may_have_ended
 from paretochain.envs.views import BatchedVectorEnv
 from paretochain.errors import ActionError, PolicyFileError
+from paretochain.seeds import TRAINING
 
 
 class MOPPOConfig(ConfigModel):
@@ -263,7 +264,7 @@ class MOPPO:
     def _start(self) -> None:
         """Seed every environment of the batch and draw the first preferences."""
         n = self.num_envs
-        seeds = [self.config.seed * 1_000_003 + i for i in range(n)]
+        seeds = TRAINING.spread(self.config.seed, n)  # never a validation or test episode
         self.obs = self.core.reset(seeds=seeds)
         self.preference = self.sampler.sample(n)
         self.episodes.episode_return = torch.zeros(n, self.k, device=self.device)

@@ -9,10 +9,11 @@ disjoint ranges, so that no figure is measured on the episodes a choice was made
 - :data:`TEST` (1,000,000 ..): ``paretochain evaluate`` reports and the decision-quality
   benchmarks' test episodes.
 
-An agent's own training episodes are not drawn from these ranges: MO-DQN and the SB3 adapter
-seed their environments from ``numpy.random.SeedSequence(seed)`` (32-bit draws), MO-PPO with
-``seed * 1_000_003 + i`` for environment ``i`` (which, for ``seed >= 1``, are numbers of the
-validation and test ranges: those first training episodes are the same episodes).
+MO-PPO starts its environments on training seeds (:meth:`SeedRange.spread`: a run seeded ``s``
+with ``n`` environments takes block ``s`` of ``n`` training seeds). MO-DQN and the SB3 adapter
+seed theirs from ``numpy.random.SeedSequence(seed)`` (32-bit draws, which may fall in any range;
+one of them meeting one of the few thousand test seeds a report uses is a chance of about
+one in a million per environment).
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ class SeedRange:
         if count < 0 or count > len(self):
             raise ConfigError(f"{count} {self.name} episodes asked for: the {self.name} seed range holds {len(self)}")
         return list(range(self.start, self.start + count))
+
+    def spread(self, seed: int, count: int) -> list[int]:
+        """``count`` seeds of the range for a run seeded ``seed``: block ``seed`` of ``count`` seeds, wrapping
+        around the range (seed 0 gives its first ``count`` seeds)."""
+        if count < 1 or count > len(self):
+            raise ConfigError(f"{count} {self.name} episodes asked for: the {self.name} seed range holds {len(self)}")
+        return [self.start + (seed * count + i) % len(self) for i in range(count)]
 
     def overlaps(self, other: SeedRange) -> bool:
         """Whether the two ranges share a seed."""

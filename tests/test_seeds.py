@@ -49,3 +49,14 @@ def test_no_module_writes_its_own_seed_range(module: object) -> None:
     source = Path(inspect.getfile(module)).read_text()  # type: ignore[arg-type]
     for written in ("range(64)", "range(10_000", "range(20_000", "SEED_BASE", "SEED_START"):
         assert written not in source, f"{module}: writes {written}"
+
+
+def test_mo_ppo_starts_every_run_seed_on_training_episodes() -> None:
+    from paretochain.seeds import TEST, TRAINING, VALIDATION
+
+    for seed in (0, 1, 7, 10**6):
+        seeds = TRAINING.spread(seed, 256)
+        assert len(set(seeds)) == 256 and all(s in TRAINING for s in seeds)
+        assert not any(s in VALIDATION or s in TEST for s in seeds)
+    assert TRAINING.spread(0, 4) == [0, 1, 2, 3]  # seed 0 keeps the episodes it always had
+    assert set(TRAINING.spread(1, 256)).isdisjoint(TRAINING.spread(0, 256))
