@@ -38,13 +38,13 @@ def test_every_packaged_config_plays_a_full_season_with_finite_vector_rewards(na
     obs, info = env.reset(seed=3)
     assert obs.shape == env.observation_space.shape
     steps, total = 0, np.zeros(env.unwrapped.reward_dim)
-    truncated = False
-    while not truncated:
+    terminated = False
+    while not terminated:
         mask = info["action_mask"]
         parts = np.split(mask.astype(np.int8), np.cumsum(env.action_space.nvec)[:-1])
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample(mask=tuple(parts)))
         assert reward.dtype == np.float32 and reward.shape == (env.unwrapped.reward_dim,)
-        assert not terminated
+        assert not truncated  # a finite season ends in a terminal state, never by truncation
         assert env.observation_space.contains(obs)
         total += reward
         steps += 1
@@ -323,3 +323,13 @@ def test_ansi_and_rgb_renders_show_the_state() -> None:
     env.step(np.array([4, 4, 4, 4]))
     image = env.render()
     assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+
+
+def test_the_season_end_is_a_terminal_state_in_both_views() -> None:
+    vec = make_vec("paretochain/Pricing-v0", 4, config="dp_single_sku")
+    core = vec.core
+    core.reset(seeds=[0, 1, 2, 3])
+    for t in range(core.horizon):
+        out = core.step(torch.zeros((4, *core.single_action_space.shape), dtype=torch.int64), check=False)
+        assert not bool(out.truncated.any())
+        assert bool(out.terminated.all()) == (t == core.horizon - 1)

@@ -83,6 +83,8 @@ class DispatchEnv(SingleEnv):
     Termination when every vehicle has parked: a vehicle parks by choosing the depot move
     while at its depot, and automatically once every order is served and it is back.
     Truncation at ``env.unwrapped.core.horizon`` decisions, a bound masked policies never reach.
+    The shift is finite, so its normal end is a terminal state (no value after it); truncation
+    only guards against a policy that would never park.
 
     ## Arguments
     ``gymnasium.make("paretochain/Dispatch-v0", config=None, render_mode=None,

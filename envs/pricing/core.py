@@ -735,7 +735,8 @@ class PricingCore(BatchedCore[PricingState]):
         raw = torch.stack([columns[name] for name in self._raw_names], dim=1)
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw.index_select(1, self._reward_columns) * self._reward_scale
-        return reward, self._never, truncated, kpis
+        # the season is finite: its last period ends the episode (terminated; no value after it)
+        return reward, truncated, self._never, kpis
 
     def _summed_figures(self) -> tuple[tuple[list[str], torch.Tensor], tuple[list[str], torch.Tensor]]:
         """The figures :meth:`_step` sums over cells ``(K, C)`` and over SKUs ``(K,)``: their names and the

@@ -102,7 +102,9 @@ class PricingEnv(SingleEnv):
     price at list price, the competitor's price drawn from its stationary law.
 
     ## Episode end
-    Truncation after ``horizon`` periods (the end of the season); there is no terminal state.
+    Termination after ``horizon`` periods: the season is finite, so its end is a terminal state
+    (``terminated``; nothing is earned after it, and agents must not bootstrap a value there).
+    ``truncated`` is never set.
 
     ## Arguments
     ``gymnasium.make("paretochain/Pricing-v0", config=None, render_mode=None,

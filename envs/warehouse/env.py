@@ -74,7 +74,9 @@ class WarehouseEnv(SingleEnv):
     transit, no backlog, demand history at its mean.
 
     ## Episode end
-    Truncation after ``horizon`` periods; there is no terminal state.
+    Truncation after ``horizon`` periods; there is no terminal state. Replenishment is an
+    endless process: the horizon only cuts it for training and evaluation, so the episode ends
+    ``truncated`` and agents bootstrap the value of the last state.
 
     ## Arguments
     ``gymnasium.make("paretochain/Warehouse-v0", config=None, render_mode=None,
