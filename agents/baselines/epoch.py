@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from paretochain.envs.dispatch.epoch import EpochDispatchEnv, EpochInstance, routing_problem
+from paretochain.envs.dispatch.epoch import EpochDispatchEnv, EpochInstance, routing_problem, solve_routing
 
 
 def _env_of(env: Any) -> EpochDispatchEnv:
@@ -103,14 +103,6 @@ def trip_departures(solution: Any, tscale: float) -> dict[int, float]:
     return out
 
 
-def _solve(data: Any, iterations: int, time_limit_s: float, seed: int) -> Any:
-    from pyvrp import solve
-    from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
-
-    stop = MultipleCriteria([MaxIterations(iterations), MaxRuntime(time_limit_s)])
-    return solve(data, stop=stop, seed=seed, display=False, collect_stats=False).best
-
-
 def _epoch_release(env: EpochDispatchEnv, release: np.ndarray) -> np.ndarray:
     """Earliest departure of an order released at ``release``: that of the first epoch at or after it."""
     epoch = np.ceil(release / env.config.epoch.epoch_min - 1e-9)
@@ -151,7 +143,7 @@ class HindsightEpochPolicy:
             lateness=env.lateness_allowed,
             scales=env.scales,
         )
-        best = _solve(data, self.iterations, self.time_limit_s, self.seed)
+        best = solve_routing(data, self.iterations, self.time_limit_s, self.seed)
         self.bound_distance = best.distance() / env.scales[0]
         self._departure = np.full(env.max_orders, math.inf)
         for k, leave in trip_departures(best, env.scales[1]).items():
@@ -267,7 +259,7 @@ class RolloutEpochPolicy:
                     lateness=env.lateness_allowed,
                     scales=env.scales,
                 )
-                best = _solve(data, self.iterations, self.time_limit_s, int(self.rng.integers(0, 2**31 - 1)))
+                best = solve_routing(data, self.iterations, self.time_limit_s, int(self.rng.integers(0, 2**31 - 1)))
                 for k, leave in trip_departures(best, env.scales[1]).items():
                     if k < open_slots.size and leave < next_departure:
                         share[open_slots[k]] += 1.0 / self.num_scenarios

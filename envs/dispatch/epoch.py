@@ -137,6 +137,16 @@ class Trip:
     back: float
 
 
+def solve_routing(data: Any, iterations: int, time_limit_s: float, seed: int) -> Any:
+    """PyVRP's best solution of ``data``: at most ``iterations`` iterations (deterministic for a seed),
+    capped by ``time_limit_s`` seconds."""
+    from pyvrp import solve
+    from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+
+    stop = MultipleCriteria([MaxIterations(iterations), MaxRuntime(time_limit_s)])
+    return solve(data, stop=stop, seed=seed, display=False, collect_stats=False).best
+
+
 class EpochDispatchEnv(gym.Env):
     """A shift of deliveries decided epoch by epoch: dispatch each released order now or later.
 
@@ -452,9 +462,6 @@ class EpochDispatchEnv(gym.Env):
 
     def _route(self, slots: np.ndarray) -> list[Trip]:
         """PyVRP routes for the order ``slots`` with the fleet as it is now."""
-        from pyvrp import solve
-        from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
-
         ep = self.config.epoch
         data, groups = routing_problem(
             self._instance(),
@@ -466,9 +473,8 @@ class EpochDispatchEnv(gym.Env):
             lateness=self.lateness_allowed,
             scales=self.scales,
         )
-        stop = MultipleCriteria([MaxIterations(ep.routing_iterations), MaxRuntime(ep.routing_time_limit_s)])
-        result = solve(data, stop=stop, seed=ep.routing_seed, display=False, collect_stats=False)
-        return solution_trips(result.best, slots, groups, self.scales[1])
+        best = solve_routing(data, ep.routing_iterations, ep.routing_time_limit_s, ep.routing_seed)
+        return solution_trips(best, slots, groups, self.scales[1])
 
     def _drive(self, trip: Trip, kpis: dict[str, float]) -> None:
         """Drive one vehicle's planned stops (a -1 is a reload at its depot) and add what it costs to ``kpis``."""
