@@ -166,8 +166,9 @@ class EpochAdapter:
         request_idx = np.asarray(inst["request_idx"], dtype=np.int64)
         if rows.size == 0:
             return []
-        from pyvrp import Client, Depot, Location, ProblemData, VehicleType, solve
-        from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+        from pyvrp import Client, Depot, Location, ProblemData, VehicleType
+
+        from paretochain.envs.dispatch.epoch import solve_routing
 
         tw = np.asarray(inst["time_windows"], dtype=np.int64)
         matrix = np.asarray(inst["duration_matrix"], dtype=np.int64)
@@ -190,8 +191,7 @@ class EpochAdapter:
         sub = matrix[np.ix_(nodes, nodes)]
         locations = [Location(float(coords[n, 0]), float(coords[n, 1])) for n in nodes]
         data = ProblemData(locations, clients, [depot], [vehicles], [sub], [sub])
-        stop = MultipleCriteria([MaxIterations(self.routing_iterations), MaxRuntime(time_limit_s)])
-        best = solve(data, stop=stop, seed=self.seed, display=False, collect_stats=False).best
+        best = solve_routing(data, self.routing_iterations, time_limit_s, self.seed)
         if not best.is_feasible():  # every request is feasible alone (the controller samples only such requests)
             return [[int(request_idx[r])] for r in rows]
         return [
