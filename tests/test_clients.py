@@ -120,12 +120,14 @@ def test_gymnasium_and_sb3_checkers_pass_on_discrete_pricing() -> None:
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_plain_sb3_ppo_runs_a_few_hundred_steps_on_every_family(family: str) -> None:
+def test_plain_sb3_ppo_runs_a_few_hundred_steps_on_every_family(family: str, tmp_path: Path) -> None:
     from mo_gymnasium.wrappers import LinearReward
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
 
     env = LinearReward(gym.make(FAMILIES[family], config="default"))
     model = PPO("MlpPolicy", env, n_steps=128, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(configure(str(tmp_path), []))  # SB3's default logger leaves a folder in the system temp dir
     model.learn(total_timesteps=256)
     assert model.num_timesteps >= 256
     obs, _ = env.reset(seed=1)
