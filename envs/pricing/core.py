@@ -327,7 +327,7 @@ class PricingCore(BatchedCore[PricingState]):
                 last_promotion=torch.zeros((B, C), **f32),
             )
         )
-        # the competitor's season drawn at reset (a cache of the stream keys), per env and period: log deviation,
+        # the competitor's season drawn at reset (a cache of the stream keys), period-major (T + 1, B, ...): log deviation,
         # price ratio, outside weight (1 + competitor's MNL weight), mean ratio
         self._competitor_paths: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.list_index = int(np.argmin(np.abs(self.price_ladder - 1.0)))
@@ -356,12 +356,12 @@ class PricingCore(BatchedCore[PricingState]):
     def _reset_competitor_paths(self, start: torch.Tensor, mask: torch.Tensor) -> None:
         """Draw the competitor's whole season for the environments that start over (it ignores the policy)."""
         assert self._episode_keys is not None
-        deviation = self.demand.competitor_path(start, self._episode_keys[:, : self.horizon])  # (B, T + 1, K)
+        deviation = self.demand.competitor_path(start, self._episode_keys[: self.horizon])  # (T + 1, B, K)
         ratio = self.demand.competitor_ratio(deviation)
         fresh = (deviation, ratio, self.demand.outside_weight(ratio), self._sku_mean(ratio))
         if self._competitor_paths is not None and mask is not self._all_envs and not bool(mask.all()):
             fresh = tuple(  # type: ignore[assignment]
-                torch.where(mask.view(-1, *[1] * (new.dim() - 1)), new, old)
+                torch.where(mask.view(1, -1, *[1] * (new.dim() - 2)), new, old)
                 for new, old in zip(fresh, self._competitor_paths)
             )
         self._competitor_paths = fresh
@@ -382,7 +382,7 @@ class PricingCore(BatchedCore[PricingState]):
         return obs
 
     def _now(self, *tables: torch.Tensor) -> list[torch.Tensor]:
-        """Row ``t`` of per-env, per-period tables ``(B, T + 1, ...)`` for every env."""
+        """Row ``t`` of period-major, per-env tables ``(T + 1, B, ...)`` for every env."""
         draw = self.step_draw()  # it looks the rows up, and finds them once for all the tables
         return [draw.at_period(table) for table in tables]
 
@@ -695,8 +695,8 @@ class PricingCore(BatchedCore[PricingState]):
             keep, pull = self._smoothing_factors
             self.state.reference = torch.addcmul(pull * price, keep, self.state.reference)  # keep r + pull x
         if self._competitor_paths is not None:  # the season drawn at reset: the deviation of the next period
-            ahead = (self.state.t + 1).view(-1, 1, 1).expand(-1, 1, self.num_skus)
-            self.state.competitor_deviation = self._competitor_paths[0].gather(1, ahead).squeeze(1)
+            ahead = self.state.t + 1 if B == 1 else torch.add(self._rows, self.state.t + 1, alpha=B)
+            self.state.competitor_deviation = _rng.rows_at(self._competitor_paths[0], ahead)
         elif demand.competitor_moves:
             self.state.competitor_deviation = demand.competitor_step(self.state.competitor_deviation, self.step_draw())
         self.state.price = price
