@@ -81,10 +81,11 @@ class StepDraw:
 
     Per-episode tables are laid out period-major, ``(T + 1, B, ...)``: the rows of one
     period lie together, so while the envs of a batch play the same period (they do
-    after a full reset) a step reads one contiguous block of every table.
+    after a full reset) a step reads one contiguous block of every table. One env on
+    the CPU reads its period once as a number and takes its rows as views.
     """
 
-    __slots__ = ("_flat", "_keys", "_rows", "t", "table")
+    __slots__ = ("_flat", "_keys", "_period", "_rows", "t", "table")
 
     def __init__(
         self,
@@ -100,6 +101,7 @@ class StepDraw:
         self.table = table  # the episode keys (T + 1, B) the step keys come from, when precomputed
         self._rows = rows  # arange(B), made once by the caller
         self._flat: torch.Tensor | None = None
+        self._period: int | None = None  # the period of a single env on the CPU
 
     @property
     def keys(self) -> torch.Tensor:
@@ -110,7 +112,14 @@ class StepDraw:
         return self._keys
 
     def at_period(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of every env in a period-major, per-env ``table`` ``(T + 1, B, ...)``: ``(B, ...)``."""
+        """Row ``t`` of every env in a period-major, per-env ``table`` ``(T + 1, B, ...)``: ``(B, ...)``.
+
+        The rows are a new tensor, or (one env on the CPU) a view of ``table``: callers do not write into them.
+        """
+        if self.t.shape[0] == 1 and self.t.device.type == "cpu":
+            if self._period is None:
+                self._period = int(self.t)
+            return table[self._period]  # a view (1, ...): a fraction of a lookup's cost
         if self._flat is None:
             batch = self.t.shape[0]
             if batch == 1:

@@ -194,6 +194,7 @@ class BatchedCore(ABC, Generic[StateT]):
         self._keys_source: torch.Tensor | None = None  # the stream keys the table was made from
         self._counter_hashes: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
+        self._one_env_on_cpu = num_envs == 1 and self.device.type == "cpu"
         self._draw_sites: list[_rng.DrawSite] = []
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
         #: raise on a NaN or infinite observation or reward (``PARETOCHAIN_CHECK_FINITE=1``; :mod:`~paretochain.envs.checks`)
@@ -321,7 +322,14 @@ class BatchedCore(ABC, Generic[StateT]):
         return _rng.StepDraw(_rng.step_keys(self.state.stream_key, self.state.t), self.state.t)
 
     def period_rows(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of a per-period ``table`` ``(T + 1, ...)`` for every env, ``(B, ...)``, whatever their periods."""
+        """Row ``t`` of a per-period ``table`` ``(T + 1, ...)`` for every env, ``(B, ...)``, whatever their periods.
+
+        A new tensor, or (one env on the CPU, whose period is read as a number) a view of ``table``: callers do
+        not write into it.
+        """
+        if self._one_env_on_cpu:
+            period = int(self.state.t)
+            return table[period : period + 1]
         return table.index_select(0, self.state.t)
 
     def _prepare_episode(self, mask: torch.Tensor | None) -> None:

@@ -381,10 +381,10 @@ class PricingCore(BatchedCore[PricingState]):
         self._masks = None  # the new period's masks
         return obs
 
-    def _now(self, *tables: torch.Tensor) -> list[torch.Tensor]:
-        """Row ``t`` of period-major, per-env tables ``(T + 1, B, ...)`` for every env."""
+    def _now(self, *tables: torch.Tensor, ahead: int = 0) -> list[torch.Tensor]:
+        """Row ``t`` (``t + ahead``) of period-major, per-env tables ``(T + 1, B, ...)`` for every env."""
         draw = self.step_draw()  # it looks the rows up, and finds them once for all the tables
-        return [draw.at_period(table) for table in tables]
+        return [draw.at_period(table[ahead:] if ahead else table) for table in tables]
 
     @property
     def competitor(self) -> torch.Tensor:
@@ -695,8 +695,7 @@ class PricingCore(BatchedCore[PricingState]):
             keep, pull = self._smoothing_factors
             self.state.reference = torch.addcmul(pull * price, keep, self.state.reference)  # keep r + pull x
         if self._competitor_paths is not None:  # the season drawn at reset: the deviation of the next period
-            ahead = self.state.t + 1 if B == 1 else torch.add(self._rows, self.state.t + 1, alpha=B)
-            self.state.competitor_deviation = _rng.rows_at(self._competitor_paths[0], ahead)
+            self.state.competitor_deviation = self._now(self._competitor_paths[0], ahead=1)[0]
         elif demand.competitor_moves:
             self.state.competitor_deviation = demand.competitor_step(self.state.competitor_deviation, self.step_draw())
         self.state.price = price

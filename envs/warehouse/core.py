@@ -251,7 +251,6 @@ class WarehouseCore(BatchedCore[WarehouseState]):
 
         self._kpi_matrix, self._reward_matrix = self._kpi_maps()
         self._zero = torch.zeros(num_envs, **f32)
-        self._scalar_zero, self._scalar_one = torch.zeros((), **f32), torch.ones((), **f32)
         # zeros standing in for the promotion / outage blocks when those features are off
         absent = 0 if self.has_promotions and self.has_outages else (W * S if not self.has_promotions else 1)
         if not self.has_promotions and not self.has_outages:
@@ -492,11 +491,8 @@ class WarehouseCore(BatchedCore[WarehouseState]):
             extras.append(overflow_units if self.config.overflow == "cut" else overflow_cost)
         if self.has_outages:
             extras += [refused, down]
-        demand_total = sums[:, 2]  # whole units, so the fill rate is served / demand, and 1 without demand
-        # (0 and 1 as tensors: cheaper operands than Python numbers, the same values)
-        extras.append(
-            (sums[:, 5] + (demand_total == self._scalar_zero)) / torch.maximum(demand_total, self._scalar_one)
-        )
+        # the fill rate: served / demand, and 1 without demand (0 / 0, the only NaN: served <= demand)
+        extras.append(torch.nan_to_num(sums[:, 5] / sums[:, 2], nan=1.0))
         raw = torch.cat([sums, torch.stack(extras, dim=1)], dim=1)
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw @ self._reward_matrix
