@@ -10,6 +10,11 @@ eager step: ``PARETOCHAIN_STEP_GRAPH=0`` for versions that had a traced one) and
 core at N = 1024 and 16384 (tensor actions, no per-step checks). Actions are the first
 allowed choice of each dimension (masks read every step) or zeros for Box spaces.
 
+Every measurement reports two rates: env-steps per second of wall-clock time, and env-steps
+per second of the process's CPU time (``time.process_time``, all its threads). On a machine
+that other jobs share, the wall-clock rate moves with their load; the CPU-time rate counts
+only the work of the process itself, and is the steadier of the two with ``--threads 1``.
+
 Usage::
 
     git worktree add /tmp/ab-old <commit> && cp -a .venv /tmp/ab-old/.venv
@@ -50,7 +55,7 @@ if n == 0:  # the single Gymnasium env
     env = gym.make(env_id)
     space = env.action_space
     obs, info = env.reset(seed=0)
-    steps, start = 0, time.perf_counter()
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         mask = info.get("action_mask")
         if isinstance(space, gym.spaces.Box):
@@ -63,7 +68,7 @@ if n == 0:  # the single Gymnasium env
         steps += 1
         if term or trunc:
             obs, info = env.reset()
-    print(json.dumps(steps / (time.perf_counter() - start)))
+    print(json.dumps([steps / (time.perf_counter() - start), steps / (time.process_time() - cpu)]))
 else:
     vec = make_vec(env_id, n, device="cpu", tensors=True, check_actions=False)
     core = vec.core
@@ -80,7 +85,7 @@ else:
             shape = (n,) if isinstance(space, gym.spaces.Discrete) else (n, len(space.nvec))
             return torch.zeros(shape, dtype=torch.int64)
         return first_allowed(space, mask)
-    steps, start = 0, time.perf_counter()
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         out = core.step(act(), check=False)
         steps += n
@@ -89,17 +94,15 @@ else:
             core.reset()
         elif bool(done.any()):
             core.reset(mask=done)
-    print(json.dumps(steps / (time.perf_counter() - start)))
+    print(json.dumps([steps / (time.perf_counter() - start), steps / (time.process_time() - cpu)]))
 """
 
-ROWS = [
-    (env_id, n)
-    for env_id in ("paretochain/Warehouse-v0", "paretochain/Pricing-v0", "paretochain/Dispatch-v0")
-    for n in (0, 1024, 16384)
-]
+FAMILIES = ("Warehouse", "Pricing", "Dispatch")
+SIZES = (0, 1024, 16384)
 
 
-def measure(python: str, env_id: str, n: int, seconds: float, threads: int) -> float:
+def measure(python: str, env_id: str, n: int, seconds: float, threads: int) -> tuple[float, float]:
+    """Env-steps per second of wall-clock time and of the process's CPU time, in a fresh process of ``python``."""
     env = dict(os.environ, PARETOCHAIN_STEP_GRAPH="0")
     out = subprocess.run(
         [python, "-c", MEASURE, env_id, str(n), str(seconds), str(threads)],
@@ -108,7 +111,8 @@ def measure(python: str, env_id: str, n: int, seconds: float, threads: int) -> f
         text=True,
         env=env,
     )
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    wall, cpu = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(wall), float(cpu)
 
 
 def main() -> None:
@@ -118,20 +122,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per row")
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per measurement")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES, help="families to measure")
+    parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), help="batch sizes (0: the single env)")
     args = parser.parse_args()
-    print("| family (default config) | N | A env-steps/s | B env-steps/s | B / A |")
-    print("|---|---|---|---|---|")
-    for env_id, n in ROWS:
-        a, b = [], []
-        for r in range(args.rounds):
-            first, second = (args.a, args.b) if r % 2 == 0 else (args.b, args.a)
-            x = measure(first, env_id, n, args.seconds, args.threads)
-            y = measure(second, env_id, n, args.seconds, args.threads)
-            (a if first == args.a else b).append(x)
-            (b if second == args.b else a).append(y)
-        ma, mb = statistics.median(a), statistics.median(b)
-        label = "single env" if n == 0 else str(n)
-        print(f"| {env_id.split('/')[1]} | {label} | {ma:,.0f} | {mb:,.0f} | {mb / ma:.2f} |", flush=True)
+    print(
+        "| family (default config) | N | A env-steps/s | B env-steps/s | B / A | A per CPU s | B per CPU s | B / A (CPU) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for family in args.families:
+        env_id = f"paretochain/{family}-v0"
+        for n in args.sizes:
+            a: list[tuple[float, float]] = []
+            b: list[tuple[float, float]] = []
+            for r in range(args.rounds):
+                for runs, python in [(a, args.a), (b, args.b)][:: 1 if r % 2 == 0 else -1]:
+                    runs.append(measure(python, env_id, n, args.seconds, args.threads))
+            wall_a, wall_b = (statistics.median(x[0] for x in runs) for runs in (a, b))
+            cpu_a, cpu_b = (statistics.median(x[1] for x in runs) for runs in (a, b))
+            label = "single env" if n == 0 else str(n)
+            print(
+                f"| {family}-v0 | {label} | {wall_a:,.0f} | {wall_b:,.0f} | {wall_b / wall_a:.2f} "
+                f"| {cpu_a:,.0f} | {cpu_b:,.0f} | {cpu_b / cpu_a:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

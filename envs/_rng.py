@@ -78,24 +78,30 @@ class StepDraw:
     ``keys`` are the per-env step keys ``(B,)``; ``t`` the per-env period ``(B,)``.
     Sites whose episode is cached read their uniforms at ``t`` and never hash, so keys
     taken from a precomputed ``table`` are only looked up when a site asks for them.
+
+    Per-episode tables are laid out period-major, ``(T + 1, B, ...)``: the rows of one
+    period lie together, so while the envs of a batch play the same period (they do
+    after a full reset) a step reads one contiguous block of every table. One env on
+    the CPU reads its period once as a number and takes its rows as views.
     """
 
-    __slots__ = ("_flat", "_keys", "_row_start", "t", "table")
+    __slots__ = ("_flat", "_keys", "_period", "_rows", "t", "table")
 
     def __init__(
         self,
         keys: torch.Tensor | None,
         t: torch.Tensor,
         table: torch.Tensor | None = None,
-        row_start: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
     ) -> None:
         if keys is None and table is None:
             raise ValueError("a StepDraw needs its keys or the table of episode keys they come from")
         self._keys = keys
         self.t = t
-        self.table = table  # the episode keys (B, T) the step keys come from, when precomputed
-        self._row_start = row_start  # where each env's rows start in a per-env, per-period table flattened
+        self.table = table  # the episode keys (T + 1, B) the step keys come from, when precomputed
+        self._rows = rows  # arange(B), made once by the caller
         self._flat: torch.Tensor | None = None
+        self._period: int | None = None  # the period of a single env on the CPU
 
     @property
     def keys(self) -> torch.Tensor:
@@ -106,32 +112,30 @@ class StepDraw:
         return self._keys
 
     def at_period(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of every env in a per-env, per-period ``table`` ``(B, T + 1, ...)``: ``(B, ...)``."""
-        if self.t.shape[0] == 1:
-            return one_env_row(table, self.t)
+        """Row ``t`` of every env in a period-major, per-env ``table`` ``(T + 1, B, ...)``: ``(B, ...)``.
+
+        The rows are a new tensor, or (one env on the CPU) a view of ``table``: callers do not write into them.
+        """
+        if self.t.shape[0] == 1 and self.t.device.type == "cpu":
+            if self._period is None:
+                self._period = int(self.t)
+            return table[self._period]  # a view (1, ...): a fraction of a lookup's cost
         if self._flat is None:
-            start = self._row_start
-            if start is None:
-                start = torch.arange(self.t.shape[0], device=self.t.device) * table.shape[1]
-            self._flat = start + self.t
+            batch = self.t.shape[0]
+            if batch == 1:
+                self._flat = self.t  # row t of the flattened table
+            else:
+                rows = self._rows if self._rows is not None else torch.arange(batch, device=self.t.device)
+                self._flat = torch.add(rows, self.t, alpha=batch)  # t * B + env
         return rows_at(table, self._flat)
 
 
 def rows_at(table: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-    """Rows ``flat`` of a per-env, per-period ``table`` ``(B, P, ...)`` read as ``(B * P, ...)``.
+    """Rows ``flat`` of a period-major, per-env ``table`` ``(T + 1, B, ...)`` read as ``((T + 1) * B, ...)``.
 
-    With ``flat = arange(B) * P + t`` this is ``table[arange(B), t]``, in one cheap lookup.
+    With ``flat = t * B + arange(B)`` this is ``table[t, arange(B)]``, in one cheap lookup.
     """
     return table.flatten(0, 1).index_select(0, flat)
-
-
-def one_env_row(table: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Row ``t`` ``(1,)`` of a one-env, per-period ``table`` ``(1, P, ...)``: ``(1, ...)``, the values of :func:`rows_at`.
-
-    For one env, looking up along the period dimension is the cheaper kernel on the CPU (about 0.7 us
-    against 2 us for the first dimension).
-    """
-    return table.index_select(1, t).squeeze(1)
 
 
 class DrawSite:
@@ -164,11 +168,12 @@ class DrawSite:
         return bits.to(torch.float32).add_(0.5).mul_(1.0 / _TWO_POW_23)
 
     def prepare(self, episode_keys: torch.Tensor, mask: torch.Tensor | None = None) -> None:
-        """Cache the uniforms of the episodes just started (``episode_keys``: ``(B, T)``), if small enough.
+        """Cache the uniforms of the episodes just started (``episode_keys``: period-major, ``(T, B)``), if
+        small enough.
 
-        ``mask`` selects the rows that changed; ``None`` rebuilds every row.
+        ``mask`` ``(B,)`` selects the envs that changed; ``None`` rebuilds every env.
         """
-        batch, steps = episode_keys.shape
+        steps, batch = episode_keys.shape
         self._source = episode_keys
         if batch * steps * self.numel > CACHE_LIMIT:
             self._cache = None
@@ -177,11 +182,11 @@ class DrawSite:
         if mask is None or self._cache is None or self._cache.shape != fresh.shape:
             self._cache = fresh
         else:
-            self._cache = torch.where(mask.view((-1,) + (1,) * (fresh.dim() - 1)), fresh, self._cache)
+            self._cache = torch.where(mask.view((1, -1) + (1,) * (fresh.dim() - 2)), fresh, self._cache)
 
     @property
     def cache(self) -> torch.Tensor | None:
-        """The cached uniforms of the current episodes, ``(batch, T + 1, *shape)`` (None when not cached)."""
+        """The cached uniforms of the current episodes, period-major ``(T + 1, batch, *shape)`` (None when not cached)."""
         return self._cache
 
     def use_cache(self, cache: torch.Tensor, source: torch.Tensor) -> None:
@@ -198,7 +203,7 @@ class DrawSite:
         return self._hash(draw.keys)
 
     def episode(self, draw: StepDraw) -> torch.Tensor | None:
-        """The cached uniforms of the current episodes, ``(batch, T + 1, *shape)``, or None when not cached.
+        """The cached uniforms of the current episodes, period-major ``(T + 1, batch, *shape)``, or None when not cached.
 
         A new tensor whenever episodes start over, so callers may cache what they derive from it.
         """

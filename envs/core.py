@@ -189,11 +189,14 @@ class BatchedCore(ABC, Generic[StateT]):
         #: Steps since the last full reset, counted on the host: with a fixed horizon, the loops of the views
         #: and agents know when every episode ends without reading ``t`` back from the device.
         self.host_t = 0
-        self._episode_keys: torch.Tensor | None = None  # every step key of the current episodes (fixed horizon)
+        #: every step key of the current episodes (fixed horizon), period-major ``(T + 1, B)``
+        self._episode_keys: torch.Tensor | None = None
         self._keys_source: torch.Tensor | None = None  # the stream keys the table was made from
+        self._draw: _rng.StepDraw | None = None  # the current period's randomness handle, see step_draw
+        self._draw_source: tuple[torch.Tensor, torch.Tensor] | None = None  # the period and keys it was made from
         self._counter_hashes: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
-        self._row_start: torch.Tensor | None = None  # where each env's rows start in a flat per-period table
+        self._one_env_on_cpu = num_envs == 1 and self.device.type == "cpu"
         self._draw_sites: list[_rng.DrawSite] = []
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
         #: raise on a NaN or infinite observation or reward (``PARETOCHAIN_CHECK_FINITE=1``; :mod:`~paretochain.envs.checks`)
@@ -312,18 +315,34 @@ class BatchedCore(ABC, Generic[StateT]):
         self._draw_sites.extend(sites)
 
     def step_draw(self) -> _rng.StepDraw:
-        """The randomness handle of the current step, passed to every ``DrawSite.uniform`` in :meth:`_step`."""
-        if self.fixed_horizon and self._keys_source is not self.state.stream_key:
+        """The randomness handle of the current step, passed to every ``DrawSite.uniform`` in :meth:`_step`.
+
+        One handle serves every call of a period: it is made again when the state's period or stream keys
+        are new tensors (every step, reset or assigned state replaces them).
+        """
+        st = self.state
+        if self.fixed_horizon and self._keys_source is not st.stream_key:
             self._prepare_episode(None)  # the stream keys were replaced since the table was made
+        source = self._draw_source
+        if self._draw is not None and source is not None and source[0] is st.t and source[1] is st.stream_key:
+            return self._draw
         if self._episode_keys is not None:
             # the keys are looked up in the table only if a site without a cache asks for them
-            return _rng.StepDraw(None, self.state.t, self._episode_keys, self._row_start)
-        return _rng.StepDraw(_rng.step_keys(self.state.stream_key, self.state.t), self.state.t)
+            draw = _rng.StepDraw(None, st.t, self._episode_keys, self._rows)
+        else:
+            draw = _rng.StepDraw(_rng.step_keys(st.stream_key, st.t), st.t)
+        self._draw, self._draw_source = draw, (st.t, st.stream_key)
+        return draw
 
     def period_rows(self, table: torch.Tensor) -> torch.Tensor:
-        """Row ``t`` of a per-period ``table`` ``(T + 1, ...)`` for every env, ``(B, ...)``, whatever their periods."""
-        if self.num_envs == 1:
-            return _rng.one_env_row(table.unsqueeze(0), self.state.t)
+        """Row ``t`` of a per-period ``table`` ``(T + 1, ...)`` for every env, ``(B, ...)``, whatever their periods.
+
+        A new tensor, or (one env on the CPU, whose period is read as a number) a view of ``table``: callers do
+        not write into it.
+        """
+        if self._one_env_on_cpu:
+            period = int(self.state.t)
+            return table[period : period + 1]
         return table.index_select(0, self.state.t)
 
     def _prepare_episode(self, mask: torch.Tensor | None) -> None:
@@ -334,14 +353,14 @@ class BatchedCore(ABC, Generic[StateT]):
         if not self.fixed_horizon:
             return
         if self._counter_hashes is None:  # the same for every episode: hashed once
-            self._counter_hashes = _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(0)
-            self._row_start = self._rows * (self.horizon + 1)
-        keys = _rng.mix32(self.state.stream_key.unsqueeze(1) ^ self._counter_hashes)
+            self._counter_hashes = _rng.counter_hashes(self.horizon + 1, self.device).unsqueeze(1)
+        keys = _rng.mix32(self.state.stream_key.unsqueeze(0) ^ self._counter_hashes)  # (T + 1, B)
         if self._episode_keys is None or mask is None:
             self._episode_keys = keys
         else:
-            self._episode_keys = torch.where(mask.unsqueeze(1), keys, self._episode_keys)
+            self._episode_keys = torch.where(mask.unsqueeze(0), keys, self._episode_keys)
         self._keys_source = self.state.stream_key
+        self._draw = None  # its table of step keys is new
         for site in self._draw_sites:
             site.prepare(self._episode_keys, mask)
 

@@ -184,7 +184,18 @@ class SingleEnv(gym.Env):
         self._host_masks = self._masked and (self._fixed_mask is not None or self.core.device.type == "cpu")
         nvec = np.asarray(getattr(self.action_space, "nvec", [1]))
         self._mask_offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]) if nvec.ndim == 1 else None
-        self._nvec_unsigned = nvec.astype(np.uint64) if isinstance(self.action_space, spaces.MultiDiscrete) else None
+        # MultiDiscrete actions under masks that never change (or no masks): the allowed choices of every
+        # dimension as a set, so that plain Python checks an action's bounds and masks together
+        self._allowed_choices: list[frozenset[int]] | None = None
+        if (
+            isinstance(self.action_space, spaces.MultiDiscrete)
+            and nvec.ndim == 1
+            and (not self._masked or self._fixed_mask is not None)
+        ):
+            allowed = self._fixed_mask if self._fixed_mask is not None else np.ones(int(nvec.sum()), dtype=bool)
+            blocks = np.split(allowed, np.cumsum(nvec)[:-1])
+            self._allowed_choices = [frozenset(np.flatnonzero(block).tolist()) for block in blocks]
+        self._action_shape = self.action_space.shape
         self._obs_dim = int(self.core.observation_layout.size)
         self._history: list[dict[str, np.ndarray]] = []
 
@@ -200,15 +211,10 @@ class SingleEnv(gym.Env):
         return _numpy(obs)[0], self._info(None)
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
-        arr, replaced = self._action_array(action)
-        batch = self._batch(arr)
-        if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
-            with _no_autograd():
-                if self._lenient:
-                    batch, count = self.core.replace_disallowed(batch)
-                    replaced += int(count[0])
-                else:
-                    self.core.check_action(batch)  # refuses the action, naming the problem
+        batch = self._allowed_batch(action)
+        replaced = 0
+        if batch is None:  # checked the long way
+            batch, replaced = self._checked_batch(action)
         out = self._step_allowed(batch)
         if self.render_mode == "rgb_array":
             self._history.append(self.core.snapshot(0))
@@ -237,6 +243,35 @@ class SingleEnv(gym.Env):
             info["action_mask"] = self._info_mask()
         return obs, reward, terminated, truncated, info
 
+    def _allowed_batch(self, action: Any) -> torch.Tensor | None:
+        """The batch of one for an int64 MultiDiscrete action whose every choice the space and the masks allow;
+        None where that does not hold or cannot be told this way (:meth:`_checked_batch` decides then).
+
+        Plain Python checks the bounds and the masks that never change together (the allowed choices of every
+        dimension as a set): for a handful of choices, a fraction of the cost of numpy's checks.
+        """
+        allowed = self._allowed_choices
+        if allowed is None or type(action) is not np.ndarray or action.dtype != np.int64:
+            return None
+        if action.shape != self._action_shape or not all(c in a for c, a in zip(action.tolist(), allowed)):
+            return None
+        batch = torch.from_numpy(np.array(action, ndmin=2))  # a copy, shaped as a batch of one
+        return batch if self.core.device.type == "cpu" else batch.to(self.core.device)
+
+    def _checked_batch(self, action: Any) -> tuple[torch.Tensor, int]:
+        """The batch of one for any action: refused where it does not fit the space, a forbidden choice
+        replaced (lenient) or refused (strict); and the number of entries replaced or clipped."""
+        arr, replaced = _to_numpy_action(self.action_space, action, clip=self._lenient)
+        batch = self._batch(arr)
+        if self._masked and not (self._host_masks and self._allowed_on_host(arr)):
+            with _no_autograd():
+                if self._lenient:
+                    batch, count = self.core.replace_disallowed(batch)
+                    replaced += int(count[0])
+                else:
+                    self.core.check_action(batch)  # refuses the action, naming the problem
+        return batch, replaced
+
     def _batch(self, arr: np.ndarray) -> torch.Tensor:
         """The batch of one the core steps, from an action checked against the space."""
         if self._discrete:
@@ -250,21 +285,6 @@ class SingleEnv(gym.Env):
         """Step an action the masks allow."""
         with _no_autograd():
             return self.core.step(batch, check=False)
-
-    def _action_array(self, action: Any) -> tuple[np.ndarray, int]:
-        """A copy of the action as an array, refusing what is outside the space (:func:`_to_numpy_action`),
-        and the number of Box entries clipped to the bounds (lenient mode)."""
-        nvec = self._nvec_unsigned
-        if (
-            nvec is not None
-            and isinstance(action, np.ndarray)
-            and action.dtype == np.int64
-            and action.shape == nvec.shape
-            # read as unsigned, a negative entry lies above every bound: one comparison checks both ends
-            and bool((action.view(np.uint64) < nvec).all())
-        ):
-            return action.copy(), 0
-        return _to_numpy_action(self.action_space, action, clip=self._lenient)
 
     def _mask_row(self) -> np.ndarray:
         """The current action mask of the env as a numpy array (a view where the core's lives on the CPU)."""

@@ -37,11 +37,11 @@ def test_a_draw_depends_only_on_its_own_key_not_on_the_batch() -> None:
 def test_cached_episode_draws_equal_the_step_by_step_hash() -> None:
     site = _rng.DrawSite(5, (2,), torch.device("cpu"))
     stream = torch.tensor([7, 8], dtype=torch.int64)
-    table = _rng.mix32(stream.unsqueeze(1) ^ _rng.counter_hashes(10, torch.device("cpu")).unsqueeze(0))
+    table = _rng.mix32(stream.unsqueeze(0) ^ _rng.counter_hashes(10, torch.device("cpu")).unsqueeze(1))  # (T, B)
     site.prepare(table)
     for t in range(10):
         direct = site.uniform(_rng.step_keys(stream, torch.full((2,), t)))
-        cached = site.uniform(_rng.StepDraw(table[:, t], torch.full((2,), t), table))
+        cached = site.uniform(_rng.StepDraw(table[t], torch.full((2,), t), table))
         assert torch.equal(direct, cached)
 
 

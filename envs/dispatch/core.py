@@ -257,32 +257,33 @@ class DispatchCore(BatchedCore[DispatchState]):
     # ------------------------------------------------------------------ distances
     def _distance_row(self) -> torch.Tensor:
         """Distances ``(B, D + N)`` from the current vehicle's node to every node (cached per decision)."""
+        st = self.state
         if self._row is None:
-            pos = self.state.vehicle_node.gather(1, self.state.current.unsqueeze(1)).squeeze(1)
+            pos = st.vehicle_node.gather(1, st.current.unsqueeze(1)).squeeze(1)
             if self._matrix is not None:
                 self._row = torch.index_select(self._matrix, 0, pos)
             else:
-                x, y = self.state.node_x, self.state.node_y
+                x, y = st.node_x, st.node_y
                 p = pos.unsqueeze(1)
                 self._row = torch.hypot(x - x.gather(1, p), y - y.gather(1, p))
         return self._row
 
     def _service_and_return(self, to_home: torch.Tensor) -> torch.Tensor:
         """Service time plus the drive from each order to the current vehicle's depot ``(B, N)``."""
+        st = self.state
         if self.num_depots == 1:
-            return self.state.service_return[:, 0]
-        return self.state.service_return[self._bidx, self.home[self.state.current]]
+            return st.service_return[:, 0]
+        return st.service_return[self._bidx, self.home[st.current]]
 
     def _to_home(self) -> torch.Tensor:
         """Distances ``(B, D + N)`` from every node to the current vehicle's depot."""
+        st = self.state
         if self.num_depots == 1:
-            return (
-                self._matrix_t[0].expand(self.num_envs, -1) if self._matrix is not None else self.state.to_depot[:, 0]
-            )
-        home = self.home[self.state.current]
+            return self._matrix_t[0].expand(self.num_envs, -1) if self._matrix is not None else st.to_depot[:, 0]
+        home = self.home[st.current]
         if self._matrix is not None:
             return self._matrix_t[home]
-        return self.state.to_depot[self._bidx, home]
+        return st.to_depot[self._bidx, home]
 
     # ------------------------------------------------------------------ reset / observe
     def _reset_envs(self, mask: torch.Tensor) -> None:
@@ -374,25 +375,24 @@ class DispatchCore(BatchedCore[DispatchState]):
         return torch.where(masks[:, wait], wait, self.max_orders)
 
     def _compute_masks(self) -> torch.Tensor:
+        st = self.state
         D = self.num_depots
-        cur = self.state.current.unsqueeze(1)
-        live = ~self.state.done
+        cur = st.current.unsqueeze(1)
+        live = ~st.done
         row = self._distance_row()
         to_home = self._to_home()
-        now = self.state.clock.unsqueeze(1)
+        now = st.clock.unsqueeze(1)
         arrive = now + (row[:, D:] / self.speed if self.speed != 1.0 else row[:, D:])
         start = torch.maximum(arrive, self.window_start)
         room = self.capacity - self.vehicle_load.gather(1, cur) + _EPS
         ok = (
-            ((self.state.visible_from <= now) & ~self.state.served & (self.demand <= room) & live.unsqueeze(1))
-            & (start <= self.state.latest_start)
+            ((st.visible_from <= now) & ~st.served & (self.demand <= room) & live.unsqueeze(1))
+            & (start <= st.latest_start)
             & (start + self._service_and_return(to_home) <= self.deadline)
         )
-        pos = self.state.vehicle_node.gather(1, cur)
+        pos = st.vehicle_node.gather(1, cur)
         back = to_home.gather(1, pos).squeeze(1) / self.speed
-        wait_ok = (
-            (self.state.open_count > 0) & (self.state.clock + self.wait + back <= self.deadline) & live
-        ) | self.state.done
+        wait_ok = ((st.open_count > 0) & (st.clock + self.wait + back <= self.deadline) & live) | st.done
         return torch.cat([ok, live.unsqueeze(1), wait_ok.unsqueeze(1)], dim=1)
 
     def observe(self) -> torch.Tensor:
@@ -409,6 +409,7 @@ class DispatchCore(BatchedCore[DispatchState]):
 
     def _observe(self, rows: torch.Tensor | None) -> torch.Tensor:
         """Observations of all environments, or of the environments ``rows``."""
+        st = self.state
 
         def sel(x: torch.Tensor) -> torch.Tensor:
             return x if rows is None else x[rows]
@@ -416,29 +417,27 @@ class DispatchCore(BatchedCore[DispatchState]):
         N, V = self.max_orders, self.num_vehicles
         T = self.shift_end
         served, parked, clock, node = (
-            sel(self.state.served),
-            sel(self.state.parked),
-            sel(self.state.clock),
-            sel(self.state.vehicle_node),
+            sel(st.served),
+            sel(st.parked),
+            sel(st.clock),
+            sel(st.vehicle_node),
         )
         B = clock.shape[0]
-        node_xy = sel(self.state.node_xy)
-        visible = sel(self.state.visible_from) <= clock.unsqueeze(1)
+        node_xy = sel(st.node_xy)
+        visible = sel(st.visible_from) <= clock.unsqueeze(1)
         visible_f = visible.to(torch.float32)
         out = torch.empty((B, self.observation_layout.size), dtype=torch.float32, device=self.device)
         width = N * len(ORDER_FEATURES)
         orders = out[:, :width].view(B, N, len(ORDER_FEATURES))
-        torch.mul(
-            sel(self.state.order_static), visible_f.unsqueeze(2), out=orders
-        )  # the last three features are filled below
+        torch.mul(sel(st.order_static), visible_f.unsqueeze(2), out=orders)  # the last three features are filled below
         served_f = served.to(torch.float32)  # a served order is always visible
         orders[..., 7] = visible_f - served_f
         orders[..., 8] = served_f
         travel = sel(self._distance_row())[:, self.num_depots :] / (self.speed * T)  # from the current vehicle
         orders[..., 9] = travel.clamp(max=self._obs_high).to(torch.float32) * visible_f
-        state = sel(self.state.vehicle_state)
+        state = sel(st.vehicle_state)
         free_in = torch.where(parked, 0.0, state[..., 0] - clock.unsqueeze(1)) / T
-        is_current = (self._vehicle_ids == sel(self.state.current).unsqueeze(1)) & ~sel(self.state.done).unsqueeze(1)
+        is_current = (self._vehicle_ids == sel(st.current).unsqueeze(1)) & ~sel(st.done).unsqueeze(1)
         vehicles = torch.stack(  # mixed dtypes promote to float64, converted once
             [
                 node_xy[..., 0].gather(1, node),
@@ -451,7 +450,7 @@ class DispatchCore(BatchedCore[DispatchState]):
             ],
             dim=2,
         ).to(torch.float32)
-        served_count = sel(self.state.num_orders) - sel(self.state.open_count)  # served orders are all visible
+        served_count = sel(st.num_orders) - sel(st.open_count)  # served orders are all visible
         glob = torch.stack(
             [clock / T, (visible_f.sum(1) - served_count) / N, served_count / N, parked.sum(1) / V],
             dim=1,
@@ -466,26 +465,27 @@ class DispatchCore(BatchedCore[DispatchState]):
 
     # ------------------------------------------------------------------ dynamics
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KPIs]:
+        st = self.state
         N, D = self.max_orders, self.num_depots
-        v = self.state.current
+        v = st.current
         vi = v.unsqueeze(1)  # (B, 1): gather / scatter are cheaper than advanced indexing for one entry per row
         a = action.reshape(-1).long()
-        live = ~self.state.done
+        live = ~st.done
         row = self._distance_row()
-        pos = self.state.vehicle_node.gather(1, vi).squeeze(1)
+        pos = st.vehicle_node.gather(1, vi).squeeze(1)
         home = self._home_b.gather(1, vi).squeeze(1)
         is_order = (a < N) & live
         is_depot = (a == N) & live
         is_wait = (a > N) & live
         slot = a.clamp(max=N - 1).unsqueeze(1)
         window_start, window_end, service, demand = (
-            self.state.order_data.gather(1, slot.unsqueeze(2).expand(-1, 1, 4)).squeeze(1).unbind(1)
+            st.order_data.gather(1, slot.unsqueeze(2).expand(-1, 1, 4)).squeeze(1).unbind(1)
         )
         vi3 = vi.unsqueeze(2).expand(-1, 1, 3)
-        _, load_v, overtime_v = self.state.vehicle_state.gather(1, vi3).squeeze(1).unbind(1)
+        _, load_v, overtime_v = st.vehicle_state.gather(1, vi3).squeeze(1).unbind(1)
         target = torch.where(is_order, slot.squeeze(1) + D, torch.where(is_depot, home, pos))
         dist = row.gather(1, target.unsqueeze(1)).squeeze(1) * live
-        now = self.state.clock
+        now = st.clock
         arrive = now + (dist / self.speed if self.speed != 1.0 else dist)
         start = torch.where(is_order, torch.maximum(arrive, window_start), arrive)
         lateness = (start - window_end).clamp(min=0.0) * is_order
@@ -494,34 +494,34 @@ class DispatchCore(BatchedCore[DispatchState]):
         new_overtime = torch.where(is_depot, torch.maximum(overtime_v, arrive - self.shift_end), overtime_v)
         on_time = is_order & (lateness <= _EPS)
         order_1 = is_order.unsqueeze(1)
-        used_v = self.state.vehicle_used.gather(1, vi)
+        used_v = st.vehicle_used.gather(1, vi)
 
-        self.state.vehicle_state.scatter_(1, vi3, torch.stack([finish, new_load, new_overtime], dim=1).unsqueeze(1))
-        self.state.vehicle_node.scatter_(1, vi, target.unsqueeze(1))
-        self.state.vehicle_used.scatter_(1, vi, used_v | order_1)
-        self.state.parked.scatter_(1, vi, self.state.parked.gather(1, vi) | (is_depot & (pos == home)).unsqueeze(1))
-        self.state.served.scatter_(1, slot, self.state.served.gather(1, slot) | order_1)
-        self.state.late.scatter_(1, slot, self.state.late.gather(1, slot) | (order_1 & ~on_time.unsqueeze(1)))
+        st.vehicle_state.scatter_(1, vi3, torch.stack([finish, new_load, new_overtime], dim=1).unsqueeze(1))
+        st.vehicle_node.scatter_(1, vi, target.unsqueeze(1))
+        st.vehicle_used.scatter_(1, vi, used_v | order_1)
+        st.parked.scatter_(1, vi, st.parked.gather(1, vi) | (is_depot & (pos == home)).unsqueeze(1))
+        st.served.scatter_(1, slot, st.served.gather(1, slot) | order_1)
+        st.late.scatter_(1, slot, st.late.gather(1, slot) | (order_1 & ~on_time.unsqueeze(1)))
         used_v = used_v.squeeze(1)
-        self.state.open_count = self.state.open_count - is_order.long()
-        self.state.parked |= (self.state.open_count == 0).unsqueeze(1) & (self.state.vehicle_node == self.home)
+        st.open_count = st.open_count - is_order.long()
+        st.parked |= (st.open_count == 0).unsqueeze(1) & (st.vehicle_node == self.home)
 
-        next_clock, nxt = self.vehicle_free.masked_fill(self.state.parked, math.inf).min(dim=1)
-        done = self.state.parked.all(1)
-        self.state.current = torch.where(done, v, nxt)
-        self.state.clock = torch.where(done, now, next_clock)
-        self.state.done = done
+        next_clock, nxt = self.vehicle_free.masked_fill(st.parked, math.inf).min(dim=1)
+        done = st.parked.all(1)
+        st.current = torch.where(done, v, nxt)
+        st.clock = torch.where(done, now, next_clock)
+        st.done = done
         self._row = None
         self._mask = None
         self._last_obs = None
 
-        truncated = ((self.state.t + 1) >= self.horizon) & ~done
+        truncated = ((st.t + 1) >= self.horizon) & ~done
         end = (done | truncated) & live
         # orders lost at this step: the clock (the earliest a vehicle is free) passed their latest start, or the
         # episode ended. The clock never runs back, so an unserved order is counted once: in the step whose clock
         # interval [now, new clock) holds its latest start, or in the last step if that is still ahead.
-        still_open = self.state.valid & ~self.state.served & (self.state.latest_start >= now.unsqueeze(1))
-        lapsed = (self.state.latest_start < self.state.clock.unsqueeze(1)) | end.unsqueeze(1)
+        still_open = st.valid & ~st.served & (st.latest_start >= now.unsqueeze(1))
+        lapsed = (st.latest_start < st.clock.unsqueeze(1)) | end.unsqueeze(1)
         newly_lost = still_open & lapsed & live.unsqueeze(1)
         is_order_f = is_order.to(torch.float64)
         kpis = torch.stack(  # in the order of KPI_NAMES
@@ -537,7 +537,7 @@ class DispatchCore(BatchedCore[DispatchState]):
             ],
             dim=1,
         )
-        reward = ((kpis * self.state.kpi_scale) @ self._reward_weights).to(torch.float32)
+        reward = ((kpis * st.kpi_scale) @ self._reward_weights).to(torch.float32)
         return reward, done.clone(), truncated, KPIs(KPI_NAMES, values=kpis.to(torch.float32))
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:

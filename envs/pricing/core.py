@@ -327,7 +327,7 @@ class PricingCore(BatchedCore[PricingState]):
                 last_promotion=torch.zeros((B, C), **f32),
             )
         )
-        # the competitor's season drawn at reset (a cache of the stream keys), per env and period: log deviation,
+        # the competitor's season drawn at reset (a cache of the stream keys), period-major (T + 1, B, ...): log deviation,
         # price ratio, outside weight (1 + competitor's MNL weight), mean ratio
         self._competitor_paths: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.list_index = int(np.argmin(np.abs(self.price_ladder - 1.0)))
@@ -356,12 +356,12 @@ class PricingCore(BatchedCore[PricingState]):
     def _reset_competitor_paths(self, start: torch.Tensor, mask: torch.Tensor) -> None:
         """Draw the competitor's whole season for the environments that start over (it ignores the policy)."""
         assert self._episode_keys is not None
-        deviation = self.demand.competitor_path(start, self._episode_keys[:, : self.horizon])  # (B, T + 1, K)
+        deviation = self.demand.competitor_path(start, self._episode_keys[: self.horizon])  # (T + 1, B, K)
         ratio = self.demand.competitor_ratio(deviation)
         fresh = (deviation, ratio, self.demand.outside_weight(ratio), self._sku_mean(ratio))
         if self._competitor_paths is not None and mask is not self._all_envs and not bool(mask.all()):
             fresh = tuple(  # type: ignore[assignment]
-                torch.where(mask.view(-1, *[1] * (new.dim() - 1)), new, old)
+                torch.where(mask.view(1, -1, *[1] * (new.dim() - 2)), new, old)
                 for new, old in zip(fresh, self._competitor_paths)
             )
         self._competitor_paths = fresh
@@ -381,10 +381,10 @@ class PricingCore(BatchedCore[PricingState]):
         self._masks = None  # the new period's masks
         return obs
 
-    def _now(self, *tables: torch.Tensor) -> list[torch.Tensor]:
-        """Row ``t`` of per-env, per-period tables ``(B, T + 1, ...)`` for every env."""
+    def _now(self, *tables: torch.Tensor, ahead: int = 0) -> list[torch.Tensor]:
+        """Row ``t`` (``t + ahead``) of period-major, per-env tables ``(T + 1, B, ...)`` for every env."""
         draw = self.step_draw()  # it looks the rows up, and finds them once for all the tables
-        return [draw.at_period(table) for table in tables]
+        return [draw.at_period(table[ahead:] if ahead else table) for table in tables]
 
     @property
     def competitor(self) -> torch.Tensor:
@@ -420,16 +420,17 @@ class PricingCore(BatchedCore[PricingState]):
         return self.period_rows(self._allowed)
 
     def observe(self) -> torch.Tensor:
+        st = self.state
         B = self.num_envs
-        parts = [self.state.on_hand]
+        parts = [st.on_hand]
         if self.has_replenishment and self.lead_time > 0:
-            parts.append(self.state.pipeline.reshape(B, -1))
-        parts.append(self.state.price.reshape(B, -1))
+            parts.append(st.pipeline.reshape(B, -1))
+        parts.append(st.price.reshape(B, -1))
         if self.demand.use_reference:
-            parts.append(self.state.reference.reshape(B, -1))
+            parts.append(st.reference.reshape(B, -1))
         if self.demand.use_competitor:
             parts.append(_batch(self._competitor_ratio_now(), B))
-        parts += [self.state.sales.reshape(B, -1), self.period_rows(self._calendar)]
+        parts += [st.sales.reshape(B, -1), self.period_rows(self._calendar)]
         if self.has_hold:
             parts.append(self.period_rows(self._allowed_f32))
         return torch.cat(parts, dim=1)
@@ -573,6 +574,7 @@ class PricingCore(BatchedCore[PricingState]):
         return allocate(stock, asked, channel_sum(asked), earlier)
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KPIs]:
+        st = self.state
         B, K, C = self.num_envs, self.num_skus, self.num_channels
         demand = self.demand
         n_price = self._n_price
@@ -591,7 +593,7 @@ class PricingCore(BatchedCore[PricingState]):
                 action = self._joint_table.index_select(0, action.view(-1))
             index = (action[:, :n_price] if self._action_width > n_price else action).reshape(B, K, C)
             if hold is not None:
-                index = torch.where(hold, self.state.price_index, index)
+                index = torch.where(hold, st.price_index, index)
             cell = index + self._price_offsets
             price = self._level_price.take(cell)
             level_term = self._level_term.take(cell)
@@ -606,18 +608,18 @@ class PricingCore(BatchedCore[PricingState]):
         else:
             price, _, promo, orders = self.decode_action(action)
             if hold is not None:
-                price = torch.where(hold, self.state.price, price)
+                price = torch.where(hold, st.price, price)
             if promo is not None and demand.use_promotion:
                 boost = demand.promotion_boost(promo)
 
         # re-orders and arrivals
-        on_hand = self.state.on_hand
+        on_hand = st.on_hand
         order_cost: torch.Tensor | None = None
         ordered: torch.Tensor | None = None
         if orders is not None:
-            full = torch.cat([self.state.pipeline, orders.unsqueeze(-1)], dim=-1)
+            full = torch.cat([st.pipeline, orders.unsqueeze(-1)], dim=-1)
             on_hand = on_hand + full[..., 0]
-            self.state.pipeline = full[..., 1:]
+            st.pipeline = full[..., 1:]
             ordered = orders.sum(1)
             if self._order_fixed > 0:
                 order_cost = (orders > 0).to(torch.float32).sum(1) * self._order_fixed
@@ -638,7 +640,7 @@ class PricingCore(BatchedCore[PricingState]):
             else:
                 v = level_term if level_term is not None else demand.base_utility(price)
                 if demand.use_reference:
-                    v = demand.reference_utility(v, price, self.state.reference)
+                    v = demand.reference_utility(v, price, st.reference)
                 weight = torch.exp(v)
             outside = self._one
             if demand.use_competitor:
@@ -653,14 +655,14 @@ class PricingCore(BatchedCore[PricingState]):
             on_hand, asked, total, demand_units, self._earlier, self._sell_constants
         )
         on_hand = on_hand - sold
-        self.state.on_hand = on_hand
+        st.on_hand = on_hand
 
         # money and prices, summed per env: the figures over cells (SKU x channel) in one reduction, those over
         # SKUs in another (each row of weights turns a quantity into its figure; means weigh by 1 / count)
         sold_at = price * sales  # revenue per cell in list prices
         per_cell = {"revenue": sold_at, "net_revenue": sold_at, "mean_price_ratio": price}
-        per_cell["price_jump"] = (price - self.state.price).abs()
-        stock_left = on_hand + self.state.pipeline.sum(-1) if self.lead_time > 0 else on_hand
+        per_cell["price_jump"] = (price - st.price).abs()
+        stock_left = on_hand + st.pipeline.sum(-1) if self.lead_time > 0 else on_hand
         per_sku = {"cost_of_goods_sold": sold, "leftover_value": stock_left, "on_hand_units": on_hand}
         per_sku["holding_cost"] = on_hand
         if C == 2:
@@ -693,19 +695,18 @@ class PricingCore(BatchedCore[PricingState]):
         # state updates
         if demand.use_reference:
             keep, pull = self._smoothing_factors
-            self.state.reference = torch.addcmul(pull * price, keep, self.state.reference)  # keep r + pull x
+            st.reference = torch.addcmul(pull * price, keep, st.reference)  # keep r + pull x
         if self._competitor_paths is not None:  # the season drawn at reset: the deviation of the next period
-            ahead = (self.state.t + 1).view(-1, 1, 1).expand(-1, 1, self.num_skus)
-            self.state.competitor_deviation = self._competitor_paths[0].gather(1, ahead).squeeze(1)
+            st.competitor_deviation = self._now(self._competitor_paths[0], ahead=1)[0]
         elif demand.competitor_moves:
-            self.state.competitor_deviation = demand.competitor_step(self.state.competitor_deviation, self.step_draw())
-        self.state.price = price
+            st.competitor_deviation = demand.competitor_step(st.competitor_deviation, self.step_draw())
+        st.price = price
         if index is not None:
-            self.state.price_index = index
-        self.state.sales = sales
-        self.state.last_demand = asked
+            st.price_index = index
+        st.sales = sales
+        st.last_demand = asked
         if promo is not None:
-            self.state.last_promotion = promo
+            st.last_promotion = promo
 
         # the season's end: truncation, and the cost value of the stock left
         truncated = self.period_rows(self._last)

@@ -347,17 +347,18 @@ class PricingDemand:
         )
 
     def competitor_path(self, start: torch.Tensor, step_keys: torch.Tensor) -> torch.Tensor:
-        """Log deviations of a whole season, ``(B, T + 1, K)``, from the start ``(B, K)`` and the step keys ``(B, T)``.
+        """Log deviations of a whole season, period-major ``(T + 1, B, K)``, from the start ``(B, K)`` and the
+        step keys, period-major ``(T, B)``.
 
         The competitor ignores the policy, so its season is drawn at reset: entry ``t + 1``
         equals :meth:`competitor_step` of entry ``t`` with the keys of step ``t``.
         """
-        shocks = self.cfg.demand.competitor.volatility * _normal(self._site_competitor.uniform(step_keys))  # (B, T, K)
+        shocks = self.cfg.demand.competitor.volatility * _normal(self._site_competitor.uniform(step_keys))  # (T, B, K)
         keep = torch.tensor(self._comp_keep, dtype=torch.float32, device=start.device)  # a cheaper operand, same value
         path = [start]
-        for shock in shocks.unbind(1):  # the recursion itself: two operations per period
+        for shock in shocks.unbind(0):  # the recursion itself: two operations per period
             path.append(keep * path[-1] + shock)
-        return torch.stack(path, dim=1)
+        return torch.stack(path, dim=0)
 
     def competitor_ratio(self, deviation: torch.Tensor) -> torch.Tensor:
         """Competitor price as a multiple of list price, ``(B, K)``."""

@@ -251,7 +251,6 @@ class WarehouseCore(BatchedCore[WarehouseState]):
 
         self._kpi_matrix, self._reward_matrix = self._kpi_maps()
         self._zero = torch.zeros(num_envs, **f32)
-        self._scalar_zero, self._scalar_one = torch.zeros((), **f32), torch.ones((), **f32)
         # zeros standing in for the promotion / outage blocks when those features are off
         absent = 0 if self.has_promotions and self.has_outages else (W * S if not self.has_promotions else 1)
         if not self.has_promotions and not self.has_outages:
@@ -306,21 +305,22 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         self.demand_model.reset(self.state.demand_state, mask, _rng.mix32(self.state.stream_key ^ 0x5BD1E995))
 
     def observe(self) -> torch.Tensor:
+        st = self.state
         B = self.num_envs
-        parts = [self.state.inventory.reshape(B, -1)]
+        parts = [st.inventory.reshape(B, -1)]
         if self.max_lead:
-            parts.append(self.state.pipeline[..., :-1].reshape(B, -1))
+            parts.append(st.pipeline[..., :-1].reshape(B, -1))
         if not self.lost_sales:
-            parts.append(self.state.backlog.reshape(B, -1))
-        if self.state.demand_history.shape[-1]:
-            parts.append(self.state.demand_history.reshape(B, -1))
+            parts.append(st.backlog.reshape(B, -1))
+        if st.demand_history.shape[-1]:
+            parts.append(st.demand_history.reshape(B, -1))
         parts.append(self.period_rows(self._calendar))
         if self.has_promotions:
-            parts.append((self.state.demand_state["promo_left"] > 0).to(torch.float32).reshape(B, -1))
+            parts.append((st.demand_state["promo_left"] > 0).to(torch.float32).reshape(B, -1))
         elif self.has_outages:
             parts.append(self._absent_blocks)
         if self.has_outages:
-            parts.append(self.state.outage_left.to(torch.float32).unsqueeze(1))
+            parts.append(st.outage_left.to(torch.float32).unsqueeze(1))
         elif self._absent_blocks.shape[1]:
             parts.append(self._absent_blocks if not self.has_promotions else self._absent_blocks[:, :1])
         return torch.cat(parts, dim=1)
@@ -362,6 +362,7 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         return stock - take
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        st = self.state
         B, W, _N = self.num_envs, self.num_warehouses, self.num_nodes
         key = self.step_draw()
         zero = self._zero
@@ -369,18 +370,18 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         placed = requested
         refused = zero
         down = zero
-        inv = self.state.inventory
+        inv = st.inventory
 
         if self.has_outages:
             dis = self.config.disruptions
-            start = (self.state.outage_left == 0) & (self._site_outage.uniform(key)[:, 0] < dis.outage_probability)
-            self.state.outage_left = torch.where(start, dis.outage_duration, self.state.outage_left)
-            is_down = self.state.outage_left > 0
+            start = (st.outage_left == 0) & (self._site_outage.uniform(key)[:, 0] < dis.outage_probability)
+            st.outage_left = torch.where(start, dis.outage_duration, st.outage_left)
+            is_down = st.outage_left > 0
             blocked = is_down.view(-1, 1, 1) & self._from_supplier.view(1, -1, 1)
             placed = torch.where(blocked, 0.0, requested)
             refused = (requested - placed).sum((1, 2))
             down = is_down.to(torch.float32)
-            self.state.outage_left = (self.state.outage_left - 1).clamp(min=0)
+            st.outage_left = (st.outage_left - 1).clamp(min=0)
 
         shipped_out = None
         if self.has_dc:
@@ -399,12 +400,12 @@ class WarehouseCore(BatchedCore[WarehouseState]):
             if self.has_spikes:
                 dis = self.config.disruptions
                 lead = lead + (self._site_spike.uniform(key) < dis.spike_probability).long() * dis.spike_periods
-            pipe = self.state.pipeline.scatter_add(3, lead.unsqueeze(-1), placed.unsqueeze(-1))
+            pipe = st.pipeline.scatter_add(3, lead.unsqueeze(-1), placed.unsqueeze(-1))
         else:
             # placed * 0 or * 1 is exact, so this is pipeline + placed * onehot in one operation
-            pipe = torch.addcmul(self.state.pipeline, placed.unsqueeze(-1), self._lead_onehot)
+            pipe = torch.addcmul(st.pipeline, placed.unsqueeze(-1), self._lead_onehot)
         arrivals = pipe[..., 0]
-        self.state.pipeline = torch.cat([pipe[..., 1:], self._empty_slot], dim=-1)
+        st.pipeline = torch.cat([pipe[..., 1:], self._empty_slot], dim=-1)
 
         overflow_units = zero
         if self.has_capacity and self.config.overflow == "cut":
@@ -424,17 +425,17 @@ class WarehouseCore(BatchedCore[WarehouseState]):
             inv = torch.cat([inv[..., :-1], fresh.unsqueeze(-1)], dim=-1)
             on_hand = inv[:, :W].sum(-1) if self.has_dc else inv.sum(-1)
 
-        demand = self.demand_model.sample(self.state.t, key, self.state.demand_state)
+        demand = self.demand_model.sample(st.t, key, st.demand_state)
         if self.lost_sales:
             sales = torch.minimum(on_hand, demand)
             served_now = sales
             short_units = demand - sales
         else:
-            owed = demand + self.state.backlog
+            owed = demand + st.backlog
             sales = torch.minimum(on_hand, owed)
-            served_now = sales - torch.minimum(on_hand, self.state.backlog)
-            self.state.backlog = owed - sales
-            short_units = self.state.backlog
+            served_now = sales - torch.minimum(on_hand, st.backlog)
+            st.backlog = owed - sales
+            short_units = st.backlog
         if one_bucket:
             left = on_hand - sales
             end_stock = torch.cat([left, fresh[:, W:]], dim=1) if self.has_dc else left
@@ -456,7 +457,7 @@ class WarehouseCore(BatchedCore[WarehouseState]):
             waste_units = expired.sum((1, 2))
             waste_cost = (expired * self._waste_cost).sum((1, 2))
             inv = torch.nn.functional.pad(inv[..., 1:], (0, 1))
-        self.state.inventory = inv
+        st.inventory = inv
         self.flows = {
             "ordered": placed,
             "received": arrivals,
@@ -464,10 +465,10 @@ class WarehouseCore(BatchedCore[WarehouseState]):
             "expired": expired,
             "shipped_out": shipped_out,
         }
-        self.state.last_demand = demand
-        self.state.last_orders = requested
-        if self.state.demand_history.shape[-1]:
-            self.state.demand_history = torch.cat([self.state.demand_history[..., 1:], demand.unsqueeze(-1)], dim=-1)
+        st.last_demand = demand
+        st.last_orders = requested
+        if st.demand_history.shape[-1]:
+            st.demand_history = torch.cat([st.demand_history[..., 1:], demand.unsqueeze(-1)], dim=-1)
 
         # KPI sums: the per-cell figures (quantities times their unit values) stacked and summed in one
         # reduction (one per side of the network with a DC, where warehouses and nodes differ), then one linear map
@@ -485,18 +486,15 @@ class WarehouseCore(BatchedCore[WarehouseState]):
             )
         else:
             sums = (torch.stack(customer + node, dim=1) * self._cell_factors).sum((2, 3))
-        extras = [self.state.pipeline.sum((1, 2, 3))]
+        extras = [st.pipeline.sum((1, 2, 3))]
         if self.perishable:
             extras += [waste_units, waste_cost]
         if self.has_capacity:
             extras.append(overflow_units if self.config.overflow == "cut" else overflow_cost)
         if self.has_outages:
             extras += [refused, down]
-        demand_total = sums[:, 2]  # whole units, so the fill rate is served / demand, and 1 without demand
-        # (0 and 1 as tensors: cheaper operands than Python numbers, the same values)
-        extras.append(
-            (sums[:, 5] + (demand_total == self._scalar_zero)) / torch.maximum(demand_total, self._scalar_one)
-        )
+        # the fill rate: served / demand, and 1 without demand (0 / 0, the only NaN: served <= demand)
+        extras.append(torch.nan_to_num(sums[:, 5] / sums[:, 2], nan=1.0))
         raw = torch.cat([sums, torch.stack(extras, dim=1)], dim=1)
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw @ self._reward_matrix

@@ -197,7 +197,8 @@ class SyntheticDemand:
         return (pos - row * self.grid_size).to(torch.float32)
 
     def _counts_on_table(self, uniforms: torch.Tensor) -> torch.Tensor:
-        """Counts of every period of the episodes from their uniforms ``(B, T + 1, W, S)``, without promotions.
+        """Counts of every period of the episodes from their uniforms, period-major ``(T + 1, B, W, S)``, without
+        promotions.
 
         The same searches as :meth:`sample` makes period by period, so the same counts.
         """
@@ -205,7 +206,7 @@ class SyntheticDemand:
         if self.num_modes == 1:
             pos = torch.searchsorted(self._table, uniforms.to(torch.float64) + self._row_f64)
             return (pos - self._row_start).to(torch.float32)
-        mode = self._phase(torch.arange(uniforms.shape[1], device=self.device)).view(1, -1, 1, 1)
+        mode = self._phase(torch.arange(uniforms.shape[0], device=self.device)).view(-1, 1, 1, 1)
         row = mode * self._cells + self._cell_index
         pos = torch.searchsorted(self._table, row.to(torch.float64) + uniforms.to(torch.float64))
         return (pos - row * self.grid_size).to(torch.float32)
