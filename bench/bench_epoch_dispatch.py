@@ -55,11 +55,11 @@ def bench(policy: Any, episodes: int, iterations: int) -> dict[str, float]:
             mask = torch.as_tensor(info["action_mask"])[None]
             action = policy.act(torch.as_tensor(obs)[None], None, mask)[0].numpy()
             decisions += int(env.open_orders().sum())
-            obs, reward, done, _, info = env.step(action)
+            obs, _, done, _, info = env.step(action)
             elapsed += time.perf_counter() - start
             epochs += 1
-            distance -= float(reward[0])
-            unserved -= float(reward[2])
+            distance += float(info["travel_distance"])
+            unserved += float(info["orders_unserved"])
     return {
         "epochs_per_s": epochs / elapsed,
         "decisions_per_s": decisions / elapsed,
