@@ -30,7 +30,8 @@ Rules, in the order a step applies them:
 
 Instances come from the Dispatch family's generator or instance file, drawn from the same keys:
 an episode of this env and one of ``paretochain/Dispatch-v0`` with the same seed and config
-have the same orders. The dynamics run on the host (numpy and PyVRP), one environment per object.
+have the same orders. The dynamics run on the host (numpy and PyVRP), one environment per object;
+:class:`~paretochain.envs.dispatch.epoch_core.EpochDispatchCore` steps a batch of them (``make_vec``).
 """
 
 from __future__ import annotations
@@ -191,6 +192,15 @@ def route_orders(job: RoutingJob) -> list[Trip]:
     return solution_trips(best, job.slots, groups, job.scales[1])
 
 
+class _BatchedView:
+    """``EpochDispatchEnv.core_cls``: the batched view's class, imported on first use (its module imports this one)."""
+
+    def __get__(self, instance: object, owner: type) -> type:
+        from paretochain.envs.dispatch.epoch_core import EpochDispatchCore
+
+        return EpochDispatchCore
+
+
 class EpochDispatchEnv(gym.Env):
     """A shift of deliveries decided epoch by epoch: dispatch each released order now or later.
 
@@ -252,6 +262,8 @@ class EpochDispatchEnv(gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 (Gymnasium's attribute)
     config_cls = EpochDispatchConfig
+    #: the batched view (``make_vec``): :class:`~paretochain.envs.dispatch.epoch_core.EpochDispatchCore`
+    core_cls = _BatchedView()
 
     def __init__(
         self,
@@ -636,6 +648,10 @@ class EpochDispatchEnv(gym.Env):
             globals_,
             self._obs_high,
         )
+
+    def report_figures(self, history: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """No route maps for this mode yet: evaluation reports skip its trajectory figures."""
+        raise NotImplementedError("DispatchEpoch-v0 draws no report figures")
 
     def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode != "ansi":
