@@ -96,6 +96,13 @@ class EpochConfig(ConfigModel):
     allow_lateness: bool = Field(
         default=False, description="routes may start services up to max_lateness_min after a window closes"
     )
+    routing_workers: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="batched view (make_vec): processes routing the environments of a step in parallel; 0 routes "
+        "them one after the other in this process (the results are the same)",
+    )
 
 
 class EpochDispatchConfig(DispatchConfig):

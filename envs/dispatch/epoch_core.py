@@ -41,7 +41,7 @@ class EpochDispatchCore(BatchedCore[BatchState]):
         num_envs: batch size.
         device: where observations, rewards and masks are returned (the dynamics run on the host).
         routing_workers: processes solving the environments' routing problems in parallel; 0 solves
-            them in this process, one after the other.
+            them in this process, one after the other; None: the config's ``epoch.routing_workers``.
     """
 
     fixed_horizon = False
@@ -51,9 +51,11 @@ class EpochDispatchCore(BatchedCore[BatchState]):
         config: EpochDispatchConfig,
         num_envs: int = 1,
         device: str | torch.device = "cpu",
-        routing_workers: int = 0,
+        routing_workers: int | None = None,
     ) -> None:
         super().__init__(num_envs, device)
+        if routing_workers is None:
+            routing_workers = config.epoch.routing_workers
         if routing_workers < 0:
             raise ConfigError(f"routing_workers must be >= 0, got {routing_workers}")
         self.config = config
