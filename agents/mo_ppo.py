@@ -41,6 +41,7 @@ from pydantic import Field
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.networks import (
     Actor,
+    OrderDecisionActor,
     PointerActor,
     PreferenceTorso,
     SlotAttentionEncoder,
@@ -117,7 +118,7 @@ class MOPPOConfig(ConfigModel):
     )
     pointer: bool = Field(
         default=True,
-        description="with the attention encoder and a Discrete action whose first choices are the slots (Dispatch: serve order slot a), score each slot from its own embedding (PointerActor) instead of one fixed output per slot position",
+        description="with the attention encoder, score each slot from its own embedding instead of one fixed output per slot position: a Discrete action whose first choices are the slots (Dispatch: serve order slot a; PointerActor), or one 0/1 decision per slot (DispatchEpoch: dispatch now; OrderDecisionActor)",
     )
     hidden_sizes: list[int] = Field(
         default=[64, 64],
@@ -183,7 +184,17 @@ class MOPPO:
             and isinstance(self.action_space, spaces.Discrete)
             and int(self.action_space.n) > encoder.num_slots
         ):
-            self.actor: Actor | PointerActor = PointerActor(actor_torso, int(self.action_space.n)).to(self.device)
+            self.actor: Actor | PointerActor | OrderDecisionActor = PointerActor(
+                actor_torso, int(self.action_space.n)
+            ).to(self.device)
+        elif (
+            cfg.pointer
+            and isinstance(encoder, SlotAttentionEncoder)
+            and isinstance(self.action_space, spaces.MultiDiscrete)
+            and self.action_space.nvec.shape == (encoder.num_slots,)
+            and bool((self.action_space.nvec == 2).all())
+        ):
+            self.actor = OrderDecisionActor(actor_torso, encoder.num_slots).to(self.device)
         else:
             self.actor = Actor(actor_torso, make_head(self.action_space, actor_torso.out_dim)).to(self.device)
         self.critic = VectorCritic(torso(), k).to(self.device)
@@ -225,7 +236,7 @@ class MOPPO:
         self.imitation_steps = 0
         self.imitation_teacher: str | None = None
         # the policy imitation produced, frozen with its observation normaliser (with anchor_coef > 0)
-        self._anchor: tuple[Actor | PointerActor, ObservationNormalizer] | None = None
+        self._anchor: tuple[Actor | PointerActor | OrderDecisionActor, ObservationNormalizer] | None = None
         self._started = False
         self.episodes = EpisodeTracker(self.num_envs, k, self.device)
 

@@ -337,6 +337,63 @@ class PointerActor(nn.Module):
         return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
 
 
+class OrderDecisionActor(nn.Module):
+    """Preference-conditioned per-order decisions: one dispatch-now logit per order slot, from that slot's embedding.
+
+    For a ``MultiDiscrete([2] * num_slots)`` action (``DispatchEpoch-v0``: 1 dispatches the order
+    in the slot now, 0 postpones it). Each slot's logit comes from its own embedding of the
+    :class:`SlotAttentionEncoder` and the preference-conditioned summary of the whole
+    observation, through one small network shared by all slots: permuting the order slots (with
+    their validity flags) permutes the decisions, and a padded slot changes no other slot's
+    decision (attention and pooling skip it). The mask (flat ``[postpone allowed, dispatch
+    allowed]`` per slot) forces must-go orders and keeps empty slots at 0. Same interface as
+    :class:`Actor`; logits are ``(B, num_slots, 2)`` with postponing at 0.
+
+    Args:
+        torso: a :class:`PreferenceTorso` whose encoder is a :class:`SlotAttentionEncoder`.
+        num_slots: order slots of the action (the encoder's).
+    """
+
+    def __init__(self, torso: PreferenceTorso, num_slots: int) -> None:
+        super().__init__()
+        encoder = torso.encoder
+        if not isinstance(encoder, SlotAttentionEncoder):
+            raise ValueError("OrderDecisionActor needs the attention encoder")
+        if num_slots != encoder.num_slots:
+            raise ValueError(f"OrderDecisionActor: {num_slots} decisions for the encoder's {encoder.num_slots} slots")
+        self.torso = torso
+        self.num_slots = num_slots
+        width = int(encoder.embed_dim)
+        self.summary = layer_init(nn.Linear(int(torso.out_dim), width))
+        self.hidden = layer_init(nn.Linear(2 * width, width))
+        self.dispatch = layer_init(nn.Linear(width, 1), gain=0.01)
+
+    def masked_logits(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_slots, 2)`` (postpone, dispatch) with masked-out choices at :data:`MASKED_LOGIT`."""
+        pooled, slots = self.torso.encoder.encode(obs)  # type: ignore[operator]
+        hidden = self.torso.net(torch.cat([pooled, preference], dim=1))
+        summary = torch.tanh(self.summary(hidden)).unsqueeze(1).expand(-1, slots.shape[1], -1)
+        score = self.dispatch(torch.tanh(self.hidden(torch.cat([slots, summary], dim=2))))
+        logits = torch.cat([torch.zeros_like(score), score], dim=2)
+        allowed = action_mask.to(torch.bool).reshape(obs.shape[0], self.num_slots, 2)
+        return mask_logits(logits, allowed)
+
+    def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """``(B, num_slots)`` int64: 1 dispatches the slot's order now."""
+        return self.masked_logits(obs, preference, action_mask).argmax(-1)
+
+    def sample(
+        self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        action, logp = sample_logits(self.masked_logits(obs, preference, action_mask))
+        return action, action, logp
+
+    def evaluate(
+        self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
+
+
 class SquashedGaussianHead(nn.Module):
     """Box actions ``low + (tanh(u) + 1) / 2 * (high - low)`` with ``u ~ Normal(mean(h), exp(log_std))``.
 

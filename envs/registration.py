@@ -11,7 +11,6 @@ import torch
 from paretochain.envs.family import Family
 from paretochain.envs.memory import check_memory
 from paretochain.envs.views import BatchedVectorEnv, SingleEnv, check_invalid_action_mode
-from paretochain.errors import ConfigError
 
 #: The record of every family, by registered id (one entry per family; see :class:`Family`).
 FAMILIES: dict[str, Family] = {
@@ -35,6 +34,14 @@ FAMILIES: dict[str, Family] = {
             scenarios="paretochain.evaluate.scenarios:DISPATCH_SCENARIOS",
         ),
         Family(
+            name="dispatch_epoch",
+            env_id="paretochain/DispatchEpoch-v0",
+            env="paretochain.envs.dispatch.epoch:EpochDispatchEnv",
+            configs="dispatch",
+            baselines="paretochain.evaluate.baselines:EPOCH_DISPATCH_BASELINES",
+            scenarios="paretochain.evaluate.scenarios:DISPATCH_SCENARIOS",
+        ),
+        Family(
             name="pricing",
             env_id="paretochain/Pricing-v0",
             env="paretochain.envs.pricing.env:PricingEnv",
@@ -44,11 +51,6 @@ FAMILIES: dict[str, Family] = {
             fronts="paretochain.evaluate.baselines:pricing_fronts",
         ),
     )
-}
-
-#: Registered ids with a single view only (no batched core, so no ``make_vec``).
-SINGLE_ENTRY_POINTS: dict[str, str] = {
-    "paretochain/DispatchEpoch-v0": "paretochain.envs.dispatch.epoch:EpochDispatchEnv",
 }
 
 
@@ -71,11 +73,6 @@ def get_family(key: str) -> Family:
 
 def env_class(env_id: str) -> type[SingleEnv]:
     """The single-view class registered under ``env_id``."""
-    if env_id in SINGLE_ENTRY_POINTS:
-        raise ConfigError(
-            f"{env_id} has no batched core, so no make_vec: use gymnasium.make (or gymnasium.make_vec, "
-            "a SyncVectorEnv of single envs)"
-        )
     if env_id not in FAMILIES:
         raise gym.error.UnregisteredEnv(f"unknown environment id {env_id!r}; paretochain registers {sorted(FAMILIES)}")
     return FAMILIES[env_id].env_class
@@ -136,9 +133,6 @@ def register_envs() -> None:
             vector_entry_point=functools.partial(_vector_entry, env_id),
             disable_env_checker=True,
         )
-    for env_id, entry_point in SINGLE_ENTRY_POINTS.items():
-        if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point, disable_env_checker=True)
 
 
 def _vector_entry(env_id: str, num_envs: int, **kwargs: Any) -> BatchedVectorEnv:

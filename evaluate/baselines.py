@@ -22,6 +22,7 @@ from paretochain.seeds import TUNING_SEEDS
 
 __all__ = [
     "DISPATCH_BASELINES",
+    "EPOCH_DISPATCH_BASELINES",
     "PRICING_BASELINES",
     "WAREHOUSE_BASELINES",
     "BaselineFront",
@@ -182,6 +183,55 @@ DISPATCH_BASELINES: tuple[Baseline, ...] = (
     _dispatch_policy("savings", "SavingsPolicy", _all_orders_known),
     _dispatch_policy("pyvrp_rolling", "PyVRPRollingPolicy", time_limit_s=0.05),
     _dispatch_policy("pyvrp_hindsight", "PyVRPHindsightPolicy", time_limit_s=1.0),
+)
+
+
+# ---------------------------------------------------------------------- Dispatch, epoch mode
+
+
+def _epoch_greedy(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines.epoch import GreedyEpochPolicy
+
+    return lambda env: GreedyEpochPolicy()
+
+
+def _epoch_lazy(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines.epoch import LazyEpochPolicy
+
+    return lambda env: LazyEpochPolicy()
+
+
+def _epoch_random(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines.epoch import RandomEpochPolicy
+
+    return lambda env: RandomEpochPolicy(p=0.5, seed=0)
+
+
+def _epoch_rollout(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines.epoch import PerEnvironmentPolicy, RolloutEpochPolicy
+
+    # each scenario's search gets the env's own routing budget
+    budget = {"iterations": cfg.epoch.routing_iterations, "time_limit_s": cfg.epoch.routing_time_limit_s}
+    return lambda env: PerEnvironmentPolicy(env, lambda e: RolloutEpochPolicy(e, num_scenarios=4, **budget))
+
+
+def _epoch_hindsight(cfg: Any, tuning: Tuning) -> Factory:
+    from paretochain.agents.baselines.epoch import HindsightEpochPolicy, PerEnvironmentPolicy
+
+    # the whole shift in one search: four times the env's per-epoch routing budget
+    budget = {"iterations": 4 * cfg.epoch.routing_iterations, "time_limit_s": 4 * cfg.epoch.routing_time_limit_s}
+    return lambda env: PerEnvironmentPolicy(env, lambda e: HindsightEpochPolicy(e, **budget))
+
+
+#: The epoch mode's baselines (``paretochain/DispatchEpoch-v0``; :mod:`paretochain.agents.baselines.epoch`).
+#: The rollout and hindsight searches scale with the config's ``epoch.routing_iterations`` and
+#: ``epoch.routing_time_limit_s``; the hindsight plan is a time-limited upper bound, not the optimum.
+EPOCH_DISPATCH_BASELINES: tuple[Baseline, ...] = (
+    Baseline("greedy", _epoch_greedy),
+    Baseline("lazy", _epoch_lazy),
+    Baseline("random", _epoch_random),
+    Baseline("rollout", _epoch_rollout),
+    Baseline("hindsight", _epoch_hindsight),
 )
 
 

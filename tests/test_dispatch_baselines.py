@@ -114,3 +114,83 @@ def test_pyvrp_hindsight_plan_runs_in_the_env_at_its_planned_distance_with_every
     assert np.all(result.kpis["orders_on_time"] == 20)
     nearest = rollout(env, NearestNeighbourPolicy(env), [0, 1])
     assert result.kpis["orders_on_time"].sum() >= nearest.kpis["orders_on_time"].sum()
+
+
+# ---------------------------------------------------------------------- serving beats parking
+
+
+class ParkingPolicy:
+    """Sends every vehicle home at once: it parks and no order is ever served."""
+
+    def __init__(self, env: object) -> None:
+        self.depot_move = env.single_action_space.n - 2  # type: ignore[attr-defined]
+
+    def act(self, obs: torch.Tensor, preference: object = None, action_mask: object = None) -> torch.Tensor:
+        return torch.full((obs.shape[0],), self.depot_move, dtype=torch.int64)
+
+
+SMALL_SHIFT = {"generator": {"num_customers": 8}}
+
+
+def _scalarised_returns(objectives: list[str], weights: dict[str, float]) -> dict[str, float]:
+    from paretochain.agents.sb3.scalarize import make_scalarization
+
+    seeds = list(range(8))
+    env = make_vec("paretochain/Dispatch-v0", len(seeds), config="default", objectives=objectives, **SMALL_SHIFT)
+    scalarization = make_scalarization(env.core.objectives.names, weights)
+    scores = {}
+    for name, policy in (("parking", ParkingPolicy(env)), ("nearest_neighbour", NearestNeighbourPolicy(env))):
+        result = rollout(env, policy, seeds)
+        scores[name] = float(scalarization(result.returns).mean())
+    return scores
+
+
+def test_parking_scores_worse_than_nearest_neighbour_under_the_sb3_config_scalarisation() -> None:
+    from paretochain.train.config import load_run_config
+
+    run = load_run_config("dispatch_sb3_maskable_ppo")
+    assert isinstance(run.preference, dict)
+    env_cfg = make_vec("paretochain/Dispatch-v0", 1, config="default").config  # type: ignore[attr-defined]
+    scores = _scalarised_returns(list(env_cfg.objectives), run.preference)
+    assert scores["parking"] < scores["nearest_neighbour"]
+
+
+def test_parking_scores_worse_than_nearest_neighbour_under_equal_weights_of_the_default_objectives() -> None:
+    from paretochain.envs.dispatch.config import DispatchConfig
+
+    names = list(DispatchConfig().objectives)
+    scores = _scalarised_returns(names, dict.fromkeys(names, 1.0))
+    assert scores["parking"] < scores["nearest_neighbour"]
+
+
+def test_with_distance_alone_in_place_of_service_cost_parking_wins_the_same_weights() -> None:
+    # the failure the default objectives prevent: 0 km driven outweighs a few orders left unserved
+    names = ["travel_distance", "on_time_rate", "unserved_orders"]
+    scores = _scalarised_returns(names, {"travel_distance": 0.4, "on_time_rate": 0.3, "unserved_orders": 0.3})
+    assert scores["parking"] > scores["nearest_neighbour"]
+
+
+def test_an_unserved_order_costs_more_than_serving_it_on_a_round_trip_of_its_own() -> None:
+    env = make_vec("paretochain/Dispatch-v0", 16, config="default")
+    core = env.core
+    env.reset(seed=list(range(16)))
+    depot_to_customer = torch.cdist(core.state.coords[:, :1], core.state.coords[:, 1:]).squeeze(1)
+    assert float(2 * depot_to_customer.max()) < core.unserved_penalty
+    assert core.unserved_penalty == pytest.approx(2 * 20.0 * np.sqrt(2))  # twice the corner round trip of 20 km
+
+
+def test_parking_loses_every_order_at_the_full_penalty_in_service_cost() -> None:
+    env = make_vec("paretochain/Dispatch-v0", 2, config="default", **SMALL_SHIFT)
+    result = rollout(env, ParkingPolicy(env), [0, 1])
+    cost = env.core.objectives.names.index("service_cost")
+    assert np.all(result.kpis["orders_unserved"] == 8)
+    np.testing.assert_allclose(result.returns[:, cost], -8 * env.core.unserved_penalty, rtol=1e-5)
+
+
+@pytest.mark.parametrize("value", [0.0, -3.0, float("inf"), float("nan")])
+def test_an_unserved_penalty_that_is_not_a_positive_finite_distance_is_refused_naming_the_field(value: float) -> None:
+    from paretochain.envs.dispatch.config import DispatchConfig
+    from paretochain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unserved_penalty"):
+        DispatchConfig.load("default", unserved_penalty=value)

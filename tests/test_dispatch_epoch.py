@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -259,11 +260,82 @@ def test_orders_are_lost_only_when_dispatched_but_not_routed_or_at_the_end(
     assert not env.late.any()  # hard windows by default
 
 
-def test_the_batched_constructor_refuses_the_epoch_env_and_gymnasium_vectorises_it() -> None:
-    with pytest.raises(ConfigError, match="no batched core"):
-        make_vec(ENV_ID, 2)
+def test_gymnasium_vectorises_the_epoch_env_through_the_batched_view() -> None:
     envs = gym.make_vec(ENV_ID, num_envs=2, **SMALL)
     obs, infos = envs.reset(seed=[1, 2])
     assert obs.shape == (2, envs.single_observation_space.shape[0])
     assert infos["action_mask"].shape == (2, 2 * 12)
     envs.close()
+
+
+def _greedy_rows(mask: np.ndarray) -> np.ndarray:
+    return mask.reshape(mask.shape[0], -1, 2)[..., 1].astype(np.int64)
+
+
+def _lazy_rows(mask: np.ndarray) -> np.ndarray:
+    return (~mask.reshape(mask.shape[0], -1, 2)[..., 0]).astype(np.int64)
+
+
+def test_the_batched_view_plays_the_single_envs_episodes_for_the_same_seeds() -> None:
+    seeds = [3, 4, 5]
+    vec = make_vec(ENV_ID, len(seeds), config="default", **SMALL)
+    obs, infos = vec.reset(seed=seeds)
+    singles = [EpochDispatchEnv("default", invalid_action="raise", **SMALL) for _ in seeds]
+    single_obs = np.stack([env.reset(seed=s)[0] for env, s in zip(singles, seeds)])
+    np.testing.assert_array_equal(obs, single_obs)
+    done = np.zeros(len(seeds), dtype=bool)
+    policies = [_greedy_rows, _lazy_rows, _greedy_rows]
+    while not done.all():
+        mask = infos["action_mask"]
+        action = np.stack([policies[i](mask[i : i + 1])[0] for i in range(len(seeds))])
+        obs, reward, terminated, _, infos = vec.step(action)
+        for i, env in enumerate(singles):
+            if done[i]:
+                continue
+            s_obs, s_reward, s_done, _, s_info = env.step(action[i])
+            np.testing.assert_allclose(reward[i], s_reward, rtol=1e-6)
+            assert infos["travel_distance"][i] == pytest.approx(s_info["travel_distance"], rel=1e-6)
+            assert bool(terminated[i]) == s_done
+            if not s_done:
+                np.testing.assert_array_equal(obs[i], s_obs)
+            done[i] = s_done
+
+
+def test_the_batched_view_refuses_a_decision_its_mask_forbids_naming_the_slot() -> None:
+    vec = make_vec(ENV_ID, 2, config="default", **SMALL)
+    _, infos = vec.reset(seed=[0, 1])
+    action = _lazy_rows(infos["action_mask"])
+    empty = np.flatnonzero(~infos["action_mask"][1].reshape(-1, 2)[:, 1])  # slots without an open order
+    assert empty.size, "half the orders are released later: some slots are empty at the first epoch"
+    action[1, empty[0]] = 1
+    with pytest.raises(ActionError, match=f"order slot {empty[0]} of env 1 holds no open order"):
+        vec.step(action)
+
+
+def test_routing_in_a_worker_pool_gives_the_episodes_of_routing_in_process() -> None:
+    from paretochain.envs.dispatch.epoch import EpochDispatchConfig
+    from paretochain.envs.dispatch.epoch_core import EpochDispatchCore
+
+    cfg = EpochDispatchConfig.load("default", **SMALL)
+    results = []
+    for workers in (0, 2):
+        core = EpochDispatchCore(cfg, num_envs=3, routing_workers=workers)
+        core.reset(seeds=[7, 8, 9])
+        total = np.zeros((3, len(core.objectives)))
+        distance = np.zeros(3)
+        for _ in range(core.horizon):
+            out = core.step(torch.as_tensor(_greedy_rows(core.action_masks().numpy())))
+            total += out.reward.numpy()
+            distance += out.kpis["travel_distance"].numpy()
+        core.close()
+        assert all(env.done for env in core.envs)
+        results.append((total, distance))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-6)
+
+
+def test_the_batched_view_cannot_take_a_state() -> None:
+    vec = make_vec(ENV_ID, 2, config="default", **SMALL)
+    vec.reset(seed=[0, 1])
+    with pytest.raises(ConfigError, match="cannot take a state"):
+        vec.core.state = vec.core.state.clone()

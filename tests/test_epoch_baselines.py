@@ -124,3 +124,65 @@ def test_hindsight_bound_is_below_greedy_and_lazy_and_rollout_beats_both_on_a_dy
 def test_random_policy_refuses_a_probability_outside_zero_one() -> None:
     with pytest.raises(ValueError, match="p must be in"):
         RandomEpochPolicy(p=1.5)
+
+
+# ---------------------------------------------------------------------- in paretochain evaluate
+
+EPOCH_BASELINE_NAMES = {"greedy", "lazy", "random", "rollout", "hindsight"}
+TINY: dict[str, Any] = {
+    "generator": {"num_customers": 6, "area_km": 10.0},
+    "num_vehicles": 2,
+    "epoch": {"routing_iterations": 30, "routing_time_limit_s": 0.5},
+}
+
+
+def test_every_epoch_baseline_is_a_baseline_of_the_family_record() -> None:
+    from paretochain.envs import get_family
+
+    record = get_family("paretochain/DispatchEpoch-v0")
+    assert {b.name for b in record.baseline_list()} == EPOCH_BASELINE_NAMES
+
+
+def test_the_batched_hindsight_and_rollout_decide_each_env_as_the_single_policy_does() -> None:
+    from paretochain.agents.baselines.epoch import PerEnvironmentPolicy
+    from paretochain.envs import make_vec
+
+    seeds = [0, 1]
+    vec = make_vec("paretochain/DispatchEpoch-v0", 2, config="default", tensors=True, **TINY)
+    obs, infos = vec.reset(seed=seeds)
+    batched = PerEnvironmentPolicy(vec, lambda e: HindsightEpochPolicy(e, iterations=60, time_limit_s=1.0))
+    decisions = batched.act(obs, None, infos["action_mask"])
+    assert decisions.shape == (2, vec.core.max_orders)
+    for i, seed in enumerate(seeds):
+        env = EpochDispatchEnv("default", **TINY)
+        s_obs, s_info = env.reset(seed=seed)
+        single = HindsightEpochPolicy(env, iterations=60, time_limit_s=1.0)
+        expected = single.act(torch.as_tensor(s_obs)[None], None, torch.as_tensor(s_info["action_mask"])[None])
+        assert torch.equal(decisions[i], expected[0])
+        assert batched.policies[i].bound_distance == pytest.approx(single.bound_distance)
+
+
+def test_paretochain_evaluate_reports_every_epoch_baseline_beside_a_learned_epoch_policy(tmp_path: Path) -> None:
+    import json
+
+    from paretochain.cli import main
+
+    run_config = tmp_path / "epoch.yaml"
+    run_config.write_text(
+        "env: {id: paretochain/DispatchEpoch-v0, config: default, overrides: "
+        + json.dumps(TINY)
+        + "}\nagent: mo_ppo\nnum_envs: 2\nbudget_env_steps: 8\ncheckpoint_interval_steps: 8\n"
+        "eval_interval_steps: 8\neval_episodes: 1\neval_preferences: 1\nhyperparameters: {num_steps: 4}\n"
+    )
+    assert main(["train", str(run_config), f"runs_dir={tmp_path / 'runs'}", "name=epoch"]) == 0
+    out = tmp_path / "report"
+    assert main(["evaluate", str(tmp_path / "runs" / "epoch"), "--episodes", "2", "--scenario", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["policies"]) == {"learned"} | EPOCH_BASELINE_NAMES
+    assert "hindsight" in (out / "report.md").read_text()
+    for name, policy in metrics["policies"].items():
+        kpis = policy["kpis"]  # every order ends served or counted unserved, whoever decides
+        assert kpis["orders_served"] + kpis["orders_unserved"] == pytest.approx(6.0), name
+    names = [o["name"] for o in metrics["objectives"]]
+    assert names == ["service_cost", "on_time_rate", "unserved_orders"]
+    assert set(metrics["paired_vs_best_baseline"]) == set(names)

@@ -54,7 +54,12 @@ def test_at_least_eight_run_configs_ship_each_with_a_documented_full_budget() ->
         text = (packaged_configs_dir() / "runs" / f"{name}.yaml").read_text()
         assert text.lstrip().startswith("#")  # a comment documents the run
         families.add(run.env.id)
-    assert families == {"paretochain/Warehouse-v0", "paretochain/Dispatch-v0", "paretochain/Pricing-v0"}
+    assert families == {
+        "paretochain/Warehouse-v0",
+        "paretochain/Dispatch-v0",
+        "paretochain/DispatchEpoch-v0",
+        "paretochain/Pricing-v0",
+    }
 
 
 @pytest.mark.slow

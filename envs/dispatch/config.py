@@ -134,7 +134,15 @@ class DispatchConfig(ConfigModel):
         description="vehicles may return this much after the shift end (counted as overtime)",
     )
     wait_min: float = Field(default=5.0, ge=0.01, le=1_440, description="duration of the wait move")
-    objectives: list[str] = Field(default=["travel_distance", "on_time_rate", "unserved_orders"], min_length=1)
+    unserved_penalty: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e9,
+        description="cost of one order left unserved, in distance units (km for generated instances), charged in "
+        "the service_cost objective; None: twice the longest depot -> customer -> depot round trip the instance "
+        "can hold (see envs/dispatch/reward.py, unserved_penalty)",
+    )
+    objectives: list[str] = Field(default=["service_cost", "on_time_rate", "unserved_orders"], min_length=1)
     reference_point: dict[str, float] = Field(
         default_factory=dict, description="override of the declared hypervolume reference per objective"
     )

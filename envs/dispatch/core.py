@@ -43,7 +43,7 @@ from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout
 from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.dispatch.generator import FileInstances, GeneratedInstances
 from paretochain.envs.dispatch.instances import load_instance
-from paretochain.envs.dispatch.reward import REWARDS, config_objectives
+from paretochain.envs.dispatch.reward import REWARDS, config_objectives, longest_round_trip, unserved_penalty
 from paretochain.envs.dispatch.types import DispatchState
 from paretochain.envs.reward import reward_weights
 from paretochain.errors import ActionError, ConfigError
@@ -57,6 +57,7 @@ KPI_NAMES = (
     "overtime_min",
     "orders_unserved",
     "wait_min",
+    "unserved_penalty",
 )
 
 ORDER_FEATURES = (
@@ -124,6 +125,7 @@ class DispatchCore(BatchedCore[DispatchState]):
             self.coord_scale = float(max(np.ptp(inst.coords, axis=0).max(), 1.0))
             self.coord_origin = torch.as_tensor(inst.coords.min(axis=0), **f64)
             distance_bound = float(2 * depot_dist.sum())
+            round_trip = longest_round_trip(cfg, inst.distance[:D, D:] + inst.distance[D:, :D].T)
             n_orders = n_cust
         else:
             g = cfg.generator
@@ -141,7 +143,10 @@ class DispatchCore(BatchedCore[DispatchState]):
             distance_bound = (
                 n_orders * g.area_km * math.sqrt(2) * (1.0 if D == 1 and g.depot_placement == "centre" else 2.0)
             )
+            round_trip = longest_round_trip(cfg)
             self.instance = None  # type: ignore[assignment]
+        #: the cost of one unserved order, distance units (the ``service_cost`` objective)
+        self.unserved_penalty = unserved_penalty(cfg, round_trip)
         self.max_orders, self.num_depots, self.num_vehicles = N, D, V
         self.num_nodes = D + N
         self.shift_end = shift_end
@@ -172,7 +177,7 @@ class DispatchCore(BatchedCore[DispatchState]):
         self.single_observation_space = spaces.Box(np.float32(0.0), high, shape=(lay.size,), dtype=np.float32)
 
         self.objective_names = list(cfg.objectives)
-        self.objectives = config_objectives(cfg, n_orders, V, distance_bound, self.distance_unit)
+        self.objectives = config_objectives(cfg, n_orders, V, distance_bound, self.distance_unit, self.unserved_penalty)
         weights, per_order = reward_weights(REWARDS, self.objective_names, KPI_NAMES)
         self._reward_weights = torch.as_tensor(weights, dtype=torch.float64, device=dev)
         self._per_order = torch.as_tensor(per_order, device=dev)
@@ -524,6 +529,7 @@ class DispatchCore(BatchedCore[DispatchState]):
         lapsed = (st.latest_start < st.clock.unsqueeze(1)) | end.unsqueeze(1)
         newly_lost = still_open & lapsed & live.unsqueeze(1)
         is_order_f = is_order.to(torch.float64)
+        lost = newly_lost.sum(1).to(torch.float64)
         kpis = torch.stack(  # in the order of KPI_NAMES
             [
                 dist,
@@ -532,8 +538,9 @@ class DispatchCore(BatchedCore[DispatchState]):
                 lateness,
                 is_order_f * ~used_v,
                 new_overtime - overtime_v,
-                newly_lost.sum(1),
+                lost,
                 torch.where(is_wait, self.wait, (start - arrive) * is_order),
+                lost * self.unserved_penalty,
             ],
             dim=1,
         )

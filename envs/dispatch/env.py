@@ -57,10 +57,11 @@ class DispatchEnv(SingleEnv):
 
     ## Rewards
     A float32 vector, one entry per objective named in ``objectives`` (default
-    ``[travel_distance, on_time_rate, unserved_orders]``), every entry "higher is better":
+    ``[service_cost, on_time_rate, unserved_orders]``), every entry "higher is better":
 
     | objective | unit | per-step reward |
     | --- | --- | --- |
+    | ``service_cost`` | km (file units for files) | minus the distance driven by the move, minus ``unserved_penalty`` for each order lost at the step |
     | ``travel_distance`` | km (file units for files) | minus the distance driven by the move |
     | ``on_time_rate`` | share of orders | 1 / (orders of the instance) when the move serves an order within its window (the return is the on-time share of all orders) |
     | ``unserved_orders`` | orders | minus the orders left unserved, each counted at the step it is lost (its latest start passed, or the episode ended) |
@@ -71,8 +72,17 @@ class DispatchEnv(SingleEnv):
     ``env.unwrapped.objectives`` declares each with unit, description and reference point;
     ``info`` carries the KPIs of the step (``travel_distance``, ``orders_served``,
     ``orders_on_time``, ``lateness_min``, ``vehicles_used``, ``overtime_min``,
-    ``orders_unserved``, ``wait_min``, ``actions_replaced``) and the next ``action_mask``
-    (a new array every step).
+    ``orders_unserved``, ``wait_min``, ``unserved_penalty``, ``actions_replaced``) and the next
+    ``action_mask`` (a new array every step).
+
+    The penalty of an unserved order (``unserved_penalty``; ``env.unwrapped.core.unserved_penalty``)
+    is by default twice the longest depot -> customer -> depot round trip the instance can hold
+    (generated: from a centre depot to a corner of the square and back, ``sqrt(2) * area_km``;
+    files: the largest such round trip of the file). Serving any order, even on a trip of its
+    own, therefore costs less than leaving it, so in ``service_cost`` (and under any weights of
+    the default objectives) parking the fleet is never the best policy. With ``travel_distance``
+    in its place, a policy that serves nothing drives 0 km, which weights favouring distance
+    reward.
 
     ## Starting state
     A new instance per episode (generated instances are drawn from the episode's seed; file

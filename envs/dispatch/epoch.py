@@ -30,7 +30,8 @@ Rules, in the order a step applies them:
 
 Instances come from the Dispatch family's generator or instance file, drawn from the same keys:
 an episode of this env and one of ``paretochain/Dispatch-v0`` with the same seed and config
-have the same orders. The dynamics run on the host (numpy and PyVRP), one environment per object.
+have the same orders. The dynamics run on the host (numpy and PyVRP), one environment per object;
+:class:`~paretochain.envs.dispatch.epoch_core.EpochDispatchCore` steps a batch of them (``make_vec``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from paretochain.envs.dispatch.config import DispatchConfig
 from paretochain.envs.dispatch.core import KPI_NAMES
 from paretochain.envs.dispatch.generator import FileInstances, GeneratedInstances
 from paretochain.envs.dispatch.instances import load_instance
-from paretochain.envs.dispatch.reward import REWARDS, config_objectives
+from paretochain.envs.dispatch.reward import REWARDS, config_objectives, longest_round_trip, unserved_penalty
 from paretochain.envs.reward import reward_weights
 from paretochain.envs.views import check_invalid_action_mode, refuse_non_numeric
 from paretochain.errors import ActionError, ConfigError
@@ -94,6 +95,13 @@ class EpochConfig(ConfigModel):
     routing_seed: int = Field(default=0, ge=0, le=2**31 - 1, description="PyVRP's seed")
     allow_lateness: bool = Field(
         default=False, description="routes may start services up to max_lateness_min after a window closes"
+    )
+    routing_workers: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="batched view (make_vec): processes routing the environments of a step in parallel; 0 routes "
+        "them one after the other in this process (the results are the same)",
     )
 
 
@@ -147,6 +155,59 @@ def solve_routing(data: Any, iterations: int, time_limit_s: float, seed: int) ->
     return solve(data, stop=stop, seed=seed, display=False, collect_stats=False).best
 
 
+@dataclass
+class RoutingJob:
+    """One epoch's routing, in plain data (numpy and numbers): what :func:`route_orders` solves.
+
+    A worker process receives it as it is (the batched view routes its environments in a pool).
+
+    Attributes:
+        instance: the episode's instance.
+        slots: ``(n,)`` the order slots to route.
+        vehicle_starts: ``(V,)`` earliest departure of each vehicle, minutes.
+        capacity, deadline, lateness, scales: as :func:`routing_problem` takes them.
+        iterations, time_limit_s, seed: as :func:`solve_routing` takes them.
+    """
+
+    instance: EpochInstance
+    slots: np.ndarray
+    vehicle_starts: np.ndarray
+    capacity: float
+    deadline: float
+    lateness: float
+    scales: tuple[float, float]
+    iterations: int
+    time_limit_s: float
+    seed: int
+
+
+def route_orders(job: RoutingJob) -> list[Trip]:
+    """The trips of PyVRP's best routes for ``job`` (none when it holds no order)."""
+    if job.slots.size == 0:
+        return []
+    data, groups = routing_problem(
+        job.instance,
+        job.slots,
+        job.vehicle_starts,
+        release=None,
+        capacity=job.capacity,
+        deadline=job.deadline,
+        lateness=job.lateness,
+        scales=job.scales,
+    )
+    best = solve_routing(data, job.iterations, job.time_limit_s, job.seed)
+    return solution_trips(best, job.slots, groups, job.scales[1])
+
+
+class _BatchedView:
+    """``EpochDispatchEnv.core_cls``: the batched view's class, imported on first use (its module imports this one)."""
+
+    def __get__(self, instance: object, owner: type) -> type:
+        from paretochain.envs.dispatch.epoch_core import EpochDispatchCore
+
+        return EpochDispatchCore
+
+
 class EpochDispatchEnv(gym.Env):
     """A shift of deliveries decided epoch by epoch: dispatch each released order now or later.
 
@@ -182,9 +243,10 @@ class EpochDispatchEnv(gym.Env):
     | ``globals`` | 5 | clock, share of epochs left, last epoch (1/0), open orders / N, served orders / N |
 
     ## Rewards
-    The Dispatch catalogue (``objectives``, default ``[travel_distance, on_time_rate,
+    The Dispatch catalogue (``objectives``, default ``[service_cost, on_time_rate,
     unserved_orders]``), each entry "higher is better", per epoch: minus the distance of the
-    routes dispatched, the on-time services / orders, minus the orders lost, minus the lateness
+    routes dispatched plus ``unserved_penalty`` per order lost (``service_cost``; the penalty as
+    in ``Dispatch-v0``), minus the distance alone, the on-time services / orders, minus the orders lost, minus the lateness
     minutes, minus the vehicles used for the first time, minus the added overtime. ``info``
     carries the step's KPIs (those of ``Dispatch-v0`` plus ``actions_replaced``), the
     dispatched ``trips`` (:class:`Trip`), ``orders_routed`` (dispatched and routed) and the
@@ -207,6 +269,8 @@ class EpochDispatchEnv(gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 (Gymnasium's attribute)
     config_cls = EpochDispatchConfig
+    #: the batched view (``make_vec``): :class:`~paretochain.envs.dispatch.epoch_core.EpochDispatchCore`
+    core_cls = _BatchedView()
 
     def __init__(
         self,
@@ -251,6 +315,7 @@ class EpochDispatchEnv(gym.Env):
             self.coord_origin = inst.coords.min(axis=0)
             self.distance_scale = float(max(inst.distance.max(), 1e-9))
             distance_bound = float(2 * depot_dist.sum())
+            round_trip = longest_round_trip(cfg, inst.distance[:D, D:] + inst.distance[D:, :D].T)
             self.scales = {"round": (1.0, 1.0), "trunc1": (10.0, 10.0)}.get(inst.convention, (1000.0, 100.0))
             n_orders = n_cust
         else:
@@ -268,6 +333,7 @@ class EpochDispatchEnv(gym.Env):
             self.coord_origin = np.zeros(2)
             self.distance_scale = g.area_km * math.sqrt(2)
             distance_bound = n_orders * g.area_km * math.sqrt(2) * 2.0
+            round_trip = longest_round_trip(cfg)
             self.scales = (1000.0, 100.0)
         self.max_orders, self.num_depots, self.num_vehicles = N, D, V
         self.capacity, self.shift_end = capacity, shift_end
@@ -288,8 +354,10 @@ class EpochDispatchEnv(gym.Env):
         self._obs_high = float(np.float32(2.0 + cfg.max_overtime_min / shift_end))
         self.observation_space = spaces.Box(np.float32(0.0), np.float32(self._obs_high), (lay.size,), np.float32)
         self.action_space = spaces.MultiDiscrete(np.full(N, 2, dtype=np.int64))
+        #: the cost of one unserved order, distance units (the ``service_cost`` objective)
+        self.unserved_penalty = unserved_penalty(cfg, round_trip)
         self.objective_names = list(cfg.objectives)
-        self.objectives = config_objectives(cfg, n_orders, V, distance_bound, self.distance_unit)
+        self.objectives = config_objectives(cfg, n_orders, V, distance_bound, self.distance_unit, self.unserved_penalty)
         self.reward_dim = len(self.objective_names)
         # the family's reward expressions over the KPIs an epoch reports (the same table as the per-stop mode)
         self._kpi_names = sorted({name for o in self.objective_names for name, _ in REWARDS[o].terms})
@@ -332,6 +400,15 @@ class EpochDispatchEnv(gym.Env):
             self._key_lo, self._key_hi = _rng.next_episode_seed(self._key_lo, self._key_hi, self._episode + 1)
             self._episode += 1
         self.stream_key = int(_rng.derive_key(self._key_lo, self._key_hi))
+        return self.start_episode(self.stream_key)
+
+    def start_episode(self, stream_key: int) -> tuple[np.ndarray, dict]:
+        """Start the episode of the random stream ``stream_key`` (what :meth:`reset` does once it has the key).
+
+        The batched view (:class:`~paretochain.envs.dispatch.epoch_core.EpochDispatchCore`) starts its
+        environments' episodes from the stream keys of its state, so a seed plays the same episode there.
+        """
+        self.stream_key = int(stream_key)
         inst = self.instance = self._draw_instance(self.stream_key)
         N, V = self.max_orders, self.num_vehicles
         self.epoch = 0
@@ -420,14 +497,43 @@ class EpochDispatchEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
         """Dispatch the chosen orders, route and drive them, and move to the next epoch."""
+        job, replaced = self.plan_step(action)
+        trips = self._route(job.slots) if job.slots.size else []
+        return self.finish_step(trips, replaced)
+
+    def plan_step(self, action: Any) -> tuple[RoutingJob, int]:
+        """The first half of :meth:`step`: check the decisions; the routing job of the dispatched orders
+        and how many decisions the fallback replaced. Nothing changes until :meth:`finish_step`."""
+        if self.done:
+            raise RuntimeError("the episode has ended; call reset()")
+        dispatch, replaced = self._decisions(action)
+        return self.routing_job(np.flatnonzero(dispatch)), replaced
+
+    def routing_job(self, slots: np.ndarray) -> RoutingJob:
+        """The routing of the order ``slots`` with the fleet as it is now, as plain data (:func:`route_orders`)."""
+        ep = self.config.epoch
+        return RoutingJob(
+            self._instance(),
+            np.asarray(slots, dtype=np.int64),
+            self.vehicle_starts(),
+            self.capacity,
+            self.deadline,
+            self.lateness_allowed,
+            self.scales,
+            ep.routing_iterations,
+            ep.routing_time_limit_s,
+            ep.routing_seed,
+        )
+
+    def finish_step(
+        self, trips: list[Trip], replaced: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
+        """The second half of :meth:`step`: drive the routed ``trips``, move to the next epoch; ``step``'s result."""
         if self.done:
             raise RuntimeError("the episode has ended; call reset()")
         inst = self._instance()
-        dispatch, replaced = self._decisions(action)
-        slots = np.flatnonzero(dispatch)
         kpis = dict.fromkeys(EPOCH_KPI_NAMES, 0.0)
         kpis["actions_replaced"] = float(replaced)
-        trips = self._route(slots) if slots.size else []
         for trip in trips:
             self._drive(trip, kpis)
         self.trips.extend((self.epoch, trip) for trip in trips)
@@ -443,6 +549,7 @@ class EpochDispatchEnv(gym.Env):
             newly_lost = self.open_orders() & ~self.servable_from(self.departure_time(self.epoch))
         self.lost |= newly_lost
         kpis["orders_unserved"] = float(lost_count + newly_lost.sum())
+        kpis["unserved_penalty"] = kpis["orders_unserved"] * self.unserved_penalty
         reward = self._reward(kpis)
         info: dict[str, Any] = dict(kpis)
         info["trips"] = trips
@@ -462,19 +569,7 @@ class EpochDispatchEnv(gym.Env):
 
     def _route(self, slots: np.ndarray) -> list[Trip]:
         """PyVRP routes for the order ``slots`` with the fleet as it is now."""
-        ep = self.config.epoch
-        data, groups = routing_problem(
-            self._instance(),
-            slots,
-            self.vehicle_starts(),
-            release=None,
-            capacity=self.capacity,
-            deadline=self.deadline,
-            lateness=self.lateness_allowed,
-            scales=self.scales,
-        )
-        best = solve_routing(data, ep.routing_iterations, ep.routing_time_limit_s, ep.routing_seed)
-        return solution_trips(best, slots, groups, self.scales[1])
+        return route_orders(self.routing_job(slots))
 
     def _drive(self, trip: Trip, kpis: dict[str, float]) -> None:
         """Drive one vehicle's planned stops (a -1 is a reload at its depot) and add what it costs to ``kpis``."""
@@ -560,6 +655,10 @@ class EpochDispatchEnv(gym.Env):
             globals_,
             self._obs_high,
         )
+
+    def report_figures(self, history: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """No route maps for this mode yet: evaluation reports skip its trajectory figures."""
+        raise NotImplementedError("DispatchEpoch-v0 draws no report figures")
 
     def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode != "ansi":

@@ -3,7 +3,10 @@ its declaration (unit, meaning, reference point). A new objective over existing 
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from paretochain.envs.objectives import Objective, ObjectiveSet, select_objectives
 from paretochain.envs.reward import ORDERS, RewardExpression, kpi
@@ -14,8 +17,12 @@ if TYPE_CHECKING:
 
 #: The per-step reward of every objective of the catalogue (costs negated). ``on_time_rate`` is
 #: divided by the episode's orders, so that its return is the share of all orders served within
-#: their window, in [0, 1].
+#: their window, in [0, 1]. ``service_cost`` charges every lost order its penalty (KPI
+#: ``unserved_penalty``, in distance units) beside the distance driven, so that leaving an order
+#: unserved always costs more than driving to it: under any weights, parking the fleet is never
+#: the best policy.
 REWARDS: dict[str, RewardExpression] = {
+    "service_cost": -kpi("travel_distance") - kpi("unserved_penalty"),
     "travel_distance": -kpi("travel_distance"),
     "on_time_rate": kpi("orders_on_time") / ORDERS,
     "unserved_orders": -kpi("orders_unserved"),
@@ -23,6 +30,34 @@ REWARDS: dict[str, RewardExpression] = {
     "vehicles_used": -kpi("vehicles_used"),
     "overtime_min": -kpi("overtime_min"),
 }
+
+
+def longest_round_trip(cfg: DispatchConfig, round_trips: np.ndarray | None = None) -> float:
+    """The longest depot -> customer -> depot drive an instance of ``cfg`` can hold, in distance units.
+
+    Args:
+        cfg: the config.
+        round_trips: for an instance file, every depot -> customer -> depot distance (any shape);
+            None for generated instances, whose bound is the square's: from a single centre depot
+            to a corner and back (``sqrt(2) * area_km``), from depots anywhere along the diagonal
+            and back (``2 * sqrt(2) * area_km``).
+    """
+    if round_trips is not None:
+        return float(np.max(round_trips)) if round_trips.size else 0.0
+    g = cfg.generator
+    centred = cfg.num_depots == 1 and g.depot_placement == "centre"
+    return g.area_km * math.sqrt(2) * (1.0 if centred else 2.0)
+
+
+def unserved_penalty(cfg: DispatchConfig, round_trip: float) -> float:
+    """The cost of one order left unserved (distance units): ``cfg.unserved_penalty``, or twice ``round_trip``.
+
+    Twice the longest round trip (:func:`longest_round_trip`): serving any order on a trip of its
+    own costs at most half its penalty, which leaves room for the detour of a vehicle already out.
+    """
+    if cfg.unserved_penalty is not None:
+        return float(cfg.unserved_penalty)
+    return 2.0 * max(round_trip, 1e-9)
 
 
 def build_objectives(
@@ -34,6 +69,7 @@ def build_objectives(
     max_overtime: float,
     unit: str,
     overrides: dict[str, float],
+    penalty: float = 0.0,
 ) -> ObjectiveSet:
     """Declare the chosen objectives with reference points sized to the instance.
 
@@ -46,8 +82,16 @@ def build_objectives(
         max_overtime: the most overtime one vehicle may have.
         unit: the distance unit (``"km"`` or ``"instance units"``).
         overrides: reference values given in the config, by objective name.
+        penalty: the cost of one unserved order in distance units (:func:`unserved_penalty`).
     """
     catalogue = {
+        "service_cost": Objective(
+            "service_cost",
+            f"{unit} per episode (negated)",
+            f"minus the distance driven plus {penalty:.4g} {unit} for every order left unserved "
+            "(twice the longest depot-customer-depot round trip unless the config sets unserved_penalty)",
+            -(distance_bound + num_orders * penalty),
+        ),
         "travel_distance": Objective(
             "travel_distance",
             f"{unit} per episode (negated)",
@@ -86,9 +130,11 @@ def build_objectives(
 
 
 def config_objectives(
-    cfg: DispatchConfig, num_orders: int, num_vehicles: int, distance_bound: float, unit: str
+    cfg: DispatchConfig, num_orders: int, num_vehicles: int, distance_bound: float, unit: str, penalty: float
 ) -> ObjectiveSet:
     """The objectives a Dispatch config chooses, declared for its instance (both decision modes use it).
+
+    ``penalty`` is the cost of one unserved order (:func:`unserved_penalty`).
 
     Raises:
         ConfigError: an objective or reference point the catalogue does not have.
@@ -103,6 +149,7 @@ def config_objectives(
             cfg.max_overtime_min,
             unit,
             cfg.reference_point,
+            penalty,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -1,0 +1,125 @@
+"""Decision quality of epoch dispatch: a learned policy against greedy, lazy, rollout and the hindsight bound.
+
+Every policy plays the same generated dynamic instances (``paretochain/DispatchEpoch-v0``,
+paired by test seed: common random numbers) through the batched view. The table gives, per
+policy, the total distance, the on-time share and the unserved orders with 95% CIs; then the
+learned policy's paired distance difference to greedy and lazy (with whether every order was
+served on time) and its gaps to the rollout policy and the hindsight plan. The hindsight plan
+is a time-limited PyVRP search with every order known: an upper bound on the anticipative
+optimum's distance, not the best-known cost.
+
+A learned policy (``--policy runs/<run>/policy.pt``) runs only on the instance size it was
+trained for (its observation has one slot per order); without one, the baselines alone are
+measured.
+
+    python bench/bench_quality_epoch.py --customers 100 --episodes 64
+    python bench/bench_quality_epoch.py --customers 20 --config default --policy runs/RUN/policy.pt --episodes 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from paretochain.agents.export import load_policy
+from paretochain.envs import make_vec
+from paretochain.evaluate.baselines import family_baselines
+from paretochain.evaluate.rollout import RolloutResult, rollout
+from paretochain.evaluate.stats import mean_ci, paired_difference
+from paretochain.seeds import TEST
+
+ENV_ID = "paretochain/DispatchEpoch-v0"
+
+
+def generated(customers: int) -> dict[str, Any]:
+    """A generated shift of ``customers`` orders: the 100-customer benchmark instance, its fleet scaled with the orders."""
+    return {
+        "generator": {"num_customers": customers, "area_km": 30.0, "placement": "mixed"},
+        "num_vehicles": max(2, customers // 10),
+        "capacity_units": 100,
+        "shift_length_min": 600,
+        "speed_km_per_min": 0.6,
+    }
+
+
+def row(name: str, result: RolloutResult, seconds: float) -> str:
+    km, km_ci = mean_ci(result.kpis["travel_distance"].reshape(-1, 1))
+    served = result.kpis["orders_served"]
+    on_time, on_time_ci = mean_ci(
+        (result.kpis["orders_on_time"] / (served + result.kpis["orders_unserved"])).reshape(-1, 1)
+    )
+    lost, lost_ci = mean_ci(result.kpis["orders_unserved"].reshape(-1, 1))
+    return (
+        f"| {name} | {km[0]:.1f} ± {km_ci[0]:.1f} | {on_time[0]:.3f} ± {on_time_ci[0]:.3f} "
+        f"| {lost[0]:.2f} ± {lost_ci[0]:.2f} | {seconds:.0f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100, help="orders per generated instance")
+    parser.add_argument("--config", default=None, help="a packaged Dispatch config instead of the generated instance")
+    parser.add_argument("--episodes", type=int, default=64, help="paired test episodes per policy")
+    parser.add_argument("--policy", default=None, help="a learned DispatchEpoch-v0 policy.pt")
+    parser.add_argument("--baselines", nargs="*", default=["greedy", "lazy", "rollout", "hindsight"])
+    parser.add_argument("--routing-iterations", type=int, default=500, help="PyVRP iterations per epoch routing")
+    parser.add_argument("--routing-time-limit", type=float, default=2.0, help="PyVRP seconds per epoch routing (cap)")
+    parser.add_argument("--workers", type=int, default=0, help="routing worker processes of the batched view")
+    args = parser.parse_args()
+
+    epoch = {
+        "routing_iterations": args.routing_iterations,
+        "routing_time_limit_s": args.routing_time_limit,
+        "routing_workers": args.workers,
+    }
+    config: Any = args.config if args.config else generated(args.customers)
+    overrides = {"epoch": epoch}
+    seeds = TEST.first(args.episodes)
+    env = make_vec(ENV_ID, len(seeds), config=config, tensors=True, check_actions=False, **overrides)
+    cfg = env.config  # type: ignore[attr-defined]
+    print(
+        f"{cfg.generator.num_customers if cfg.instance_source == 'generated' else 'file'} customers, "
+        f"{env.core.num_envs} paired episodes (test seeds), {cfg.num_vehicles} vehicles, "
+        f"{args.routing_iterations} PyVRP iterations per routing, {args.workers} routing workers"
+    )
+    results: dict[str, RolloutResult] = {}
+    print("| policy | km per episode | on-time share | unserved orders | seconds |")
+    print("|---|---|---|---|---|")
+    policies: dict[str, Any] = {}
+    if args.policy:
+        loaded = load_policy(args.policy)
+        policies["learned"] = lambda e: loaded
+    factories = family_baselines(ENV_ID, cfg, names=args.baselines)
+    policies.update(factories)
+    for name, factory in policies.items():
+        start = time.perf_counter()
+        kwargs = {"preference": loaded.default_preference.numpy()} if name == "learned" else {}
+        results[name] = rollout(env, factory(env), seeds, **kwargs)
+        print(row(name, results[name], time.perf_counter() - start), flush=True)
+    env.core.close()  # type: ignore[attr-defined]
+
+    if "learned" not in results:
+        return
+    learned = results["learned"]
+    all_on_time = bool(
+        (learned.kpis["orders_unserved"] == 0).all()
+        and (learned.kpis["orders_on_time"] == learned.kpis["orders_served"]).all()
+    )
+    print(f"\nlearned: every order served on time in every episode: {all_on_time}")
+    print("| against | learned km - its km (paired, 95% CI) | gap (% of its km) |")
+    print("|---|---|---|")
+    for name in results:
+        if name == "learned":
+            continue
+        diff, half = paired_difference(
+            learned.kpis["travel_distance"].reshape(-1, 1), results[name].kpis["travel_distance"].reshape(-1, 1)
+        )
+        gap = 100 * diff[0] / np.mean(results[name].kpis["travel_distance"])
+        print(f"| {name} | {diff[0]:+.1f} ± {half[0]:.1f} | {gap:+.1f}% |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The learned epoch-dispatch policy: the per-order attention network, imitation of anticipative labels, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from paretochain.agents.baselines.epoch import HindsightEpochPolicy, PerEnvironmentPolicy
+from paretochain.agents.mo_ppo import MOPPO
+from paretochain.agents.networks import OrderDecisionActor
+from paretochain.envs import make_vec
+from paretochain.train.config import load_run_config
+
+ENV_ID = "paretochain/DispatchEpoch-v0"
+TINY: dict[str, Any] = {
+    "generator": {"num_customers": 8, "area_km": 10.0},
+    "num_vehicles": 2,
+    "epoch": {"routing_iterations": 30, "routing_time_limit_s": 0.5},
+}
+
+
+def packaged_hyperparameters(**changes: Any) -> dict[str, Any]:
+    """The packaged run config's MO-PPO settings (its attention actor), with ``changes``."""
+    run = load_run_config("dispatch_epoch_mo_ppo")
+    return {**run.hyperparameters, "seed": 0, **changes}
+
+
+def tiny_agent(num_envs: int = 4, **changes: Any) -> MOPPO:
+    env = make_vec(ENV_ID, num_envs, config="default", tensors=True, check_actions=False, **TINY)
+    torch.manual_seed(0)
+    return MOPPO(env, packaged_hyperparameters(**changes), device="cpu")
+
+
+def started_batch(agent: MOPPO, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Observations and masks of the first epoch of ``seeds``."""
+    obs = agent.core.reset(seeds=seeds)
+    return obs, agent.core.action_masks().clone()
+
+
+def test_the_packaged_run_config_builds_the_per_order_attention_actor() -> None:
+    agent = tiny_agent()
+    assert isinstance(agent.actor, OrderDecisionActor)
+    obs, mask = started_batch(agent, [0, 1, 2, 3])
+    action = agent.act(obs, None, mask)
+    assert action.shape == (4, agent.core.max_orders) and action.dtype == torch.int64
+    pairs = mask.reshape(4, -1, 2)
+    assert bool((action[~pairs[..., 1]] == 0).all()), "an empty slot is never dispatched"
+    assert bool((action[~pairs[..., 0]] == 1).all()), "a must-go order always goes"
+
+
+def _permuted(obs: torch.Tensor, mask: torch.Tensor, seg: Any, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    b = obs.shape[0]
+    out = obs.clone()
+    orders = seg["orders"]
+    out[:, orders.start : orders.stop] = (
+        obs[:, orders.start : orders.stop].view(b, *orders.shape)[:, perm].reshape(b, -1)
+    )
+    valid = seg["order_valid"]
+    out[:, valid.start : valid.stop] = obs[:, valid.start : valid.stop][:, perm]
+    return out, mask.reshape(b, -1, 2)[:, perm].reshape(b, -1)
+
+
+def test_the_network_is_permutation_equivariant_over_orders() -> None:
+    agent = tiny_agent()
+    seg = agent.core.observation_layout.segments
+    obs, mask = started_batch(agent, [0, 1, 2, 3])
+    norm = agent._normalize(obs)
+    pref = torch.full((4, agent.k), 1.0 / agent.k)
+    perm = torch.randperm(agent.core.max_orders, generator=torch.Generator().manual_seed(1))
+    shuffled, shuffled_mask = _permuted(norm, mask, seg, perm)
+    with torch.no_grad():
+        logits = agent.actor.masked_logits(norm, pref, mask)
+        shuffled_logits = agent.actor.masked_logits(shuffled, pref, shuffled_mask)
+    assert torch.allclose(logits[:, perm], shuffled_logits, atol=1e-5)
+    assert not torch.allclose(logits[:, :, 1], logits[:, perm, 1]), "the test needs slots that score differently"
+
+
+def test_the_network_ignores_what_padded_slots_hold() -> None:
+    agent = tiny_agent()
+    seg = agent.core.observation_layout.segments
+    obs, mask = started_batch(agent, [0, 1, 2, 3])
+    norm = agent._normalize(obs)
+    valid = norm[:, seg["order_valid"].start : seg["order_valid"].stop] > 0.5
+    assert bool((~valid).any()) and bool(valid.any()), "the test needs padded and real slots"
+    noisy = norm.clone()
+    orders = noisy[:, seg["orders"].start : seg["orders"].stop].view(4, *seg["orders"].shape)
+    orders[~valid] = torch.rand(int((~valid).sum()), seg["orders"].shape[1]) * 5
+    pref = torch.full((4, agent.k), 1.0 / agent.k)
+    with torch.no_grad():
+        clean_scores = agent.actor.masked_logits(norm, pref, mask)[..., 1]
+        noisy_scores = agent.actor.masked_logits(noisy, pref, mask)[..., 1]
+    assert torch.allclose(clean_scores[valid], noisy_scores[valid], atol=1e-5)
+
+
+def _label_loss(agent: MOPPO, seeds: list[int]) -> float:
+    """Mean negative log-likelihood of the hindsight plan's decisions (the anticipative labels) at the first epoch."""
+    obs, mask = started_batch(agent, seeds)
+    teacher = PerEnvironmentPolicy(agent.env, lambda e: HindsightEpochPolicy(e, iterations=60, time_limit_s=1.0))
+    labels = teacher.act(obs, None, mask)
+    pref = agent.default_preference(len(seeds))
+    with torch.no_grad():
+        logp, _ = agent.actor.evaluate(agent._normalize(obs), pref, labels, mask)
+    return float(-logp.mean())
+
+
+def test_imitation_of_the_hindsight_labels_reduces_the_label_loss() -> None:
+    agent = tiny_agent(update_epochs=8, learning_rate=3e-3)
+    seeds = [1000, 1001, 1002, 1003]  # states imitation does not visit
+    before = _label_loss(agent, seeds)
+    teacher = PerEnvironmentPolicy(agent.env, lambda e: HindsightEpochPolicy(e, iterations=60, time_limit_s=1.0))
+    agent.imitate(teacher, num_env_steps=4 * 12 * 6)
+    after = _label_loss(agent, seeds)
+    assert after < 0.8 * before
+
+
+def test_the_exported_policy_returns_the_agents_per_order_decisions(tmp_path: Path) -> None:
+    from paretochain.agents.export import export_policy, load_policy
+
+    agent = tiny_agent()
+    path = export_policy(agent, tmp_path, pt2=False)
+    loaded = load_policy(path)
+    obs, mask = started_batch(agent, [5, 6, 7, 8])
+    for pref in (None, torch.tensor([0.2, 0.5, 0.3])):
+        expected = agent.act(obs, pref, mask)
+        got = loaded.act(obs, pref, mask)
+        assert torch.equal(got.to(torch.int64), expected)
+    assert loaded.metadata["env_id"] == ENV_ID
+    assert loaded.metadata["action"]["mask_dim"] == 2 * agent.core.max_orders
