@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -91,7 +92,9 @@ def train_as_a_user(
         command += ["--run-dir", str(run_dir), "--no-progress", "--overwrite"]
         print("   $ paretochain", " ".join(command[3:]), flush=True)
         started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        threads = str(torch.get_num_threads())
+        environment = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=environment)
         print(f"     ({time.perf_counter() - started:.0f} s)", flush=True)
     return [p for p in (run_dir / "policy.pt", run_dir / "best" / "policy.pt") if p.is_file()]
 
@@ -143,8 +146,12 @@ def main() -> None:
         "--policy", action="append", default=[], help="INSTANCE=PATH: a trained (preference-conditioned) policy file"
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads here and in the training runs (1: best on shared cores)"
+    )
     parser.add_argument("--out", default="bench/results/quality_pricing.json")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.episodes < 2 or args.dp_episodes < 2:
         parser.error("--episodes and --dp-episodes must be at least 2")
     extra: dict[str, list[str]] = {}
@@ -349,5 +356,4 @@ def verdict_lines(
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
     main()
