@@ -346,7 +346,8 @@ def verdict_lines(
             )
     if "learned (conditioned)" in rows and "learned (fixed preference)" in rows:
         c, f = rows["learned (conditioned)"]["scalarised"], rows["learned (fixed preference)"]["scalarised"]
-        loss = (f - c) / abs(f) if f != 0 else float("nan")
+        # relative to the fixed-preference score; where that is 0 (no stock left), any shortfall is a full loss
+        loss = (f - c) / abs(f) if f != 0 else (0.0 if c >= f else float("inf"))
         ok = loss < CONDITIONED_TARGET
         lines.append(
             f"{'MET' if ok else 'NOT MET'}: the conditioned policy scores {c:.4f} against the fixed-preference "
