@@ -28,7 +28,7 @@ objective, its scalarised return, the ratio to the DP optimum (exact value) wher
 and the paired differences. The ratio to the optimum is ``(optimum + paired difference to the
 simulated DP policy) / optimum``: the same expectation as the plain mean over the optimum, with the
 common random numbers removing most of the sampling noise (the plain ratio is in the JSON). The verdict lines test the targets of the Pricing family: at the
-margin-only preference, at least 0.995 of the DP optimum; on ``default``, more margin than the
+margin-only preference, at least 0.995 of the DP optimum (0.99 on ``dp_two_channel``); on ``default``, more margin than the
 best fixed price (paired CI above 0) at equal or better satisfaction (paired CI reaching 0 or
 above); the preference-conditioned policy within 1% of the fixed-preference one. A JSON report
 is written to ``bench/results/quality_pricing.json``.
@@ -74,7 +74,9 @@ from paretochain.seeds import TEST, TUNING_SEEDS, VALIDATION
 
 ENV_ID = "paretochain/Pricing-v0"
 INSTANCES = ("default", "dp_single_sku", "dp_two_channel")
-#: Ratio of the DP optimum the learned policy must reach at the margin-only preference.
+#: Ratio of the DP optimum the learned policy must reach at the margin-only preference, per instance
+#: (issue 16: 0.995 on ``dp_single_sku``, within 1% on the two-channel shared-stock instance).
+DP_TARGETS = {"dp_single_sku": 0.995, "dp_two_channel": 0.99}
 DP_TARGET = 0.995
 #: Largest loss of the preference-conditioned policy against the fixed-preference one.
 CONDITIONED_TARGET = 0.01
@@ -331,10 +333,11 @@ def verdict_lines(
     for name in learned:
         row = rows[name]
         if dp is not None:
-            ok = row["ratio_to_dp"] >= DP_TARGET
+            target = DP_TARGETS.get(instance, DP_TARGET)
+            ok = row["ratio_to_dp"] >= target
             lines.append(
                 f"{'MET' if ok else 'NOT MET'}: {name} reaches {row['ratio_to_dp']:.4f} ± {row['ratio_to_dp_ci95']:.4f} "
-                f"of the DP optimum (target {DP_TARGET})"
+                f"of the DP optimum (target {target})"
             )
         margin_only = np.count_nonzero(w) == 1 and names[int(np.argmax(w))] == "gross_margin"
         if instance == "default" and margin_only and "margin_minus_best_fixed" in row:
