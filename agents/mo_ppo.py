@@ -103,11 +103,21 @@ class MOPPOConfig(ConfigModel):
         default=True, description="divide each objective's reward by the running std of its discounted return"
     )
     norm_adv: bool = Field(default=True, description="normalise the scalarised advantage per minibatch")
+    preference_adv_scale: bool = Field(
+        default=True,
+        description="with sampled preferences, divide each sample's scalarised advantage w . A by its rollout std at that preference, sqrt(w' Cov(A) w), so that every preference pulls on the shared network with the same strength (an objective whose advantages vary most, such as a cost charged once at the season's end, no longer drowns the others); a positive factor per preference, so each preference's own optimum is unchanged",
+    )
     preference: dict[str, float] | list[float] | None = Field(
         default=None, description="fixed preference (by objective name or in order); None samples one per episode"
     )
     dirichlet_alpha: float = Field(
         default=1.0, gt=0, description="Dirichlet concentration of sampled preferences (1 = uniform on the simplex)"
+    )
+    corner_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="with sampled preferences, the share of episodes trained at a corner of the simplex (one objective only), the rest drawn from the Dirichlet; the Dirichlet alone almost never comes near a corner, where the policy would then extrapolate",
     )
     encoder: Literal["mlp", "attention"] = Field(
         default="mlp", description="observation encoder: MLP, or a transformer over order slots (Dispatch)"
@@ -129,6 +139,18 @@ class MOPPOConfig(ConfigModel):
     log_interval: int = Field(
         default=1, ge=1, description="updates between two log lines (the only host syncs of training)"
     )
+
+
+def preference_adv_std(advantages: torch.Tensor, preferences: torch.Tensor) -> torch.Tensor:
+    """The std of the scalarised advantage at each sample's preference, ``sqrt(w' Cov(A) w)``, ``(n,)``.
+
+    Args:
+        advantages: per-objective advantages ``(n, k)`` of a rollout.
+        preferences: the preference of each sample ``(n, k)``.
+    """
+    cov = torch.cov(advantages.T).reshape(advantages.shape[1], advantages.shape[1])
+    var = torch.einsum("ni,ij,nj->n", preferences, cov, preferences)
+    return var.clamp(min=1e-8).sqrt()
 
 
 class MOPPO:
@@ -173,8 +195,11 @@ class MOPPO:
         hidden = tuple(cfg.hidden_sizes)
 
         def torso() -> PreferenceTorso:
-            encoder = build_encoder(cfg.encoder, obs_dim, core.observation_layout, hidden, cfg.attention)
-            return PreferenceTorso(encoder, k, hidden[1:] or hidden[:1])
+            # an MLP encoder reads the preference beside the observation (see PreferenceTorso)
+            at_input = cfg.encoder == "mlp"
+            width = obs_dim + k if at_input else obs_dim
+            encoder = build_encoder(cfg.encoder, width, core.observation_layout, hidden, cfg.attention)
+            return PreferenceTorso(encoder, k, hidden[1:] or hidden[:1], preference_at_input=at_input)
 
         actor_torso = torso()
         encoder = actor_torso.encoder
@@ -212,7 +237,7 @@ class MOPPO:
             if cfg.preference is None
             else preference_from_weights(self.objective_names, cfg.preference, "MOPPOConfig.preference")
         )
-        self.sampler = PreferenceSampler(k, self.device, cfg.dirichlet_alpha, fixed)
+        self.sampler = PreferenceSampler(k, self.device, cfg.dirichlet_alpha, fixed, cfg.corner_share)
 
         box = isinstance(self.action_space, spaces.Box)
         stored_shape: tuple[int, ...] = () if self.action_space.shape == () else tuple(self.action_space.shape)
@@ -377,6 +402,8 @@ class MOPPO:
             st.finish(next_value, cfg.gamma, cfg.gae_lambda)
         b = st.flat()
         scalar_adv = (b["advantages"] * b["preferences"]).sum(-1)
+        if cfg.preference_adv_scale and self.sampler.fixed is None and self.k > 1:
+            scalar_adv = scalar_adv / preference_adv_std(b["advantages"], b["preferences"])
         n = scalar_adv.shape[0]
         mb_size = max(1, n // cfg.num_minibatches)
         masks = b.get("masks")
@@ -744,7 +771,8 @@ class MOPPO:
                 ),
                 "trained_on": "fixed"
                 if fixed is not None
-                else f"Dirichlet(alpha={self.config.dirichlet_alpha}) per episode",
+                else f"Dirichlet(alpha={self.config.dirichlet_alpha}) per episode, a corner of the simplex in a share "
+                f"{self.config.corner_share} of them",
                 "default": fixed if fixed is not None else [1.0 / self.k] * self.k,
                 "return_std": self.ret_norm.std().tolist() if self.config.norm_return else [1.0] * self.k,
             },

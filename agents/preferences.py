@@ -81,14 +81,20 @@ class PreferenceSampler:
 
     With ``fixed`` set every draw returns it; otherwise draws follow
     ``Dirichlet(alpha * 1)``: ``alpha = 1`` is uniform on the simplex, smaller values
-    favour the corners (nearly single-objective), larger ones the centre. Draws use
-    torch's generator of ``device`` (seeded through ``torch.manual_seed``).
+    favour the corners (nearly single-objective), larger ones the centre. With
+    ``corner_share`` above 0, that share of the draws is instead one of the ``k``
+    corners exactly (one objective only, each equally likely): a Dirichlet almost never
+    draws a point near a corner (uniform on three objectives: one draw in a hundred
+    puts 0.9 or more on a given objective), so a policy would otherwise extrapolate to
+    the single-objective preferences planners ask for first. Draws use torch's
+    generator of ``device`` (seeded through ``torch.manual_seed``).
 
     Args:
         k: number of objectives.
         device: where the preferences are created.
         alpha: Dirichlet concentration (> 0).
         fixed: a preference used for every episode instead of sampling (normalised here).
+        corner_share: share of the draws that are corners, in ``[0, 1]``.
     """
 
     def __init__(
@@ -97,14 +103,18 @@ class PreferenceSampler:
         device: str | torch.device = "cpu",
         alpha: float = 1.0,
         fixed: Sequence[float] | np.ndarray | torch.Tensor | None = None,
+        corner_share: float = 0.0,
     ) -> None:
         if k < 1:
             raise ValueError(f"PreferenceSampler: k must be >= 1, got {k}")
         if not alpha > 0:
             raise ValueError(f"PreferenceSampler: alpha must be > 0, got {alpha}")
+        if not 0.0 <= corner_share <= 1.0:
+            raise ValueError(f"PreferenceSampler: corner_share must be in [0, 1], got {corner_share}")
         self.k = k
         self.device = torch.device(device)
         self.alpha = float(alpha)
+        self.corner_share = float(corner_share)
         self.fixed: torch.Tensor | None = None
         if fixed is not None:
             w = torch.as_tensor(np.asarray(fixed, dtype=np.float64), dtype=torch.float32).reshape(-1)
@@ -127,7 +137,14 @@ class PreferenceSampler:
         else:
             e = torch.distributions.Gamma(self._concentration, torch.ones_like(self._concentration)).sample((n,))
         e = e.clamp(min=1e-12)
-        return e / e.sum(dim=1, keepdim=True)
+        drawn = e / e.sum(dim=1, keepdim=True)
+        if self.corner_share > 0:
+            corner = torch.nn.functional.one_hot(torch.randint(self.k, (n,), device=self.device), self.k).to(
+                drawn.dtype
+            )
+            at_corner = torch.rand(n, 1, device=self.device) < self.corner_share
+            drawn = torch.where(at_corner, corner, drawn)
+        return drawn
 
     def resample(self, preference: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """New preferences for the rows selected by bool ``mask`` ``(n,)`` (episodes that start), without a host sync."""

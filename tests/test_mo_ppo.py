@@ -565,3 +565,38 @@ def test_an_anchor_keeps_ppo_near_the_imitated_policy_and_survives_a_checkpoint(
         assert torch.equal(a, b)
     restored.learn(16 * 13)
     assert restored.last_stats["losses/anchor_nll"] >= 0
+
+
+def test_preference_sampler_draws_each_corner_in_its_share_of_episodes() -> None:
+    torch.manual_seed(0)
+    prefs = PreferenceSampler(3, alpha=1.0, corner_share=0.5).sample(30_000)
+    assert torch.allclose(prefs.sum(1), torch.ones(30_000))
+    corners = (prefs == 1.0).any(1)
+    assert abs(float(corners.float().mean()) - 0.5) < 0.02
+    for i in range(3):
+        assert abs(float((prefs[:, i] == 1.0).float().mean()) - 0.5 / 3) < 0.02
+    # without corners, a uniform Dirichlet puts 0.9 or more on a given objective about once in a hundred draws
+    plain = PreferenceSampler(3, alpha=1.0).sample(30_000)
+    assert float((plain[:, 0] >= 0.9).float().mean()) < 0.02
+
+
+def test_preference_advantage_scale_is_the_std_of_the_scalarised_advantage_at_each_preference() -> None:
+    from paretochain.agents.mo_ppo import preference_adv_std
+
+    torch.manual_seed(0)
+    advantages = torch.randn(50_000, 3) * torch.tensor([0.5, 1.0, 3.0])
+    for w in ([1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.2, 0.3, 0.5]):
+        pref = torch.tensor(w).expand(50_000, 3)
+        scale = preference_adv_std(advantages, pref)
+        expected = (advantages * pref).sum(1).std()
+        assert torch.allclose(scale, expected.expand(50_000), rtol=1e-3)
+
+
+def test_mlp_policy_reads_the_preference_at_its_first_layer() -> None:
+    env = make_vec("paretochain/Pricing-v0", 4, config="dp_single_sku", tensors=True, check_actions=False)
+    agent = MOPPO(env, {"num_steps": 8, "seed": 0})
+    first = agent.actor.torso.encoder.net[0]
+    assert first.in_features == agent.obs_dim + agent.k
+    obs = env.core.reset(seeds=[0, 1, 2, 3])
+    features = [agent.actor.torso.encoder(torch.cat([obs, torch.eye(3)[i].expand(4, 3)], 1)) for i in range(3)]
+    assert not torch.allclose(features[0], features[2])  # the state's features differ by preference

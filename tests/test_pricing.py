@@ -16,7 +16,7 @@ from paretochain.envs import make_vec
 from paretochain.envs.pricing import PricingConfig, PricingCore
 from paretochain.errors import ActionError, ConfigError
 
-PACKAGED = ["default", "multichannel", "constant_elasticity", "dp_single_sku"]
+PACKAGED = ["default", "multichannel", "constant_elasticity", "dp_single_sku", "dp_two_channel"]
 
 
 def random_masked_actions(core: PricingCore, rng: np.random.Generator) -> torch.Tensor:

@@ -110,7 +110,7 @@ class PricingEnv(SingleEnv):
     ``gymnasium.make("paretochain/Pricing-v0", config=None, render_mode=None,
     device="cpu", invalid_action="fallback", **overrides)``: ``invalid_action`` is
     ``"fallback"`` or ``"raise"`` (see Action space); ``config`` is a packaged config name (``default``,
-    ``multichannel``, ``constant_elasticity``, ``dp_single_sku``), a YAML path, a
+    ``multichannel``, ``constant_elasticity``, ``dp_single_sku``, ``dp_two_channel``), a YAML path, a
     mapping or a :class:`PricingConfig`; ``overrides`` replace its top-level fields.
     ``render_mode`` is ``"ansi"`` (a table of the state) or ``"rgb_array"`` (prices,
     stock and sales over the season).
