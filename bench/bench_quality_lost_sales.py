@@ -31,6 +31,7 @@ Usage::
     python bench/bench_quality_lost_sales.py --instances 2,9 --episodes 8192
     python bench/bench_quality_lost_sales.py --instances 2,9 --policy 2,9=runs/my-run/policy.pt
     python bench/bench_quality_lost_sales.py --train lost_sales_mo_ppo          # trains 16 runs at --full first
+    python bench/bench_quality_lost_sales.py --train configs/runs/lost_sales_dcl.yaml  # DCL (rollout policy iteration)
 """
 
 from __future__ import annotations

@@ -50,6 +50,18 @@ def derive_key(key_lo: Key, key_hi: Key) -> Key:
     return mix32(key_lo ^ mix32(key_hi + _GOLDEN))
 
 
+def rekey(key_lo: torch.Tensor, key_hi: torch.Tensor, salt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """New key halves derived from ``key_lo``, ``key_hi`` and a per-env ``salt`` (non-negative int64, ``(B,)``).
+
+    The same keys and salt give the same halves; different salts give unrelated ones (the salt is
+    hashed before it is mixed in, so salts 0, 1, 2, ... are as far apart as any).
+    """
+    salted = mix32((salt & _MASK32) ^ 0x5BD1E995)
+    lo = mix32(key_lo ^ mix32(salted + _GOLDEN))
+    hi = mix32(key_hi ^ mix32((salted * 3 + 0x1B873593) & _MASK32))
+    return lo, hi
+
+
 def next_episode_seed(key_lo: Key, key_hi: Key, episode: Key) -> tuple[Key, Key]:
     """Key halves for the next episode of an environment reset without a seed."""
     lo = mix32(key_lo ^ mix32((episode * _GOLDEN) & _MASK32))

@@ -10,22 +10,27 @@ Rows are selected with ``state[rows]``, written back with ``state[rows] = other`
 copied with ``state.clone()`` and tiled with ``state.repeat(k)``. The random keys are
 fields like any other: a copy of a row carries its key and period, so it draws exactly
 the random numbers the original row would have drawn (common random numbers), and its
-future depends only on its own actions.
+future depends only on its own actions. ``state.rekeyed(salts)`` gives copies fresh,
+reproducible randomness instead: each row's keys are derived from its own and a salt,
+so copies with different salts play independent futures (demand scenarios) and copies
+with the same salt share theirs.
 
 >>> core = WarehouseCore(config, num_envs=1)
 >>> core.reset(seeds=[7]); core.step(action)
 >>> branches = WarehouseCore(config, num_envs=8)
 >>> branches.state = core.state.repeat(8)  # eight copies of the same mid-episode state
+>>> branches.state = core.state.repeat(8).rekeyed(torch.arange(8))  # eight independent futures
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 import torch
 
+from paretochain.envs import _rng
 from paretochain.errors import PolicyFileError
 
 #: A selection of rows: an index, a slice, a list of indices, or an int64 or bool tensor.
@@ -136,6 +141,33 @@ class BatchState:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         return self._apply(lambda x: x.repeat(k, *([1] * (x.dim() - 1))))
+
+    def rekeyed(self: S, salts: torch.Tensor | Sequence[int]) -> S:
+        """A copy whose rows draw fresh random numbers: each row's keys derived from its own and ``salts[row]``.
+
+        The period, the episode count and every other field are kept; only ``key_lo``, ``key_hi``
+        and ``stream_key`` change (``stream_key`` stays the hash of the two halves), so the draws
+        of the rest of the current episode and of every later one follow the new keys (what a
+        family drew when the episode started, such as Dispatch's orders, stays as drawn). The same state and salts
+        give the same keys again; rows with the same keys and salt share their random numbers
+        (common random numbers), rows with different salts do not. A core notices the new keys
+        when the state is assigned (``core.state = state.rekeyed(salts)``).
+
+        Args:
+            salts: one non-negative integer per row, ``(B,)`` (an int64 tensor or a sequence).
+
+        Raises:
+            ValueError: not one salt per row, or a negative salt.
+        """
+        salt = torch.as_tensor(salts, dtype=torch.int64, device=self.device).reshape(-1)
+        if salt.numel() != self.batch_size:
+            raise ValueError(f"rekeyed: {salt.numel()} salts given for {self.batch_size} rows")
+        if bool((salt < 0).any()):
+            raise ValueError("rekeyed: salts must be non-negative integers")
+        out = self.clone()
+        out.key_lo, out.key_hi = _rng.rekey(self.key_lo, self.key_hi, salt)
+        out.stream_key = _rng.derive_key(out.key_lo, out.key_hi)
+        return out
 
     def to(self: S, device: str | torch.device) -> S:
         """A copy on ``device``."""

@@ -20,6 +20,10 @@ from paretochain.train.run import env_config_of, train
 RUN_OF_AGENT = {
     "mo_ppo": ("warehouse_mo_ppo", ["hyperparameters.num_steps=8"]),
     "mo_dqn": ("warehouse_mo_dqn", ["hyperparameters.learning_starts=16", "hyperparameters.batch_size=16"]),
+    "dcl": (
+        "lost_sales_dcl",
+        ["hyperparameters.scenarios=2", "hyperparameters.candidate_window=1", "imitation.env_steps=64"],
+    ),
     "sb3_ppo": ("warehouse_sb3_ppo", ["hyperparameters.n_steps=8", "hyperparameters.batch_size=16"]),
     "sb3_dqn": (
         "lost_sales_sb3_dqn",
@@ -75,8 +79,9 @@ def test_each_agent_implements_the_agent_protocol(agent_name: str) -> None:
     assert isinstance(agent.export_metadata()["agent_config"], dict)
 
 
-def test_only_mo_ppo_can_imitate_and_the_run_config_says_so() -> None:
+def test_only_mo_ppo_and_dcl_can_imitate_and_the_run_config_says_so() -> None:
     assert isinstance(_agent("mo_ppo"), ImitatingAgent)
+    assert isinstance(_agent("dcl"), ImitatingAgent)
     assert not isinstance(_agent("mo_dqn"), ImitatingAgent)
 
 

@@ -254,3 +254,85 @@ def test_a_state_moved_between_devices_continues_the_same_episodes(env_id: str, 
         b = play(gpu, [action.repeat(2, *([1] * (action.dim() - 1))).cuda()])[0].cpu()
         torch.testing.assert_close(b[:2], a, rtol=1e-5, atol=1e-4)
         torch.testing.assert_close(b[2:], a, rtol=1e-5, atol=1e-4)
+
+
+def mid_episode_core(env_id: str, config: str, seed: int = 5, prefix: int = 3) -> BatchedCore[Any]:
+    """A one-env core seeded ``seed`` after ``prefix`` random allowed actions."""
+    rng = np.random.default_rng(1)
+    core = make_core(env_id, config, 1)
+    core.reset(seeds=[seed])
+    for _ in range(prefix):
+        core.step(allowed_actions(core, rng))
+    return core
+
+
+def futures(core: BatchedCore[Any], actions: list[torch.Tensor]) -> torch.Tensor:
+    """Every step's observation, reward and KPIs for ``actions``, ``(B, steps * width)``."""
+    return torch.cat(play(core, actions), dim=1)
+
+
+#: the cases whose dynamics draw every period (Dispatch draws its whole instance when an episode starts)
+PER_PERIOD_DRAWS = [case for case in CASES if case[0] != "paretochain/Dispatch-v0"]
+
+
+@pytest.mark.parametrize(("env_id", "config"), PER_PERIOD_DRAWS)
+def test_rekeyed_copies_stepped_with_the_same_actions_play_different_futures_and_the_same_salts_replay_them(
+    env_id: str, config: str
+) -> None:
+    k, ahead = 4, 6
+    trunk = mid_episode_core(env_id, config)
+    branched = make_core(env_id, config, k)
+
+    def play_rekeyed(salts: list[int]) -> torch.Tensor:
+        branched.state = trunk.state.repeat(k).rekeyed(salts)
+        rng = np.random.default_rng(3)
+        out = []
+        for _ in range(ahead):
+            action = allowed_actions(branched, rng)
+            if branched.action_masks() is None:  # the same action for every copy
+                action = action[:1].expand(k, *action.shape[1:]).clone()
+            out.append(futures(branched, [action]))
+        return torch.cat(out, dim=1)
+
+    salts = [0, 1, 2, 3]
+    played = play_rekeyed(salts)
+    for i in range(k):
+        for j in range(i + 1, k):
+            assert not torch.equal(played[i], played[j]), f"copies {i} and {j} played the same future"
+    assert torch.equal(play_rekeyed(salts), played), "the same salts did not replay the same futures"
+    assert not torch.equal(play_rekeyed([4, 5, 6, 7]), played)
+
+
+def test_rekeyed_copies_with_the_same_salt_share_their_demand_whatever_they_order() -> None:
+    trunk = mid_episode_core("paretochain/Warehouse-v0", "lost_sales")
+    k = 6
+    branched = make_core("paretochain/Warehouse-v0", "lost_sales", k)
+    branched.state = trunk.state.repeat(k).rekeyed([7, 7, 7, 8, 8, 8])
+    orders = torch.tensor([0, 5, 20, 0, 5, 20])  # ladder indices: different orders within each salt
+    demands = []
+    for _ in range(8):
+        branched.step(orders)
+        demands.append(branched.state.last_demand.reshape(k))
+    demand = torch.stack(demands, dim=1)  # (k, periods)
+    assert torch.equal(demand[0], demand[1]) and torch.equal(demand[0], demand[2])
+    assert torch.equal(demand[3], demand[4]) and torch.equal(demand[3], demand[5])
+    assert not torch.equal(demand[0], demand[3])
+    stock = branched.state.inventory.reshape(k, -1).sum(1)
+    assert stock[2] > stock[0], "the orders made no difference: the test would not see a shared draw"
+
+
+def test_rekeyed_keeps_every_field_but_the_keys_and_refuses_a_wrong_number_of_salts() -> None:
+    state = mid_episode_core("paretochain/Warehouse-v0", "lost_sales").state.repeat(3)
+    fresh = state.rekeyed(torch.tensor([0, 1, 2]))
+    for name, value in state.items():
+        if name in ("key_lo", "key_hi", "stream_key"):
+            assert not torch.equal(value, getattr(fresh, name)), name
+        elif isinstance(value, dict):
+            assert all(torch.equal(v, getattr(fresh, name)[key]) for key, v in value.items()), name
+        else:
+            assert torch.equal(value, getattr(fresh, name)), name
+    assert len(set(fresh.stream_key.tolist())) == 3
+    with pytest.raises(ValueError, match="2 salts given for 3 rows"):
+        state.rekeyed([0, 1])
+    with pytest.raises(ValueError, match="non-negative"):
+        state.rekeyed([0, -1, 2])

@@ -232,7 +232,7 @@ def test_an_imitation_section_warm_starts_mo_ppo_from_a_baseline(tmp_path: Path)
 
 
 def test_imitation_errors_name_the_problem_before_anything_is_written(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="only agent mo_ppo can imitate"):
+    with pytest.raises(ConfigError, match="only agents mo_ppo and dcl can imitate"):
         load_run_config("dispatch_sb3_maskable_ppo", ["imitation.baseline=nearest_neighbour", "imitation.env_steps=64"])
     with pytest.raises(ConfigError, match=r"anchor_coef.*add an imitation section"):
         load_run_config("dispatch_mo_ppo", ["hyperparameters.anchor_coef=0.1"])

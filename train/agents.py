@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 def _registry() -> dict[str, tuple[type, type[ConfigModel], dict[str, Any], str]]:
     """agent name -> (agent class, its config class, fixed hyperparameters, where a fixed preference goes)."""
+    from paretochain.agents.dcl import DCLAgent, DCLConfig
     from paretochain.agents.mo_dqn import MODQNAgent, MODQNConfig
     from paretochain.agents.mo_ppo import MOPPO, MOPPOConfig
     from paretochain.agents.sb3.train import SB3Agent, SB3AgentConfig
@@ -24,6 +25,7 @@ def _registry() -> dict[str, tuple[type, type[ConfigModel], dict[str, Any], str]
     return {
         "mo_ppo": (MOPPO, MOPPOConfig, {}, "preference"),
         "mo_dqn": (MODQNAgent, MODQNConfig, {}, "preference"),
+        "dcl": (DCLAgent, DCLConfig, {}, "preference"),
         "sb3_ppo": (SB3Agent, SB3AgentConfig, {"algo": "ppo"}, "weights"),
         "sb3_dqn": (SB3Agent, SB3AgentConfig, {"algo": "dqn"}, "weights"),
         "sb3_maskable_ppo": (SB3Agent, SB3AgentConfig, {"algo": "maskable_ppo"}, "weights"),
@@ -46,6 +48,11 @@ def agent_config(run: RunConfig) -> ConfigModel:
         return config_cls.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, config_cls, f"hyperparameters of agent {run.agent!r}")) from None
+
+
+def can_imitate(agent: str) -> bool:
+    """Whether the agent of that name fits a baseline's decisions first (a run's ``imitation`` section)."""
+    return callable(getattr(_registry()[agent][0], "imitate", None))
 
 
 def build_agent(run: RunConfig, env: BatchedVectorEnv, device: str) -> Agent:

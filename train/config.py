@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from paretochain.envs.config import ConfigModel, apply_overrides, read_yaml, resolve_config_path
 from paretochain.errors import ConfigError
 
-AgentName = Literal["mo_ppo", "mo_dqn", "sb3_ppo", "sb3_dqn", "sb3_maskable_ppo"]
+AgentName = Literal["mo_ppo", "mo_dqn", "dcl", "sb3_ppo", "sb3_dqn", "sb3_maskable_ppo"]
 
 
 class EnvSection(ConfigModel):
@@ -36,7 +36,8 @@ class EnvSection(ConfigModel):
 
 
 class ImitationSection(ConfigModel):
-    """A warm start of MO-PPO from a baseline's decisions (:meth:`~paretochain.agents.mo_ppo.MOPPO.imitate`)."""
+    """A warm start from a baseline's decisions (:meth:`~paretochain.agents.mo_ppo.MOPPO.imitate`,
+    :meth:`~paretochain.agents.dcl.DCLAgent.imitate`)."""
 
     baseline: str = Field(description="name of a baseline of the environment's family, e.g. nearest_neighbour")
     env_steps: int = Field(ge=1, description="environment steps of the baseline's play to imitate before training")
@@ -53,7 +54,10 @@ class RunConfig(ConfigModel):
         default=None, description="run directory name under runs_dir (default: from agent, env and seed)"
     )
     env: EnvSection = Field(default_factory=EnvSection)
-    agent: AgentName = Field(default="mo_ppo", description="mo_ppo, mo_dqn, sb3_ppo, sb3_dqn or sb3_maskable_ppo")
+    agent: AgentName = Field(
+        default="mo_ppo",
+        description="mo_ppo, mo_dqn, dcl (Deep Controlled Learning: rollout-based policy iteration), sb3_ppo, sb3_dqn or sb3_maskable_ppo",
+    )
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, description="the agent's hyperparameters (see its config class)"
     )
@@ -86,7 +90,7 @@ class RunConfig(ConfigModel):
     runs_dir: str = Field(default="runs", description="where run directories are created")
     imitation: ImitationSection | None = Field(
         default=None,
-        description="mo_ppo only: first fit the policy to a baseline's decisions (steps not counted in budget_env_steps)",
+        description="mo_ppo and dcl: first fit the policy to a baseline's decisions (steps not counted in budget_env_steps)",
     )
 
     @classmethod
@@ -95,11 +99,11 @@ class RunConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _agent_hyperparameters(self) -> RunConfig:
-        from paretochain.train.agents import agent_config
+        from paretochain.train.agents import agent_config, can_imitate
 
         hyperparameters = agent_config(self)  # raises with the allowed fields when one is unknown or out of range
-        if self.imitation is not None and self.agent != "mo_ppo":
-            raise ValueError(f"imitation: only agent mo_ppo can imitate a baseline, not {self.agent}")
+        if self.imitation is not None and not can_imitate(self.agent):
+            raise ValueError(f"imitation: only agents mo_ppo and dcl can imitate a baseline, not {self.agent}")
         if self.imitation is None and getattr(hyperparameters, "anchor_coef", 0.0) > 0:
             raise ValueError(
                 "hyperparameters.anchor_coef: the anchor is the policy imitation produces; add an imitation section"

@@ -21,9 +21,9 @@ it on any. The state of the best evaluation (the latest on ties) is kept in
 training does not cost the policy it reached before; ``metrics.json`` says which step
 it is (``best_evaluation``).
 
-With an ``imitation`` section, MO-PPO first fits a baseline's decisions
-(:meth:`~paretochain.agents.mo_ppo.MOPPO.imitate`); those steps are logged under
-``imitation/*`` and do not count towards ``budget_env_steps``.
+With an ``imitation`` section, an agent that can imitate first fits a baseline's decisions
+(:meth:`~paretochain.agents.mo_ppo.MOPPO.imitate`, :meth:`~paretochain.agents.dcl.DCLAgent.imitate`);
+those steps are logged under ``imitation/*`` and do not count towards ``budget_env_steps``.
 
 A run stops cleanly on Ctrl-C or SIGTERM (it checkpoints first); a SIGKILL loses at
 most one checkpoint interval. ``resume=True`` continues from the newest checkpoint.
