@@ -66,6 +66,7 @@ from pydantic import Field
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.networks import Actor, PreferenceTorso, build_encoder, make_head, mask_dim
 from paretochain.agents.normalization import ObservationNormalizer
+from paretochain.agents.policy import PreferenceConditionedActing
 from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.envs.config import ConfigModel
@@ -164,7 +165,7 @@ class LabelledStates:
     candidates: torch.Tensor | None = None
 
 
-class DCLAgent:
+class DCLAgent(PreferenceConditionedActing):
     """Deep Controlled Learning on a batched environment with a ``Discrete`` action space and a fixed horizon.
 
     Args:
@@ -264,31 +265,6 @@ class DCLAgent:
         if masks is None:
             return torch.ones(n, self.mask_dim, dtype=torch.bool, device=self.device)
         return masks.to(self.device, torch.bool)
-
-    def default_preference(self, n: int) -> torch.Tensor:
-        """The configured fixed preference, or equal weights, for ``n`` rows."""
-        if self.sampler.fixed is not None:
-            return self.sampler.fixed.expand(n, self.k)
-        return torch.full((n, self.k), 1.0 / self.k, device=self.device)
-
-    @torch.no_grad()
-    def act(
-        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Deterministic actions for a batch (the policy contract of :mod:`paretochain.agents.policy`)."""
-        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        n = obs.shape[0]
-        pref = (
-            self.default_preference(n)
-            if preference is None
-            else torch.as_tensor(preference, dtype=torch.float32, device=self.device).expand(n, self.k)
-        )
-        mask = (
-            torch.ones(n, self.mask_dim, dtype=torch.bool, device=self.device)
-            if action_mask is None
-            else action_mask.to(self.device, torch.bool)
-        )
-        return self.actor(self._normalize(obs), pref, mask)
 
     def sample_preferences(self, n: int) -> torch.Tensor:
         """``n`` preferences ``(n, k)``: the fixed one, or Dirichlet draws with a ``corner_share`` of corners."""

@@ -51,6 +51,7 @@ from paretochain.agents.networks import (
     mask_dim,
 )
 from paretochain.agents.normalization import ObservationNormalizer, ReturnNormalizer
+from paretochain.agents.policy import PreferenceConditionedActing
 from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.agents.rollout_storage import RolloutStorage
@@ -153,7 +154,7 @@ def preference_adv_std(advantages: torch.Tensor, preferences: torch.Tensor) -> t
     return var.clamp(min=1e-8).sqrt()
 
 
-class MOPPO:
+class MOPPO(PreferenceConditionedActing):
     """Preference-conditioned PPO with a vector critic on a batched environment.
 
     Args:
@@ -266,34 +267,9 @@ class MOPPO:
         self.episodes = EpisodeTracker(self.num_envs, k, self.device)
 
     # ------------------------------------------------------------------------------------------ acting
-    def default_preference(self, n: int) -> torch.Tensor:
-        """The configured fixed preference, or equal weights, for ``n`` rows."""
-        if self.sampler.fixed is not None:
-            return self.sampler.fixed.expand(n, self.k)
-        return torch.full((n, self.k), 1.0 / self.k, device=self.device)
-
     def _normalize(self, obs: torch.Tensor, norm: ObservationNormalizer | None = None) -> torch.Tensor:
         """``obs`` through ``norm`` (default: the running normaliser), or as is with ``norm_obs`` off."""
         return (self.obs_norm if norm is None else norm).normalize(obs) if self.config.norm_obs else obs
-
-    @torch.no_grad()
-    def act(
-        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Deterministic actions for a batch (the policy contract of :mod:`paretochain.agents.policy`)."""
-        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        n = obs.shape[0]
-        pref = (
-            self.default_preference(n)
-            if preference is None
-            else torch.as_tensor(preference, dtype=torch.float32, device=self.device).expand(n, self.k)
-        )
-        mask = (
-            torch.ones(n, self.mask_dim, dtype=torch.bool, device=self.device)
-            if action_mask is None
-            else action_mask.to(self.device, torch.bool)
-        )
-        return self.actor(self._normalize(obs), pref, mask)
 
     # ------------------------------------------------------------------------------------------ rollout
     @torch.inference_mode()

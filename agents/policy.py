@@ -6,9 +6,12 @@ evaluation and export need nothing else.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
+
+if TYPE_CHECKING:
+    from paretochain.agents.preferences import PreferenceSampler
 
 
 @runtime_checkable
@@ -32,3 +35,47 @@ class Policy(Protocol):
         preference: torch.Tensor | None = None,
         action_mask: torch.Tensor | None = None,
     ) -> torch.Tensor: ...
+
+
+class PreferenceConditionedActing:
+    """``act`` and ``default_preference`` of an agent whose actor reads a preference (MO-PPO, DCL).
+
+    The agent sets ``actor`` (``actor(obs, preference, mask) -> actions``), ``sampler`` (its
+    :class:`~paretochain.agents.preferences.PreferenceSampler`), ``k``, ``mask_dim`` and
+    ``device``, and defines ``_normalize``.
+    """
+
+    actor: torch.nn.Module
+    sampler: PreferenceSampler
+    k: int
+    mask_dim: int
+    device: torch.device
+
+    def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def default_preference(self, n: int) -> torch.Tensor:
+        """The configured fixed preference, or equal weights, for ``n`` rows."""
+        if self.sampler.fixed is not None:
+            return self.sampler.fixed.expand(n, self.k)
+        return torch.full((n, self.k), 1.0 / self.k, device=self.device)
+
+    @torch.no_grad()
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Deterministic actions for a batch (the policy contract above)."""
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        n = obs.shape[0]
+        pref = (
+            self.default_preference(n)
+            if preference is None
+            else torch.as_tensor(preference, dtype=torch.float32, device=self.device).expand(n, self.k)
+        )
+        mask = (
+            torch.ones(n, self.mask_dim, dtype=torch.bool, device=self.device)
+            if action_mask is None
+            else action_mask.to(self.device, torch.bool)
+        )
+        actions: torch.Tensor = self.actor(self._normalize(obs), pref, mask)
+        return actions
