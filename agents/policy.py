@@ -6,6 +6,7 @@ evaluation and export need nothing else.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
@@ -37,7 +38,7 @@ class Policy(Protocol):
     ) -> torch.Tensor: ...
 
 
-class PreferenceConditionedActing:
+class PreferenceConditionedActing(ABC):
     """``act`` and ``default_preference`` of an agent whose actor reads a preference (MO-PPO, DCL).
 
     The agent sets ``actor`` (``actor(obs, preference, mask) -> actions``), ``sampler`` (its
@@ -51,8 +52,9 @@ class PreferenceConditionedActing:
     mask_dim: int
     device: torch.device
 
+    @abstractmethod
     def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """``obs`` as the actor reads it (the agent's observation normalisation)."""
 
     def default_preference(self, n: int) -> torch.Tensor:
         """The configured fixed preference, or equal weights, for ``n`` rows."""

@@ -658,7 +658,7 @@ class EpochDispatchEnv(gym.Env):
 
     def report_figures(self, history: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """No route maps for this mode yet: evaluation reports skip its trajectory figures."""
-        raise NotImplementedError("DispatchEpoch-v0 draws no report figures")
+        return {}
 
     def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode != "ansi":
