@@ -403,3 +403,21 @@ def test_stepping_past_the_horizon_without_reset_is_an_error() -> None:
     core.step(torch.tensor([1]))
     with pytest.raises(RuntimeError, match="reset"):
         core.step(torch.tensor([1]))
+
+
+@pytest.mark.parametrize("observe_horizon", [True, False])
+def test_calendar_shows_the_elapsed_share_of_the_horizon_only_when_asked(observe_horizon: bool) -> None:
+    vec = make_vec(ENV_ID, 2, config="lost_sales", horizon=10, observe_horizon=observe_horizon)
+    elapsed = vec.core.observation_layout.segments["calendar"].stop - 1
+    obs, _ = vec.reset(seed=0)
+    seen = [obs[:, elapsed].copy()]
+    for _ in range(4):
+        obs, *_ = vec.step(np.array([3, 3]))
+        seen.append(obs[:, elapsed].copy())
+    expected = np.arange(5, dtype=np.float32) / 10 if observe_horizon else np.zeros(5, dtype=np.float32)
+    np.testing.assert_allclose(np.stack(seen)[:, 0], expected, rtol=1e-6)
+
+
+def test_lost_sales_config_hides_the_horizon_from_the_policy() -> None:
+    assert WarehouseConfig.load("lost_sales").observe_horizon is False
+    assert WarehouseConfig.load("default").observe_horizon is True

@@ -153,6 +153,13 @@ class WarehouseConfig(ConfigModel):
     num_warehouses: int = Field(default=1, ge=1, le=1_000)
     distribution_center: bool = Field(default=False, description="a central DC between the supplier and the warehouses")
     horizon: int = Field(default=52, ge=1, le=100_000, description="periods per episode")
+    observe_horizon: bool = Field(
+        default=True,
+        description=(
+            "the observation's calendar shows the share of the horizon elapsed; false for an endless process "
+            "cut by the horizon (the feature reads 0), so the policy does not depend on where the cut falls"
+        ),
+    )
     unmet_demand: Literal["lost", "backorder"] = "lost"
     demand_history_periods: int = Field(
         default=4, ge=0, le=365, description="periods of past demand in the observation"

@@ -237,7 +237,8 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         self.single_observation_space = spaces.Box(low, np.full(lay.size, np.inf, dtype=np.float32), dtype=np.float32)
         steps = torch.arange(cfg.horizon + 1, dtype=torch.float64, device=dev)
         phase = steps * (2 * math.pi / cfg.demand.seasonality_period)
-        self._calendar = torch.stack([phase.sin(), phase.cos(), steps / cfg.horizon], dim=1).to(torch.float32)
+        elapsed = steps / cfg.horizon if cfg.observe_horizon else torch.zeros_like(steps)
+        self._calendar = torch.stack([phase.sin(), phase.cos(), elapsed], dim=1).to(torch.float32)
 
         # objectives
         scale = per_period_scale(mean_ws, price, unit_cost, holding, penalty, self.max_lead, self.lost_sales)

@@ -48,7 +48,7 @@ class WarehouseEnv(SingleEnv):
     | ``pipeline`` | N x S x L | units in transit by periods until arrival (0 = arrives before this period's demand) |
     | ``backlog`` | W x S | units owed to customers (backorder mode only) |
     | ``demand_history`` | W x S x m | last m periods of demand, most recent last |
-    | ``calendar`` | 3 | sin, cos of the seasonal phase; share of the horizon elapsed |
+    | ``calendar`` | 3 | sin, cos of the seasonal phase; share of the horizon elapsed (0 with ``observe_horizon: false``) |
     | ``promotion`` | W x S | 1 during a promotion (always 0 when promotions are off) |
     | ``supplier_down`` | 1 | periods of outage left (always 0 when outages are off) |
 
