@@ -197,6 +197,7 @@ class BatchedCore(ABC, Generic[StateT]):
         self._counter_hashes: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
         self._one_env_on_cpu = num_envs == 1 and self.device.type == "cpu"
+        self._one_period = torch.ones((), dtype=torch.int64, device=self.device)
         self._draw_sites: list[_rng.DrawSite] = []
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
         #: raise on a NaN or infinite observation or reward (``PARETOCHAIN_CHECK_FINITE=1``; :mod:`~paretochain.envs.checks`)
@@ -378,7 +379,7 @@ class BatchedCore(ABC, Generic[StateT]):
         if check:
             self.check_action(action)
         reward, terminated, truncated, kpis = self._step(action)
-        self.state.t = self.state.t + 1
+        self.state.t = self.state.t + self._one_period  # a 0-dim tensor: cheaper to add than the number 1
         self.host_t += 1
         self._stepped()
         return self._finite_step(StepOutput(self.observe(), reward, terminated, truncated, kpis))

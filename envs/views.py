@@ -19,6 +19,8 @@ from paretochain.envs.episodes import autoreset
 from paretochain.errors import ActionError, ConfigError
 
 _THREAD = threading.local()
+#: how many distinct actions a single env keeps as ready batches (:meth:`SingleEnv._allowed_batch`)
+_KNOWN_ACTIONS = 4096
 
 
 def _no_autograd() -> torch.inference_mode:
@@ -195,6 +197,8 @@ class SingleEnv(gym.Env):
             allowed = self._fixed_mask if self._fixed_mask is not None else np.ones(int(nvec.sum()), dtype=bool)
             blocks = np.split(allowed, np.cumsum(nvec)[:-1])
             self._allowed_choices = [frozenset(np.flatnonzero(block).tolist()) for block in blocks]
+        # the batches of actions checked before, by their bytes (the cores never write into an action)
+        self._known_batches: dict[bytes, torch.Tensor] = {}
         self._action_shape = self.action_space.shape
         self._obs_dim = int(self.core.observation_layout.size)
         self._history: list[dict[str, np.ndarray]] = []
@@ -248,15 +252,26 @@ class SingleEnv(gym.Env):
         None where that does not hold or cannot be told this way (:meth:`_checked_batch` decides then).
 
         Plain Python checks the bounds and the masks that never change together (the allowed choices of every
-        dimension as a set): for a handful of choices, a fraction of the cost of numpy's checks.
+        dimension as a set): for a handful of choices, a fraction of the cost of numpy's checks. An action
+        allowed before is looked up as the batch it made then.
         """
         allowed = self._allowed_choices
         if allowed is None or type(action) is not np.ndarray or action.dtype != np.int64:
             return None
-        if action.shape != self._action_shape or not all(c in a for c, a in zip(action.tolist(), allowed)):
+        if action.shape != self._action_shape:
+            return None
+        key = action.tobytes()
+        batch = self._known_batches.get(key)
+        if batch is not None:
+            return batch
+        if not all(c in a for c, a in zip(action.tolist(), allowed)):
             return None
         batch = torch.from_numpy(np.array(action, ndmin=2))  # a copy, shaped as a batch of one
-        return batch if self.core.device.type == "cpu" else batch.to(self.core.device)
+        if self.core.device.type != "cpu":
+            batch = batch.to(self.core.device)
+        if len(self._known_batches) < _KNOWN_ACTIONS:
+            self._known_batches[key] = batch
+        return batch
 
     def _checked_batch(self, action: Any) -> tuple[torch.Tensor, int]:
         """The batch of one for any action: refused where it does not fit the space, a forbidden choice

@@ -421,3 +421,18 @@ def test_calendar_shows_the_elapsed_share_of_the_horizon_only_when_asked(observe
 def test_lost_sales_config_hides_the_horizon_from_the_policy() -> None:
     assert WarehouseConfig.load("lost_sales").observe_horizon is False
     assert WarehouseConfig.load("default").observe_horizon is True
+
+
+def test_single_env_steps_the_current_contents_of_a_reused_action_array() -> None:
+    # the env keeps the batches of actions it has seen; an array changed in place must not reuse a stale one
+    reused, fresh = gym.make(ENV_ID, config="default"), gym.make(ENV_ID, config="default")
+    reused.reset(seed=3)
+    fresh.reset(seed=3)
+    action = np.zeros(reused.action_space.shape, dtype=np.int64)
+    for choices in ([0, 1, 2], [6, 6, 6], [0, 1, 2], [3, 0, 5], [6, 6, 6]):
+        action[:] = choices
+        out_reused = reused.step(action)
+        out_fresh = fresh.step(np.array(choices, dtype=np.int64))
+        np.testing.assert_array_equal(out_reused[0], out_fresh[0])
+        np.testing.assert_array_equal(out_reused[1], out_fresh[1])
+        assert out_reused[4]["ordered_units"] == out_fresh[4]["ordered_units"]

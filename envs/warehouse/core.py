@@ -495,7 +495,7 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         if self.has_outages:
             extras += [refused, down]
         # the fill rate: served / demand, and 1 without demand (0 / 0, the only NaN: served <= demand)
-        extras.append(torch.nan_to_num(sums[:, 5] / sums[:, 2], nan=1.0))
+        extras.append((sums[:, 5] / sums[:, 2]).nan_to_num_(1.0))
         raw = torch.cat([sums, torch.stack(extras, dim=1)], dim=1)
         kpis = KPIs(KPI_NAMES, raw=raw, linear_map=self._kpi_matrix)
         reward = raw @ self._reward_matrix
