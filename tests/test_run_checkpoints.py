@@ -180,6 +180,22 @@ def test_resume_needs_no_config_and_falls_back_past_a_corrupt_newest_checkpoint(
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["budget_env_steps"] == 768
 
 
+def test_threads_set_torch_and_may_change_on_resume(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = _copy(finished_run, tmp_path)
+    before = torch.get_num_threads()
+    try:
+        code = main(["train", "--resume", str(run_dir), "budget_env_steps=768", "threads=1", "--no-progress"])
+        assert code == 0, capsys.readouterr().err
+        assert torch.get_num_threads() == 1
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(Exception, match="threads"):
+        load_run_config("warehouse_mo_ppo", ["threads=0"])
+
+
 def test_at_least_two_checkpoints_are_kept() -> None:
     with pytest.raises(Exception, match="keep_checkpoints"):
         load_run_config("warehouse_mo_ppo", ["keep_checkpoints=1"])
@@ -218,7 +234,7 @@ def test_resume_refuses_a_changed_field_and_names_it(
     run_dir = _copy(finished_run, tmp_path)
     assert main(["train", "--resume", str(run_dir), "seed=3"]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert "seed (run: 0, given: 3)" in line and "only budget_env_steps may change" in line
+    assert "seed (run: 0, given: 3)" in line and "only budget_env_steps, runs_dir and threads may change" in line
     assert main(["train", "warehouse_mo_ppo", "--resume", str(run_dir)]) == 2  # the packaged config: 256 envs
     assert "num_envs (run: 8, given: 256)" in _one_error_line(capsys.readouterr().err)
 

@@ -74,6 +74,15 @@ class RunConfig(ConfigModel):
     )
     seed: int = Field(default=0, ge=0, description="seeds the agent, its sampling and the environments")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = CUDA when torch sees a GPU")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description=(
+            "torch's CPU threads for this run (None: torch's default, one per core); 1 where other jobs share the "
+            "cores, as torch's threads then wait for each other"
+        ),
+    )
     checkpoint_interval_steps: int = Field(default=50_000, ge=1, description="env steps between checkpoints")
     keep_checkpoints: int = Field(
         default=3,

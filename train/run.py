@@ -81,7 +81,7 @@ from paretochain.train.config import RunConfig, load_run_config
 CHECKPOINT_FORMAT = "paretochain.run-checkpoint/2"
 RUN_MARKER = ".paretochain-run"
 # fields a resumed run may change: the budget, and where new runs go (the run directory is given)
-RESUMABLE_CHANGES = frozenset({"budget_env_steps", "runs_dir"})
+RESUMABLE_CHANGES = frozenset({"budget_env_steps", "runs_dir", "threads"})
 
 
 @dataclass
@@ -312,7 +312,7 @@ def train(
         run: the run config.
         run_dir: override of ``<runs_dir>/<name>``.
         resume: continue from the newest good checkpoint in ``run_dir``; ``run`` must equal
-            the run's own ``config.yaml`` but for ``budget_env_steps`` (and ``runs_dir``),
+            the run's own ``config.yaml`` but for ``budget_env_steps`` (and ``runs_dir``, ``threads``),
             else ConfigError names the first differing fields (see :func:`resume_config`).
         overwrite: replace an existing run directory (only one a run made).
         progress: show a progress bar with ETA and the latest per-objective returns.
@@ -321,6 +321,8 @@ def train(
     """
     env_cfg = env_config_of(run)  # config errors first: nothing is touched before they are checked
     device = require_device(run.device, "device")
+    if run.threads is not None:
+        torch.set_num_threads(run.threads)
     run_dir = prepare_run_dir(run, Path(run_dir) if run_dir is not None else None, resume, overwrite)
     state = None
     if resume:
@@ -328,7 +330,7 @@ def train(
         if differences:
             raise ConfigError(
                 f"cannot resume {run_dir}: the given config differs from the run's config.yaml in "
-                f"{'; '.join(differences)} (only budget_env_steps may change; `paretochain train --resume {shlex.quote(str(run_dir))}` "
+                f"{'; '.join(differences)} (only budget_env_steps, runs_dir and threads may change; `paretochain train --resume {shlex.quote(str(run_dir))}` "
                 "continues it as it was)"
             )
         checkpoint_path, state = newest_good_checkpoint(run_dir)
