@@ -23,8 +23,10 @@ requests required; iteration budget, seed, and a time cap inside the epoch's lim
 answers with the routes. Logs go to stderr.
 
 Run it under the controller as ``python controller.py --instance FILE -- python -m
-paretochain.euro_neurips --policy greedy``. :func:`write_instance` writes generated
-instances in the competition's file format.
+paretochain.euro_neurips --policy greedy``, or with a trained epoch policy, ``--policy
+runs/RUN/policy.pt`` (exported from a ``DispatchEpoch-v0`` run): the observation then takes
+the policy file's layout (its order slots and fleet rows). :func:`write_instance` writes
+generated instances in the competition's file format.
 """
 
 from __future__ import annotations
@@ -34,18 +36,20 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import torch
 
-from paretochain.errors import ParetochainError
+from paretochain.errors import ParetochainError, PolicyFileError
 
 #: Observation layout parameters of the adapter: order slots and fleet rows (every vehicle available).
 DEFAULT_MAX_ORDERS = 500
 FLEET_ROWS = 1
 POLICIES = ("greedy", "lazy", "random")
+EPOCH_ENV_ID = "paretochain/DispatchEpoch-v0"
 
 
 class ProtocolError(ParetochainError):
@@ -53,7 +57,12 @@ class ProtocolError(ParetochainError):
 
 
 def make_policy(name: str, seed: int = 0) -> Any:
-    """A mask-reading epoch baseline by name (``greedy``, ``lazy`` or ``random``)."""
+    """A mask-reading epoch baseline by name (``greedy``, ``lazy`` or ``random``), or a policy file by its path.
+
+    Raises:
+        PolicyFileError: a path that is not a readable paretochain policy file of ``DispatchEpoch-v0``.
+        ProtocolError: neither a baseline's name nor a ``.pt`` / ``.pt2`` path.
+    """
     from paretochain.agents.baselines.epoch import GreedyEpochPolicy, LazyEpochPolicy, RandomEpochPolicy
 
     if name == "greedy":
@@ -62,24 +71,74 @@ def make_policy(name: str, seed: int = 0) -> Any:
         return LazyEpochPolicy()
     if name == "random":
         return RandomEpochPolicy(seed=seed)
-    raise ProtocolError(f"unknown policy {name!r}; choose one of {list(POLICIES)}")
+    if Path(name).suffix in (".pt", ".pt2"):
+        from paretochain.agents.export import load_policy
+
+        policy = load_policy(name)
+        if policy.metadata.get("env_id") != EPOCH_ENV_ID:
+            raise PolicyFileError(
+                f"{name} is a policy of {policy.metadata.get('env_id')!r}; the controller needs one of {EPOCH_ENV_ID!r}"
+            )
+        return policy
+    raise ProtocolError(f"unknown policy {name!r}; choose one of {list(POLICIES)} or the path of a policy.pt")
+
+
+@dataclass(frozen=True)
+class EpochLayout:
+    """The observation layout the adapter builds: order slots, fleet rows and depots."""
+
+    max_orders: int = DEFAULT_MAX_ORDERS
+    fleet_rows: int = FLEET_ROWS
+    num_depots: int = 1
+
+    @classmethod
+    def of_policy(cls, policy: Any, max_orders: int = DEFAULT_MAX_ORDERS) -> EpochLayout:
+        """A policy file's own layout (from its metadata); ``max_orders`` slots for a baseline, which reads any.
+
+        Raises:
+            PolicyFileError: a policy trained with more than one depot (the competition has one).
+        """
+        metadata = getattr(policy, "metadata", None)
+        if not isinstance(metadata, dict):
+            return cls(max_orders=max_orders)
+        blocks = metadata["observation"]["layout"]
+        layout = cls(
+            max_orders=int(blocks["orders"]["shape"][0]),
+            fleet_rows=int(blocks["vehicles"]["shape"][0]),
+            num_depots=int(blocks["depots"]["shape"][0]),
+        )
+        if layout.num_depots != 1:
+            raise PolicyFileError(
+                f"{getattr(policy, 'path', 'the policy')} was trained with {layout.num_depots} depots; "
+                "the controller's instances have one"
+            )
+        return layout
 
 
 class EpochAdapter:
     """Turns controller observations into ``DispatchEpoch-v0`` observations and decisions into routes.
 
     Args:
-        policy: anything with ``act(obs, preference, action_mask)`` over ``DispatchEpoch-v0`` layouts.
-        max_orders: order slots of the observation.
+        policy: anything with ``act(obs, preference, action_mask)`` over ``DispatchEpoch-v0`` layouts; a
+            loaded policy file fixes the layout (:meth:`EpochLayout.of_policy`).
+        max_orders: order slots of the observation, for a policy that reads any layout (the baselines).
         routing_iterations: PyVRP iterations per epoch.
         seed: PyVRP's seed.
+        preference: the preference ``(k,)`` a policy file is played at (None: the one its metadata names).
     """
 
     def __init__(
-        self, policy: Any, max_orders: int = DEFAULT_MAX_ORDERS, routing_iterations: int = 1_000, seed: int = 0
+        self,
+        policy: Any,
+        max_orders: int = DEFAULT_MAX_ORDERS,
+        routing_iterations: int = 1_000,
+        seed: int = 0,
+        preference: Sequence[float] | None = None,
     ):
         self.policy = policy
-        self.max_orders = max_orders
+        self.layout = EpochLayout.of_policy(policy, max_orders)
+        self.max_orders = self.layout.max_orders
+        self.preference = None if preference is None else torch.tensor([list(preference)], dtype=torch.float32)
         self.routing_iterations = routing_iterations
         self.seed = seed
         self.static: dict[str, np.ndarray] = {}
@@ -110,7 +169,7 @@ class EpochAdapter:
         must_slots[:shown] = must[:shown]
         obs = self.observation(observation, open_now, must_slots)
         mask = np.stack([~must_slots, open_now], axis=1).reshape(1, -1)
-        action = self.policy.act(torch.as_tensor(obs)[None], None, torch.as_tensor(mask))
+        action = self.policy.act(torch.as_tensor(obs)[None], self.preference, torch.as_tensor(mask))
         chosen = np.asarray(torch.as_tensor(action).reshape(-1).cpu().numpy()[:shown], dtype=bool)
         decision = must.copy()
         decision[:shown] |= chosen
@@ -145,7 +204,7 @@ class EpochAdapter:
             ],
             axis=1,
         )
-        vehicles = np.tile(np.array([0.0, 1.0, 0.0]), (FLEET_ROWS, 1))
+        vehicles = np.tile(np.array([0.0, 1.0, 0.0]), (self.layout.fleet_rows, 1))  # every vehicle free at the depot
         epoch = int(observation["current_epoch"])
         num_epochs = self.end_epoch - self.start_epoch + 1
         globals_ = np.array(
@@ -157,7 +216,14 @@ class EpochAdapter:
                 self.dispatched_so_far / max(self.dispatched_so_far + shown, 1),
             ]
         )
-        return observation_vector(xy, distance, order_data, open_now, must, 1, vehicles, globals_, 2.0)
+        obs = observation_vector(xy, distance, order_data, open_now, must, 1, vehicles, globals_, 2.0)
+        expected = getattr(self.policy, "obs_dim", obs.shape[0])
+        if obs.shape[0] != expected:
+            raise PolicyFileError(
+                f"{getattr(self.policy, 'path', 'the policy')} reads observations of {expected} values; "
+                f"the controller's epoch gives {obs.shape[0]} in its layout"
+            )
+        return obs
 
     def routes(self, observation: dict[str, Any], dispatch: np.ndarray, time_limit_s: float) -> list[list[int]]:
         """PyVRP routes (request ids) for the dispatched rows of the epoch instance."""
@@ -330,19 +396,47 @@ def generated_instance(
     }
 
 
+def _preference(text: str | None) -> list[float] | None:
+    """``--preference``'s weights, finite and not negative, not all zero."""
+    if text is None:
+        return None
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ProtocolError(f"--preference {text!r}: give comma-separated numbers, e.g. 1,0,0") from None
+    if not all(np.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ProtocolError(f"--preference {text!r}: weights must be finite, not negative and not all zero")
+    return weights
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``python -m paretochain.euro_neurips --policy greedy`` under the competition's controller."""
     parser = argparse.ArgumentParser(prog="python -m paretochain.euro_neurips", description=__doc__.split("\n")[0])
-    parser.add_argument("--policy", default="greedy", choices=POLICIES, help="the epoch policy (default greedy)")
-    parser.add_argument("--max-orders", type=int, default=DEFAULT_MAX_ORDERS, help="order slots of the observation")
+    parser.add_argument(
+        "--policy",
+        default="greedy",
+        help="the epoch policy: greedy (default), lazy, random, or the path of a DispatchEpoch-v0 policy.pt",
+    )
+    parser.add_argument(
+        "--max-orders",
+        type=int,
+        default=DEFAULT_MAX_ORDERS,
+        help="order slots of the observation, for the baselines (a policy file has its own)",
+    )
+    parser.add_argument(
+        "--preference",
+        help="comma-separated weights a policy file is played at, one per objective (default: its metadata's)",
+    )
     parser.add_argument("--routing-iterations", type=int, default=1_000, help="PyVRP iterations per epoch")
     parser.add_argument("--seed", type=int, default=0, help="seed of the policy and of PyVRP")
     args = parser.parse_args(argv)
     if args.max_orders < 1 or args.routing_iterations < 1:
         sys.stderr.write("error: --max-orders and --routing-iterations must be at least 1\n")
         return 2
-    adapter = EpochAdapter(make_policy(args.policy, args.seed), args.max_orders, args.routing_iterations, args.seed)
     try:
+        preference = _preference(args.preference)
+        policy = make_policy(args.policy, args.seed)
+        adapter = EpochAdapter(policy, args.max_orders, args.routing_iterations, args.seed, preference)
         total = run(adapter, sys.stdin, sys.stdout, sys.stderr)
     except ParetochainError as exc:
         sys.stderr.write(f"error: {exc}\n")

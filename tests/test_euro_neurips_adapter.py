@@ -177,9 +177,18 @@ def to_json(obj: Any) -> str:
     return json.dumps(obj, default=lambda x: x.tolist() if isinstance(x, np.ndarray) else x.item())
 
 
-def drive(controller: MiniController, policy: str) -> tuple[int, list[dict[str, Any]]]:
+def drive(controller: MiniController, policy: str, *options: str) -> tuple[int, list[dict[str, Any]]]:
     """Run the solver as a subprocess under ``controller``; its exit status and every answer sent."""
-    cmd = [sys.executable, "-m", "paretochain.euro_neurips", "--policy", policy, "--routing-iterations", "200"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paretochain.euro_neurips",
+        "--policy",
+        policy,
+        "--routing-iterations",
+        "200",
+        *options,
+    ]
     answers = []
     with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
         assert p.stdin is not None and p.stdout is not None
@@ -276,3 +285,62 @@ def test_the_solver_exits_with_status_two_and_one_line_when_the_controller_hangs
     done = subprocess.run(cmd, input="", capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: the controller closed the pipe after a 'reset' request"]
+
+
+@pytest.fixture(scope="module")
+def epoch_policy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An (untrained) per-order attention policy exported from a small ``DispatchEpoch-v0`` agent."""
+    import torch
+
+    from paretochain.agents.export import export_policy
+    from paretochain.agents.mo_ppo import MOPPO
+    from paretochain.envs import make_vec
+    from paretochain.train.config import load_run_config
+
+    tiny = {"generator": {"num_customers": 10}, "num_vehicles": 2, "epoch": {"routing_iterations": 20}}
+    env = make_vec("paretochain/DispatchEpoch-v0", 2, config="default", tensors=True, check_actions=False, **tiny)
+    torch.manual_seed(0)
+    agent = MOPPO(env, {**load_run_config("dispatch_epoch_mo_ppo").hyperparameters, "seed": 0}, device="cpu")
+    return export_policy(agent, tmp_path_factory.mktemp("epoch_policy"), pt2=False)
+
+
+def test_a_trained_epoch_policy_file_runs_under_the_controller_in_its_own_layout(
+    instance_file: Path, epoch_policy_file: Path
+) -> None:
+    from paretochain.agents.export import load_policy
+
+    policy = make_policy(str(epoch_policy_file))
+    adapter = EpochAdapter(policy)
+    assert (adapter.max_orders, adapter.layout.fleet_rows) == (10, 2)  # the file's slots and fleet, not the default
+    controller = MiniController(instance_file, seed=1)
+    status, answers = drive(controller, str(epoch_policy_file), "--preference", "1,0,0")
+    assert status == 0 and answers[-1]["done"]
+    assert all(not a["info"].get("error") for a in answers[1:]), [a["info"] for a in answers]
+    assert all(controller.dispatched), "every request dispatched by the end"
+    assert load_policy(epoch_policy_file).metadata["env_id"] == "paretochain/DispatchEpoch-v0"
+
+
+def test_a_policy_file_of_another_environment_is_refused_with_one_line(tmp_path: Path) -> None:
+    import torch
+
+    from paretochain.agents.export import export_policy
+    from paretochain.agents.mo_ppo import MOPPO
+    from paretochain.envs import make_vec
+
+    env = make_vec("paretochain/Warehouse-v0", 2, config="lost_sales", tensors=True, check_actions=False)
+    torch.manual_seed(0)
+    path = export_policy(MOPPO(env, {"seed": 0}, device="cpu"), tmp_path, pt2=False)
+    cmd = [sys.executable, "-m", "paretochain.euro_neurips", "--policy", str(path)]
+    done = subprocess.run(cmd, input="", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "paretochain/Warehouse-v0" in lines[0] and "DispatchEpoch-v0" in lines[0]
+
+
+@pytest.mark.parametrize("text", ["1,x,0", "1,-1,0", "0,0,0", "nan,1,0"])
+def test_a_bad_preference_is_refused_with_one_line(text: str) -> None:
+    cmd = [sys.executable, "-m", "paretochain.euro_neurips", "--policy", "greedy", "--preference", text]
+    done = subprocess.run(cmd, input="", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --preference")
