@@ -261,6 +261,12 @@ def main() -> None:
         f"episodes x {len(grid)} preferences ({time.perf_counter() - t0:.0f} s)",
         flush=True,
     )
+    if not chosen["reaches_base_fill_rate"]:
+        print(
+            f"   no (file, preference) filled as much as base-stock on validation ({base_validation['fill_rate']:.4f}): "
+            "the one with the highest fill rate plays the test episodes",
+            flush=True,
+        )
 
     t0 = time.perf_counter()
     test = TEST.first(args.episodes)
