@@ -14,7 +14,8 @@ cost). The benchmark:
   N steps instead: a quick look, not a claim). A run directory that already holds a policy is
   reused; ``--policy PATH`` adds a policy file instead of (or beside) a trained run;
 - chooses the learned policy on the validation seeds (``VALIDATION``): every candidate
-  policy file (a run's final policy and its best evaluation's, ``best/``) plays the same
+  policy file (a run's final policy and its best evaluation's, ``best/``, once when they are the same
+  bytes) plays the same
   validation episodes at every preference of a grid on the simplex (steps of
   ``1/--divisions``), and base-stock plays them too. **Rule:** among the (file, preference)
   pairs whose mean fill rate is at least base-stock's, the one with the highest mean profit;
@@ -162,6 +163,18 @@ def returns_of(
     return np.concatenate(out)
 
 
+def distinct_files(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` without the files whose bytes equal an earlier one's (a run's ``best/`` is often a copy of its final policy)."""
+    seen: set[bytes] = set()
+    kept = []
+    for path in paths:
+        data = path.read_bytes()
+        if data not in seen:
+            seen.add(data)
+            kept.append(path)
+    return kept
+
+
 def train_as_a_user(run_config: str, run_dir: Path, budget: int | None, seed: int, threads: int) -> list[Path]:
     """Train ``run_config`` through the command line (``--full`` unless ``budget``); the run's candidate policy files."""
     if not (run_dir / "policy.pt").is_file():
@@ -248,6 +261,7 @@ def main() -> None:
         run_dir = Path(args.runs_dir) / f"{Path(args.train).stem}-{args.config}-s{args.seed}"
         files += train_as_a_user(args.train, run_dir, args.budget, args.seed, args.threads)
     files += [Path(p) for p in args.policy]
+    files = distinct_files(files)
     if not files:
         raise SystemExit("no policy file to compare (the run wrote none)")
 

@@ -79,3 +79,11 @@ def test_target_needs_profit_ci_above_zero_and_fill_ci_reaching_zero(
     bench: ModuleType, profit: tuple[float, float], fill: tuple[float, float], met: bool
 ) -> None:
     assert bench.target_met(profit[0], profit[1], fill[0], fill[1]) is met
+
+
+def test_distinct_files_drops_byte_identical_copies_keeping_the_first(bench: ModuleType, tmp_path: Path) -> None:
+    final, best, other = tmp_path / "policy.pt", tmp_path / "best.pt", tmp_path / "other.pt"
+    final.write_bytes(b"weights")
+    best.write_bytes(b"weights")
+    other.write_bytes(b"other weights")
+    assert bench.distinct_files([final, best, other]) == [final, other]
