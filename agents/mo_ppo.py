@@ -41,6 +41,7 @@ from pydantic import Field
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.networks import (
     Actor,
+    ItemOrderActor,
     OrderDecisionActor,
     PointerActor,
     PreferenceTorso,
@@ -59,7 +60,7 @@ from paretochain.envs.config import ConfigModel
 from paretochain.envs.core import BatchedCore
 from paretochain.envs.episodes import EpisodeTracker, autoreset, episodes_may_have_ended
 from paretochain.envs.views import BatchedVectorEnv
-from paretochain.errors import ActionError, PolicyFileError
+from paretochain.errors import ActionError, ConfigError, PolicyFileError
 from paretochain.seeds import TRAINING
 
 
@@ -120,8 +121,13 @@ class MOPPOConfig(ConfigModel):
         le=1,
         description="with sampled preferences, the share of episodes trained at a corner of the simplex (one objective only), the rest drawn from the Dirichlet; the Dirichlet alone almost never comes near a corner, where the policy would then extrapolate",
     )
-    encoder: Literal["mlp", "attention"] = Field(
-        default="mlp", description="observation encoder: MLP, or a transformer over order slots (Dispatch)"
+    encoder: Literal["mlp", "attention", "items"] = Field(
+        default="mlp",
+        description="observation encoder: MLP, a transformer over order slots (Dispatch), or 'items': the actor is one small network shared by every node and SKU (Warehouse with a ladder action; ItemOrderActor, options in 'items'), the critic an MLP",
+    )
+    items: dict[str, Any] = Field(
+        default_factory=dict,
+        description="with encoder 'items': ItemOrderActor arguments (hidden_sizes of the shared per-item network, default [64, 64]; embed_dim of the learned per-item embedding, default 8)",
     )
     attention: dict[str, Any] = Field(
         default_factory=dict,
@@ -197,22 +203,23 @@ class MOPPO(PreferenceConditionedActing):
 
         def torso() -> PreferenceTorso:
             # an MLP encoder reads the preference beside the observation (see PreferenceTorso)
-            at_input = cfg.encoder == "mlp"
+            kind = "mlp" if cfg.encoder == "items" else cfg.encoder  # with per-item actors the critic is an MLP
+            at_input = kind == "mlp"
             width = obs_dim + k if at_input else obs_dim
-            encoder = build_encoder(cfg.encoder, width, core.observation_layout, hidden, cfg.attention)
+            encoder = build_encoder(kind, width, core.observation_layout, hidden, cfg.attention)
             return PreferenceTorso(encoder, k, hidden[1:] or hidden[:1], preference_at_input=at_input)
 
         actor_torso = torso()
         encoder = actor_torso.encoder
-        if (
+        if cfg.encoder == "items":
+            self.actor: Actor | PointerActor | OrderDecisionActor | ItemOrderActor = self._item_actor(core, cfg)
+        elif (
             cfg.pointer
             and isinstance(encoder, SlotAttentionEncoder)
             and isinstance(self.action_space, spaces.Discrete)
             and int(self.action_space.n) > encoder.num_slots
         ):
-            self.actor: Actor | PointerActor | OrderDecisionActor = PointerActor(
-                actor_torso, int(self.action_space.n)
-            ).to(self.device)
+            self.actor = PointerActor(actor_torso, int(self.action_space.n)).to(self.device)
         elif (
             cfg.pointer
             and isinstance(encoder, SlotAttentionEncoder)
@@ -262,9 +269,44 @@ class MOPPO(PreferenceConditionedActing):
         self.imitation_steps = 0
         self.imitation_teacher: str | None = None
         # the policy imitation produced, frozen with its observation normaliser (with anchor_coef > 0)
-        self._anchor: tuple[Actor | PointerActor | OrderDecisionActor, ObservationNormalizer] | None = None
+        self._anchor: (
+            tuple[Actor | PointerActor | OrderDecisionActor | ItemOrderActor, ObservationNormalizer] | None
+        ) = None
         self._started = False
         self.episodes = EpisodeTracker(self.num_envs, k, self.device)
+
+    def _item_actor(self, core: BatchedCore, cfg: MOPPOConfig) -> ItemOrderActor:
+        """The per-item actor of ``encoder: items``; ConfigError where the environment has no items to share it over."""
+        num_nodes, num_warehouses, num_skus = (
+            getattr(core, a, None) for a in ("num_nodes", "num_warehouses", "num_skus")
+        )
+        space = self.action_space
+        if (
+            not isinstance(num_nodes, int)
+            or not isinstance(num_warehouses, int)
+            or not isinstance(num_skus, int)
+            or not isinstance(space, spaces.MultiDiscrete)
+            or space.nvec.shape != (num_nodes * num_skus,)
+            or len(set(space.nvec.tolist())) != 1
+        ):
+            raise ConfigError(
+                "MOPPOConfig.encoder: 'items' needs a Warehouse environment whose action is one ladder choice per node "
+                f"and SKU (action.kind: ladder); this one's action space is {space}"
+            )
+        unknown = set(cfg.items) - {"hidden_sizes", "embed_dim"}
+        if unknown:
+            raise ConfigError(f"MOPPOConfig.items: unknown {sorted(unknown)}; allowed: embed_dim, hidden_sizes")
+        blocks = {name: (s.start, s.stop, tuple(s.shape)) for name, s in core.observation_layout.segments.items()}
+        return ItemOrderActor(
+            blocks,
+            num_nodes,
+            num_warehouses,
+            num_skus,
+            int(space.nvec[0]),
+            self.k,
+            hidden_sizes=tuple(cfg.items.get("hidden_sizes", (64, 64))),
+            embed_dim=int(cfg.items.get("embed_dim", 8)),
+        ).to(self.device)
 
     # ------------------------------------------------------------------------------------------ acting
     def _normalize(self, obs: torch.Tensor, norm: ObservationNormalizer | None = None) -> torch.Tensor:

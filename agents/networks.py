@@ -409,6 +409,131 @@ class OrderDecisionActor(nn.Module):
         return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
 
 
+class ItemOrderActor(nn.Module):
+    """Preference-conditioned orders per item (node and SKU), from one small network shared by every item.
+
+    For a ``MultiDiscrete([K] * (num_nodes * num_skus))`` action laid out node by node
+    (Warehouse: the order ladder of each node and SKU). The flat observation is split with
+    the environment's layout: every block of shape ``(num_nodes, num_skus[, f])`` (stock on
+    hand, pipeline) gives each item its own row; every block of shape ``(num_warehouses,
+    num_skus[, f])`` (demand history, promotions) too, the rows of the upstream nodes (the DC)
+    reading the sum over the warehouses they serve; every other block is context. Each item's
+    input is its own features, the same features summed over the SKU's nodes and averaged over
+    the node's SKUs, a one-hot of its node, a learned embedding of the item (what sets one SKU
+    apart: its costs and price are not observed), the context and the preference. The shared
+    network turns it into the item's ``K`` logits, so what is learned about one item serves all
+    200 of ``network_50sku`` (a plain MLP must learn every item's decision separately from the
+    whole observation). Same interface as :class:`Actor`; logits are ``(B, num_items, K)``.
+
+    Args:
+        layout: ``{block: (start, stop, shape)}`` of the flat observation.
+        num_nodes: nodes with an order decision (warehouses first, then upstream nodes).
+        num_warehouses: the nodes that meet demand (the first ones).
+        num_skus: SKUs.
+        choices: choices per item decision (``K``).
+        k: number of objectives (preference length).
+        hidden_sizes: widths of the shared per-item network.
+        embed_dim: width of the learned per-item embedding (0: none).
+    """
+
+    if TYPE_CHECKING:
+        context_index: torch.Tensor
+        node_onehot: torch.Tensor
+
+    def __init__(
+        self,
+        layout: dict[str, tuple[int, int, tuple[int, ...]]],
+        num_nodes: int,
+        num_warehouses: int,
+        num_skus: int,
+        choices: int,
+        k: int,
+        hidden_sizes: tuple[int, ...] | list[int] = (64, 64),
+        embed_dim: int = 8,
+    ) -> None:
+        super().__init__()
+        if not 1 <= num_warehouses <= num_nodes or num_skus < 1 or choices < 2:
+            raise ValueError(
+                f"ItemOrderActor: need 1 <= num_warehouses <= num_nodes, num_skus >= 1 and choices >= 2, got "
+                f"{num_warehouses}, {num_nodes}, {num_skus}, {choices}"
+            )
+        self.num_nodes, self.num_warehouses, self.num_skus, self.choices = num_nodes, num_warehouses, num_skus, choices
+        self.num_items = num_nodes * num_skus
+        # (start, stop, features, per node: 1, per warehouse: 0)
+        blocks: list[list[int]] = []
+        context: list[torch.Tensor] = []
+        for _, (start, stop, shape) in sorted(layout.items(), key=lambda kv: kv[1][0]):
+            rows = shape[0] if len(shape) >= 2 else -1
+            if len(shape) >= 2 and shape[1] == num_skus and rows in (num_nodes, num_warehouses):
+                features = (stop - start) // (rows * num_skus)
+                blocks.append([start, stop, features, 1 if rows == num_nodes else 0])
+            else:
+                context.append(torch.arange(start, stop))
+        if not any(b[3] == 1 for b in blocks):
+            raise ValueError(
+                f"ItemOrderActor: the observation has no block of shape ({num_nodes}, {num_skus}, ...); "
+                f"blocks are {sorted(layout)}"
+            )
+        self.blocks = blocks
+        self.item_features = sum(b[2] for b in blocks)
+        idx = torch.cat(context) if context else torch.zeros(0, dtype=torch.int64)
+        self.register_buffer("context_index", idx.long(), persistent=False)
+        self.register_buffer("node_onehot", torch.eye(num_nodes), persistent=False)
+        self.embed_dim = embed_dim
+        self.item_embedding = nn.Parameter(torch.randn(num_nodes, num_skus, max(embed_dim, 1)) * 0.1)
+        width = 3 * self.item_features + num_nodes + embed_dim + int(idx.numel()) + k
+        self.net = mlp(width, list(hidden_sizes))
+        self.logits = layer_init(nn.Linear(list(hidden_sizes)[-1] if hidden_sizes else width, choices), gain=0.01)
+
+    def item_inputs(self, obs: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
+        """The shared network's input per item: ``(B, num_nodes, num_skus, width)``."""
+        b = obs.shape[0]
+        n, w, s = self.num_nodes, self.num_warehouses, self.num_skus
+        parts = []
+        for block in self.blocks:
+            start, stop, f, per_node = block[0], block[1], block[2], block[3]
+            if per_node == 1:
+                x = obs[:, start:stop].reshape(b, n, s, f)
+            else:
+                x = obs[:, start:stop].reshape(b, w, s, f)
+                if n > w:  # upstream nodes read the sum over the warehouses they serve
+                    x = torch.cat([x, x.sum(1, keepdim=True).expand(b, n - w, s, f)], dim=1)
+            parts.append(x)
+        own = torch.cat(parts, dim=3)
+        per_sku = own.sum(1, keepdim=True).expand(b, n, s, self.item_features)
+        node_mean = own.mean(2, keepdim=True).expand(b, n, s, self.item_features)
+        inputs = [own, per_sku, node_mean, self.node_onehot.reshape(1, n, 1, n).expand(b, n, s, n)]
+        if self.embed_dim > 0:
+            inputs.append(self.item_embedding.unsqueeze(0).expand(b, n, s, self.embed_dim))
+        if self.context_index.numel() > 0:
+            ctx = obs.index_select(1, self.context_index)
+            inputs.append(ctx.reshape(b, 1, 1, -1).expand(b, n, s, ctx.shape[1]))
+        inputs.append(preference.reshape(b, 1, 1, -1).expand(b, n, s, preference.shape[1]))
+        return torch.cat(inputs, dim=3)
+
+    def masked_logits(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_items, K)`` with masked-out choices at :data:`MASKED_LOGIT`."""
+        b = obs.shape[0]
+        logits = self.logits(self.net(self.item_inputs(obs, preference))).reshape(b, self.num_items, self.choices)
+        allowed = action_mask.to(torch.bool).reshape(b, self.num_items, self.choices)
+        return mask_logits(logits, allowed)
+
+    def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """``(B, num_items)`` int64: the most likely allowed choice of every item."""
+        return self.masked_logits(obs, preference, action_mask).argmax(-1)
+
+    def sample(
+        self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        action, logp = sample_logits(self.masked_logits(obs, preference, action_mask))
+        return action, action, logp
+
+    def evaluate(
+        self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
+
+
 class SquashedGaussianHead(nn.Module):
     """Box actions ``low + (tanh(u) + 1) / 2 * (high - low)`` with ``u ~ Normal(mean(h), exp(log_std))``.
 
