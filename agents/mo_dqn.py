@@ -11,8 +11,11 @@ and takes the best continuation under ``w`` over all of them:
 
 (double Q-learning: the online network picks ``(a*, w*)``, the target network values
 it). The loss mixes the vector regression ``|y - Q(s, a, w)|^2`` with the scalar one
-``|w . y - w . Q(s, a, w)|`` along a homotopy ``(1 - lambda) L_A + lambda L_B``, with
-``lambda`` growing from 0 to ``final_homotopy`` over ``homotopy_steps`` env steps.
+``(w . y - w . Q(s, a, w))^2`` along a homotopy ``(1 - lambda) L_A + lambda L_B``, with
+``lambda`` growing from 0 to ``final_homotopy`` over ``homotopy_steps`` env steps. The paper
+writes L_B with an absolute value (``scalar_loss="absolute"``); that regresses on the
+*median* of the target instead of its mean, which the Bellman equation needs, and biases
+the values wherever per-step rewards are skewed (a lost-sales penalty that falls in few periods).
 
 ``MultiDiscrete`` actions use action branching (Tavakoli et al., AAAI 2018): a shared
 trunk, one head per action dimension, each head a vector Q over its own choices; each
@@ -70,7 +73,14 @@ class MODQNConfig(ConfigModel):
         default=[128, 128], min_length=1, description="hidden sizes of the shared trunk over (observation, preference)"
     )
     branch_hidden: int = Field(default=64, ge=1, description="hidden size inside each action branch's head")
-    learning_rate: float = Field(default=5e-4, gt=0, le=1, description="Adam step size")
+    learning_rate: float = Field(default=5e-4, gt=0, le=1, description="Adam step size (at the start, with anneal_lr)")
+    anneal_lr: bool = Field(
+        default=False,
+        description="decay the step size linearly towards 0 over total_env_steps (to 1/1000 of it at most), so the last updates average the replay's noise instead of following it",
+    )
+    total_env_steps: int = Field(
+        default=1_000_000, ge=1, description="planned run length in env steps, used only by the step-size schedule"
+    )
     gamma: float = Field(default=0.99, gt=0, le=1, description="discount factor")
     buffer_size: int = Field(default=100_000, ge=1, description="replay capacity in transitions (on the env's device)")
     batch_size: int = Field(
@@ -89,6 +99,10 @@ class MODQNConfig(ConfigModel):
         default=4, ge=1, description="size of the preference set W of the envelope target"
     )
     final_homotopy: float = Field(default=1.0, ge=0, le=1, description="final weight lambda of the scalar loss L_B")
+    scalar_loss: Literal["squared", "absolute"] = Field(
+        default="squared",
+        description="L_B on the scalarised error: 'squared' regresses on the mean target (the Bellman equation's expectation); 'absolute' (the paper's |.|) on its median, which biases the values where rewards are skewed",
+    )
     homotopy_steps: int = Field(default=100_000, ge=1, description="steps over which lambda grows linearly from 0")
     epsilon_start: float = Field(default=1.0, ge=0, le=1, description="initial exploration rate")
     epsilon_final: float = Field(default=0.05, ge=0, le=1, description="final exploration rate")
@@ -380,6 +394,14 @@ class MODQNAgent:
         not_done = (1.0 - terminated)[:, None, None, None]
         return reward[:, None, None, :] + self.config.gamma * not_done * picked
 
+    def _set_learning_rate(self) -> None:
+        cfg = self.config
+        lr = cfg.learning_rate
+        if cfg.anneal_lr:
+            lr = max(cfg.learning_rate * (1.0 - self.num_env_steps / cfg.total_env_steps), cfg.learning_rate * 1e-3)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def _update(self) -> None:
         cfg = self.config
         obs, action, reward, next_obs, terminated, next_mask = self.buffer.sample(cfg.batch_size)
@@ -400,7 +422,8 @@ class MODQNAgent:
         q_sa = q.gather(2, idx).squeeze(2).view(b, j, d, k)
         w = weights[None, :, None, :]
         loss_a = (q_sa - y).square().sum(-1).mean()
-        loss_b = ((q_sa * w).sum(-1) - (y * w).sum(-1)).abs().mean()
+        scalar_error = (q_sa * w).sum(-1) - (y * w).sum(-1)
+        loss_b = (scalar_error.square() if cfg.scalar_loss == "squared" else scalar_error.abs()).mean()
         lam = self.homotopy()
         loss = (1.0 - lam) * loss_a + lam * loss_b
         self.optimizer.zero_grad(set_to_none=True)
@@ -447,6 +470,7 @@ class MODQNAgent:
                 if not self.frozen:
                     self._freeze_scales()
                 if self.num_vector_steps % cfg.train_every == 0:
+                    self._set_learning_rate()
                     for _ in range(cfg.gradient_steps):
                         self._update()
             if self.num_env_steps - self._last_log_step >= cfg.log_interval_steps or self.num_env_steps >= goal:

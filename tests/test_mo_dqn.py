@@ -254,3 +254,42 @@ def test_mo_dqn_explores_and_acts_only_within_the_masks_of_masked_families(env_i
             if bool((out.terminated | out.truncated).any()):
                 break
             obs = out.obs
+
+
+@pytest.mark.parametrize(("scalar_loss", "expected"), [("squared", -1.0), ("absolute", 0.0)])
+def test_scalar_loss_squared_learns_the_mean_target_and_absolute_its_median(scalar_loss: str, expected: float) -> None:
+    # a one-step problem whose cost is 10 one time in ten: mean reward -1, median 0
+    agent = _agent(
+        preference=[1.0, 0.0],
+        scale_rewards=False,
+        scalar_loss=scalar_loss,
+        homotopy_steps=1,
+        batch_size=256,
+        learning_rate=3e-3,
+        seed=3,
+    )
+    agent.learn(64)  # the homotopy is at lambda = 1 from here: the scalar loss alone
+    buf = agent.buffer
+    obs = agent._obs[:1].expand(buf.capacity, -1)
+    reward = torch.zeros(buf.capacity, 2)
+    reward[::10, 0] = -10.0
+    buf.obs[:], buf.next_obs[:], buf.reward[:] = obs, obs, reward
+    buf.action.zero_()
+    buf.terminated.fill_(1.0)
+    buf.size = buf.capacity
+    for _ in range(600):
+        agent._update()
+    with torch.no_grad():
+        q = agent.q_net(agent._normalize(obs[:1]), torch.tensor([[1.0, 0.0]]))[0, 0, 0, 0]
+    assert abs(float(q) - expected) < 0.25, float(q)
+
+
+def test_annealed_step_size_falls_linearly_over_the_planned_steps_to_a_floor() -> None:
+    agent = _agent(anneal_lr=True, total_env_steps=400, learning_rate=1e-3)
+    agent.learn(200)
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 200 / 400))
+    agent.learn(400)
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-6)
+    constant = _agent(learning_rate=1e-3)
+    constant.learn(200)
+    assert constant.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
