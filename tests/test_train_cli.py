@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -274,6 +275,39 @@ def test_the_best_evaluation_is_exported_beside_the_final_policy(tmp_path: Path,
     assert final.metadata["run"]["env_steps"] == result.metrics["env_steps"]
     assert kept.metadata["weights_sha256"]["policy.pt"] != final.metadata["weights_sha256"]["policy.pt"]
     assert (d / "policy.pt").exists() and not (d / "best" / "best").exists()
+
+
+def test_a_run_at_a_corner_preference_keeps_the_evaluation_best_on_its_one_objective(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from paretochain.train import run as run_module
+
+    real = run_module._evaluate
+    # (total_cost, fill_rate) returns: the second is cheapest, the third has the highest fill rate and hypervolume
+    scripted = iter([([-700.0, 0.90], 1.0), ([-600.0, 0.91], 2.0), ([-800.0, 0.99], 5.0), ([-650.0, 0.95], 3.0)])
+
+    def scored(*args, **kwargs):  # type: ignore[no-untyped-def]
+        entry = real(*args, **kwargs)
+        returns, hypervolume = next(scripted)
+        return {**entry, "returns": [returns], "hypervolume": hypervolume}
+
+    monkeypatch.setattr(run_module, "_evaluate", scored)
+    extra = ["budget_env_steps=1024", "eval_interval_steps=256", "preference=[1.0, 0.0]"]
+    result = train(_tiny("lost_sales_mo_ppo", tmp_path, extra), progress=False)
+    history = result.metrics["evaluations"]
+    best = result.metrics["best_evaluation"]
+    assert best["selected_by"] == "return of total_cost" and best["value"] == -600.0
+    assert best["step"] == history[1]["step"]
+    assert max(history, key=lambda e: e["hypervolume"])["step"] != best["step"]
+
+
+def test_preference_corner_names_the_one_weighted_objective() -> None:
+    from paretochain.train.run import preference_corner
+
+    assert preference_corner(None) is None
+    assert preference_corner(np.array([0.0, 1.0, 0.0])) == 1
+    assert preference_corner(torch.tensor([1.0, 0.0], dtype=torch.float64)) == 0
+    assert preference_corner(np.array([0.5, 0.5])) is None
 
 
 def test_a_resumed_run_keeps_a_best_from_before_its_checkpoint_and_drops_one_from_after(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ the preference grid, or of its one point for an agent trained at a fixed prefere
 raw returns are in each objective's own units, so their weighted sum would let the
 objective with the largest numbers decide, while the hypervolume rewards a point for
 every objective on which it beats the reference point, and is 0 for a point worse than
-it on any. The state of the best evaluation (the latest on ties) is kept in
+it on any. An agent trained at a fixed preference that weighs one objective only (a
+corner, e.g. cost only) is judged by that objective's return: the others carry no weight
+for it, and the hypervolume of its one point would let them decide. The state of the best evaluation (the latest on ties) is kept in
 ``checkpoints/best.pt`` and exported to ``best/`` at the end, so a late collapse of
 training does not cost the policy it reached before; ``metrics.json`` says which step
 it is (``best_evaluation``).
@@ -65,6 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 
 from paretochain import __version__
@@ -385,7 +388,13 @@ def train(
             bar.refresh()
         return stop.requested is None
 
-    best = _BestPolicy(run_dir / "checkpoints" / "best.pt", resumed_at=step if state is not None else None, run=run)
+    best = _BestPolicy(
+        run_dir / "checkpoints" / "best.pt",
+        resumed_at=step if state is not None else None,
+        run=run,
+        corner=preference_corner(agent.fixed_preference),
+        objective_names=agent.objective_names,
+    )
 
     def evaluate(step_now: int) -> None:
         history.append(_evaluate(agent, run, env_cfg, step_now, logger))
@@ -554,8 +563,17 @@ def _evaluate(agent: Agent, run: RunConfig, env_cfg: Any, step: int, logger: Any
     return {"step": step, **result.to_dict()}
 
 
+def preference_corner(preference: np.ndarray | torch.Tensor | None) -> int | None:
+    """The index of the one objective a fixed preference weighs (a corner of the simplex); None otherwise."""
+    if preference is None:
+        return None
+    weights = np.asarray(torch.as_tensor(preference, dtype=torch.float64).cpu()).reshape(-1)
+    nonzero = np.flatnonzero(weights > 0)
+    return int(nonzero[0]) if nonzero.size == 1 else None
+
+
 class _BestPolicy:
-    """The best evaluation of a run so far (by hypervolume) and the agent state behind it, kept in ``path``.
+    """The best evaluation of a run so far and the agent state behind it, kept in ``path``.
 
     Args:
         path: where the state is saved (``checkpoints/best.pt``).
@@ -563,13 +581,23 @@ class _BestPolicy:
             best from a later step belongs to steps the run is about to redo: it is dropped.
             A damaged saved best, or one of another run, is dropped with a CheckpointWarning.
         run: the run's config, saved with the state.
+        corner: for a run at a fixed preference that weighs one objective only, that
+            objective's index: evaluations are compared by its return. None: by hypervolume.
+        objective_names: the agent's objectives (to name the corner's).
     """
 
-    metric = "hypervolume"
-
-    def __init__(self, path: Path, resumed_at: int | None, run: RunConfig | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        resumed_at: int | None,
+        run: RunConfig | None = None,
+        corner: int | None = None,
+        objective_names: Sequence[str] = (),
+    ) -> None:
         self.path = path
         self.run = run
+        self.corner = corner
+        self.metric = "hypervolume" if corner is None else f"return of {objective_names[corner]}"
         self.step: int | None = None
         self.value = -float("inf")
         if resumed_at is not None and path.exists():
@@ -585,7 +613,10 @@ class _BestPolicy:
 
     def offer(self, evaluation: dict[str, Any], agent: Agent) -> None:
         """Keep the agent's state when ``evaluation`` scores at least the best so far."""
-        value = float(evaluation[self.metric])
+        if self.corner is None:
+            value = float(evaluation["hypervolume"])
+        else:
+            value = float(evaluation["returns"][0][self.corner])
         if value >= self.value:
             self.step, self.value = int(evaluation["step"]), value
             save_checkpoint(_checkpoint(self.step, agent, self.run, metric=self.metric, value=value), self.path)
