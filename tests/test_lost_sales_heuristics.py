@@ -172,3 +172,20 @@ def test_the_best_lost_sales_heuristic_acts_as_the_heuristic_cheapest_on_the_tra
     assert torch.equal(action, policies[cheapest].act(obs))
     # the states tell the heuristics apart: the best one acts unlike every costlier one
     assert others and all(not torch.equal(action, policies[name].act(obs)) for name in others)
+
+
+def test_the_packaged_lost_sales_mo_ppo_run_imitates_the_best_heuristic_with_its_own_step_size_then_keeps_an_anchor() -> (
+    None
+):
+    from paretochain.envs.registration import get_family
+    from paretochain.train.agents import agent_config
+    from paretochain.train.config import load_run_config
+    from paretochain.train.run import env_config_of
+
+    run = load_run_config("lost_sales_mo_ppo", ["env.overrides.supplier_lead_time.periods=4"])
+    cfg = env_config_of(run)
+    applicable = [b.name for b in get_family(run.env.id).baseline_list() if b.applies(cfg)]
+    assert run.imitation is not None and run.imitation.baseline == "best_lost_sales_heuristic" in applicable
+    hyperparameters = agent_config(run)
+    assert hyperparameters.anchor_coef > 0 and hyperparameters.preference is None  # preference-conditioned
+    assert hyperparameters.imitation_learning_rate > hyperparameters.learning_rate
