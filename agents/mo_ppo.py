@@ -91,6 +91,14 @@ class MOPPOConfig(ConfigModel):
         ge=0,
         description="after imitate(): weight of the negative log-likelihood of the action the imitated policy (frozen when imitation ends) takes greedily in each visited state; keeps PPO from drifting far from it (0: off; no effect without imitation)",
     )
+    imitation_learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="imitate(): Adam step size of the behaviour cloning (None: learning_rate); cloning a teacher exactly usually wants a larger step than the PPO fine-tuning that follows it",
+    )
+    imitation_epochs: int | None = Field(
+        default=None, ge=1, description="imitate(): passes over each rollout of teacher play (None: update_epochs)"
+    )
     vf_coef: float = Field(default=0.5, ge=0, description="weight of the value loss (mean over objectives)")
     max_grad_norm: float = Field(default=0.5, gt=0, description="global gradient-norm clip")
     target_kl: float | None = Field(
@@ -413,8 +421,10 @@ class MOPPO(PreferenceConditionedActing):
     # ------------------------------------------------------------------------------------------ update
     def _update(self, imitation: bool = False) -> dict[str, torch.Tensor]:
         """One PPO update on the stored rollout; with ``imitation`` the policy loss is the
-        negative log-likelihood of the stored (teacher's) actions instead, without entropy bonus."""
+        negative log-likelihood of the stored (teacher's) actions instead, without entropy bonus,
+        over ``imitation_epochs`` passes."""
         cfg, st = self.config, self.storage
+        epochs = cfg.imitation_epochs if imitation and cfg.imitation_epochs is not None else cfg.update_epochs
         with torch.no_grad():
             next_value = self.critic(self._normalize(self.obs), self.preference)
             st.finish(next_value, cfg.gamma, cfg.gae_lambda)
@@ -433,7 +443,7 @@ class MOPPO(PreferenceConditionedActing):
         names += ("anchor_nll",) if anchored else ()
         sums = {name: torch.zeros((), device=self.device) for name in ("policy", "value", "entropy", *names)}
         count = 0
-        for _ in range(cfg.update_epochs):
+        for _ in range(epochs):
             perm = torch.randperm(n, device=self.device)
             kl_epoch = torch.zeros((), device=self.device)
             for start in range(0, n, mb_size):
@@ -590,8 +600,9 @@ class MOPPO(PreferenceConditionedActing):
         environment for ``num_env_steps`` steps, rollout by rollout. After each rollout
         the actor is fitted to the teacher's actions (negative log-likelihood, with the
         preferences drawn as in training, which the teacher ignores) and the vector
-        critic to the returns the teacher earned, with the update's epochs, minibatches
-        and learning rate. The observation and return normalisers learn from these
+        critic to the returns the teacher earned, with the update's minibatches and
+        ``imitation_epochs`` and ``imitation_learning_rate`` (by default the update's
+        epochs and learning rate). The observation and return normalisers learn from these
         steps too. The steps do not count towards :attr:`global_step` (the learning
         rate schedule of :meth:`learn`); :attr:`imitation_steps` counts them.
 
@@ -623,6 +634,9 @@ class MOPPO(PreferenceConditionedActing):
         self._reset_stats()
         rollouts = max(1, math.ceil(num_env_steps / (self.config.num_steps * self.num_envs)))
         self.imitation_teacher = type(teacher).__name__
+        imitation_lr = self.config.imitation_learning_rate
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.learning_rate if imitation_lr is None else imitation_lr
         for i in range(rollouts):
             self._collect(teacher)
             losses = self._update(imitation=True)

@@ -104,6 +104,20 @@ def _lost_sales_heuristic(name: str) -> Baseline:
     return Baseline(name, build, _lost_sales_ok)
 
 
+def _best_lost_sales_heuristic(cfg: Any, tuning: Tuning) -> Factory:
+    """The lost-sales heuristic with the lowest long-run cost on the training seeds, as tuned.
+
+    Which one wins depends on the instance (two-step myopic at short lead times, capped or
+    vector base-stock at long ones); a learned policy that imitates a heuristic first
+    (a run's ``imitation`` section) starts from the strongest.
+    """
+    from paretochain.agents.baselines.lost_sales import tune_lost_sales
+
+    tuned = tuning.once("lost_sales", lambda: tune_lost_sales(cfg, seeds=tuning.seeds, device=tuning.device))
+    factory: Factory = min(tuned.values(), key=lambda t: t.training_cost).policy
+    return factory
+
+
 def _base_stock(cfg: Any, tuning: Tuning) -> Factory:
     from paretochain.agents.baselines import warehouse as wh
 
@@ -134,6 +148,7 @@ WAREHOUSE_BASELINES: tuple[Baseline, ...] = (
         _lost_sales_heuristic(name)
         for name in ("constant_order", "capped_base_stock", "vector_base_stock", "myopic", "myopic_2")
     ),
+    Baseline("best_lost_sales_heuristic", _best_lost_sales_heuristic, _lost_sales_ok),
     Baseline("base_stock", _base_stock),
     Baseline("s_S", _s_s),
     Baseline("forecast_order_up_to", _forecast_order_up_to, lambda cfg: cfg.demand_history_periods >= 1),

@@ -55,6 +55,7 @@ def test_an_unknown_family_is_refused_naming_the_registered_ids() -> None:
                 "vector_base_stock",
                 "myopic",
                 "myopic_2",
+                "best_lost_sales_heuristic",
                 "base_stock",
                 "s_S",
                 "optimal_dp",

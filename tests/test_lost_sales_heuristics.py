@@ -152,3 +152,40 @@ def test_evaluation_offers_the_lost_sales_heuristics_only_on_lost_sales_configs(
         assert make(env).act(obs, None, env.core.action_masks()).shape == (8,)
     with pytest.raises(ConfigError, match="capped_base_stock"):
         family_baselines(ENV_ID, "default", names=["capped_base_stock"])
+
+
+@pytest.mark.parametrize("lead_time", [1, 4])
+def test_the_best_lost_sales_heuristic_acts_as_the_heuristic_cheapest_on_the_training_seeds(lead_time: int) -> None:
+    from paretochain.evaluate.baselines import family_baselines
+
+    cfg = WarehouseConfig.load("lost_sales", supplier_lead_time={"periods": lead_time}, shortage_penalty=4.0)
+    tuned = tune_lost_sales(cfg, seeds=range(8))
+    cheapest = min(tuned, key=lambda name: tuned[name].training_cost)
+    others = [name for name in tuned if tuned[name].training_cost > tuned[cheapest].training_cost]
+    best = family_baselines(ENV_ID, cfg, names=["best_lost_sales_heuristic"], train_seeds=range(8))
+    env = make_vec(ENV_ID, 256, config=cfg)
+    policies = {name: t.policy(env) for name, t in tuned.items()}
+    obs = env.core.reset(seeds=list(range(256)))
+    for _ in range(20):  # states the cheapest heuristic visits
+        obs = env.core.step(policies[cheapest].act(obs), check=False).obs
+    action = best["best_lost_sales_heuristic"](env).act(obs)
+    assert torch.equal(action, policies[cheapest].act(obs))
+    # the states tell the heuristics apart: the best one acts unlike every costlier one
+    assert others and all(not torch.equal(action, policies[name].act(obs)) for name in others)
+
+
+def test_the_packaged_lost_sales_mo_ppo_run_imitates_the_best_heuristic_with_its_own_step_size_then_keeps_an_anchor() -> (
+    None
+):
+    from paretochain.envs.registration import get_family
+    from paretochain.train.agents import agent_config
+    from paretochain.train.config import load_run_config
+    from paretochain.train.run import env_config_of
+
+    run = load_run_config("lost_sales_mo_ppo", ["env.overrides.supplier_lead_time.periods=4"])
+    cfg = env_config_of(run)
+    applicable = [b.name for b in get_family(run.env.id).baseline_list() if b.applies(cfg)]
+    assert run.imitation is not None and run.imitation.baseline == "best_lost_sales_heuristic" in applicable
+    hyperparameters = agent_config(run)
+    assert hyperparameters.anchor_coef > 0 and hyperparameters.preference is None  # preference-conditioned
+    assert hyperparameters.imitation_learning_rate > hyperparameters.learning_rate

@@ -600,3 +600,53 @@ def test_mlp_policy_reads_the_preference_at_its_first_layer() -> None:
     obs = env.core.reset(seeds=[0, 1, 2, 3])
     features = [agent.actor.torso.encoder(torch.cat([obs, torch.eye(3)[i].expand(4, 3)], 1)) for i in range(3)]
     assert not torch.allclose(features[0], features[2])  # the state's features differ by preference
+
+
+def test_imitation_uses_its_own_learning_rate_and_epochs_and_ppo_its_own_afterwards() -> None:
+    from paretochain.agents.baselines.lost_sales import MyopicPolicy
+
+    env = small_env(8)
+    config = {
+        "num_steps": 5,
+        "num_minibatches": 2,
+        "update_epochs": 1,
+        "learning_rate": 1e-4,
+        "anneal_lr": False,
+        "imitation_learning_rate": 3e-3,
+        "imitation_epochs": 3,
+    }
+    agent = MOPPO(env, config)
+    step_rates: list[float] = []
+    step = agent.optimizer.step
+
+    def recording_step(*args, **kwargs):  # type: ignore[no-untyped-def]
+        step_rates.append(agent.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    agent.optimizer.step = recording_step  # type: ignore[method-assign]
+    agent.imitate(MyopicPolicy(env, 2), 8 * 5 * 2)  # two rollouts
+    assert step_rates == [3e-3] * (2 * 3 * 2)  # rollouts x imitation_epochs x minibatches
+    step_rates.clear()
+    agent.learn(8 * 5)  # one rollout
+    assert step_rates == [1e-4] * (1 * 1 * 2)
+
+
+def test_imitation_options_default_to_the_update_s_learning_rate_and_epochs() -> None:
+    from paretochain.agents.baselines.lost_sales import MyopicPolicy
+
+    env = small_env(8)
+    agent = MOPPO(env, {"num_steps": 5, "num_minibatches": 2, "update_epochs": 2, "learning_rate": 2e-4})
+    rates: list[float] = []
+    step = agent.optimizer.step
+
+    def recording_step(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rates.append(agent.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    agent.optimizer.step = recording_step  # type: ignore[method-assign]
+    agent.imitate(MyopicPolicy(env, 2), 8 * 5)
+    assert rates == [2e-4] * (2 * 2)
+    with pytest.raises(ConfigError, match="imitation_epochs"):
+        MOPPOConfig.load({"imitation_epochs": 0})
+    with pytest.raises(ConfigError, match="imitation_learning_rate"):
+        MOPPOConfig.load({"imitation_learning_rate": -1.0})
