@@ -77,10 +77,10 @@ def test_rollout_labels_are_reproducible_and_the_scenarios_are_independent() -> 
     assert not torch.equal(first, other)
 
 
-def test_dcl_takes_a_poor_starting_policy_most_of_the_way_to_the_optimum_on_a_small_instance() -> None:
-    # lead time 1, starting from a network fitted (briefly) to a constant order of 5 units; four iterations of a
-    # few seconds each. Measured: about 1.05x to 1.15x the optimum from about 2.9x (runs differ with float
-    # summation order); the packaged config is measured by bench/bench_quality_lost_sales.py
+def test_dcl_takes_a_poor_starting_policy_to_within_five_percent_of_the_optimum_on_a_small_instance() -> None:
+    # lead time 1, starting from a network fitted (briefly) to a constant order of 5 units (2.885x the optimum);
+    # six iterations of a few seconds each. Measured with agent seeds 0, 1, 2: 1.034x, 1.026x, 1.027x after six
+    # iterations (1.043x to 1.054x after five); the packaged config is measured by bench/bench_quality_lost_sales.py
     torch.manual_seed(0)
     cfg = lost_sales(lead_time=1, penalty=9.0)
     optimum = solve_lost_sales(5.0, 1, 1.0, 9.0, max_order=20).average_cost
@@ -104,12 +104,11 @@ def test_dcl_takes_a_poor_starting_policy_most_of_the_way_to_the_optimum_on_a_sm
     agent.imitate(ConstantOrderPolicy(agent.env, 5.0), 32 * 40 * 2)
     seeds = VALIDATION.first(128)
     started = float(long_run_cost(cfg, _CostOnly(agent), seeds, warmup=30, window=100).mean())
-    agent.learn(agent.update_env_steps * 4)
+    agent.learn(agent.update_env_steps * 6)
     trained = float(long_run_cost(cfg, _CostOnly(agent), seeds, warmup=30, window=100).mean())
     assert started > 1.5 * optimum, "the starting policy was already good: the test would show nothing"
-    assert trained < 1.2 * optimum, f"cost {trained:.3f} against the optimum {optimum:.3f}"
-    assert trained - optimum < 0.25 * (started - optimum), "less than three quarters of the gap was closed"
-    assert agent.num_env_steps == 4 * agent.update_env_steps
+    assert trained <= 1.05 * optimum, f"cost {trained:.3f} against the optimum {optimum:.3f}"
+    assert agent.num_env_steps == 6 * agent.update_env_steps
 
 
 SMALL = {"rollout_horizon": 4, "scenarios": 2, "warmup_periods": 3, "candidate_window": 1, "seed": 3}
