@@ -352,7 +352,34 @@ class PointerActor(nn.Module):
         return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
 
 
-class OrderDecisionActor(nn.Module):
+class PerItemChoiceActor(nn.Module):
+    """An actor that makes one choice per item (order slot, node and SKU) from logits ``(B, items, choices)``.
+
+    Subclasses define :meth:`masked_logits`; acting greedily, sampling and scoring stored actions
+    follow from it, with the interface of :class:`Actor`.
+    """
+
+    def masked_logits(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, items, choices)`` with masked-out choices at :data:`MASKED_LOGIT`."""
+        raise NotImplementedError
+
+    def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """``(B, items)`` int64: the most likely allowed choice of every item."""
+        return self.masked_logits(obs, preference, action_mask).argmax(-1)
+
+    def sample(
+        self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        action, logp = sample_logits(self.masked_logits(obs, preference, action_mask))
+        return action, action, logp
+
+    def evaluate(
+        self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
+
+
+class OrderDecisionActor(PerItemChoiceActor):
     """Preference-conditioned per-order decisions: one dispatch-now logit per order slot, from that slot's embedding.
 
     For a ``MultiDiscrete([2] * num_slots)`` action (``DispatchEpoch-v0``: 1 dispatches the order
@@ -393,23 +420,8 @@ class OrderDecisionActor(nn.Module):
         allowed = action_mask.to(torch.bool).reshape(obs.shape[0], self.num_slots, 2)
         return mask_logits(logits, allowed)
 
-    def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
-        """``(B, num_slots)`` int64: 1 dispatches the slot's order now."""
-        return self.masked_logits(obs, preference, action_mask).argmax(-1)
 
-    def sample(
-        self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        action, logp = sample_logits(self.masked_logits(obs, preference, action_mask))
-        return action, action, logp
-
-    def evaluate(
-        self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
-
-
-class ItemOrderActor(nn.Module):
+class ItemOrderActor(PerItemChoiceActor):
     """Preference-conditioned orders per item (node and SKU), from one small network shared by every item.
 
     For a ``MultiDiscrete([K] * (num_nodes * num_skus))`` action laid out node by node
@@ -517,21 +529,6 @@ class ItemOrderActor(nn.Module):
         logits = self.logits(self.net(self.item_inputs(obs, preference))).reshape(b, self.num_items, self.choices)
         allowed = action_mask.to(torch.bool).reshape(b, self.num_items, self.choices)
         return mask_logits(logits, allowed)
-
-    def forward(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
-        """``(B, num_items)`` int64: the most likely allowed choice of every item."""
-        return self.masked_logits(obs, preference, action_mask).argmax(-1)
-
-    def sample(
-        self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        action, logp = sample_logits(self.masked_logits(obs, preference, action_mask))
-        return action, action, logp
-
-    def evaluate(
-        self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
 
 
 class SquashedGaussianHead(nn.Module):
