@@ -67,9 +67,8 @@ from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.networks import Actor, PreferenceTorso, build_encoder, make_head, mask_dim
 from paretochain.agents.normalization import ObservationNormalizer
 from paretochain.agents.policy import PreferenceConditionedActing
-from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
+from paretochain.agents.preferences import PreferenceAgentConfig, PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
-from paretochain.envs.config import ConfigModel
 from paretochain.envs.core import BatchedCore
 from paretochain.envs.state import BatchState
 from paretochain.envs.views import BatchedVectorEnv
@@ -81,7 +80,7 @@ FORMAT = "paretochain.dcl/1"
 MAX_ROLLOUT_ENVS = 4_000_000
 
 
-class DCLConfig(ConfigModel):
+class DCLConfig(PreferenceAgentConfig):
     """Hyperparameters of :class:`DCLAgent` (every field loads from YAML; unknown fields are errors)."""
 
     warmup_periods: int = Field(
@@ -115,7 +114,6 @@ class DCLConfig(ConfigModel):
     )
     minibatch_size: int = Field(default=256, ge=1, description="labelled states per gradient step")
     max_grad_norm: float = Field(default=1.0, gt=0, description="global gradient-norm clip")
-    norm_obs: bool = Field(default=True, description="normalise observations (baked into exports); see obs_scale")
     obs_scale: Literal["env", "running"] = Field(
         default="env",
         description="with norm_obs: 'env' divides by the fixed scales the environment declares (running statistics where it declares none); 'running' uses running mean/std of the kept states",
@@ -124,12 +122,6 @@ class DCLConfig(ConfigModel):
         default=[64, 64],
         min_length=1,
         description="MLP widths: the first encodes the observation, the rest follow the preference concatenation",
-    )
-    preference: dict[str, float] | list[float] | None = Field(
-        default=None, description="fixed preference (by objective name or in order); None samples one per episode"
-    )
-    dirichlet_alpha: float = Field(
-        default=1.0, gt=0, description="Dirichlet concentration of sampled preferences (1 = uniform on the simplex)"
     )
     corner_share: float = Field(
         default=0.25,

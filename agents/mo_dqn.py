@@ -55,9 +55,8 @@ from paretochain.agents.export import PolicyModule
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.networks import BranchingVectorQNetwork, EnvelopeQActor, branch_index
 from paretochain.agents.normalization import ObservationNormalizer
-from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
+from paretochain.agents.preferences import PreferenceAgentConfig, PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
-from paretochain.envs.config import ConfigModel
 from paretochain.envs.episodes import EpisodeTracker, autoreset
 from paretochain.envs.registration import resolve_device
 from paretochain.envs.views import BatchedVectorEnv
@@ -66,7 +65,7 @@ from paretochain.errors import ConfigError, PolicyFileError
 STATE_FORMAT = "paretochain.mo_dqn/1"
 
 
-class MODQNConfig(ConfigModel):
+class MODQNConfig(PreferenceAgentConfig):
     """Hyperparameters of Envelope MO-DQN. Step counts are environment steps summed over the batch."""
 
     hidden_sizes: list[int] = Field(
@@ -114,7 +113,6 @@ class MODQNConfig(ConfigModel):
         default=None,
         description="fixed preference (by objective name or in order) to train for alone (W is then just it); None samples one per episode",
     )
-    norm_obs: bool = Field(default=True, description="normalise observations (baked into exports); see obs_scale")
     obs_scale: Literal["env", "running"] = Field(
         default="env",
         description="with norm_obs: 'env' divides by the fixed scales the environment declares (Warehouse: stock and demand in periods of mean demand) and falls back to running statistics where it declares none; 'running' uses running statistics of all collected observations",

@@ -53,10 +53,9 @@ from paretochain.agents.networks import (
 )
 from paretochain.agents.normalization import ObservationNormalizer, ReturnNormalizer
 from paretochain.agents.policy import PreferenceConditionedActing
-from paretochain.agents.preferences import PreferenceSampler, preference_from_weights
+from paretochain.agents.preferences import PreferenceAgentConfig, PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.agents.rollout_storage import RolloutStorage
-from paretochain.envs.config import ConfigModel
 from paretochain.envs.core import BatchedCore
 from paretochain.envs.episodes import EpisodeTracker, autoreset, episodes_may_have_ended
 from paretochain.envs.views import BatchedVectorEnv
@@ -64,7 +63,7 @@ from paretochain.errors import ActionError, ConfigError, PolicyFileError
 from paretochain.seeds import TRAINING
 
 
-class MOPPOConfig(ConfigModel):
+class MOPPOConfig(PreferenceAgentConfig):
     """Hyperparameters of :class:`MOPPO` (every field loads from YAML; unknown fields are errors)."""
 
     num_steps: int = Field(
@@ -104,7 +103,6 @@ class MOPPOConfig(ConfigModel):
     target_kl: float | None = Field(
         default=None, gt=0, description="stop the epochs of an update early once the approximate KL exceeds this"
     )
-    norm_obs: bool = Field(default=True, description="normalise observations (baked into exports); see obs_scale")
     obs_scale: Literal["env", "running"] = Field(
         default="env",
         description="with norm_obs: 'env' divides by the fixed scales the environment declares (Warehouse: stock and demand in periods of mean demand) and falls back to running statistics where it declares none; 'running' uses running mean/std",
@@ -116,12 +114,6 @@ class MOPPOConfig(ConfigModel):
     preference_adv_scale: bool = Field(
         default=True,
         description="with sampled preferences, divide each sample's scalarised advantage w . A by its rollout std at that preference, sqrt(w' Cov(A) w), so that every preference pulls on the shared network with the same strength (an objective whose advantages vary most, such as a cost charged once at the season's end, no longer drowns the others); a positive factor per preference, so each preference's own optimum is unchanged",
-    )
-    preference: dict[str, float] | list[float] | None = Field(
-        default=None, description="fixed preference (by objective name or in order); None samples one per episode"
-    )
-    dirichlet_alpha: float = Field(
-        default=1.0, gt=0, description="Dirichlet concentration of sampled preferences (1 = uniform on the simplex)"
     )
     corner_share: float = Field(
         default=0.5,

@@ -14,8 +14,23 @@ from itertools import combinations
 
 import numpy as np
 import torch
+from pydantic import Field
 
+from paretochain.envs.config import ConfigModel
 from paretochain.errors import ConfigError
+
+
+class PreferenceAgentConfig(ConfigModel):
+    """Config words shared by the multi-objective agents (MO-PPO, MO-DQN, DCL): how observations are scaled
+    and which preferences the agent trains at. An agent may restate a field to describe what it does with it."""
+
+    norm_obs: bool = Field(default=True, description="normalise observations (baked into exports); see obs_scale")
+    preference: dict[str, float] | list[float] | None = Field(
+        default=None, description="fixed preference (by objective name or in order); None samples one per episode"
+    )
+    dirichlet_alpha: float = Field(
+        default=1.0, gt=0, description="Dirichlet concentration of sampled preferences (1 = uniform on the simplex)"
+    )
 
 
 def preference_grid(k: int, n: int) -> np.ndarray:
