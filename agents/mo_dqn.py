@@ -55,6 +55,7 @@ from paretochain.agents.export import PolicyModule
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.networks import BranchingVectorQNetwork, EnvelopeQActor, branch_index
 from paretochain.agents.normalization import ObservationNormalizer
+from paretochain.agents.policy import set_learning_rate
 from paretochain.agents.preferences import PreferenceAgentConfig, PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.envs.episodes import EpisodeTracker, autoreset
@@ -394,11 +395,7 @@ class MODQNAgent:
 
     def _set_learning_rate(self) -> None:
         cfg = self.config
-        lr = cfg.learning_rate
-        if cfg.anneal_lr:
-            lr = max(cfg.learning_rate * (1.0 - self.num_env_steps / cfg.total_env_steps), cfg.learning_rate * 1e-3)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(self.optimizer, cfg.learning_rate, cfg.anneal_lr, self.num_env_steps, cfg.total_env_steps)
 
     def _update(self) -> None:
         cfg = self.config

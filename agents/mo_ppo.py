@@ -52,7 +52,7 @@ from paretochain.agents.networks import (
     mask_dim,
 )
 from paretochain.agents.normalization import ObservationNormalizer, ReturnNormalizer
-from paretochain.agents.policy import PreferenceConditionedActing
+from paretochain.agents.policy import PreferenceConditionedActing, set_learning_rate
 from paretochain.agents.preferences import PreferenceAgentConfig, PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.agents.rollout_storage import RolloutStorage
@@ -514,12 +514,7 @@ class MOPPO(PreferenceConditionedActing):
 
     def _set_learning_rate(self) -> None:
         cfg = self.config
-        lr = cfg.learning_rate
-        if cfg.anneal_lr:
-            lr = cfg.learning_rate * max(0.0, 1.0 - self.global_step / cfg.total_env_steps)
-            lr = max(lr, cfg.learning_rate * 1e-3)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(self.optimizer, cfg.learning_rate, cfg.anneal_lr, self.global_step, cfg.total_env_steps)
 
     # ------------------------------------------------------------------------------------------ training loop
     def learn(

@@ -81,3 +81,11 @@ class PreferenceConditionedActing(ABC):
         )
         actions: torch.Tensor = self.actor(self._normalize(obs), pref, mask)
         return actions
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, base: float, anneal: bool, step: int, total: int) -> None:
+    """Give every parameter group of ``optimizer`` the step size ``base``, or with ``anneal`` its linear decay
+    over ``total`` environment steps at ``step`` (never below 1/1000 of ``base``)."""
+    lr = max(base * max(0.0, 1.0 - step / total), base * 1e-3) if anneal else base
+    for group in optimizer.param_groups:
+        group["lr"] = lr
