@@ -41,7 +41,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import subprocess
@@ -57,6 +56,7 @@ import torch
 import paretochain  # noqa: F401  (registers the environments)
 from paretochain.agents.baselines.warehouse import tune_base_stock
 from paretochain.agents.export import load_policy
+from paretochain.agents.preferences import preference_grid as simplex_lattice
 from paretochain.envs import make_vec
 from paretochain.envs.warehouse import WarehouseConfig
 from paretochain.evaluate.rollout import rollout
@@ -71,18 +71,14 @@ OBJECTIVES = ("profit", "fill_rate", "holding_cost")
 
 
 def preference_grid(k: int, divisions: int) -> np.ndarray:
-    """Every point of the simplex in ``k`` objectives whose weights are multiples of ``1 / divisions``.
-
-    Returns ``(n, k)`` float64 rows summing to 1, corners first in objective order, then the
-    others in lexicographic order of their weights (largest first weight first).
-    """
+    """The project's simplex lattice (:func:`paretochain.agents.preferences.preference_grid`) with its ``k``
+    corners first, in objective order, then the other points in the lattice's order."""
     if k < 1 or divisions < 1:
         raise ValueError(f"preference_grid: need k >= 1 and divisions >= 1, got k={k}, divisions={divisions}")
-    points = [c for c in itertools.product(range(divisions + 1), repeat=k) if sum(c) == divisions]
-    corners = [p for p in points if max(p) == divisions]
-    corners.sort(key=lambda p: p.index(divisions))
-    others = sorted((p for p in points if max(p) < divisions), reverse=True)
-    return np.asarray(corners + others, dtype=np.float64) / divisions
+    grid = simplex_lattice(k, divisions)
+    corner = grid.max(axis=1) == 1.0
+    corners = grid[corner][np.argsort(grid[corner].argmax(axis=1))]
+    return np.concatenate([corners, grid[~corner]])
 
 
 def choose_candidate(candidates: Sequence[dict[str, Any]], base_fill_rate: float) -> dict[str, Any]:
