@@ -18,10 +18,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
-import numpy as np
 import torch
 import yaml
 
@@ -31,6 +29,7 @@ from paretochain.agents.baselines.lost_sales_dp import solve_lost_sales
 from paretochain.agents.dcl import DCLAgent
 from paretochain.envs.registration import make_vec
 from paretochain.envs.warehouse import WarehouseConfig
+from paretochain.evaluate.stats import paired_difference
 from paretochain.seeds import TUNING_SEEDS, VALIDATION
 from paretochain.train.config import load_run_config
 
@@ -83,9 +82,8 @@ def main() -> None:
 
     def report(stage: str, seconds: float, stats: dict[str, float] | None = None) -> None:
         cost = long_run_cost(cfg, policy, seeds)
-        diff = cost - capped_cost
-        half = 1.96 * float(np.std(diff, ddof=1)) / math.sqrt(len(diff))
-        line = f"{stage:>10}  x{cost.mean() / optimum:.4f}  - capped base-stock {diff.mean():+.4f} ± {half:.4f}"
+        diff, half = (float(x) for x in paired_difference(cost, capped_cost))
+        line = f"{stage:>10}  x{cost.mean() / optimum:.4f}  - capped base-stock {diff:+.4f} ± {half:.4f}"
         if stats is not None:
             line += (
                 f"  labels = own action {stats['charts/label_agreement']:.3f}, accuracy {stats['losses/accuracy']:.3f}"
