@@ -66,7 +66,7 @@ from pydantic import Field
 from paretochain.agents.logging import Logger, NullLogger
 from paretochain.agents.networks import Actor, PreferenceTorso, build_encoder, make_head, mask_dim
 from paretochain.agents.normalization import ObservationNormalizer
-from paretochain.agents.policy import PreferenceConditionedActing
+from paretochain.agents.policy import PreferenceConditionedActing, agent_device
 from paretochain.agents.preferences import PreferenceAgentConfig, PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.envs.core import BatchedCore
@@ -182,11 +182,7 @@ class DCLAgent(PreferenceConditionedActing):
         self.env = env
         self.core: BatchedCore = env.core
         self.config = cfg = DCLConfig.load(config)
-        self.device = self.core.device if str(device) == "auto" else torch.device(device)
-        if self.device != self.core.device:
-            raise ValueError(
-                f"DCLAgent: device {self.device} differs from the environment's device {self.core.device}; build the env with make_vec(..., device={str(self.device)!r})"
-            )
+        self.device = agent_device(self.core.device, device, "DCLAgent")
         core = self.core
         space = core.single_action_space
         if not isinstance(space, spaces.Discrete):

@@ -52,7 +52,7 @@ from paretochain.agents.networks import (
     mask_dim,
 )
 from paretochain.agents.normalization import ObservationNormalizer, ReturnNormalizer
-from paretochain.agents.policy import PreferenceConditionedActing, set_learning_rate
+from paretochain.agents.policy import PreferenceConditionedActing, agent_device, set_learning_rate
 from paretochain.agents.preferences import PreferenceAgentConfig, PreferenceSampler, preference_from_weights
 from paretochain.agents.rng_state import host_rng_state, set_host_rng_state
 from paretochain.agents.rollout_storage import RolloutStorage
@@ -182,11 +182,7 @@ class MOPPO(PreferenceConditionedActing):
         self.env = env
         self.core: BatchedCore = env.core
         self.config = cfg = MOPPOConfig.load(config)
-        self.device = self.core.device if str(device) == "auto" else torch.device(device)
-        if self.device != self.core.device:
-            raise ValueError(
-                f"MOPPO: device {self.device} differs from the environment's device {self.core.device}; build the env with make_vec(..., device={str(self.device)!r})"
-            )
+        self.device = agent_device(self.core.device, device, "MOPPO")
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)

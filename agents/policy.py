@@ -89,3 +89,18 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, base: float, anneal: boo
     lr = max(base * max(0.0, 1.0 - step / total), base * 1e-3) if anneal else base
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def agent_device(core_device: torch.device, device: str | torch.device, agent: str) -> torch.device:
+    """The device an agent runs on: the environment's for ``"auto"``, else ``device``, which must be the environment's.
+
+    Raises:
+        ValueError: ``device`` differs from the environment's (the agent steps the environment's own tensors).
+    """
+    chosen = core_device if str(device) == "auto" else torch.device(device)
+    if chosen != core_device:
+        raise ValueError(
+            f"{agent}: device {chosen} differs from the environment's device {core_device}; "
+            f"build the env with make_vec(..., device={str(chosen)!r})"
+        )
+    return chosen
