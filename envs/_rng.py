@@ -105,6 +105,7 @@ class StepDraw:
         t: torch.Tensor,
         table: torch.Tensor | None = None,
         rows: torch.Tensor | None = None,
+        period: int | None = None,
     ) -> None:
         if keys is None and table is None:
             raise ValueError("a StepDraw needs its keys or the table of episode keys they come from")
@@ -113,7 +114,7 @@ class StepDraw:
         self.table = table  # the episode keys (T + 1, B) the step keys come from, when precomputed
         self._rows = rows  # arange(B), made once by the caller
         self._flat: torch.Tensor | None = None
-        self._period: int | None = None  # the period of a single env on the CPU
+        self._period = period  # the period of a single env on the CPU, when known (else read at first use)
 
     @property
     def keys(self) -> torch.Tensor:

@@ -197,6 +197,8 @@ class BatchedCore(ABC, Generic[StateT]):
         self._counter_hashes: torch.Tensor | None = None
         self._rows = torch.arange(num_envs, device=self.device)
         self._one_env_on_cpu = num_envs == 1 and self.device.type == "cpu"
+        self._period_of: torch.Tensor | None = None  # the state's ``t`` that ``_period`` was read from
+        self._period = 0
         self._one_period = torch.ones((), dtype=torch.int64, device=self.device)
         self._draw_sites: list[_rng.DrawSite] = []
         self._all_envs = torch.ones(num_envs, dtype=torch.bool, device=self.device)  # the mask of a full reset
@@ -243,6 +245,7 @@ class BatchedCore(ABC, Generic[StateT]):
     def _state_replaced(self) -> None:
         """Rebuild what the core derives from its state (a family adds its own caches)."""
         self._episode_keys = None
+        self._period_of = None
         self._prepare_episode(None)
 
     # ------------------------------------------------------------------ seeding and reset
@@ -329,7 +332,8 @@ class BatchedCore(ABC, Generic[StateT]):
             return self._draw
         if self._episode_keys is not None:
             # the keys are looked up in the table only if a site without a cache asks for them
-            draw = _rng.StepDraw(None, st.t, self._episode_keys, self._rows)
+            period = self.host_period() if self._one_env_on_cpu else None
+            draw = _rng.StepDraw(None, st.t, self._episode_keys, self._rows, period)
         else:
             draw = _rng.StepDraw(_rng.step_keys(st.stream_key, st.t), st.t)
         self._draw, self._draw_source = draw, (st.t, st.stream_key)
@@ -342,9 +346,17 @@ class BatchedCore(ABC, Generic[StateT]):
         not write into it.
         """
         if self._one_env_on_cpu:
-            period = int(self.state.t)
+            period = self.host_period()
             return table[period : period + 1]
         return table.index_select(0, self.state.t)
+
+    def host_period(self) -> int:
+        """The period of a batch of one, read on the host once per period: every step, reset and assigned
+        state makes ``t`` a new tensor, and the first call after it reads the value."""
+        t = self.state.t
+        if self._period_of is not t:
+            self._period, self._period_of = int(t), t
+        return self._period
 
     def _prepare_episode(self, mask: torch.Tensor | None) -> None:
         """Fixed horizon: compute every step key of the new episodes (and cached draws) in one pass.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from paretochain.envs.pricing.demand import channel_sum
+from paretochain.envs.pricing.demand import channel_sum, sku_sum
 
 
 def ration(stock: torch.Tensor, asked: torch.Tensor, total: torch.Tensor, earlier: torch.Tensor | None) -> torch.Tensor:
@@ -75,7 +75,7 @@ def sell(
     zero, one, _, _ = constants
     sales = allocate(stock, asked, total, earlier)
     sold = sales[..., 0] if asked.shape[-1] == 1 else channel_sum(sales)
-    sales_units = sold.sum(1)
+    sales_units = sku_sum(sold)
     some_demand = torch.maximum(demand_units, one)
     stockout = (demand_units - sales_units) / some_demand
     fill_rate = torch.where(demand_units > zero, sales_units / some_demand, one)

@@ -47,7 +47,7 @@ from paretochain.envs import _rng
 from paretochain.envs.core import BatchedCore, KPIs, ObservationLayout, nearest_allowed
 from paretochain.envs.pricing.allocation import allocate, sell, sell_checked
 from paretochain.envs.pricing.config import PricingConfig, per_sku
-from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum
+from paretochain.envs.pricing.demand import SMALL_TENSOR, PricingDemand, channel_sum, sku_sum
 from paretochain.envs.pricing.reward import REWARDS, build_objectives
 from paretochain.envs.pricing.types import PricingState
 from paretochain.envs.reward import reward_weights
@@ -648,7 +648,7 @@ class PricingCore(BatchedCore[PricingState]):
             mean = demand.choice_mean(weight, lam, outside)
         asked = demand.sample(mean, self.step_draw())
         total = asked[..., 0] if C == 1 else channel_sum(asked)
-        demand_units = total.sum(1)  # whole units: exact in any order
+        demand_units = sku_sum(total)  # whole units: exact in any order
         # the stock is checked on the host on the CPU, not on a GPU (it would wait for the device)
         seller = sell_checked if self._host_checks else sell
         sales, sold, sales_units, stockout, fill_rate = seller(
@@ -673,7 +673,11 @@ class PricingCore(BatchedCore[PricingState]):
         sums: dict[str, torch.Tensor] = {}
         for quantities, (names, weights) in ((per_cell, self._cell_sums), (per_sku, self._sku_sums)):
             stacked = torch.stack([quantities[name] for name in names], dim=1) * weights
-            sums.update(zip(names, stacked.sum(tuple(range(2, stacked.dim()))).unbind(1)))
+            # one cell (one SKU): the figures are the entries themselves, read as a view instead of summed
+            summed = (
+                stacked.view(B, -1) if stacked.shape[2:].numel() == 1 else stacked.sum(tuple(range(2, stacked.dim())))
+            )
+            sums.update(zip(names, summed.unbind(1)))
         revenue, cogs, jump = sums["revenue"], sums["cost_of_goods_sold"], sums["price_jump"]
         net_revenue = sums.get("net_revenue", revenue)
         spend = promo.sum(1) if promo is not None else None

@@ -60,15 +60,24 @@ HEAD_TAIL = 0.01
 def channel_sum(x: torch.Tensor, keepdim: bool = False, small: int = SMALL_TENSOR) -> torch.Tensor:
     """Sum of a float tensor over its last (channel) dimension.
 
-    Tensors of more than ``small`` elements with two channels add the two slices: the same
-    float32 value as ``sum``, without the cost of a reduction kernel over a short trailing
-    dimension. (TorchScript compiles this function; it reads no module constant.)
+    Tensors of more than ``small`` elements with two channels add the two slices, and one
+    channel is returned as it is: the same float32 values as ``sum``, without the cost of a
+    reduction kernel over a short trailing dimension. The result may be a view of ``x``:
+    callers do not write into it. (TorchScript compiles this function; it reads no module constant.)
     """
+    if x.shape[-1] == 1:  # one channel: the sum is the entry itself (a view, not a reduction kernel)
+        return x if keepdim else x[..., 0]
     if x.shape[-1] == 2 and x.numel() > small:
         first, second = x.unbind(-1)
         total = first + second
         return total.unsqueeze(-1) if keepdim else total
     return x.sum(-1, keepdim=keepdim)
+
+
+def sku_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum of a ``(B, K)`` tensor over its SKUs: ``(B,)``; for one SKU the entries themselves, as a view
+    (callers do not write into it)."""
+    return x[:, 0] if x.shape[1] == 1 else x.sum(1)
 
 
 def poisson_grid_size(max_mean: float) -> int:
