@@ -199,6 +199,10 @@ class SingleEnv(gym.Env):
             self._allowed_choices = [frozenset(np.flatnonzero(block).tolist()) for block in blocks]
         # the batches of actions checked before, by their bytes (the cores never write into an action)
         self._known_batches: dict[bytes, torch.Tensor] = {}
+        # Discrete: the batch of one of every choice, made once
+        self._choice_batches: list[torch.Tensor] | None = None
+        if self._discrete:
+            self._choice_batches = list(torch.arange(int(self.action_space.n), device=self.core.device).view(-1, 1))
         self._action_shape = self.action_space.shape
         self._obs_dim = int(self.core.observation_layout.size)
         self._history: list[dict[str, np.ndarray]] = []
@@ -248,13 +252,21 @@ class SingleEnv(gym.Env):
         return obs, reward, terminated, truncated, info
 
     def _allowed_batch(self, action: Any) -> torch.Tensor | None:
-        """The batch of one for an int64 MultiDiscrete action whose every choice the space and the masks allow;
-        None where that does not hold or cannot be told this way (:meth:`_checked_batch` decides then).
+        """The batch of one for a Discrete action (a Python or numpy integer) or an int64 MultiDiscrete action
+        whose every choice the space and the masks allow; None where that does not hold or cannot be told this
+        way (:meth:`_checked_batch` decides then).
 
         Plain Python checks the bounds and the masks that never change together (the allowed choices of every
         dimension as a set): for a handful of choices, a fraction of the cost of numpy's checks. An action
         allowed before is looked up as the batch it made then.
         """
+        choices = self._choice_batches
+        if choices is not None:  # Discrete: a Python or numpy integer the current mask allows
+            if type(action) is not int and type(action) is not np.int64:
+                return None
+            if not 0 <= action < len(choices) or (self._masked and not self._host_masks):
+                return None
+            return None if self._masked and not self._mask_row()[action] else choices[action]
         allowed = self._allowed_choices
         if allowed is None or type(action) is not np.ndarray or action.dtype != np.int64:
             return None

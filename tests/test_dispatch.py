@@ -523,3 +523,32 @@ def test_a_masked_reset_that_restarts_no_environment_returns_the_observations_un
     before = env.core.reset(seeds=[1, 2, 3, 4]).clone()
     after = env.core.reset(mask=torch.zeros(4, dtype=torch.bool))
     assert torch.equal(before, after)
+
+
+def test_single_env_integer_actions_step_as_their_arrays_and_the_mask_still_decides() -> None:
+    # integer actions the mask allows take a batch made once per choice: the same step as the array form
+    by_int, by_array = gym.make("paretochain/Dispatch-v0"), gym.make("paretochain/Dispatch-v0")
+    _, info = by_int.reset(seed=5)
+    by_array.reset(seed=5)
+    for i in range(12):
+        allowed = np.flatnonzero(info["action_mask"])
+        choice = int(allowed[i % len(allowed)])
+        action = choice if i % 2 else np.int64(choice)
+        obs, reward, term, trunc, info = by_int.step(action)
+        expected = by_array.step(np.array(choice))
+        np.testing.assert_array_equal(obs, expected[0])
+        np.testing.assert_array_equal(reward, expected[1])
+        assert info["actions_replaced"] == 0.0
+        if term or trunc:
+            break
+    # a choice the current mask forbids is refused (strict) or replaced (lenient), not stepped
+    strict = gym.make("paretochain/Dispatch-v0", invalid_action="raise")
+    _, info = strict.reset(seed=5)
+    forbidden = np.flatnonzero(~info["action_mask"])
+    assert forbidden.size
+    with pytest.raises(ActionError, match="mask"):
+        strict.step(int(forbidden[0]))
+    lenient = gym.make("paretochain/Dispatch-v0")
+    lenient.reset(seed=5)
+    *_, info = lenient.step(int(forbidden[0]))
+    assert info["actions_replaced"] == 1.0
