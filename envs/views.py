@@ -201,7 +201,7 @@ class SingleEnv(gym.Env):
         self._known_batches: dict[bytes, torch.Tensor] = {}
         # Discrete: the batch of one of every choice, made once
         self._choice_batches: list[torch.Tensor] | None = None
-        if isinstance(self.action_space, spaces.Discrete):
+        if isinstance(self.action_space, spaces.Discrete) and int(self.action_space.start) == 0:
             self._choice_batches = list(torch.arange(int(self.action_space.n), device=self.core.device).view(-1, 1))
         self._action_shape = self.action_space.shape
         self._obs_dim = int(self.core.observation_layout.size)
