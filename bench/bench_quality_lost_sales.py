@@ -153,7 +153,7 @@ def main() -> None:
         f"cost per period over periods {args.warmup}..{args.warmup + args.window}"
     )
     header = (
-        f"{'L':>2} {'p':>4} {'optimum':>8}  {'policy':<18} {'cost':>8} {'x opt':>7} {'- optimal policy (95% CI)':>26}"
+        f"{'L':>2} {'p':>4} {'optimum':>8}  {'policy':<28} {'cost':>8} {'x opt':>7} {'- optimal policy (95% CI)':>26}"
     )
     print(header)
     print("-" * len(header))
@@ -214,7 +214,7 @@ def main() -> None:
             }
             label = name + (" *" if name == best else "")
             print(
-                f"{lead_time:>2} {penalty:>4g} {optimum.average_cost:>8.3f}  {label:<18} {mean:>8.3f} "
+                f"{lead_time:>2} {penalty:>4g} {optimum.average_cost:>8.3f}  {label:<28} {mean:>8.3f} "
                 f"{mean / optimum.average_cost:>7.4f} {diff[0]:>+13.4f} +- {half[0]:.4f}"
             )
         report.append(entry)

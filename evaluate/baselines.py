@@ -116,7 +116,8 @@ def _best_lost_sales_heuristic(cfg: Any, tuning: Tuning) -> Factory:
     """
     from paretochain.agents.baselines.lost_sales import SELECTION_SEEDS, tune_lost_sales
 
-    selection = [s for s in SELECTION_SEEDS if s not in set(tuning.seeds)]
+    tuning_seeds = set(tuning.seeds)
+    selection = [s for s in SELECTION_SEEDS if s not in tuning_seeds]
     tuned = tuning.once(
         "lost_sales_selected",
         lambda: tune_lost_sales(cfg, seeds=tuning.seeds, device=tuning.device, selection_seeds=selection),
