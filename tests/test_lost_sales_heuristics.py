@@ -188,6 +188,15 @@ def test_evaluation_offers_the_lost_sales_heuristics_only_on_lost_sales_configs(
         family_baselines(ENV_ID, "default", names=["capped_base_stock"])
 
 
+def test_the_selection_seeds_are_4096_training_seeds_apart_from_the_tuning_seeds() -> None:
+    from paretochain.agents.baselines.lost_sales import SELECTION_SEEDS
+    from paretochain.seeds import TRAINING, TUNING_SEEDS
+
+    assert len(set(SELECTION_SEEDS)) == len(SELECTION_SEEDS) == 4096
+    assert all(seed in TRAINING for seed in SELECTION_SEEDS)
+    assert set(SELECTION_SEEDS).isdisjoint(TUNING_SEEDS)
+
+
 def test_selection_seeds_keep_of_the_finalists_the_one_cheapest_on_them(monkeypatch: pytest.MonkeyPatch) -> None:
     from paretochain.agents.baselines import lost_sales
 
