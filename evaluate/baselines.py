@@ -109,9 +109,9 @@ def _best_lost_sales_heuristic(cfg: Any, tuning: Tuning) -> Factory:
 
     Each heuristic is tuned on the tuning seeds, its best candidates are scored again on the
     4,096 training seeds after them (``SELECTION_SEEDS``, the same episodes for every
-    heuristic) and the cheapest there wins. Which one depends on the instance (two-step
-    myopic at short lead times, projected-inventory-level or capped base-stock at long ones);
-    a learned policy that imitates a heuristic first (a run's ``imitation`` section) starts
+    heuristic) and the cheapest there wins. Which one depends on the instance (on the 16
+    classic instances: projected inventory level on 9, a myopic policy on 6, vector base-stock
+    on 1); a learned policy that imitates a heuristic first (a run's ``imitation`` section) starts
     from the strongest.
     """
     from paretochain.agents.baselines.lost_sales import SELECTION_SEEDS, tune_lost_sales
