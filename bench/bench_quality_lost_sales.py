@@ -6,7 +6,8 @@ lead time L in 1..4 and lost-sales penalty p in {4, 9, 19, 39}, each the package
 overridden. For each instance:
 
 - every heuristic of :mod:`paretochain.agents.baselines.lost_sales` is tuned on the
-  training seeds (0..63);
+  training seeds (0..63), its best candidates scored again on 4,096 more training seeds
+  (``SELECTION_SEEDS``, as ``best_lost_sales_heuristic`` chooses a run's teacher);
 - the exact optimum ``g`` comes from :func:`~paretochain.agents.baselines.lost_sales_dp.solve_lost_sales`,
   and the optimal policy is simulated too;
 - with ``--train RUN_CONFIG``, the packaged run config is trained as a user would: the
@@ -47,6 +48,7 @@ import torch
 
 import paretochain  # noqa: F401  (registers the environments)
 from paretochain.agents.baselines.lost_sales import (
+    SELECTION_SEEDS,
     WARMUP_PERIODS,
     WINDOW_PERIODS,
     LostSalesModel,
@@ -151,7 +153,7 @@ def main() -> None:
         f"cost per period over periods {args.warmup}..{args.warmup + args.window}"
     )
     header = (
-        f"{'L':>2} {'p':>4} {'optimum':>8}  {'policy':<18} {'cost':>8} {'x opt':>7} {'- optimal policy (95% CI)':>26}"
+        f"{'L':>2} {'p':>4} {'optimum':>8}  {'policy':<28} {'cost':>8} {'x opt':>7} {'- optimal policy (95% CI)':>26}"
     )
     print(header)
     print("-" * len(header))
@@ -161,7 +163,14 @@ def main() -> None:
         cfg = instance(lead_time, penalty)
         model = LostSalesModel.of(cfg)
         optimum = solve_lost_sales(model.mean, lead_time, model.holding_cost, penalty, max_order=model.max_order)
-        tuned = tune_lost_sales(cfg, seeds=TUNING_SEEDS, warmup=args.warmup, window=args.window, device=args.device)
+        tuned = tune_lost_sales(
+            cfg,
+            seeds=TUNING_SEEDS,
+            warmup=args.warmup,
+            window=args.window,
+            device=args.device,
+            selection_seeds=SELECTION_SEEDS,
+        )
         factories = {name: t.policy for name, t in tuned.items()}
         selection: dict[str, object] = {}
         if args.train:
@@ -205,7 +214,7 @@ def main() -> None:
             }
             label = name + (" *" if name == best else "")
             print(
-                f"{lead_time:>2} {penalty:>4g} {optimum.average_cost:>8.3f}  {label:<18} {mean:>8.3f} "
+                f"{lead_time:>2} {penalty:>4g} {optimum.average_cost:>8.3f}  {label:<28} {mean:>8.3f} "
                 f"{mean / optimum.average_cost:>7.4f} {diff[0]:>+13.4f} +- {half[0]:.4f}"
             )
         report.append(entry)

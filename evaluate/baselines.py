@@ -105,15 +105,23 @@ def _lost_sales_heuristic(name: str) -> Baseline:
 
 
 def _best_lost_sales_heuristic(cfg: Any, tuning: Tuning) -> Factory:
-    """The lost-sales heuristic with the lowest long-run cost on the training seeds, as tuned.
+    """The lost-sales heuristic with the lowest long-run cost on 4,096 training seeds.
 
-    Which one wins depends on the instance (two-step myopic at short lead times, capped or
-    vector base-stock at long ones); a learned policy that imitates a heuristic first
-    (a run's ``imitation`` section) starts from the strongest.
+    Each heuristic is tuned on the tuning seeds, its best candidates are scored again on the
+    4,096 training seeds after them (``SELECTION_SEEDS``, the same episodes for every
+    heuristic) and the cheapest there wins. Which one depends on the instance (on the 16
+    classic instances: projected inventory level on 9, a myopic policy on 6, vector base-stock
+    on 1); a learned policy that imitates a heuristic first (a run's ``imitation`` section) starts
+    from the strongest.
     """
-    from paretochain.agents.baselines.lost_sales import tune_lost_sales
+    from paretochain.agents.baselines.lost_sales import SELECTION_SEEDS, tune_lost_sales
 
-    tuned = tuning.once("lost_sales", lambda: tune_lost_sales(cfg, seeds=tuning.seeds, device=tuning.device))
+    tuning_seeds = set(tuning.seeds)
+    selection = [s for s in SELECTION_SEEDS if s not in tuning_seeds]
+    tuned = tuning.once(
+        "lost_sales_selected",
+        lambda: tune_lost_sales(cfg, seeds=tuning.seeds, device=tuning.device, selection_seeds=selection),
+    )
     factory: Factory = min(tuned.values(), key=lambda t: t.training_cost).policy
     return factory
 
@@ -146,7 +154,14 @@ def _lost_sales_dp(cfg: Any, tuning: Tuning) -> Factory:
 WAREHOUSE_BASELINES: tuple[Baseline, ...] = (
     *(
         _lost_sales_heuristic(name)
-        for name in ("constant_order", "capped_base_stock", "vector_base_stock", "myopic", "myopic_2")
+        for name in (
+            "constant_order",
+            "capped_base_stock",
+            "vector_base_stock",
+            "projected_inventory_level",
+            "myopic",
+            "myopic_2",
+        )
     ),
     Baseline("best_lost_sales_heuristic", _best_lost_sales_heuristic, _lost_sales_ok),
     Baseline("base_stock", _base_stock),

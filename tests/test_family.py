@@ -53,6 +53,7 @@ def test_an_unknown_family_is_refused_naming_the_registered_ids() -> None:
                 "constant_order",
                 "capped_base_stock",
                 "vector_base_stock",
+                "projected_inventory_level",
                 "myopic",
                 "myopic_2",
                 "best_lost_sales_heuristic",

@@ -12,6 +12,7 @@ from paretochain.agents.baselines.lost_sales import (
     LostSalesModel,
     MyopicPolicy,
     OptimalPolicy,
+    ProjectedInventoryLevelPolicy,
     VectorBaseStockPolicy,
     long_run_cost,
     myopic_tables,
@@ -52,6 +53,38 @@ def test_myopic_period_cost_equals_a_monte_carlo_estimate_of_the_arrival_period(
     assert abs(tables.period_cost[x, q1, q2, order] - cost.mean()) < 4 * standard_error
 
 
+def test_projected_stock_equals_a_monte_carlo_estimate_of_the_stock_left_when_the_order_arrives() -> None:
+    model = LostSalesModel(mean=5.0, lead_time=3, holding_cost=1.0, penalty=9.0, max_order=20)
+    tables = myopic_tables(model)
+    rng = np.random.default_rng(3)
+    x, q1, q2 = 9, 2, 7
+    n = 400_000
+    stock = np.full(n, x)
+    for arriving in (q1, q2):
+        stock = np.maximum(stock - rng.poisson(5.0, n), 0) + arriving
+    stock = np.maximum(stock - rng.poisson(5.0, n), 0)  # just before the order placed now arrives
+    standard_error = stock.std() / np.sqrt(n)
+    assert tables.projected_stock.shape == tables.period_cost.shape[:-1]
+    assert abs(tables.projected_stock[x, q1, q2] - stock.mean()) < 4 * standard_error
+    # lost sales leave more than the position minus the mean demand of the lead time
+    assert tables.projected_stock[x, q1, q2] > x + q1 + q2 - 3 * 5.0 + 0.1
+    assert (np.diff(tables.projected_stock, axis=0) >= -1e-9).all()  # more stock never projects less
+
+
+def test_projected_inventory_level_policy_orders_the_capped_gap_to_the_projected_stock() -> None:
+    env = make_vec(ENV_ID, 64, config="lost_sales")  # lead time 2: one outstanding order
+    rng = np.random.default_rng(4)
+    stock, outstanding = rng.integers(0, 30, 64), rng.integers(0, 12, (64, 1))
+    obs = _observations(env, stock, outstanding)
+    policy = ProjectedInventoryLevelPolicy(env, 9.5)
+    projected = torch.as_tensor(policy.tables.projected_stock[stock, outstanding[:, 0]], dtype=torch.float32)
+    assert torch.allclose(policy.projected_stock(obs), projected)
+    assert torch.allclose(policy.order(obs), (9.5 - projected).clamp(min=0))
+    capped = ProjectedInventoryLevelPolicy(env, 9.5, cap=3.0, tables=policy.tables).order(obs)
+    assert torch.allclose(capped, (9.5 - projected).clamp(min=0, max=3.0))
+    assert (capped == 3.0).any() and (capped == 0.0).any()  # both the cap and the level bind somewhere
+
+
 def test_two_step_myopic_adds_a_nonnegative_second_period_to_the_first() -> None:
     model = LostSalesModel(mean=5.0, lead_time=2, holding_cost=1.0, penalty=9.0, max_order=20)
     tables = myopic_tables(model)
@@ -84,13 +117,14 @@ def test_vector_base_stock_with_loose_partial_levels_is_capped_base_stock() -> N
     assert torch.equal(tight, (8.0 - newest).clamp(min=0))
 
 
-@pytest.mark.parametrize("name", ["constant", "capped", "vector", "myopic", "myopic_2", "optimal"])
+@pytest.mark.parametrize("name", ["constant", "capped", "vector", "pil", "myopic", "myopic_2", "optimal"])
 def test_lost_sales_heuristics_follow_the_policy_contract(name: str) -> None:
     env = make_vec(ENV_ID, 16, config="lost_sales")
     policy = {
         "constant": lambda: ConstantOrderPolicy(env, 5.0),
         "capped": lambda: CappedBaseStockPolicy(env, 19.0, 6.0),
         "vector": lambda: VectorBaseStockPolicy(env, np.array([6.0, 11.0, 19.0])),
+        "pil": lambda: ProjectedInventoryLevelPolicy(env, 9.5, 6.0),
         "myopic": lambda: MyopicPolicy(env, 1),
         "myopic_2": lambda: MyopicPolicy(env, 2),
         "optimal": lambda: OptimalPolicy(env),
@@ -154,12 +188,44 @@ def test_evaluation_offers_the_lost_sales_heuristics_only_on_lost_sales_configs(
         family_baselines(ENV_ID, "default", names=["capped_base_stock"])
 
 
+def test_the_selection_seeds_are_4096_training_seeds_apart_from_the_tuning_seeds() -> None:
+    from paretochain.agents.baselines.lost_sales import SELECTION_SEEDS
+    from paretochain.seeds import TRAINING, TUNING_SEEDS
+
+    assert len(set(SELECTION_SEEDS)) == len(SELECTION_SEEDS) == 4096
+    assert all(seed in TRAINING for seed in SELECTION_SEEDS)
+    assert set(SELECTION_SEEDS).isdisjoint(TUNING_SEEDS)
+
+
+def test_selection_seeds_keep_of_the_finalists_the_one_cheapest_on_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from paretochain.agents.baselines import lost_sales
+
+    monkeypatch.setattr(lost_sales, "FINALISTS", 6)
+    cfg = WarehouseConfig.load("lost_sales", supplier_lead_time={"periods": 3}, shortage_penalty=4.0)
+    tuning, selection = list(range(4)), list(range(100, 196))
+    plain = tune_lost_sales(cfg, seeds=tuning)
+    selected = tune_lost_sales(cfg, seeds=tuning, selection_seeds=selection)
+    for name, t in selected.items():
+        on_selection = long_run_cost(cfg, t.policy, selection).mean()
+        assert t.training_cost == pytest.approx(on_selection, rel=1e-9), name  # scored on the selection seeds
+        # the plain pick is the first finalist, so the kept candidate costs at most as much there
+        assert t.training_cost <= long_run_cost(cfg, plain[name].policy, selection).mean() + 1e-9, name
+    # four training episodes are too few: the selection seeds move at least one heuristic's parameters
+    assert any(selected[n].parameters != plain[n].parameters for n in selected if plain[n].parameters)
+
+
 @pytest.mark.parametrize("lead_time", [1, 4])
-def test_the_best_lost_sales_heuristic_acts_as_the_heuristic_cheapest_on_the_training_seeds(lead_time: int) -> None:
+def test_the_best_lost_sales_heuristic_acts_as_the_heuristic_cheapest_on_the_selection_seeds(
+    lead_time: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paretochain.agents.baselines import lost_sales
     from paretochain.evaluate.baselines import family_baselines
 
+    selection = tuple(range(8, 72))
+    monkeypatch.setattr(lost_sales, "SELECTION_SEEDS", selection)
+    monkeypatch.setattr(lost_sales, "FINALISTS", 4)
     cfg = WarehouseConfig.load("lost_sales", supplier_lead_time={"periods": lead_time}, shortage_penalty=4.0)
-    tuned = tune_lost_sales(cfg, seeds=range(8))
+    tuned = tune_lost_sales(cfg, seeds=range(8), selection_seeds=selection)
     cheapest = min(tuned, key=lambda name: tuned[name].training_cost)
     others = [name for name in tuned if tuned[name].training_cost > tuned[cheapest].training_cost]
     best = family_baselines(ENV_ID, cfg, names=["best_lost_sales_heuristic"], train_seeds=range(8))
