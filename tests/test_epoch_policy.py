@@ -148,7 +148,9 @@ class WindowOpensSoonTeacher:
         return torch.as_tensor(np.stack(rows).astype(np.int64))
 
 
-def _agreement_on_optional_orders(agent: MOPPO, teacher: WindowOpensSoonTeacher, seeds: list[int]) -> tuple[float, float]:
+def _agreement_on_optional_orders(
+    agent: MOPPO, teacher: WindowOpensSoonTeacher, seeds: list[int]
+) -> tuple[float, float]:
     """Share of the optional decisions where the agent's greedy action is the teacher's, and the share of the
     teacher's dispatch-now decisions the agent also makes (its recall), over whole episodes of ``seeds``."""
     core = agent.core
