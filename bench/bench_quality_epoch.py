@@ -108,7 +108,12 @@ def main() -> None:
     parser.add_argument("--config", default=None, help="a packaged Dispatch config instead of the generated instance")
     parser.add_argument("--episodes", type=int, default=64, help="paired test episodes per policy")
     parser.add_argument("--policy", default=None, help="a learned DispatchEpoch-v0 policy.pt")
-    parser.add_argument("--baselines", nargs="*", default=["greedy", "lazy", "rollout", "hindsight"])
+    parser.add_argument(
+        "--baselines",
+        nargs="*",
+        default=["greedy", "lazy", "rollout", "hindsight"],
+        help="baselines to run (none: none)",
+    )
     parser.add_argument("--routing-iterations", type=int, default=500, help="PyVRP iterations per epoch routing")
     parser.add_argument("--routing-time-limit", type=float, default=2.0, help="PyVRP seconds per epoch routing (cap)")
     parser.add_argument("--workers", type=int, default=0, help="routing worker processes of the batched view")
@@ -140,8 +145,8 @@ def main() -> None:
     if args.policy:
         loaded = load_policy(args.policy)
         policies["learned"] = lambda e: loaded
-    factories = family_baselines(ENV_ID, cfg, names=args.baselines)
-    policies.update(factories)
+    if args.baselines:  # none named (``--baselines`` alone): the learned policy only, paired via --compare
+        policies.update(family_baselines(ENV_ID, cfg, names=args.baselines))
     for name, factory in policies.items():
         start = time.perf_counter()
         kwargs = {"preference": loaded.default_preference.numpy()} if name == "learned" else {}
