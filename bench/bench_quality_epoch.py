@@ -112,7 +112,7 @@ def main() -> None:
         "--baselines",
         nargs="*",
         default=["greedy", "lazy", "rollout", "hindsight"],
-        help="baselines to run (none: none)",
+        help="baselines to run; the option with no name runs none (the learned policy alone)",
     )
     parser.add_argument("--routing-iterations", type=int, default=500, help="PyVRP iterations per epoch routing")
     parser.add_argument("--routing-time-limit", type=float, default=2.0, help="PyVRP seconds per epoch routing (cap)")
