@@ -12,14 +12,25 @@ A learned policy (``--policy runs/<run>/policy.pt``) runs only on the instance s
 trained for (its observation has one slot per order); without one, the baselines alone are
 measured.
 
+The slow baselines (rollout: about 50 s per 100-customer episode) can run in a separate
+invocation, on fewer episodes, at the same time: ``--save FILE`` writes every policy's
+per-episode figures, and ``--compare FILE ...`` pairs the learned policy with the policies of
+such files on the test episodes both played (the same seeds, from the first; the instance
+config must be the same).
+
     python bench/bench_quality_epoch.py --customers 100 --episodes 64
     python bench/bench_quality_epoch.py --customers 20 --config default --policy runs/RUN/policy.pt --episodes 64
+    python bench/bench_quality_epoch.py --customers 100 --episodes 16 --baselines rollout hindsight --save slow.json
+    python bench/bench_quality_epoch.py --customers 100 --episodes 64 --policy runs/RUN/policy.pt \\
+        --baselines greedy lazy --compare slow.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,16 +69,58 @@ def row(name: str, result: RolloutResult, seconds: float) -> str:
     )
 
 
+def save_results(path: str, config: dict[str, Any], results: dict[str, RolloutResult]) -> None:
+    """Write every policy's per-episode KPIs, with the seeds and the instance config, as JSON."""
+    payload = {
+        "config": config,
+        "seeds": next(iter(results.values())).seeds if results else [],
+        "policies": {name: {k: v.tolist() for k, v in r.kpis.items()} for name, r in results.items()},
+    }
+    Path(path).write_text(json.dumps(payload) + "\n")
+
+
+def load_results(path: str, config: dict[str, Any]) -> tuple[list[int], dict[str, dict[str, np.ndarray]]]:
+    """The seeds and per-episode KPIs of a ``--save`` file made on the same instance config.
+
+    Raises:
+        SystemExit: the file is not such a file, or its instance config differs.
+    """
+    try:
+        payload = json.loads(Path(path).read_text())
+        seeds = [int(s) for s in payload["seeds"]]
+        policies = {
+            name: {k: np.asarray(v, dtype=np.float64) for k, v in kpis.items()}
+            for name, kpis in payload["policies"].items()
+        }
+        saved_config = payload["config"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SystemExit(f"--compare {path}: not a results file of this script ({type(exc).__name__}: {exc})") from None
+    if saved_config != config:
+        raise SystemExit(f"--compare {path}: made on another instance config or routing budget")
+    if any(len(kpis["travel_distance"]) != len(seeds) for kpis in policies.values()):
+        raise SystemExit(f"--compare {path}: a policy's episodes do not match its seeds")
+    return seeds, policies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=100, help="orders per generated instance")
     parser.add_argument("--config", default=None, help="a packaged Dispatch config instead of the generated instance")
     parser.add_argument("--episodes", type=int, default=64, help="paired test episodes per policy")
     parser.add_argument("--policy", default=None, help="a learned DispatchEpoch-v0 policy.pt")
-    parser.add_argument("--baselines", nargs="*", default=["greedy", "lazy", "rollout", "hindsight"])
+    parser.add_argument(
+        "--baselines",
+        nargs="*",
+        default=["greedy", "lazy", "rollout", "hindsight"],
+        help="baselines to run; the option with no name runs none (the learned policy alone)",
+    )
     parser.add_argument("--routing-iterations", type=int, default=500, help="PyVRP iterations per epoch routing")
     parser.add_argument("--routing-time-limit", type=float, default=2.0, help="PyVRP seconds per epoch routing (cap)")
     parser.add_argument("--workers", type=int, default=0, help="routing worker processes of the batched view")
+    parser.add_argument("--save", default=None, help="write every policy's per-episode figures to this JSON file")
+    parser.add_argument(
+        "--compare", nargs="*", default=[], help="--save files whose policies the learned policy is paired with"
+    )
     args = parser.parse_args()
 
     epoch = {
@@ -92,14 +145,19 @@ def main() -> None:
     if args.policy:
         loaded = load_policy(args.policy)
         policies["learned"] = lambda e: loaded
-    factories = family_baselines(ENV_ID, cfg, names=args.baselines)
-    policies.update(factories)
+    if args.baselines:  # none named (``--baselines`` alone): the learned policy only, paired via --compare
+        policies.update(family_baselines(ENV_ID, cfg, names=args.baselines))
     for name, factory in policies.items():
         start = time.perf_counter()
         kwargs = {"preference": loaded.default_preference.numpy()} if name == "learned" else {}
         results[name] = rollout(env, factory(env), seeds, **kwargs)
         print(row(name, results[name], time.perf_counter() - start), flush=True)
     env.core.close()  # type: ignore[attr-defined]
+    # the instance and routing budget, without the pool size (which does not change the episodes)
+    identity = cfg.model_dump(mode="json")
+    identity["epoch"].pop("routing_workers", None)
+    if args.save:
+        save_results(args.save, identity, results)
 
     if "learned" not in results:
         return
@@ -109,16 +167,22 @@ def main() -> None:
         and (learned.kpis["orders_on_time"] == learned.kpis["orders_served"]).all()
     )
     print(f"\nlearned: every order served on time in every episode: {all_on_time}")
-    print("| against | learned km - its km (paired, 95% CI) | gap (% of its km) |")
-    print("|---|---|---|")
-    for name in results:
-        if name == "learned":
-            continue
-        diff, half = paired_difference(
-            learned.kpis["travel_distance"].reshape(-1, 1), results[name].kpis["travel_distance"].reshape(-1, 1)
-        )
-        gap = 100 * diff[0] / np.mean(results[name].kpis["travel_distance"])
-        print(f"| {name} | {diff[0]:+.1f} ± {half[0]:.1f} | {gap:+.1f}% |")
+    others = {name: (len(seeds), r.kpis) for name, r in results.items() if name != "learned"}
+    for path in args.compare:
+        saved_seeds, saved = load_results(path, identity)
+        shared = 0
+        while shared < min(len(saved_seeds), len(seeds)) and saved_seeds[shared] == int(seeds[shared]):
+            shared += 1
+        if shared == 0:
+            raise SystemExit(f"--compare {path}: no test episode in common with this run")
+        others.update({name: (shared, kpis) for name, kpis in saved.items() if name != "learned"})
+    print("| against | paired episodes | learned km - its km (paired, 95% CI) | gap (% of its km) |")
+    print("|---|---|---|---|")
+    for name, (n, kpis) in others.items():
+        theirs = kpis["travel_distance"][:n]
+        diff, half = paired_difference(learned.kpis["travel_distance"][:n].reshape(-1, 1), theirs.reshape(-1, 1))
+        gap = 100 * diff[0] / np.mean(theirs)
+        print(f"| {name} | {n} | {diff[0]:+.1f} ± {half[0]:.1f} | {gap:+.1f}% |")
 
 
 if __name__ == "__main__":

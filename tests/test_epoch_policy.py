@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from paretochain.agents.baselines.epoch import HindsightEpochPolicy, PerEnvironmentPolicy
+from paretochain.agents.baselines.epoch import HindsightEpochPolicy, PerEnvironmentPolicy, epoch_envs
 from paretochain.agents.mo_ppo import MOPPO
 from paretochain.agents.networks import OrderDecisionActor
 from paretochain.envs import make_vec
@@ -128,3 +129,58 @@ def test_the_exported_policy_returns_the_agents_per_order_decisions(tmp_path: Pa
         assert torch.equal(got.to(torch.int64), expected)
     assert loaded.metadata["env_id"] == ENV_ID
     assert loaded.metadata["action"]["mask_dim"] == 2 * agent.core.max_orders
+
+
+class WindowOpensSoonTeacher:
+    """Must-go orders, and the optional orders whose window opens before the next epoch: a minority label."""
+
+    def __init__(self, env: Any) -> None:
+        self.envs = epoch_envs(env)
+
+    def act(self, obs: torch.Tensor, preference: Any = None, action_mask: Any = None) -> torch.Tensor:
+        rows = []
+        for e in self.envs:
+            pairs = e.action_masks().reshape(-1, 2)
+            inst = e.instance
+            assert inst is not None
+            soon = inst.window_start < e.clock + e.config.epoch.epoch_min
+            rows.append(np.where(pairs[:, 0] & pairs[:, 1], soon, pairs[:, 1]))
+        return torch.as_tensor(np.stack(rows).astype(np.int64))
+
+
+def _agreement_on_optional_orders(
+    agent: MOPPO, teacher: WindowOpensSoonTeacher, seeds: list[int]
+) -> tuple[float, float]:
+    """Share of the optional decisions where the agent's greedy action is the teacher's, and the share of the
+    teacher's dispatch-now decisions the agent also makes (its recall), over whole episodes of ``seeds``."""
+    core = agent.core
+    obs = core.reset(seeds=seeds)
+    agree = total = hit = positives = 0
+    for _ in range(core.horizon):
+        mask = core.action_masks().clone()
+        labels = teacher.act(obs, None, mask)
+        chosen = agent.act(obs, None, mask)
+        pairs = mask.reshape(len(seeds), -1, 2)
+        optional = pairs[..., 0] & pairs[..., 1]
+        agree += int((chosen == labels)[optional].sum())
+        total += int(optional.sum())
+        hit += int(((chosen == 1) & (labels == 1))[optional].sum())
+        positives += int((labels == 1)[optional].sum())
+        out = core.step(labels)
+        obs = out.obs
+        if bool(out.terminated.all()):
+            break
+    assert 0 < positives < 0.5 * total, "the test needs a minority of dispatch-now labels"
+    return agree / total, hit / positives
+
+
+def test_the_100_customer_run_configs_imitation_learns_the_minority_dispatch_now_label() -> None:
+    run = load_run_config("dispatch_epoch100_mo_ppo")
+    env = make_vec(ENV_ID, 4, config="default", tensors=True, check_actions=False, **TINY)
+    torch.manual_seed(0)
+    agent = MOPPO(env, {**run.hyperparameters, "seed": 0}, device="cpu")
+    teacher = WindowOpensSoonTeacher(env)
+    agent.imitate(teacher, num_env_steps=4 * 14 * 2)
+    agreement, recall = _agreement_on_optional_orders(agent, teacher, [2000, 2001, 2002, 2003])
+    assert agreement > 0.8
+    assert recall > 0.6, "the classifier must not settle on postponing every optional order"
