@@ -71,9 +71,15 @@ def _train(args: argparse.Namespace) -> int:
     print(final_returns(result.metrics))
     best = result.metrics.get("best_evaluation")
     if best is not None:
-        print(f"best policy: {best['policy']} (step {best['step']}, hypervolume {best['value']:.6g})")
+        print(best_policy_line(best))
     print(f"metrics: {result.run_dir / 'metrics.json'}")
     return 0
+
+
+def best_policy_line(best: dict[str, Any]) -> str:
+    """The summary line of a run's ``best_evaluation``: its policy, step and the figure that chose it
+    (the hypervolume, or the one objective's return at a corner preference)."""
+    return f"best policy: {best['policy']} (step {best['step']}, {best['selected_by']} {best['value']:.6g})"
 
 
 def final_returns(metrics: dict[str, Any]) -> str:

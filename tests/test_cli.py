@@ -207,3 +207,17 @@ def test_multi_line_errors_and_package_warnings_print_as_one_line(
     with _one_line_warnings():
         text = warnings.formatwarning(CheckpointWarning("step_9.pt\nis damaged"), CheckpointWarning, "x.py", 1)
     assert text == "warning: step_9.pt is damaged\n"
+
+
+def test_the_best_policy_line_names_the_figure_that_chose_it() -> None:
+    from paretochain.cli import best_policy_line
+
+    corner = {
+        "policy": "runs/r/best/policy.pt",
+        "step": 224,
+        "selected_by": "return of service_cost",
+        "value": -596.064,
+    }
+    assert best_policy_line(corner) == "best policy: runs/r/best/policy.pt (step 224, return of service_cost -596.064)"
+    conditioned = {"policy": "p.pt", "step": 8, "selected_by": "hypervolume", "value": 2.5}
+    assert "hypervolume 2.5" in best_policy_line(conditioned)
