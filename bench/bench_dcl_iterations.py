@@ -2,12 +2,14 @@
 
 A diagnostic, not a decision-quality claim (that is ``bench_quality_lost_sales.py``). It builds
 the DCL agent of a run config (default: the packaged ``lost_sales_dcl``, with ``key=value``
-overrides of its hyperparameters), lets it imitate the tuned capped base-stock policy as the run's
-``imitation`` section does, then runs the policy-improvement iterations one at a time. After the
-imitation and after every iteration it prints the policy's long-run cost at the cost-only
-preference on validation seeds (500,000 onwards), as a ratio to the exact optimum and as the
-paired difference to capped base-stock on the same episodes (95% CI), with the iteration's
-share of labels equal to the policy's own action and the classifier's accuracy.
+overrides of its hyperparameters), lets it imitate the run's ``imitation`` teacher (the packaged
+config's: ``best_lost_sales_heuristic``), tuned as a training run tunes it, then runs the
+policy-improvement iterations one at a time. After the imitation and after every iteration it
+prints the policy's long-run cost at the cost-only preference on validation seeds (500,000
+onwards), as a ratio to the exact optimum and as the paired differences to the teacher and to
+tuned capped base-stock on the same episodes (95% CI), with the iteration's share of labels equal
+to the policy's own action and the classifier's accuracy. The imitation line says how closely the
+network reproduces its teacher.
 
 Usage::
 
@@ -24,11 +26,12 @@ import torch
 import yaml
 
 import paretochain  # noqa: F401  (registers the environments)
-from paretochain.agents.baselines.lost_sales import LostSalesModel, long_run_cost, tune_lost_sales
+from paretochain.agents.baselines.lost_sales import LostSalesModel, long_run_cost
 from paretochain.agents.baselines.lost_sales_dp import solve_lost_sales
 from paretochain.agents.dcl import DCLAgent
 from paretochain.envs.registration import make_vec
 from paretochain.envs.warehouse import WarehouseConfig
+from paretochain.evaluate.baselines import family_baselines
 from paretochain.evaluate.stats import paired_difference
 from paretochain.seeds import TUNING_SEEDS, VALIDATION
 from paretochain.train.config import load_run_config
@@ -67,23 +70,30 @@ def main() -> None:
     model = LostSalesModel.of(cfg)
     optimum = solve_lost_sales(model.mean, model.lead_time, model.holding_cost, penalty, model.max_order).average_cost
     started = time.perf_counter()
-    capped = tune_lost_sales(cfg, seeds=TUNING_SEEDS)["capped_base_stock"]
+    teacher_name = run.imitation.baseline if run.imitation is not None else "capped_base_stock"
+    names = list(dict.fromkeys([teacher_name, "capped_base_stock"]))
+    baselines = family_baselines(run.env.id, cfg, names, train_seeds=TUNING_SEEDS)
     seeds = VALIDATION.first(args.episodes)
-    capped_cost = long_run_cost(cfg, capped.policy, seeds)
+    teacher_cost = long_run_cost(cfg, baselines[teacher_name], seeds)
+    capped_cost = long_run_cost(cfg, baselines["capped_base_stock"], seeds)
+    env = make_vec("paretochain/Warehouse-v0", run.num_envs, config=cfg, tensors=True, check_actions=False)
+    teacher = baselines[teacher_name](env)
     print(
         f"L={lead_time:g} p={penalty:g} {yaml.safe_dump(args.overrides, default_flow_style=True).strip()} "
-        f"optimum {optimum:.4f}; capped base-stock {capped.parameters} x{capped_cost.mean() / optimum:.4f} "
+        f"optimum {optimum:.4f}; teacher {teacher_name} ({type(teacher).__name__}) "
+        f"x{teacher_cost.mean() / optimum:.4f}, capped base-stock x{capped_cost.mean() / optimum:.4f} "
         f"(tuned in {time.perf_counter() - started:.0f} s)",
         flush=True,
     )
-    env = make_vec("paretochain/Warehouse-v0", run.num_envs, config=cfg, tensors=True, check_actions=False)
     agent = DCLAgent(env, hyperparameters)
     policy = _CostOnly(agent)
 
     def report(stage: str, seconds: float, stats: dict[str, float] | None = None) -> None:
         cost = long_run_cost(cfg, policy, seeds)
-        diff, half = (float(x) for x in paired_difference(cost, capped_cost))
-        line = f"{stage:>10}  x{cost.mean() / optimum:.4f}  - capped base-stock {diff:+.4f} ± {half:.4f}"
+        line = f"{stage:>10}  x{cost.mean() / optimum:.4f}"
+        for name, reference in (("teacher", teacher_cost), ("capped base-stock", capped_cost)):
+            diff, half = (float(x) for x in paired_difference(cost, reference))
+            line += f"  - {name} {diff:+.4f} ± {half:.4f}"
         if stats is not None:
             line += (
                 f"  labels = own action {stats['charts/label_agreement']:.3f}, accuracy {stats['losses/accuracy']:.3f}"
@@ -92,7 +102,7 @@ def main() -> None:
 
     if run.imitation is not None:
         started = time.perf_counter()
-        agent.imitate(capped.policy(env), args.imitation_steps or run.imitation.env_steps)
+        agent.imitate(teacher, args.imitation_steps or run.imitation.env_steps)
         report("imitation", time.perf_counter() - started)
     for i in range(args.iterations):
         started = time.perf_counter()

@@ -22,7 +22,13 @@ RUN_OF_AGENT = {
     "mo_dqn": ("warehouse_mo_dqn", ["hyperparameters.learning_starts=16", "hyperparameters.batch_size=16"]),
     "dcl": (
         "lost_sales_dcl",
-        ["hyperparameters.scenarios=2", "hyperparameters.candidate_window=1", "imitation.env_steps=64"],
+        # the packaged teacher (best_lost_sales_heuristic) is chosen on 4,096 episodes; capped base-stock is tuned in seconds
+        [
+            "hyperparameters.scenarios=2",
+            "hyperparameters.candidate_window=1",
+            "imitation.env_steps=64",
+            "imitation.baseline=capped_base_stock",
+        ],
     ),
     "sb3_ppo": ("warehouse_sb3_ppo", ["hyperparameters.n_steps=8", "hyperparameters.batch_size=16"]),
     "sb3_dqn": (

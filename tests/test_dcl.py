@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from paretochain.agents.baselines.lost_sales import ConstantOrderPolicy, long_run_cost
+from paretochain.agents.baselines.lost_sales import ConstantOrderPolicy, ProjectedInventoryLevelPolicy, long_run_cost
 from paretochain.agents.baselines.lost_sales_dp import solve_lost_sales
 from paretochain.agents.dcl import DCLAgent, DCLConfig
 from paretochain.agents.export import export_policy, load_policy
@@ -151,6 +151,43 @@ def test_imitation_fits_the_teachers_orders() -> None:
     obs = agent.core.reset(seeds=list(range(16)))
     assert agent.imitation_steps > 0 and agent.num_env_steps == 0
     assert bool((agent.act(obs) == 6).all())
+
+
+def test_imitation_reproduces_the_projected_inventory_level_heuristic_on_the_states_it_visits() -> None:
+    # a teacher whose order depends on the stock and on every outstanding order through a table
+    # (the expected stock left when the order arrives), as the packaged config's teacher may be
+    cfg = lost_sales(lead_time=2, penalty=9.0)
+    hyperparameters = {"warmup_periods": 20, "states_per_env": 4, "state_interval": 10, "rollout_horizon": 4}
+    agent = make_agent(64, {**hyperparameters, "epochs": 30, "preference": [1.0, 0.0], "seed": 0}, cfg)
+    agent.imitate(ProjectedInventoryLevelPolicy(agent.env, level=16.0, cap=9.0), 64 * 50 * 16)
+    env = make_vec("paretochain/Warehouse-v0", 256, config=cfg, tensors=True, check_actions=False)
+    teacher = ProjectedInventoryLevelPolicy(env, level=16.0, cap=9.0)
+    obs = env.core.reset(seeds=VALIDATION.first(256))
+    learned, taught = [], []
+    for t in range(60):  # other episodes than the imitated ones; the teacher's states after a warm-up
+        action = teacher.act(obs)
+        if t >= 20:
+            learned.append(agent.act(obs))
+            taught.append(action)
+        obs = env.core.step(action, check=False).obs
+    learned_orders, orders = torch.cat(learned), torch.cat(taught)
+    assert len(orders.unique()) >= 4, "the teacher's orders hardly vary: the test would show nothing"
+    assert float((learned_orders == orders).float().mean()) >= 0.97
+    seeds = VALIDATION.first(256)
+    imitated = long_run_cost(cfg, _CostOnly(agent), seeds, warmup=30, window=100)
+    original = long_run_cost(cfg, lambda e: ProjectedInventoryLevelPolicy(e, level=16.0, cap=9.0), seeds, 30, 100)
+    assert float(imitated.mean()) <= 1.002 * float(original.mean())
+
+
+def test_the_packaged_lost_sales_dcl_run_imitates_the_best_lost_sales_heuristic() -> None:
+    from paretochain.envs.registration import get_family
+    from paretochain.train.run import env_config_of
+
+    run = load_run_config(
+        "lost_sales_dcl", ["env.overrides.supplier_lead_time.periods=2", "env.overrides.shortage_penalty=9"]
+    )
+    applicable = [b.name for b in get_family(run.env.id).baseline_list() if b.applies(env_config_of(run))]
+    assert run.imitation is not None and run.imitation.baseline == "best_lost_sales_heuristic" in applicable
 
 
 @pytest.mark.parametrize(
