@@ -234,6 +234,13 @@ class MyopicTables:
     max_stock: int
     max_order: int
 
+    def at_state(self, table: torch.Tensor, stock: torch.Tensor, outstanding: torch.Tensor) -> torch.Tensor:
+        """Entries ``(B,)`` of a per-state ``table`` (``(X + 1, Q + 1, ..., Q + 1)``, on the obs's device) at the
+        states ``(stock (B,), outstanding (B, L - 1))``, clamped to the truncation."""
+        index = [stock.long().clamp(0, self.max_stock)]
+        index += [outstanding[:, j].long().clamp(0, self.max_order) for j in range(outstanding.shape[1])]
+        return table[tuple(index)]
+
 
 def myopic_tables(model: LostSalesModel, max_stock: int | None = None) -> MyopicTables:
     """Tabulate the one- and two-period expected costs of every state and order, exactly.
@@ -306,11 +313,7 @@ class MyopicPolicy(_LostSalesPolicy):
         self._orders = torch.as_tensor(costs.argmin(axis=-1), dtype=torch.float32)
 
     def order(self, obs: torch.Tensor) -> torch.Tensor:
-        stock, outstanding = self.state(obs)
-        t = self.tables
-        index = [stock.long().clamp(0, t.max_stock)]
-        index += [outstanding[:, j].long().clamp(0, t.max_order) for j in range(outstanding.shape[1])]
-        return self._orders.to(obs.device)[tuple(index)]
+        return self.tables.at_state(self._orders.to(obs.device), *self.state(obs))
 
 
 class ProjectedInventoryLevelPolicy(_LostSalesPolicy):
@@ -338,11 +341,7 @@ class ProjectedInventoryLevelPolicy(_LostSalesPolicy):
 
     def projected_stock(self, obs: torch.Tensor) -> torch.Tensor:
         """The expected stock ``(B,)`` left just before an order placed now arrives."""
-        stock, outstanding = self.state(obs)
-        t = self.tables
-        index = [stock.long().clamp(0, t.max_stock)]
-        index += [outstanding[:, j].long().clamp(0, t.max_order) for j in range(outstanding.shape[1])]
-        return self._projected.to(obs.device)[tuple(index)]
+        return self.tables.at_state(self._projected.to(obs.device), *self.state(obs))
 
     def order(self, obs: torch.Tensor) -> torch.Tensor:
         gap = self.level.to(obs.device) - self.projected_stock(obs)
