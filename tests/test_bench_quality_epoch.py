@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from conftest import load_bench_script
 
 from paretochain.evaluate.rollout import RolloutResult
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_quality_epoch.py"
 CONFIG = {"generator": {"num_customers": 100}, "epoch": {"routing_iterations": 500}}
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_quality_epoch", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("bench_quality_epoch")
 
 
 def _result(km: list[float]) -> RolloutResult:
