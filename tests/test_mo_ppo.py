@@ -602,6 +602,19 @@ def test_mlp_policy_reads_the_preference_at_its_first_layer() -> None:
     assert not torch.allclose(features[0], features[2])  # the state's features differ by preference
 
 
+def record_step_sizes(agent: MOPPO) -> list[float]:
+    """The step size of every optimizer step the agent takes from now on (a list that grows)."""
+    rates: list[float] = []
+    step = agent.optimizer.step
+
+    def recording_step(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rates.append(agent.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    agent.optimizer.step = recording_step  # type: ignore[method-assign]
+    return rates
+
+
 def test_imitation_uses_its_own_learning_rate_and_epochs_and_ppo_its_own_afterwards() -> None:
     from paretochain.agents.baselines.lost_sales import MyopicPolicy
 
@@ -616,14 +629,7 @@ def test_imitation_uses_its_own_learning_rate_and_epochs_and_ppo_its_own_afterwa
         "imitation_epochs": 3,
     }
     agent = MOPPO(env, config)
-    step_rates: list[float] = []
-    step = agent.optimizer.step
-
-    def recording_step(*args, **kwargs):  # type: ignore[no-untyped-def]
-        step_rates.append(agent.optimizer.param_groups[0]["lr"])
-        return step(*args, **kwargs)
-
-    agent.optimizer.step = recording_step  # type: ignore[method-assign]
+    step_rates = record_step_sizes(agent)
     agent.imitate(MyopicPolicy(env, 2), 8 * 5 * 2)  # two rollouts
     assert step_rates == [3e-3] * (2 * 3 * 2)  # rollouts x imitation_epochs x minibatches
     step_rates.clear()
@@ -636,14 +642,7 @@ def test_imitation_options_default_to_the_update_s_learning_rate_and_epochs() ->
 
     env = small_env(8)
     agent = MOPPO(env, {"num_steps": 5, "num_minibatches": 2, "update_epochs": 2, "learning_rate": 2e-4})
-    rates: list[float] = []
-    step = agent.optimizer.step
-
-    def recording_step(*args, **kwargs):  # type: ignore[no-untyped-def]
-        rates.append(agent.optimizer.param_groups[0]["lr"])
-        return step(*args, **kwargs)
-
-    agent.optimizer.step = recording_step  # type: ignore[method-assign]
+    rates = record_step_sizes(agent)
     agent.imitate(MyopicPolicy(env, 2), 8 * 5)
     assert rates == [2e-4] * (2 * 2)
     with pytest.raises(ConfigError, match="imitation_epochs"):
