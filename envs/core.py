@@ -330,12 +330,12 @@ class BatchedCore(ABC, Generic[StateT]):
         source = self._draw_source
         if self._draw is not None and source is not None and source[0] is st.t and source[1] is st.stream_key:
             return self._draw
+        period = self.host_period() if self._one_env_on_cpu else None
         if self._episode_keys is not None:
             # the keys are looked up in the table only if a site without a cache asks for them
-            period = self.host_period() if self._one_env_on_cpu else None
             draw = _rng.StepDraw(None, st.t, self._episode_keys, self._rows, period)
         else:
-            draw = _rng.StepDraw(_rng.step_keys(st.stream_key, st.t), st.t)
+            draw = _rng.StepDraw(_rng.step_keys(st.stream_key, st.t), st.t, period=period)
         self._draw, self._draw_source = draw, (st.t, st.stream_key)
         return draw
 
