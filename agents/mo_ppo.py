@@ -43,6 +43,7 @@ from paretochain.agents.networks import (
     Actor,
     ItemOrderActor,
     OrderDecisionActor,
+    PerItemChoiceActor,
     PointerActor,
     PreferenceTorso,
     SlotAttentionEncoder,
@@ -97,6 +98,12 @@ class MOPPOConfig(PreferenceAgentConfig):
     )
     imitation_epochs: int | None = Field(
         default=None, ge=1, description="imitate(): passes over each rollout of teacher play (None: update_epochs)"
+    )
+    imitation_balance: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="imitate() with one decision per item (OrderDecisionActor, ItemOrderActor): weight each item decision the mask leaves open by (its choice's share of the rollout's open decisions) ** -imitation_balance, so a rare choice is not outvoted by a common one (DispatchEpoch: 1 open order in 5 is labelled dispatch-now); 0: plain cloning, 1: every choice carries the same total weight",
     )
     vf_coef: float = Field(default=0.5, ge=0, description="weight of the value loss (mean over objectives)")
     max_grad_norm: float = Field(default=0.5, gt=0, description="global gradient-norm clip")
@@ -226,6 +233,12 @@ class MOPPO(PreferenceConditionedActing):
             self.actor = OrderDecisionActor(actor_torso, encoder.num_slots).to(self.device)
         else:
             self.actor = Actor(actor_torso, make_head(self.action_space, actor_torso.out_dim)).to(self.device)
+        if cfg.imitation_balance > 0 and not isinstance(self.actor, PerItemChoiceActor):
+            raise ConfigError(
+                f"MOPPOConfig.imitation_balance: {cfg.imitation_balance} needs one decision per item "
+                "(encoder: items, or the attention encoder with pointer: true on a per-slot 0/1 action); "
+                f"this run's actor is a {type(self.actor).__name__}"
+            )
         self.critic = VectorCritic(torso(), k).to(self.device)
         self.optimizer = torch.optim.Adam(
             [*self.actor.parameters(), *self.critic.parameters()], lr=cfg.learning_rate, eps=1e-5
@@ -425,6 +438,8 @@ class MOPPO(PreferenceConditionedActing):
         masks = b.get("masks")
         params = [*self.actor.parameters(), *self.critic.parameters()]
         anchored = not imitation and self._anchor is not None
+        balanced = imitation and cfg.imitation_balance > 0
+        weights = self._imitation_weights(b["actions"], masks) if balanced else None
         names: tuple[str, ...] = (
             ("teacher_probability",) if imitation else ("approx_kl", "old_approx_kl", "clip_fraction")
         )
@@ -438,10 +453,16 @@ class MOPPO(PreferenceConditionedActing):
                 idx = perm[start : start + mb_size]
                 obs, pref = b["obs"][idx], b["preferences"][idx]
                 mask = self._all_true[:1].expand(idx.numel(), -1) if masks is None else masks[idx]
-                new_logp, entropy = self.actor.evaluate(obs, pref, b["actions"][idx], mask)
+                if weights is not None:
+                    item_logp, entropy = self.actor.evaluate_items(obs, pref, b["actions"][idx], mask)  # type: ignore[union-attr]
+                    new_logp = item_logp.sum(-1)
+                else:
+                    new_logp, entropy = self.actor.evaluate(obs, pref, b["actions"][idx], mask)
                 log_ratio = new_logp - b["logprobs"][idx]
                 ratio = log_ratio.exp()
-                if imitation:  # behaviour cloning of the stored (teacher's) actions
+                if weights is not None:  # class-balanced cloning of the teacher's per-item choices
+                    pg_loss = -(weights[idx] * item_logp).sum(-1).mean()
+                elif imitation:  # behaviour cloning of the stored (teacher's) actions
                     pg_loss = -new_logp.mean()
                 else:
                     adv = scalar_adv[idx]
@@ -490,6 +511,29 @@ class MOPPO(PreferenceConditionedActing):
             self.num_updates += 1
         means = {name: v / max(count, 1) for name, v in sums.items()}
         return {**means, **self._explained_variance(b["values"], b["returns"])}
+
+    def _imitation_weights(self, actions: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        """Weights ``(n, items)`` of the rollout's per-item teacher choices for class-balanced cloning.
+
+        An item decision the mask leaves open weighs ``share ** -imitation_balance``, where
+        ``share`` is its choice's share of all open decisions in the rollout; forced decisions
+        weigh 0 (their log-probability is 0 anyway). Scaled so that the open decisions weigh
+        one each on average, as in plain cloning.
+        """
+        choices = int(np.max(self.action_space.nvec))  # type: ignore[attr-defined]
+        actions = actions.long()
+        n, items = actions.shape
+        if masks is None:
+            open_ = torch.ones(n, items, dtype=torch.bool, device=actions.device)
+        else:
+            open_ = masks.to(torch.bool).reshape(n, items, choices).sum(-1) > 1
+        counts = torch.zeros(choices, device=actions.device).index_add_(
+            0, actions[open_], torch.ones(int(open_.sum()), device=actions.device)
+        )
+        share = counts / counts.sum().clamp(min=1.0)
+        per_choice = torch.where(counts > 0, share.clamp(min=1e-12).pow(-self.config.imitation_balance), 0.0)
+        weights = torch.where(open_, per_choice[actions], 0.0)
+        return weights * (open_.sum() / weights.sum().clamp(min=1e-12))
 
     def _explained_variance(self, values: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
         """``1 - Var(returns - values) / Var(returns)`` of the rollout's value predictions, per objective and averaged.

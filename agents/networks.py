@@ -376,7 +376,17 @@ class PerItemChoiceActor(nn.Module):
     def evaluate(
         self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
+        logp, entropy = self.evaluate_items(obs, preference, stored, action_mask)
+        return logp.sum(-1), entropy
+
+    def evaluate_items(
+        self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability ``(B, items)`` of every item's ``stored`` choice, and the entropy summed over items."""
+        logits = self.masked_logits(obs, preference, action_mask)
+        logp_all = F.log_softmax(logits, -1)
+        logp = logp_all.gather(-1, stored.long().reshape(logits.shape[0], logits.shape[1], 1)).squeeze(-1)
+        return logp, -(logp_all.exp() * logp_all).sum(-1).sum(-1)
 
 
 class OrderDecisionActor(PerItemChoiceActor):
