@@ -184,3 +184,40 @@ def test_the_100_customer_run_configs_imitation_learns_the_minority_dispatch_now
     agreement, recall = _agreement_on_optional_orders(agent, teacher, [2000, 2001, 2002, 2003])
     assert agreement > 0.8
     assert recall > 0.6, "the classifier must not settle on postponing every optional order"
+
+
+def test_class_balanced_imitation_gives_each_open_choice_the_same_total_weight_and_forced_ones_none() -> None:
+    agent = tiny_agent(imitation_balance=1.0)
+    slots = agent.core.max_orders
+    # 2 rows: slot 0 forced (must-go), slots 1-4 open, the rest empty (only postpone allowed)
+    mask = torch.zeros(2, slots, 2, dtype=torch.bool)
+    mask[:, 0, 1] = True
+    mask[:, 1:5] = True
+    mask[:, 5:, 0] = True
+    actions = torch.zeros(2, slots, dtype=torch.int64)
+    actions[:, 0] = 1
+    actions[0, 1] = 1  # 1 open dispatch-now decision against 7 open postpones
+    weights = agent._imitation_weights(actions, mask.reshape(2, -1))
+    open_ = mask.all(-1)
+    assert bool((weights[~open_] == 0).all()), "forced decisions and empty slots weigh nothing"
+    dispatched, postponed = weights[open_ & (actions == 1)].sum(), weights[open_ & (actions == 0)].sum()
+    assert torch.isclose(dispatched, postponed), "balance 1: both choices carry the same total weight"
+    assert torch.isclose(weights[open_].mean(), torch.tensor(1.0)), "open decisions weigh one each on average"
+    plain = tiny_agent(imitation_balance=0.0)._imitation_weights(actions, mask.reshape(2, -1))
+    assert torch.equal(plain, open_.float()), "balance 0 is plain cloning"
+    half = tiny_agent(imitation_balance=0.5)._imitation_weights(actions, mask.reshape(2, -1))
+    ratio = half[0, 1] / half[0, 2]
+    assert torch.isclose(ratio, torch.tensor(7.0).sqrt()), "balance 0.5: the rare choice weighs sqrt(7) times more"
+
+
+def test_class_balanced_imitation_recalls_more_of_the_minority_label_than_plain_cloning() -> None:
+    recalls = {}
+    for balance in (0.0, 1.0):
+        env = make_vec(ENV_ID, 4, config="default", tensors=True, check_actions=False, **TINY)
+        torch.manual_seed(0)
+        agent = MOPPO(env, packaged_hyperparameters(imitation_balance=balance), device="cpu")
+        teacher = WindowOpensSoonTeacher(env)
+        agent.imitate(teacher, num_env_steps=4 * 12 * 2)  # the update's 4 passes at 3e-4: too few for plain cloning
+        _, recalls[balance] = _agreement_on_optional_orders(agent, teacher, [2000, 2001, 2002, 2003])
+    assert recalls[0.0] < 0.3, "plain cloning with few passes postpones nearly every optional order"
+    assert recalls[1.0] > recalls[0.0] + 0.2
