@@ -578,16 +578,19 @@ class BatchedCore(ABC, Generic[StateT]):
             PolicyFileError: the saved state is of another batch size, misses a field, or a field's
                 shape or dtype differs from this core's.
         """
+        self.state = self._saved_state(state)
+        self.host_t = int(state["host_t"])
+        self.seeded = bool(state["seeded"])
+
+    def _saved_state(self, state: Mapping[str, Any]) -> StateT:
+        """The state held by :meth:`state_dict` output, checked against this core (PolicyFileError otherwise)."""
         if not isinstance(state, Mapping) or not isinstance(state.get("fields"), Mapping):
             raise PolicyFileError("checkpoint environment state is not a state_dict of an environment core")
         if state.get("num_envs") != self.num_envs:
             raise PolicyFileError(
                 f"checkpoint holds {state.get('num_envs')} environments, this env has {self.num_envs}"
             )
-        restored = type(self.state).from_dict(state["fields"], like=self.state)
-        self.state = restored
-        self.host_t = int(state["host_t"])
-        self.seeded = bool(state["seeded"])
+        return type(self.state).from_dict(state["fields"], like=self.state)
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         """Numpy copy of one environment's state, for rendering and reports."""

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from paretochain.envs import make_vec
 from paretochain.envs.dispatch.epoch import EpochDispatchEnv
-from paretochain.errors import ActionError, ConfigError
+from paretochain.errors import ActionError, ConfigError, PolicyFileError
 
 ENV_ID = "paretochain/DispatchEpoch-v0"
 #: a small generated shift: 12 orders, 3 vehicles, epochs every hour
@@ -339,3 +339,21 @@ def test_the_batched_view_cannot_take_a_state() -> None:
     vec.reset(seed=[0, 1])
     with pytest.raises(ConfigError, match="cannot take a state"):
         vec.core.state = vec.core.state.clone()
+
+
+def test_a_checkpoint_of_the_batched_view_restores_its_keys_and_replays_the_episodes_it_was_in() -> None:
+    vec = make_vec(ENV_ID, 2, config="default", **SMALL)
+    core = vec.core
+    first_obs = core.reset(seeds=[3, 4]).clone()
+    masks = core.action_masks().reshape(2, -1, 2)
+    core.step(masks[..., 1].to(torch.int64) * (~masks[..., 0]).to(torch.int64))  # lazy: must-go orders only
+    saved = core.state_dict()
+    assert int(core.state.t.max()) == 1
+
+    other = make_vec(ENV_ID, 2, config="default", **SMALL).core
+    other.load_state_dict(saved)
+    assert torch.equal(other.state.stream_key, core.state.stream_key)
+    assert int(other.state.t.max()) == 0, "each environment starts the episode it was in again"
+    torch.testing.assert_close(other.observe(), first_obs)
+    with pytest.raises(PolicyFileError, match="holds 2 environments, this env has 3"):
+        make_vec(ENV_ID, 3, config="default", **SMALL).core.load_state_dict(saved)

@@ -221,3 +221,15 @@ def test_class_balanced_imitation_recalls_more_of_the_minority_label_than_plain_
         _, recalls[balance] = _agreement_on_optional_orders(agent, teacher, [2000, 2001, 2002, 2003])
     assert recalls[0.0] < 0.3, "plain cloning with few passes postpones nearly every optional order"
     assert recalls[1.0] > recalls[0.0] + 0.2
+
+
+def test_an_agent_restored_from_its_checkpoint_acts_as_saved_and_trains_on() -> None:
+    agent = tiny_agent(num_steps=4)
+    agent.learn(4 * 4)
+    saved = agent.state_dict()
+    restored = tiny_agent(num_steps=4)
+    restored.load_state_dict(saved)  # the end of a run exports best/ this way; --resume too
+    obs, mask = started_batch(restored, [9, 10, 11, 12])
+    assert torch.equal(restored.act(obs, None, mask), agent.act(obs, None, mask))
+    restored.learn(4 * 4)
+    assert restored.global_step == 2 * 4 * 4

@@ -15,13 +15,15 @@ cut a search short).
 The state object holds the random keys and the epoch of each environment; the rest of an
 episode (the instance, what is served, the fleet) lives in the environment objects. A state can
 therefore be read but not assigned: branching simulations from a mid-episode state is not
-available in this mode.
+available in this mode, and a checkpoint restores the keys only (each environment starts the
+episode it was in again: see :meth:`EpochDispatchCore.load_state_dict`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -87,6 +89,25 @@ class EpochDispatchCore(BatchedCore[BatchState]):
         raise ConfigError(
             "DispatchEpoch-v0's batched view cannot take a state: its episodes live in the environment objects"
         )
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Put back the random keys of :meth:`state_dict` output and start each environment's episode again.
+
+        A checkpoint holds the keys, not the episodes (they live in the environment objects):
+        every environment replays the episode it was in (the same instance) from its first
+        epoch. An agent restored from a checkpoint finds observations other than the ones it
+        saved and starts its rollout afresh; a resumed run is therefore not bit-exact in this
+        mode.
+
+        Raises:
+            PolicyFileError: the saved state is of another batch size or misses a field.
+        """
+        restored = self._saved_state(state)
+        restored.t = torch.zeros_like(restored.t)
+        self._state = restored.to(self.device)
+        self.host_t = 0
+        self.seeded = bool(state["seeded"])
+        self._reset_envs(self._all_envs)
 
     # ------------------------------------------------------------------ reset / observe / masks
     def _reset_envs(self, mask: torch.Tensor) -> None:
