@@ -40,7 +40,7 @@ from paretochain.envs import make_vec
 from paretochain.evaluate.baselines import family_baselines
 from paretochain.evaluate.rollout import RolloutResult, rollout
 from paretochain.evaluate.stats import mean_ci, paired_difference
-from paretochain.seeds import TEST
+from paretochain.seeds import TEST, VALIDATION
 
 ENV_ID = "paretochain/DispatchEpoch-v0"
 
@@ -102,12 +102,40 @@ def load_results(path: str, config: dict[str, Any]) -> tuple[list[int], dict[str
     return seeds, policies
 
 
+def choose_policy(paths: list[str], config: Any, overrides: dict[str, Any], episodes: int) -> Any:
+    """The loaded policy of ``paths`` with the highest mean return at its own preference on validation seeds."""
+    candidates = [load_policy(path) for path in paths]
+    if len(candidates) == 1:
+        return candidates[0]
+    seeds = VALIDATION.first(episodes)
+    env = make_vec(ENV_ID, len(seeds), config=config, tensors=True, check_actions=False, **overrides)
+    scores = []
+    for path, policy in zip(paths, candidates, strict=True):
+        preference = policy.default_preference.numpy()
+        result = rollout(env, policy, seeds, preference=preference)
+        scores.append(float((result.returns * preference).sum(axis=1).mean()))
+        print(f"validation ({len(seeds)} episodes): {path}: mean return at its preference {scores[-1]:.2f}")
+    env.core.close()  # type: ignore[attr-defined]
+    best = int(np.argmax(scores))
+    print(f"tested: {paths[best]}")
+    return candidates[best]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=100, help="orders per generated instance")
     parser.add_argument("--config", default=None, help="a packaged Dispatch config instead of the generated instance")
     parser.add_argument("--episodes", type=int, default=64, help="paired test episodes per policy")
-    parser.add_argument("--policy", default=None, help="a learned DispatchEpoch-v0 policy.pt")
+    parser.add_argument(
+        "--policy",
+        nargs="+",
+        default=None,
+        help="a learned DispatchEpoch-v0 policy.pt; with several (a run's policy.pt and best/policy.pt), the one "
+        "with the highest return at its own preference on --validation-episodes validation seeds is tested",
+    )
+    parser.add_argument(
+        "--validation-episodes", type=int, default=16, help="episodes to choose among several --policy files"
+    )
     parser.add_argument(
         "--baselines",
         nargs="*",
@@ -143,7 +171,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     policies: dict[str, Any] = {}
     if args.policy:
-        loaded = load_policy(args.policy)
+        loaded = choose_policy(args.policy, config, overrides, args.validation_episodes)
         policies["learned"] = lambda e: loaded
     if args.baselines:  # none named (``--baselines`` alone): the learned policy only, paired via --compare
         policies.update(family_baselines(ENV_ID, cfg, names=args.baselines))

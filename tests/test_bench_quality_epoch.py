@@ -46,3 +46,41 @@ def test_a_file_that_is_not_a_results_file_is_refused_with_its_name(bench: Modul
     path.write_text('{"seeds": [1, 2]}')
     with pytest.raises(SystemExit, match=r"notes\.json: not a results file"):
         bench.load_results(str(path), CONFIG)
+
+
+def test_of_several_policy_files_the_one_with_the_higher_validation_return_is_tested(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    import torch
+
+    from paretochain.agents.export import export_policy, load_policy
+    from paretochain.agents.mo_ppo import MOPPO
+    from paretochain.envs import make_vec
+    from paretochain.evaluate.rollout import rollout
+    from paretochain.seeds import VALIDATION
+
+    overrides = {
+        "generator": {"num_customers": 8, "area_km": 10.0},
+        "num_vehicles": 2,
+        "epoch": {"routing_iterations": 30, "routing_time_limit_s": 0.5},
+    }
+    env = make_vec(bench.ENV_ID, 3, config="default", tensors=True, check_actions=False, **overrides)
+    paths, scores = [], []
+    for name, bias in (("greedy", 10.0), ("lazy", -10.0)):  # dispatch every open order, or the must-go ones only
+        attention = {"slots_block": "orders", "valid_block": "order_valid"}
+        agent = MOPPO(env, {"encoder": "attention", "pointer": True, "attention": attention}, device="cpu")
+        with torch.no_grad():
+            agent.actor.dispatch.bias.fill_(bias)  # type: ignore[union-attr]
+        paths.append(str(export_policy(agent, tmp_path / name, pt2=False)))
+        policy = load_policy(paths[-1])
+        preference = policy.default_preference.numpy()
+        result = rollout(env, policy, VALIDATION.first(3), preference=preference)
+        scores.append(float((result.returns * preference).sum(axis=1).mean()))
+    assert scores[0] != scores[1]
+    chosen = bench.choose_policy(paths, "default", overrides, 3)
+    obs = env.core.reset(seeds=VALIDATION.first(3))
+    mask = env.core.action_masks()
+    env.core.close()
+    best, worst = load_policy(paths[int(np.argmax(scores))]), load_policy(paths[int(np.argmin(scores))])
+    assert torch.equal(chosen.act(obs, None, mask), best.act(obs, None, mask))
+    assert not torch.equal(chosen.act(obs, None, mask), worst.act(obs, None, mask))
