@@ -652,5 +652,5 @@ def test_imitation_options_default_to_the_update_s_learning_rate_and_epochs() ->
 
 
 def test_imitation_balance_is_refused_for_an_actor_without_per_item_decisions() -> None:
-    with pytest.raises(ConfigError, match="imitation_balance: 0.5 needs one decision per item.*Actor"):
+    with pytest.raises(ConfigError, match=r"imitation_balance: 0.5 needs one decision per item.*Actor"):
         MOPPO(small_env(2), {"num_steps": 4, "imitation_balance": 0.5})
