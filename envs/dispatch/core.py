@@ -32,6 +32,7 @@ only waiting). Times compare with a tolerance of 1e-6.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,31 @@ GLOBAL_FEATURES = ("clock", "open_orders", "served_orders", "vehicles_parked")
 
 _EPS = 1e-6
 _RESET_SALT = 0x2F6B1C3D
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    """The numbers of the rules, as 0-dim tensors on the core's device.
+
+    An operation with a 0-dim tensor costs less than one with a Python number, which is wrapped into a new
+    tensor at every call; a decision of one env makes dozens of them.
+    """
+
+    depot_move: torch.Tensor  #: the action index of the depot move (int64); smaller ones serve an order slot
+    last_slot: torch.Tensor  #: the last order slot (int64)
+    num_depots: torch.Tensor  #: int64; order slot ``i`` is node ``num_depots + i``
+    none: torch.Tensor  #: 0 (int64)
+    last_period: torch.Tensor  #: the last decision before truncation, ``horizon - 1`` (int64)
+    zero: torch.Tensor  #: 0.0 (float64, as every number below)
+    inf: torch.Tensor
+    eps: torch.Tensor  #: the tolerance of time comparisons
+    speed: torch.Tensor  #: distance units per minute
+    wait: torch.Tensor  #: minutes of the wait move
+    capacity: torch.Tensor  #: units per vehicle
+    shift_end: torch.Tensor  #: minutes
+    deadline: torch.Tensor  #: the latest return to the depot: shift end plus the allowed overtime and the tolerance
+    penalty: torch.Tensor  #: the cost of one unserved order
+    travel_scale: torch.Tensor  #: what an observed travel time is divided by: speed times shift end
 
 
 def _and_not(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -187,6 +213,29 @@ class DispatchCore(BatchedCore[DispatchState]):
         self._reward_weights = torch.as_tensor(weights, dtype=torch.float64, device=dev)
         self._per_order = torch.as_tensor(per_order, device=dev)
 
+        def number(value: float) -> torch.Tensor:
+            return torch.tensor(value, **f64)
+
+        def count(value: int) -> torch.Tensor:
+            return torch.tensor(value, dtype=torch.int64, device=dev)
+
+        self._n = _Numbers(
+            depot_move=count(N),
+            last_slot=count(N - 1),
+            num_depots=count(D),
+            none=count(0),
+            last_period=count(self.horizon - 1),
+            zero=number(0.0),
+            inf=number(math.inf),
+            eps=number(_EPS),
+            speed=number(self.speed),
+            wait=number(self.wait),
+            capacity=number(capacity),
+            shift_end=number(shift_end),
+            deadline=number(self.deadline),
+            penalty=number(self.unserved_penalty),
+            travel_scale=number(self.speed * shift_end),
+        )
         B = num_envs
         self._bidx = torch.arange(B, device=dev)
         self._vehicle_ids = torch.arange(V, device=dev)
@@ -394,23 +443,23 @@ class DispatchCore(BatchedCore[DispatchState]):
 
     def _compute_masks(self) -> torch.Tensor:
         # per-row values are (B, 1) columns, broadcast against the (B, N) rows of the orders
-        st = self.state
+        st, n = self.state, self._n
         D = self.num_depots
         cur = st.current.unsqueeze(1)
         done = st.done.unsqueeze(1)
         row = self._distance_row()
         to_home = self._to_home()
         now = st.clock.unsqueeze(1)
-        arrive = now + (row[:, D:] / self.speed if self.speed != 1.0 else row[:, D:])
+        arrive = now + (row[:, D:] / n.speed if self.speed != 1.0 else row[:, D:])
         start = torch.maximum(arrive, self.window_start)
-        room = self.capacity - self.vehicle_load.gather(1, cur) + _EPS
+        room = n.capacity - self.vehicle_load.gather(1, cur) + n.eps
         ok = _and_not(st.visible_from <= now, st.served)
         ok &= self.demand <= room
         ok &= start <= st.latest_start
-        ok &= start + self._service_and_return(to_home) <= self.deadline
+        ok &= start + self._service_and_return(to_home) <= n.deadline
         ok = _and_not(ok, done)
-        back = to_home.gather(1, self._current_node()) / self.speed
-        wait_ok = ((st.open_count.unsqueeze(1) > 0) & (now + self.wait + back <= self.deadline)) | done
+        back = to_home.gather(1, self._current_node()) / n.speed
+        wait_ok = ((st.open_count.unsqueeze(1) > n.none) & (now + n.wait + back <= n.deadline)) | done
         return torch.cat([ok, ~done, wait_ok], dim=1)
 
     def observe(self) -> torch.Tensor:
@@ -432,7 +481,7 @@ class DispatchCore(BatchedCore[DispatchState]):
         def sel(x: torch.Tensor) -> torch.Tensor:
             return x if rows is None else x[rows]
 
-        T, N, V, D = self.shift_end, self.max_orders, self.num_vehicles, self.num_depots
+        N, V, D = self.max_orders, self.num_vehicles, self.num_depots
         served, parked, clock, node = (
             sel(st.served),
             sel(st.parked),
@@ -444,7 +493,7 @@ class DispatchCore(BatchedCore[DispatchState]):
         node_xy = sel(st.node_xy)
         visible_f = (sel(st.visible_from) <= now).to(torch.float32)
         served_f = served.to(torch.float32)  # a served order is always visible
-        travel = sel(self._distance_row())[:, D:] / (self.speed * T)  # from the current vehicle
+        travel = sel(self._distance_row())[:, D:] / self._n.travel_scale  # from the current vehicle
         orders = torch.cat(  # the static features of the released orders, then open, served and travel time
             [
                 sel(st.order_static)[..., :7] * visible_f.unsqueeze(2),
@@ -456,14 +505,14 @@ class DispatchCore(BatchedCore[DispatchState]):
             dim=2,
         )
         state = sel(st.vehicle_state)
-        free_in = torch.where(parked, 0.0, state[..., 0] - now) / T
+        free_in = torch.where(parked, self._n.zero, state[..., 0] - now) / self._n.shift_end
         is_current = _and_not(self._vehicle_ids == sel(st.current).unsqueeze(1), sel(st.done).unsqueeze(1))
         vehicles = torch.stack(  # mixed dtypes promote to float64, converted once
             [
                 node_xy[..., 0].gather(1, node),
                 node_xy[..., 1].gather(1, node),
                 free_in,
-                state[..., 1] / self.capacity,
+                state[..., 1] / self._n.capacity,
                 node == self.home,
                 parked,
                 is_current,
@@ -489,33 +538,32 @@ class DispatchCore(BatchedCore[DispatchState]):
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KPIs]:
         # per-row values are (B, 1) columns: gathered from and scattered into the (B, V) and (B, N) rows as they
         # are, and joined into the (B, k) KPIs with one cat
-        st = self.state
-        N, D = self.max_orders, self.num_depots
+        st, n = self.state, self._n
         vi = st.current.unsqueeze(1)
         a = action.reshape(-1, 1).long()
         live = ~st.done.unsqueeze(1)
         row = self._distance_row()
         pos = self._current_node()
         home = self._home_b.gather(1, vi)
-        is_order = (a < N) & live
-        is_depot = (a == N) & live
-        is_wait = (a > N) & live
+        is_order = (a < n.depot_move) & live
+        is_depot = (a == n.depot_move) & live
+        is_wait = (a > n.depot_move) & live
         order_f = is_order.to(torch.float64)
-        slot = a.clamp(max=N - 1)
+        slot = torch.minimum(a, n.last_slot)
         order = st.order_data.gather(1, slot.unsqueeze(2).expand(-1, 1, 4))
         window_start, window_end, service, demand = order.unbind(2)
         vi3 = vi.unsqueeze(2).expand(-1, 1, 3)
         _, load_v, overtime_v = st.vehicle_state.gather(1, vi3).unbind(2)
-        target = torch.where(is_order, slot + D, torch.where(is_depot, home, pos))
+        target = torch.where(is_order, slot + n.num_depots, torch.where(is_depot, home, pos))
         dist = row.gather(1, target) * live
         now = st.clock.unsqueeze(1)
-        arrive = now + (dist / self.speed if self.speed != 1.0 else dist)
+        arrive = now + (dist / n.speed if self.speed != 1.0 else dist)
         start = torch.where(is_order, torch.maximum(arrive, window_start), arrive)
         lateness = (start - window_end).clamp(min=0.0) * order_f
-        finish = torch.where(is_wait, now + self.wait, start + service * order_f)
-        new_load = torch.where(is_depot, 0.0, load_v + demand * order_f)
-        new_overtime = torch.where(is_depot, torch.maximum(overtime_v, arrive - self.shift_end), overtime_v)
-        late = lateness > _EPS  # only a service has lateness
+        finish = torch.where(is_wait, now + n.wait, start + service * order_f)
+        new_load = torch.where(is_depot, n.zero, load_v + demand * order_f)
+        new_overtime = torch.where(is_depot, torch.maximum(overtime_v, arrive - n.shift_end), overtime_v)
+        late = lateness > n.eps  # only a service has lateness
         used_v = st.vehicle_used.gather(1, vi)
 
         st.vehicle_state.scatter_(1, vi3, torch.stack([finish, new_load, new_overtime], dim=2))
@@ -525,16 +573,16 @@ class DispatchCore(BatchedCore[DispatchState]):
         st.served.scatter_(1, slot, st.served.gather(1, slot) | is_order)
         st.late.scatter_(1, slot, st.late.gather(1, slot) | late)
         st.open_count = st.open_count - is_order.sum(1)
-        st.parked |= (st.open_count == 0).unsqueeze(1) & (st.vehicle_node == self.home)
+        st.parked |= (st.open_count == n.none).unsqueeze(1) & (st.vehicle_node == self.home)
 
-        next_clock, nxt = self.vehicle_free.masked_fill(st.parked, math.inf).min(dim=1)
+        next_clock, nxt = torch.where(st.parked, n.inf, self.vehicle_free).min(dim=1)
         done = st.parked.all(1)
         st.current = torch.where(done, st.current, nxt)
         st.clock = torch.where(done, st.clock, next_clock)
         st.done = done
         self._row = self._here = self._mask = self._last_obs = None
 
-        truncated = _and_not(st.t >= self.horizon - 1, done)
+        truncated = _and_not(st.t >= n.last_period, done)
         end = (done | truncated).unsqueeze(1) & live
         # orders lost at this step: the clock (the earliest a vehicle is free) passed their latest start, or the
         # episode ended. The clock never runs back, so an unserved order is counted once: in the step whose clock
@@ -547,13 +595,13 @@ class DispatchCore(BatchedCore[DispatchState]):
             [
                 dist,
                 order_f,
-                order_f * ~late,
+                torch.where(late, n.zero, order_f),
                 lateness,
-                order_f * ~used_v,
+                torch.where(used_v, n.zero, order_f),
                 new_overtime - overtime_v,
                 lost,
-                torch.where(is_wait, self.wait, (start - arrive) * order_f),
-                lost * self.unserved_penalty,
+                torch.where(is_wait, n.wait, (start - arrive) * order_f),
+                lost * n.penalty,
             ],
             dim=1,
         )
