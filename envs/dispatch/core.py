@@ -494,15 +494,12 @@ class DispatchCore(BatchedCore[DispatchState]):
         visible_f = (sel(st.visible_from) <= now).to(torch.float32)
         served_f = served.to(torch.float32)  # a served order is always visible
         travel = sel(self._distance_row())[:, D:] / self._n.travel_scale  # from the current vehicle
-        orders = torch.cat(  # the static features of the released orders, then open, served and travel time
-            [
-                sel(st.order_static)[..., :7] * visible_f.unsqueeze(2),
-                torch.stack(
-                    [visible_f - served_f, served_f, travel.clamp(max=self._obs_high).to(torch.float32) * visible_f],
-                    dim=2,
-                ),
-            ],
-            dim=2,
+        out = torch.empty((B, self.observation_layout.size), dtype=torch.float32, device=self.device)
+        width = N * len(ORDER_FEATURES)
+        orders = out[:, :width].view(B, N, len(ORDER_FEATURES))
+        torch.mul(sel(st.order_static), visible_f.unsqueeze(2), out=orders)  # the last three features are set below
+        orders[..., 7:] = torch.stack(  # open, served, travel time
+            [visible_f - served_f, served_f, travel.clamp(max=self._obs_high).to(torch.float32) * visible_f], dim=2
         )
         state = sel(st.vehicle_state)
         free_in = torch.where(parked, self._n.zero, state[..., 0] - now) / self._n.shift_end
@@ -523,16 +520,17 @@ class DispatchCore(BatchedCore[DispatchState]):
         counts = torch.stack(
             [clock, visible_f.sum(1) - served_count, served_count, parked.sum(1, dtype=torch.float64)], dim=1
         )
-        return torch.cat(
+        torch.cat(
             [
-                orders.view(B, N * len(ORDER_FEATURES)),
                 visible_f,
                 vehicles.view(B, V * len(VEHICLE_FEATURES)),
                 node_xy[:, :D].reshape(B, D * 2),
                 (counts / self._global_scale).to(torch.float32),
             ],
             dim=1,
+            out=out[:, width:],
         )
+        return out
 
     # ------------------------------------------------------------------ dynamics
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KPIs]:
