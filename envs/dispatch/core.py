@@ -498,9 +498,9 @@ class DispatchCore(BatchedCore[DispatchState]):
         width = N * len(ORDER_FEATURES)
         orders = out[:, :width].view(B, N, len(ORDER_FEATURES))
         torch.mul(sel(st.order_static), visible_f.unsqueeze(2), out=orders)  # the last three features are set below
-        orders[..., 7:] = torch.stack(  # open, served, travel time
-            [visible_f - served_f, served_f, travel.clamp(max=self._obs_high).to(torch.float32) * visible_f], dim=2
-        )
+        orders[..., 7] = visible_f - served_f
+        orders[..., 8] = served_f
+        orders[..., 9] = travel.clamp(max=self._obs_high).to(torch.float32) * visible_f
         state = sel(st.vehicle_state)
         free_in = torch.where(parked, self._n.zero, state[..., 0] - now) / self._n.shift_end
         is_current = _and_not(self._vehicle_ids == sel(st.current).unsqueeze(1), sel(st.done).unsqueeze(1))
@@ -588,7 +588,7 @@ class DispatchCore(BatchedCore[DispatchState]):
         # terminated environment's clock stands still, so it loses none.)
         still_open = _and_not(st.valid, st.served) & (st.latest_start >= now)
         lapsed = (st.latest_start < st.clock.unsqueeze(1)) | end
-        lost = (still_open & lapsed).sum(1, keepdim=True, dtype=torch.float64)
+        lost = (still_open & lapsed).sum(1, keepdim=True).to(torch.float64)
         kpis = torch.cat(  # in the order of KPI_NAMES
             [
                 dist,
