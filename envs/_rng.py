@@ -227,6 +227,29 @@ class DrawSite:
         return self._cache
 
 
+class DrawSites:
+    """Several draw sites read with the same keys (what an instance generator draws at a reset), hashed in one pass.
+
+    :meth:`uniform` gives every site the values ``site.uniform(keys)`` gives it, with the operations of one site.
+
+    Args:
+        sites: the sites, each with its own id.
+    """
+
+    def __init__(self, *sites: DrawSite) -> None:
+        self.sites = sites
+        self._offsets = torch.cat([site._offsets.reshape(1, -1) for site in sites], dim=1)
+        self._sizes = [site.numel for site in sites]
+
+    def uniform(self, keys: torch.Tensor) -> dict[DrawSite, torch.Tensor]:
+        """Each site's uniforms in (0, 1), float32 ``(k, *site.shape)``, for the keys ``(k,)``."""
+        # the same hash as DrawSite._hash, over the sites' element offsets side by side
+        bits = mix32(keys.unsqueeze(1) ^ self._offsets) >> 9
+        u = bits.to(torch.float32).add_(0.5).mul_(1.0 / _TWO_POW_23)
+        parts = u.split(self._sizes, dim=1)
+        return {site: part.unflatten(1, site.shape) for site, part in zip(self.sites, parts)}
+
+
 def _counter_hash(counter: torch.Tensor) -> torch.Tensor:
     return mix32((counter * _GOLDEN + 0x3C6EF372) & _MASK32)
 

@@ -59,3 +59,17 @@ def test_the_key_chain_hashed_on_python_ints_gives_the_keys_of_the_tensor_hash()
             k_lo, k_hi = _rng.next_episode_seed(k_lo, k_hi, ep)
             assert (key_lo, key_hi, number) == (int(k_lo), int(k_hi), int(ep))
             assert stream == int(_rng.derive_key(k_lo, k_hi))
+
+
+def test_sites_hashed_together_give_each_site_exactly_its_own_uniforms() -> None:
+    cpu = torch.device("cpu")
+    sites = [_rng.DrawSite(7, (5, 2), cpu), _rng.DrawSite(8, (1,), cpu), _rng.DrawSite(9, (3, 2, 2), cpu)]
+    keys = torch.tensor([0, 1, 0xFFFFFFFF, 123456789], dtype=torch.int64)
+    together = _rng.DrawSites(*sites).uniform(keys)
+    assert list(together) == sites
+    for site in sites:
+        alone = site.uniform(keys)
+        assert together[site].shape == alone.shape == (4, *site.shape)
+        assert torch.equal(together[site], alone)
+    # a single key row draws what it draws in the batch
+    assert torch.equal(_rng.DrawSites(*sites).uniform(keys[2:3])[sites[2]], together[sites[2]][2:3])

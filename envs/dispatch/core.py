@@ -32,6 +32,7 @@ only waiting). Times compare with a tolerance of 1e-6.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,36 @@ GLOBAL_FEATURES = ("clock", "open_orders", "served_orders", "vehicles_parked")
 
 _EPS = 1e-6
 _RESET_SALT = 0x2F6B1C3D
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    """The numbers of the rules, as 0-dim tensors on the core's device.
+
+    An operation with a 0-dim tensor costs less than one with a Python number, which is wrapped into a new
+    tensor at every call; a decision of one env makes dozens of them.
+    """
+
+    depot_move: torch.Tensor  #: the action index of the depot move (int64); smaller ones serve an order slot
+    last_slot: torch.Tensor  #: the last order slot (int64)
+    num_depots: torch.Tensor  #: int64; order slot ``i`` is node ``num_depots + i``
+    none: torch.Tensor  #: 0 (int64)
+    last_period: torch.Tensor  #: the last decision before truncation, ``horizon - 1`` (int64)
+    zero: torch.Tensor  #: 0.0 (float64, as every number below)
+    inf: torch.Tensor
+    eps: torch.Tensor  #: the tolerance of time comparisons
+    speed: torch.Tensor  #: distance units per minute
+    wait: torch.Tensor  #: minutes of the wait move
+    capacity: torch.Tensor  #: units per vehicle
+    shift_end: torch.Tensor  #: minutes
+    deadline: torch.Tensor  #: the latest return to the depot: shift end plus the allowed overtime and the tolerance
+    penalty: torch.Tensor  #: the cost of one unserved order
+    travel_scale: torch.Tensor  #: what an observed travel time is divided by: speed times shift end
+
+
+def _and_not(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a & ~b`` for bool tensors in one operation: of two bools, only ``True > False`` holds."""
+    return a > b
 
 
 class DispatchCore(BatchedCore[DispatchState]):
@@ -182,9 +213,34 @@ class DispatchCore(BatchedCore[DispatchState]):
         self._reward_weights = torch.as_tensor(weights, dtype=torch.float64, device=dev)
         self._per_order = torch.as_tensor(per_order, device=dev)
 
+        def number(value: float) -> torch.Tensor:
+            return torch.tensor(value, **f64)
+
+        def count(value: int) -> torch.Tensor:
+            return torch.tensor(value, dtype=torch.int64, device=dev)
+
+        self._n = _Numbers(
+            depot_move=count(N),
+            last_slot=count(N - 1),
+            num_depots=count(D),
+            none=count(0),
+            last_period=count(self.horizon - 1),
+            zero=number(0.0),
+            inf=number(math.inf),
+            eps=number(_EPS),
+            speed=number(self.speed),
+            wait=number(self.wait),
+            capacity=number(capacity),
+            shift_end=number(shift_end),
+            deadline=number(self.deadline),
+            penalty=number(self.unserved_penalty),
+            travel_scale=number(self.speed * shift_end),
+        )
         B = num_envs
         self._bidx = torch.arange(B, device=dev)
         self._vehicle_ids = torch.arange(V, device=dev)
+        # what the global features are divided by: the shift end, the order slots (twice), the fleet
+        self._global_scale = torch.tensor([shift_end, N, N, V], **f64)
         self._init_state(
             DispatchState(
                 **self.initial_keys(),
@@ -215,6 +271,7 @@ class DispatchCore(BatchedCore[DispatchState]):
             )
         )
         self._row: torch.Tensor | None = None
+        self._here: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
         self._last_obs: torch.Tensor | None = None
         self._stale_rows: torch.Tensor | None = None
@@ -262,16 +319,21 @@ class DispatchCore(BatchedCore[DispatchState]):
     # ------------------------------------------------------------------ distances
     def _distance_row(self) -> torch.Tensor:
         """Distances ``(B, D + N)`` from the current vehicle's node to every node (cached per decision)."""
-        st = self.state
         if self._row is None:
-            pos = st.vehicle_node.gather(1, st.current.unsqueeze(1)).squeeze(1)
+            st = self.state
+            self._here = st.vehicle_node.gather(1, st.current.unsqueeze(1))
             if self._matrix is not None:
-                self._row = torch.index_select(self._matrix, 0, pos)
+                self._row = torch.index_select(self._matrix, 0, self._here.view(-1))
             else:
                 x, y = st.node_x, st.node_y
-                p = pos.unsqueeze(1)
-                self._row = torch.hypot(x - x.gather(1, p), y - y.gather(1, p))
+                self._row = torch.hypot(x - x.gather(1, self._here), y - y.gather(1, self._here))
         return self._row
+
+    def _current_node(self) -> torch.Tensor:
+        """The node ``(B, 1)`` where the current vehicle is (cached per decision, with :meth:`_distance_row`)."""
+        self._distance_row()
+        assert self._here is not None
+        return self._here
 
     def _service_and_return(self, to_home: torch.Tensor) -> torch.Tensor:
         """Service time plus the drive from each order to the current vehicle's depot ``(B, N)``."""
@@ -380,25 +442,25 @@ class DispatchCore(BatchedCore[DispatchState]):
         return torch.where(masks[:, wait], wait, self.max_orders)
 
     def _compute_masks(self) -> torch.Tensor:
-        st = self.state
+        # per-row values are (B, 1) columns, broadcast against the (B, N) rows of the orders
+        st, n = self.state, self._n
         D = self.num_depots
         cur = st.current.unsqueeze(1)
-        live = ~st.done
+        done = st.done.unsqueeze(1)
         row = self._distance_row()
         to_home = self._to_home()
         now = st.clock.unsqueeze(1)
-        arrive = now + (row[:, D:] / self.speed if self.speed != 1.0 else row[:, D:])
+        arrive = now + (row[:, D:] / n.speed if self.speed != 1.0 else row[:, D:])
         start = torch.maximum(arrive, self.window_start)
-        room = self.capacity - self.vehicle_load.gather(1, cur) + _EPS
-        ok = (
-            ((st.visible_from <= now) & ~st.served & (self.demand <= room) & live.unsqueeze(1))
-            & (start <= st.latest_start)
-            & (start + self._service_and_return(to_home) <= self.deadline)
-        )
-        pos = st.vehicle_node.gather(1, cur)
-        back = to_home.gather(1, pos).squeeze(1) / self.speed
-        wait_ok = ((st.open_count > 0) & (st.clock + self.wait + back <= self.deadline) & live) | st.done
-        return torch.cat([ok, live.unsqueeze(1), wait_ok.unsqueeze(1)], dim=1)
+        room = n.capacity - self.vehicle_load.gather(1, cur) + n.eps
+        ok = _and_not(st.visible_from <= now, st.served)
+        ok &= self.demand <= room
+        ok &= start <= st.latest_start
+        ok &= start + self._service_and_return(to_home) <= n.deadline
+        ok = _and_not(ok, done)
+        back = to_home.gather(1, self._current_node()) / n.speed
+        wait_ok = ((st.open_count.unsqueeze(1) > n.none) & (now + n.wait + back <= n.deadline)) | done
+        return torch.cat([ok, ~done, wait_ok], dim=1)
 
     def observe(self) -> torch.Tensor:
         # After a partial reset only the restarted rows change: recompute those, copy the rest.
@@ -419,8 +481,7 @@ class DispatchCore(BatchedCore[DispatchState]):
         def sel(x: torch.Tensor) -> torch.Tensor:
             return x if rows is None else x[rows]
 
-        N, V = self.max_orders, self.num_vehicles
-        T = self.shift_end
+        N, V, D = self.max_orders, self.num_vehicles, self.num_depots
         served, parked, clock, node = (
             sel(st.served),
             sel(st.parked),
@@ -428,27 +489,27 @@ class DispatchCore(BatchedCore[DispatchState]):
             sel(st.vehicle_node),
         )
         B = clock.shape[0]
+        now = clock.unsqueeze(1)
         node_xy = sel(st.node_xy)
-        visible = sel(st.visible_from) <= clock.unsqueeze(1)
-        visible_f = visible.to(torch.float32)
+        visible_f = (sel(st.visible_from) <= now).to(torch.float32)
+        served_f = served.to(torch.float32)  # a served order is always visible
+        travel = sel(self._distance_row())[:, D:] / self._n.travel_scale  # from the current vehicle
         out = torch.empty((B, self.observation_layout.size), dtype=torch.float32, device=self.device)
         width = N * len(ORDER_FEATURES)
         orders = out[:, :width].view(B, N, len(ORDER_FEATURES))
-        torch.mul(sel(st.order_static), visible_f.unsqueeze(2), out=orders)  # the last three features are filled below
-        served_f = served.to(torch.float32)  # a served order is always visible
+        torch.mul(sel(st.order_static), visible_f.unsqueeze(2), out=orders)  # the last three features are set below
         orders[..., 7] = visible_f - served_f
         orders[..., 8] = served_f
-        travel = sel(self._distance_row())[:, self.num_depots :] / (self.speed * T)  # from the current vehicle
         orders[..., 9] = travel.clamp(max=self._obs_high).to(torch.float32) * visible_f
         state = sel(st.vehicle_state)
-        free_in = torch.where(parked, 0.0, state[..., 0] - clock.unsqueeze(1)) / T
-        is_current = (self._vehicle_ids == sel(st.current).unsqueeze(1)) & ~sel(st.done).unsqueeze(1)
+        free_in = torch.where(parked, self._n.zero, state[..., 0] - now) / self._n.shift_end
+        is_current = _and_not(self._vehicle_ids == sel(st.current).unsqueeze(1), sel(st.done).unsqueeze(1))
         vehicles = torch.stack(  # mixed dtypes promote to float64, converted once
             [
                 node_xy[..., 0].gather(1, node),
                 node_xy[..., 1].gather(1, node),
                 free_in,
-                state[..., 1] / self.capacity,
+                state[..., 1] / self._n.capacity,
                 node == self.home,
                 parked,
                 is_current,
@@ -456,13 +517,16 @@ class DispatchCore(BatchedCore[DispatchState]):
             dim=2,
         ).to(torch.float32)
         served_count = sel(st.num_orders) - sel(st.open_count)  # served orders are all visible
-        glob = torch.stack(
-            [clock / T, (visible_f.sum(1) - served_count) / N, served_count / N, parked.sum(1) / V],
-            dim=1,
-        ).to(torch.float32)
-        depots = node_xy[:, : self.num_depots].reshape(B, self.num_depots * node_xy.shape[-1])
+        counts = torch.stack(
+            [clock, visible_f.sum(1) - served_count, served_count, parked.sum(1, dtype=torch.float64)], dim=1
+        )
         torch.cat(
-            [visible_f, vehicles.reshape(B, vehicles.shape[1] * vehicles.shape[2]), depots, glob],
+            [
+                visible_f,
+                vehicles.view(B, V * len(VEHICLE_FEATURES)),
+                node_xy[:, :D].reshape(B, D * 2),
+                (counts / self._global_scale).to(torch.float32),
+            ],
             dim=1,
             out=out[:, width:],
         )
@@ -470,77 +534,72 @@ class DispatchCore(BatchedCore[DispatchState]):
 
     # ------------------------------------------------------------------ dynamics
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KPIs]:
-        st = self.state
-        N, D = self.max_orders, self.num_depots
-        v = st.current
-        vi = v.unsqueeze(1)  # (B, 1): gather / scatter are cheaper than advanced indexing for one entry per row
-        a = action.reshape(-1).long()
-        live = ~st.done
+        # per-row values are (B, 1) columns: gathered from and scattered into the (B, V) and (B, N) rows as they
+        # are, and joined into the (B, k) KPIs with one cat
+        st, n = self.state, self._n
+        vi = st.current.unsqueeze(1)
+        a = action.reshape(-1, 1).long()
+        live = ~st.done.unsqueeze(1)
         row = self._distance_row()
-        pos = st.vehicle_node.gather(1, vi).squeeze(1)
-        home = self._home_b.gather(1, vi).squeeze(1)
-        is_order = (a < N) & live
-        is_depot = (a == N) & live
-        is_wait = (a > N) & live
-        slot = a.clamp(max=N - 1).unsqueeze(1)
-        window_start, window_end, service, demand = (
-            st.order_data.gather(1, slot.unsqueeze(2).expand(-1, 1, 4)).squeeze(1).unbind(1)
-        )
+        pos = self._current_node()
+        home = self._home_b.gather(1, vi)
+        is_order = (a < n.depot_move) & live
+        is_depot = (a == n.depot_move) & live
+        is_wait = (a > n.depot_move) & live
+        order_f = is_order.to(torch.float64)
+        slot = torch.minimum(a, n.last_slot)
+        order = st.order_data.gather(1, slot.unsqueeze(2).expand(-1, 1, 4))
+        window_start, window_end, service, demand = order.unbind(2)
         vi3 = vi.unsqueeze(2).expand(-1, 1, 3)
-        _, load_v, overtime_v = st.vehicle_state.gather(1, vi3).squeeze(1).unbind(1)
-        target = torch.where(is_order, slot.squeeze(1) + D, torch.where(is_depot, home, pos))
-        dist = row.gather(1, target.unsqueeze(1)).squeeze(1) * live
-        now = st.clock
-        arrive = now + (dist / self.speed if self.speed != 1.0 else dist)
+        _, load_v, overtime_v = st.vehicle_state.gather(1, vi3).unbind(2)
+        target = torch.where(is_order, slot + n.num_depots, torch.where(is_depot, home, pos))
+        dist = row.gather(1, target) * live
+        now = st.clock.unsqueeze(1)
+        arrive = now + (dist / n.speed if self.speed != 1.0 else dist)
         start = torch.where(is_order, torch.maximum(arrive, window_start), arrive)
-        lateness = (start - window_end).clamp(min=0.0) * is_order
-        finish = torch.where(is_wait, now + self.wait, start + service * is_order)
-        new_load = torch.where(is_depot, 0.0, load_v + demand * is_order)
-        new_overtime = torch.where(is_depot, torch.maximum(overtime_v, arrive - self.shift_end), overtime_v)
-        on_time = is_order & (lateness <= _EPS)
-        order_1 = is_order.unsqueeze(1)
+        lateness = (start - window_end).clamp(min=0.0) * order_f
+        finish = torch.where(is_wait, now + n.wait, start + service * order_f)
+        new_load = torch.where(is_depot, n.zero, load_v + demand * order_f)
+        new_overtime = torch.where(is_depot, torch.maximum(overtime_v, arrive - n.shift_end), overtime_v)
+        late = lateness > n.eps  # only a service has lateness
         used_v = st.vehicle_used.gather(1, vi)
 
-        st.vehicle_state.scatter_(1, vi3, torch.stack([finish, new_load, new_overtime], dim=1).unsqueeze(1))
-        st.vehicle_node.scatter_(1, vi, target.unsqueeze(1))
-        st.vehicle_used.scatter_(1, vi, used_v | order_1)
-        st.parked.scatter_(1, vi, st.parked.gather(1, vi) | (is_depot & (pos == home)).unsqueeze(1))
-        st.served.scatter_(1, slot, st.served.gather(1, slot) | order_1)
-        st.late.scatter_(1, slot, st.late.gather(1, slot) | (order_1 & ~on_time.unsqueeze(1)))
-        used_v = used_v.squeeze(1)
-        st.open_count = st.open_count - is_order.long()
-        st.parked |= (st.open_count == 0).unsqueeze(1) & (st.vehicle_node == self.home)
+        st.vehicle_state.scatter_(1, vi3, torch.stack([finish, new_load, new_overtime], dim=2))
+        st.vehicle_node.scatter_(1, vi, target)
+        st.vehicle_used.scatter_(1, vi, used_v | is_order)
+        st.parked.scatter_(1, vi, st.parked.gather(1, vi) | (is_depot & (pos == home)))
+        st.served.scatter_(1, slot, st.served.gather(1, slot) | is_order)
+        st.late.scatter_(1, slot, st.late.gather(1, slot) | late)
+        st.open_count = st.open_count - is_order.sum(1)
+        st.parked |= (st.open_count == n.none).unsqueeze(1) & (st.vehicle_node == self.home)
 
-        next_clock, nxt = self.vehicle_free.masked_fill(st.parked, math.inf).min(dim=1)
+        next_clock, nxt = torch.where(st.parked, n.inf, self.vehicle_free).min(dim=1)
         done = st.parked.all(1)
-        st.current = torch.where(done, v, nxt)
-        st.clock = torch.where(done, now, next_clock)
+        st.current = torch.where(done, st.current, nxt)
+        st.clock = torch.where(done, st.clock, next_clock)
         st.done = done
-        self._row = None
-        self._mask = None
-        self._last_obs = None
+        self._row = self._here = self._mask = self._last_obs = None
 
-        truncated = ((st.t + 1) >= self.horizon) & ~done
-        end = (done | truncated) & live
+        truncated = _and_not(st.t >= n.last_period, done)
+        end = (done | truncated).unsqueeze(1) & live
         # orders lost at this step: the clock (the earliest a vehicle is free) passed their latest start, or the
         # episode ended. The clock never runs back, so an unserved order is counted once: in the step whose clock
-        # interval [now, new clock) holds its latest start, or in the last step if that is still ahead.
-        still_open = st.valid & ~st.served & (st.latest_start >= now.unsqueeze(1))
-        lapsed = (st.latest_start < st.clock.unsqueeze(1)) | end.unsqueeze(1)
-        newly_lost = still_open & lapsed & live.unsqueeze(1)
-        is_order_f = is_order.to(torch.float64)
-        lost = newly_lost.sum(1).to(torch.float64)
-        kpis = torch.stack(  # in the order of KPI_NAMES
+        # interval [now, new clock) holds its latest start, or in the last step if that is still ahead. (A
+        # terminated environment's clock stands still, so it loses none.)
+        still_open = _and_not(st.valid, st.served) & (st.latest_start >= now)
+        lapsed = (st.latest_start < st.clock.unsqueeze(1)) | end
+        lost = (still_open & lapsed).sum(1, keepdim=True).to(torch.float64)
+        kpis = torch.cat(  # in the order of KPI_NAMES
             [
                 dist,
-                is_order_f,
-                on_time.to(torch.float64),
+                order_f,
+                torch.where(late, n.zero, order_f),
                 lateness,
-                is_order_f * ~used_v,
+                torch.where(used_v, n.zero, order_f),
                 new_overtime - overtime_v,
                 lost,
-                torch.where(is_wait, self.wait, (start - arrive) * is_order),
-                lost * self.unserved_penalty,
+                torch.where(is_wait, n.wait, (start - arrive) * order_f),
+                lost * n.penalty,
             ],
             dim=1,
         )

@@ -50,18 +50,15 @@ class InstanceBatch:
 
 
 def draw_releases(
-    keys: torch.Tensor,
-    release: ReleaseConfig,
-    shift_end: float,
-    latest: torch.Tensor,
-    site: _rng.DrawSite,
-    known_site: _rng.DrawSite,
+    u: torch.Tensor, known_u: torch.Tensor, release: ReleaseConfig, shift_end: float, latest: torch.Tensor
 ) -> torch.Tensor:
-    """Release times ``(k, N)``: 0 for known orders, uniform on ``[0, release_end]`` for the others, capped at ``latest``."""
-    u = site.uniform(keys).to(torch.float64)
-    known = known_site.uniform(keys) < release.known_share
+    """Release times ``(k, N)``: 0 for known orders, uniform on ``[0, release_end]`` for the others, capped at ``latest``.
+
+    ``u`` and ``known_u`` are the uniforms ``(k, N)`` of the release and known sites.
+    """
+    known = known_u < release.known_share
     end = release.release_end_fraction * shift_end
-    times = torch.minimum(u * end, latest).clamp(min=0.0)
+    times = torch.minimum(u.to(torch.float64) * end, latest).clamp(min=0.0)
     return torch.where(known, torch.zeros_like(times), times)
 
 
@@ -105,6 +102,14 @@ class GeneratedInstances:
         self._known = _rng.DrawSite(_SITE_KNOWN, (n,), device)
         self._release = _rng.DrawSite(_SITE_RELEASE, (n,), device)
         self._mixed = _rng.DrawSite(_SITE_MIXED, (n,), device)
+        used = [self._xy, self._depot, self._demand, self._service, self._known, self._release]
+        if config.placement != "uniform":
+            used += [self._centres, self._cluster, self._normal]
+        if config.placement == "mixed":
+            used.append(self._mixed)
+        if config.time_windows:
+            used.append(self._window)
+        self._sites = _rng.DrawSites(*used)  # every site a reset reads, hashed in one pass
 
     def sample(self, keys: torch.Tensor) -> InstanceBatch:
         """Draw one instance per key (``keys``: int64 ``(k,)``)."""
@@ -112,40 +117,41 @@ class GeneratedInstances:
         f64 = torch.float64
         k, n, _D = keys.shape[0], self.num_orders, self.num_depots
         side = cfg.area_km
-        uniform_xy = self._xy.uniform(keys).to(f64) * side
+        u = self._sites.uniform(keys)
+        uniform_xy = u[self._xy].to(f64) * side
         if cfg.placement == "uniform":
             xy = uniform_xy
         else:
-            centres = self._centres.uniform(keys).to(f64) * side
-            which = (self._cluster.uniform(keys) * cfg.num_clusters).long().clamp(max=cfg.num_clusters - 1)
-            u = self._normal.uniform(keys).to(f64)
-            normal = torch.sqrt(-2.0 * torch.log(u[..., 0])) * torch.cos(
-                2 * math.pi * u[..., 1]
+            centres = u[self._centres].to(f64) * side
+            which = (u[self._cluster] * cfg.num_clusters).long().clamp(max=cfg.num_clusters - 1)
+            pairs = u[self._normal].to(f64)
+            normal = torch.sqrt(-2.0 * torch.log(pairs[..., 0])) * torch.cos(
+                2 * math.pi * pairs[..., 1]
             )  # Box-Muller, (k, n, 2)
             centre = centres.gather(1, which.unsqueeze(-1).expand(k, n, 2))
             clustered = (centre + normal * cfg.cluster_std_km).clamp(0.0, side)
             if cfg.placement == "clustered":
                 xy = clustered
             else:
-                xy = torch.where((self._mixed.uniform(keys) < 0.5).unsqueeze(-1), clustered, uniform_xy)
-        depots = self._depot.uniform(keys).to(f64) * side
+                xy = torch.where((u[self._mixed] < 0.5).unsqueeze(-1), clustered, uniform_xy)
+        depots = u[self._depot].to(f64) * side
         if cfg.depot_placement == "centre":
             depots[:, 0] = side / 2
         coords = torch.cat([depots, xy], dim=1)
 
         span = cfg.demand_max - cfg.demand_min + 1
-        demand = (cfg.demand_min + (self._demand.uniform(keys) * span).floor().clamp(max=span - 1)).to(f64)
-        service = cfg.service_min + self._service.uniform(keys).to(f64) * (cfg.service_max - cfg.service_min)
+        demand = (cfg.demand_min + (u[self._demand] * span).floor().clamp(max=span - 1)).to(f64)
+        service = cfg.service_min + u[self._service].to(f64) * (cfg.service_max - cfg.service_min)
 
         # travel time from the nearest depot, for windows that a direct trip can meet
         depot_dist = torch.cdist(xy, depots).min(dim=2).values / self.speed  # (k, n)
         latest_start = self.shift_end - service - depot_dist
         release = draw_releases(
-            keys, self.release, self.shift_end, latest_start - depot_dist, self._release, self._known
+            u[self._release], u[self._known], self.release, self.shift_end, latest_start - depot_dist
         )
         earliest = release + depot_dist
         if cfg.time_windows:
-            w = self._window.uniform(keys).to(f64)
+            w = u[self._window].to(f64)
             width = cfg.window_width_min + w[..., 0] * (cfg.window_width_max - cfg.window_width_min)
             slack = (latest_start - earliest - width).clamp(min=0.0)
             start = earliest + w[..., 1] * slack
@@ -207,12 +213,14 @@ class FileInstances:
         self.latest_release = padded(window[:, 1] - full[:D, D : D + n].min(dim=0).values)
         self._known = _rng.DrawSite(_SITE_KNOWN, (max_orders,), device)
         self._release = _rng.DrawSite(_SITE_RELEASE, (max_orders,), device)
+        self._sites = _rng.DrawSites(self._release, self._known)
 
     def sample(self, keys: torch.Tensor) -> InstanceBatch:
         """The static instance for each key, with that key's release times."""
         k = keys.shape[0]
+        u = self._sites.uniform(keys)
         release = draw_releases(
-            keys, self.release, self.shift_end, self.latest_release.expand(k, -1), self._release, self._known
+            u[self._release], u[self._known], self.release, self.shift_end, self.latest_release.expand(k, -1)
         )
         return InstanceBatch(
             coords=self.coords.expand(k, -1, -1),
