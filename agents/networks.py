@@ -29,6 +29,8 @@ from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as F
 
+from paretochain.errors import ConfigError
+
 #: Logit given to masked-out choices: far below any real logit, finite so that 0 * logit stays 0.
 MASKED_LOGIT = -1e8
 
@@ -107,12 +109,12 @@ class SlotAttentionEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if slots_block not in layout:
-            raise ValueError(
+            raise ConfigError(
                 f"SlotAttentionEncoder: observation has no block {slots_block!r}; blocks are {sorted(layout)}"
             )
         start, stop, shape = layout[slots_block]
         if len(shape) != 2:
-            raise ValueError(
+            raise ConfigError(
                 f"SlotAttentionEncoder: block {slots_block!r} must be (num_slots, features), got shape {shape}"
             )
         self.slot_start, self.slot_stop = start, stop
@@ -120,7 +122,7 @@ class SlotAttentionEncoder(nn.Module):
         self.has_valid = valid_block is not None
         if valid_block is not None:
             if valid_block not in layout:
-                raise ValueError(
+                raise ConfigError(
                     f"SlotAttentionEncoder: observation has no block {valid_block!r}; blocks are {sorted(layout)}"
                 )
             self.valid_start, self.valid_stop = layout[valid_block][0], layout[valid_block][1]
@@ -662,6 +664,10 @@ class VectorCritic(nn.Module):
         return self.value(self.torso(obs, preference))
 
 
+#: the arguments of :class:`SlotAttentionEncoder` a run config's ``attention`` section may set
+ATTENTION_OPTIONS = ("slots_block", "valid_block", "embed_dim", "num_heads", "num_layers")
+
+
 def build_encoder(
     kind: str, obs_dim: int, layout: Any, hidden_sizes: tuple[int, ...], attention: dict[str, Any] | None = None
 ) -> MLPEncoder | SlotAttentionEncoder:
@@ -675,7 +681,16 @@ def build_encoder(
         return MLPEncoder(obs_dim, hidden_sizes[:1] or (64,))
     if kind == "attention":
         blocks = {name: (s.start, s.stop, tuple(s.shape)) for name, s in layout.segments.items()}
-        return SlotAttentionEncoder(blocks, **(attention or {}))
+        attention = dict(attention or {})
+        unknown = sorted(set(attention) - set(ATTENTION_OPTIONS))
+        if unknown:
+            raise ConfigError(f"attention: unknown {unknown}; allowed: {', '.join(ATTENTION_OPTIONS)}")
+        if "slots_block" not in attention:
+            raise ConfigError(
+                f"attention.slots_block is needed with the attention encoder: the observation block whose rows "
+                f"are the slots; this environment's blocks are {sorted(blocks)}"
+            )
+        return SlotAttentionEncoder(blocks, **attention)
     raise ValueError(f"unknown encoder {kind!r}; choose 'mlp' or 'attention'")
 
 

@@ -654,3 +654,17 @@ def test_imitation_options_default_to_the_update_s_learning_rate_and_epochs() ->
 def test_imitation_balance_is_refused_for_an_actor_without_per_item_decisions() -> None:
     with pytest.raises(ConfigError, match=r"imitation_balance: 0.5 needs one decision per item.*Actor"):
         MOPPO(small_env(2), {"num_steps": 4, "imitation_balance": 0.5})
+
+
+@pytest.mark.parametrize(
+    ("attention", "problem"),
+    [
+        ({}, r"attention.slots_block is needed .*blocks are \["),
+        ({"slots_block": "orders", "heads": 2}, r"attention: unknown \['heads'\]; allowed: slots_block"),
+        ({"slots_block": "nowhere"}, r"observation has no block 'nowhere'"),
+    ],
+)
+def test_a_bad_attention_section_is_one_config_error_naming_it(attention: dict, problem: str) -> None:
+    env = family_env("paretochain/Dispatch-v0", 2)
+    with pytest.raises(ConfigError, match=problem):
+        MOPPO(env, {"encoder": "attention", "attention": attention})
