@@ -69,12 +69,11 @@ from paretochain.agents.baselines.lost_sales import (
     ConstantOrderPolicy,
     LostSalesModel,
     OptimalPolicy,
-    long_run_config,
+    long_run_objectives,
     tune_lost_sales,
 )
 from paretochain.agents.baselines.lost_sales_dp import solve_lost_sales
 from paretochain.agents.export import load_policy
-from paretochain.envs import make_vec
 from paretochain.envs.warehouse import WarehouseConfig
 from paretochain.evaluate.stats import paired_difference
 from paretochain.seeds import TEST, TUNING_SEEDS, VALIDATION
@@ -110,36 +109,6 @@ class AtPreference:
 
     def act(self, obs: torch.Tensor, preference=None, action_mask=None) -> torch.Tensor:  # type: ignore[no-untyped-def]
         return self.policy.act(obs, self.preference.expand(obs.shape[0], -1), action_mask)
-
-
-@torch.inference_mode()
-def long_run_objectives(
-    cfg: WarehouseConfig,
-    make_policy: Callable[[object], object],
-    seeds: Sequence[int],
-    warmup: int,
-    window: int,
-    device: str,
-) -> np.ndarray:
-    """Each episode's cost and fill rate per period over periods ``warmup .. warmup + window``: ``(len(seeds), 2)``.
-
-    The cost column is what :func:`~paretochain.agents.baselines.lost_sales.long_run_cost` returns
-    (the same episodes, the same sum); the fill rate is the mean of the periods' fill rates.
-    """
-    env = make_vec("paretochain/Warehouse-v0", len(seeds), device=device, config=long_run_config(cfg, warmup, window))
-    core = env.core
-    policy = make_policy(env)
-    obs = core.reset(seeds=[int(s) for s in seeds])
-    cost = torch.zeros(core.num_envs, dtype=torch.float64, device=core.device)
-    fill = torch.zeros_like(cost)
-    cost_index = list(core.objectives.names).index("total_cost")
-    for t in range(warmup + window):
-        out = core.step(policy.act(obs, None, core.action_masks()), check=False)  # type: ignore[attr-defined]
-        if t >= warmup:
-            cost -= out.reward[:, cost_index].to(torch.float64)
-            fill += out.kpis["fill_rate"].reshape(core.num_envs, -1).mean(dim=1).to(torch.float64)
-        obs = out.obs
-    return (torch.stack([cost, fill], dim=1) / window).cpu().numpy()
 
 
 def score(objectives: np.ndarray, weights: Sequence[float]) -> np.ndarray:

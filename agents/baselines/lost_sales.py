@@ -365,7 +365,6 @@ def long_run_config(
     return WarehouseConfig.load(config).model_copy(update={"horizon": warmup + window})
 
 
-@torch.inference_mode()
 def long_run_cost(
     config: WarehouseConfig | str,
     make_policy: Callable[[object], object],
@@ -379,19 +378,37 @@ def long_run_cost(
     ``make_policy(env)`` builds the policy for the batch (one env per seed); policies with
     per-env parameters can repeat candidates over seeds to score many at once.
     """
+    return long_run_objectives(config, make_policy, seeds, warmup, window, device)[:, 0]
+
+
+@torch.inference_mode()
+def long_run_objectives(
+    config: WarehouseConfig | str,
+    make_policy: Callable[[object], object],
+    seeds: Sequence[int],
+    warmup: int = WARMUP_PERIODS,
+    window: int = WINDOW_PERIODS,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Each episode's cost and fill rate per period over periods ``warmup .. warmup + window``: ``(len(seeds), 2)``.
+
+    The fill rate is the mean of the periods' fill rates; ``make_policy`` as in :func:`long_run_cost`.
+    """
     cfg = long_run_config(config, warmup, window)
     env = make_vec("paretochain/Warehouse-v0", len(seeds), device=device, config=cfg)
     core = env.core
     policy = make_policy(env)
     obs = core.reset(seeds=[int(s) for s in seeds])
-    total = torch.zeros(core.num_envs, dtype=torch.float64, device=core.device)
+    cost = torch.zeros(core.num_envs, dtype=torch.float64, device=core.device)
+    fill = torch.zeros_like(cost)
     cost_index = list(core.objectives.names).index("total_cost")
     for t in range(warmup + window):
         out = core.step(policy.act(obs, None, core.action_masks()), check=False)  # type: ignore[attr-defined]
         if t >= warmup:
-            total -= out.reward[:, cost_index].to(torch.float64)
+            cost -= out.reward[:, cost_index].to(torch.float64)
+            fill += out.kpis["fill_rate"].reshape(core.num_envs, -1).mean(dim=1).to(torch.float64)
         obs = out.obs
-    return (total / window).cpu().numpy()
+    return (torch.stack([cost, fill], dim=1) / window).cpu().numpy()
 
 
 @dataclass
