@@ -438,8 +438,8 @@ class MOPPO(PreferenceConditionedActing):
         masks = b.get("masks")
         params = [*self.actor.parameters(), *self.critic.parameters()]
         anchored = not imitation and self._anchor is not None
-        balanced = imitation and cfg.imitation_balance > 0
-        weights = self._imitation_weights(b["actions"], masks) if balanced else None
+        # class-balanced cloning weighs each per-item teacher choice (None: every sample alike)
+        weights = self._imitation_weights(b["actions"], masks) if imitation and cfg.imitation_balance > 0 else None
         names: tuple[str, ...] = (
             ("teacher_probability",) if imitation else ("approx_kl", "old_approx_kl", "clip_fraction")
         )

@@ -293,11 +293,17 @@ def sample_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def evaluate_logits(logits: torch.Tensor, stored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probability of ``stored`` actions under masked logits ``(B, d, n)`` and the entropy, both summed over ``d``."""
+    logp, entropy = evaluate_logits_per_dimension(logits, stored)
+    return logp.sum(-1), entropy
+
+
+def evaluate_logits_per_dimension(logits: torch.Tensor, stored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability ``(B, d)`` of each dimension's ``stored`` choice under masked logits ``(B, d, n)``, and the
+    entropy summed over ``d``."""
     logp_all = F.log_softmax(logits, -1)
     a = stored.long().reshape(logits.shape[0], logits.shape[1], 1)
-    logp = logp_all.gather(-1, a).squeeze(-1).sum(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
-    return logp, entropy
+    return logp_all.gather(-1, a).squeeze(-1), entropy
 
 
 class PointerActor(nn.Module):
@@ -378,17 +384,13 @@ class PerItemChoiceActor(nn.Module):
     def evaluate(
         self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logp, entropy = self.evaluate_items(obs, preference, stored, action_mask)
-        return logp.sum(-1), entropy
+        return evaluate_logits(self.masked_logits(obs, preference, action_mask), stored)
 
     def evaluate_items(
         self, obs: torch.Tensor, preference: torch.Tensor, stored: torch.Tensor, action_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability ``(B, items)`` of every item's ``stored`` choice, and the entropy summed over items."""
-        logits = self.masked_logits(obs, preference, action_mask)
-        logp_all = F.log_softmax(logits, -1)
-        logp = logp_all.gather(-1, stored.long().reshape(logits.shape[0], logits.shape[1], 1)).squeeze(-1)
-        return logp, -(logp_all.exp() * logp_all).sum(-1).sum(-1)
+        return evaluate_logits_per_dimension(self.masked_logits(obs, preference, action_mask), stored)
 
 
 class OrderDecisionActor(PerItemChoiceActor):

@@ -176,9 +176,7 @@ class DrawSite:
 
     def _hash(self, keys: torch.Tensor) -> torch.Tensor:
         view = keys.reshape(keys.shape + (1,) * len(self.shape))
-        # 23 random bits: (bits + 0.5) / 2**23 is exact in float32, so u lies strictly inside (0, 1)
-        bits = mix32(view ^ self._offsets.reshape((1,) * (keys.dim() - 1) + self._offsets.shape)) >> 9
-        return bits.to(torch.float32).add_(0.5).mul_(1.0 / _TWO_POW_23)
+        return _uniforms(view, self._offsets.reshape((1,) * (keys.dim() - 1) + self._offsets.shape))
 
     def prepare(self, episode_keys: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Cache the uniforms of the episodes just started (``episode_keys``: period-major, ``(T, B)``), if
@@ -243,11 +241,16 @@ class DrawSites:
 
     def uniform(self, keys: torch.Tensor) -> dict[DrawSite, torch.Tensor]:
         """Each site's uniforms in (0, 1), float32 ``(k, *site.shape)``, for the keys ``(k,)``."""
-        # the same hash as DrawSite._hash, over the sites' element offsets side by side
-        bits = mix32(keys.unsqueeze(1) ^ self._offsets) >> 9
-        u = bits.to(torch.float32).add_(0.5).mul_(1.0 / _TWO_POW_23)
-        parts = u.split(self._sizes, dim=1)
+        # the hash of DrawSite._hash, over the sites' element offsets side by side
+        parts = _uniforms(keys.unsqueeze(1), self._offsets).split(self._sizes, dim=1)
         return {site: part.unflatten(1, site.shape) for site, part in zip(self.sites, parts)}
+
+
+def _uniforms(keys: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Uniforms in (0, 1), float32, of ``keys`` hashed with element ``offsets`` (broadcast against each other)."""
+    # 23 random bits: (bits + 0.5) / 2**23 is exact in float32, so u lies strictly inside (0, 1)
+    bits = mix32(keys ^ offsets) >> 9
+    return bits.to(torch.float32).add_(0.5).mul_(1.0 / _TWO_POW_23)
 
 
 def _counter_hash(counter: torch.Tensor) -> torch.Tensor:
