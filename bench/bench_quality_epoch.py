@@ -99,6 +99,10 @@ def load_results(path: str, config: dict[str, Any]) -> tuple[list[int], dict[str
         raise SystemExit(f"--compare {path}: made on another instance config or routing budget")
     if any(len(kpis["travel_distance"]) != len(seeds) for kpis in policies.values()):
         raise SystemExit(f"--compare {path}: a policy's episodes do not match its seeds")
+    for name, kpis in policies.items():
+        for kpi, values in kpis.items():
+            if not np.isfinite(values).all():
+                raise SystemExit(f"--compare {path}: policy {name!r} has a value that is not finite in {kpi!r}")
     return seeds, policies
 
 

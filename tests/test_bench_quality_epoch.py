@@ -84,3 +84,10 @@ def test_of_several_policy_files_the_one_with_the_higher_validation_return_is_te
     best, worst = load_policy(paths[int(np.argmax(scores))]), load_policy(paths[int(np.argmin(scores))])
     assert torch.equal(chosen.act(obs, None, mask), best.act(obs, None, mask))
     assert not torch.equal(chosen.act(obs, None, mask), worst.act(obs, None, mask))
+
+
+def test_a_results_file_with_a_value_that_is_not_finite_is_refused(bench: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "slow.json"
+    bench.save_results(str(path), CONFIG, {"rollout": _result([500.0, float("nan")])})
+    with pytest.raises(SystemExit, match="policy 'rollout' has a value that is not finite in 'travel_distance'"):
+        bench.load_results(str(path), CONFIG)
