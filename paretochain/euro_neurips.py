@@ -48,6 +48,8 @@ from paretochain.errors import ParetochainError, PolicyFileError
 #: Observation layout parameters of the adapter: order slots and fleet rows (every vehicle available).
 DEFAULT_MAX_ORDERS = 500
 FLEET_ROWS = 1
+#: Seconds between two epochs of the controller (its environment's fixed ``EPOCH_DURATION``).
+EPOCH_DURATION_S = 3600.0
 POLICIES = ("greedy", "lazy", "random")
 EPOCH_ENV_ID = "paretochain/DispatchEpoch-v0"
 
@@ -207,6 +209,17 @@ class EpochAdapter:
         vehicles = np.tile(np.array([0.0, 1.0, 0.0]), (self.layout.fleet_rows, 1))  # every vehicle free at the depot
         epoch = int(observation["current_epoch"])
         num_epochs = self.end_epoch - self.start_epoch + 1
+        # the latest departure from the depot that still serves each request, as DispatchEpoch-v0 computes it
+        service = np.asarray(inst["service_times"], dtype=np.float64)[rows]
+        latest_start = np.minimum(tw[rows, 1], tw[0, 1] - service - matrix[rows, 0])
+        latest = np.where(latest_start >= tw[rows, 0], latest_start - matrix[0, rows], -np.inf)
+        waiting = ~must[:shown]
+        slack = np.zeros(N)
+        due_next = 0
+        if epoch < self.end_epoch:
+            slack[:shown] = np.where(waiting, np.maximum(latest - EPOCH_DURATION_S, 0.0), 0.0) / T
+            next_is_last = epoch + 1 >= self.end_epoch
+            due_next = int((waiting & (next_is_last | (latest < 2 * EPOCH_DURATION_S))).sum())
         globals_ = np.array(
             [
                 float(observation["current_time"]) / T,
@@ -214,9 +227,11 @@ class EpochAdapter:
                 float(epoch == self.end_epoch),
                 shown / N,
                 self.dispatched_so_far / max(self.dispatched_so_far + shown, 1),
+                due_next / N,
+                float(epoch < self.end_epoch),  # every vehicle is back by the next epoch
             ]
         )
-        obs = observation_vector(xy, distance, order_data, open_now, must, 1, vehicles, globals_, 2.0)
+        obs = observation_vector(xy, distance, order_data, open_now, must, slack, 1, vehicles, globals_, 2.0)
         expected = getattr(self.policy, "obs_dim", obs.shape[0])
         if obs.shape[0] != expected:
             raise PolicyFileError(

@@ -204,6 +204,36 @@ def test_observation_marks_open_orders_and_must_go_orders(tmp_path: Path) -> Non
     assert not blocks["orders"][0].any()  # a served order's slot is zeros
 
 
+def test_wait_slack_and_the_next_epochs_load_are_hand_computed(tmp_path: Path) -> None:
+    env = two_order_env(tmp_path)
+    obs, _ = env.reset(seed=0)
+    blocks = env.observation_layout.unflatten(obs)
+    slack = env.observation_layout.unflatten(obs)["orders"][:, 10]
+    # order 1 at (0, 10), due by 400, back by 480: leave by min(400, 480 - 10) - 10 = 390, 330 after the next epoch
+    assert slack.tolist() == pytest.approx([0.0, 330.0 / 480.0])
+    assert blocks["globals"][5] == (1.0 / 2.0 if env.num_epochs <= 2 else 0.0)  # due next only when it is the last
+    assert blocks["globals"][6] == 1.0  # the one vehicle is back by the next epoch
+
+
+@given(seed=st.integers(0, 10_000))
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_wait_slack_says_when_an_order_turns_must_go_and_due_next_counts_those_of_the_next_epoch(seed: int) -> None:
+    env = EpochDispatchEnv(SMALL)
+    obs, info = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    while not env.is_last_epoch:
+        blocks = env.observation_layout.unflatten(obs)
+        waiting = env.open_orders() & ~env.must_go()
+        leave_by = env.departure_time(env.epoch + 1) + blocks["orders"][:, 10].astype(np.float64) * env.shift_end
+        assert env.servable_from(leave_by - 1e-2)[waiting].all()
+        assert not env.servable_from(leave_by + 1e-2)[waiting].any()
+        due = round(float(blocks["globals"][5]) * env.max_orders)
+        back = round(float(blocks["globals"][6]) * env.num_vehicles)
+        assert back == int((env.vehicle_free <= env.departure_time(env.epoch + 1) + 1e-6).sum())
+        obs, _, _, _, info = env.step(lazy(info["action_mask"].reshape(-1, 2), rng))  # postpone all that may wait
+        assert due == int((waiting & env.must_go()).sum())
+
+
 @pytest.mark.parametrize(
     "action, problem",
     [(np.array([2, 0]), "must be 0"), (np.array([1, 0, 0]), "shape"), ("dispatch", "number"), (None, "number")],

@@ -69,9 +69,18 @@ ORDER_FEATURES = (
     "must_go",
     "depot_distance",
     "nearest_open_distance",
+    "wait_slack",
 )
 VEHICLE_FEATURES = ("available_in", "available_now", "used")
-GLOBAL_FEATURES = ("clock", "epochs_left", "last_epoch", "open_orders", "served_orders")
+GLOBAL_FEATURES = (
+    "clock",
+    "epochs_left",
+    "last_epoch",
+    "open_orders",
+    "served_orders",
+    "due_next_epoch",
+    "vehicles_back_next_epoch",
+)
 #: KPIs of a step: the per-stop mode's, plus the decisions replaced by the fallback.
 EPOCH_KPI_NAMES = (*KPI_NAMES, "actions_replaced")
 
@@ -236,11 +245,11 @@ class EpochDispatchEnv(gym.Env):
 
     | block | shape | content |
     | --- | --- | --- |
-    | ``orders`` | N x 10 | x, y, demand / capacity, window start, window end, service time, release time, must-go (1/0), distance to the nearest depot, distance to the nearest other open order (to the depot when alone); zeros for slots without an open order |
+    | ``orders`` | N x 11 | x, y, demand / capacity, window start, window end, service time, release time, must-go (1/0), distance to the nearest depot, distance to the nearest other open order (to the depot when alone), wait slack (how long after the next epoch's departure a vehicle can still leave for it; 0 when must-go); zeros for slots without an open order |
     | ``order_valid`` | N | 1 where the slot holds an open order (released, not served, not lost): the padding mask for an attention encoder |
     | ``vehicles`` | V x 3 | time until back at its depot, back now (1/0), used so far (1/0) |
     | ``depots`` | D x 2 | depot coordinates |
-    | ``globals`` | 5 | clock, share of epochs left, last epoch (1/0), open orders / N, served orders / N |
+    | ``globals`` | 7 | clock, share of epochs left, last epoch (1/0), open orders / N, served orders / N, orders due at the next epoch / N (open orders that will be must-go there if postponed now), vehicles back at their depot by the next epoch / V |
 
     ## Rewards
     The Dispatch catalogue (``objectives``, default ``[service_cost, on_time_rate,
@@ -455,6 +464,17 @@ class EpochDispatchEnv(gym.Env):
         ok = (start <= inst.window_end + self.lateness_allowed + _EPS) & (back <= self.deadline + _EPS)
         return ok.any(0)
 
+    def latest_departure(self) -> np.ndarray:
+        """``(N,)`` the latest time a vehicle can leave a depot and still serve each order in its window and return
+        in time (the best depot's; ``-inf`` for an order no departure serves)."""
+        inst = self._instance()
+        depots = np.unique(self.home)
+        out = inst.travel[depots][:, self.num_depots :]  # (depots, N)
+        back = inst.travel[self.num_depots :, depots].T
+        latest_start = np.minimum(inst.window_end + self.lateness_allowed, self.deadline - inst.service - back)
+        latest = np.where(latest_start >= inst.window_start, latest_start - out, -np.inf)
+        return latest.max(0)
+
     def must_go(self) -> np.ndarray:
         """``(N,)`` open orders that cannot wait for the next epoch (every open order at the last epoch)."""
         open_now = self.open_orders()
@@ -613,7 +633,7 @@ class EpochDispatchEnv(gym.Env):
     # ------------------------------------------------------------------ observation
     def _observe(self) -> np.ndarray:
         inst = self._instance()
-        D, N, T = self.num_depots, self.max_orders, self.shift_end
+        D, N, V, T = self.num_depots, self.max_orders, self.num_vehicles, self.shift_end
         done = self.done
         open_now = self.open_orders() if not done else np.zeros(N, dtype=bool)
         must = self.must_go() if not done else open_now
@@ -626,6 +646,19 @@ class EpochDispatchEnv(gym.Env):
             ],
             axis=1,
         )
+        # how long each order can still wait after the next epoch, and the load the next epoch must carry
+        latest = self.latest_departure()
+        waiting = open_now & ~must
+        if self.is_last_epoch or done:
+            slack = np.zeros(N)
+            due_next = np.zeros(N, dtype=bool)
+            back_next = 0.0
+        else:
+            next_departure = self.departure_time(self.epoch + 1)
+            slack = np.where(waiting, np.maximum(latest - next_departure, 0.0), 0.0)
+            last_next = self.epoch + 1 >= self.num_epochs - 1
+            due_next = waiting & (last_next | (latest < self.departure_time(self.epoch + 2) - _EPS))
+            back_next = float((self.vehicle_free <= next_departure + _EPS).sum())
         globals_ = np.array(
             [
                 clock / T,
@@ -633,6 +666,8 @@ class EpochDispatchEnv(gym.Env):
                 float(self.is_last_epoch and not done),
                 open_now.sum() / N,
                 self.served.sum() / max(float(inst.valid.sum()), 1.0),
+                due_next.sum() / N,
+                back_next / V,
             ]
         )
         return observation_vector(
@@ -650,6 +685,7 @@ class EpochDispatchEnv(gym.Env):
             ),
             open_now,
             must,
+            slack / T,
             D,
             vehicles,
             globals_,
@@ -676,6 +712,7 @@ def observation_vector(
     order_data: np.ndarray,
     open_now: np.ndarray,
     must_go: np.ndarray,
+    wait_slack: np.ndarray,
     num_depots: int,
     vehicles: np.ndarray,
     globals_: np.ndarray,
@@ -688,8 +725,10 @@ def observation_vector(
         distance: ``(D + N, D + N)`` normalised distances.
         order_data: ``(N, 5)`` demand / capacity, window start, window end, service time and release time / shift end.
         open_now: ``(N,)`` slots with an open order; ``must_go``: ``(N,)`` those that cannot wait.
+        wait_slack: ``(N,)`` normalised time an order can still wait after the next epoch's departure (0 for a
+            must-go order).
         num_depots: ``D`` (every depot counts for the depot distance).
-        vehicles: ``(V, 3)`` the fleet block; ``globals_``: ``(5,)`` the globals block.
+        vehicles: ``(V, 3)`` the fleet block; ``globals_``: ``(7,)`` the globals block.
         high: the observation space's upper bound (values are clipped to ``[0, high]``).
     """
     D = num_depots
@@ -701,7 +740,15 @@ def observation_vector(
     nearest = np.where(np.isfinite(nearest), nearest, depot_dist)
     orders = (
         np.concatenate(
-            [xy[D:], order_data, must_go[:, None].astype(np.float64), depot_dist[:, None], nearest[:, None]], axis=1
+            [
+                xy[D:],
+                order_data,
+                must_go[:, None].astype(np.float64),
+                depot_dist[:, None],
+                nearest[:, None],
+                wait_slack[:, None],
+            ],
+            axis=1,
         )
         * open_now[:, None]
     )
