@@ -344,3 +344,47 @@ def test_a_bad_preference_is_refused_with_one_line(text: str) -> None:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --preference")
+
+
+def test_the_adapters_wait_slack_and_due_count_say_when_the_controller_makes_a_request_must_go(
+    instance_file: Path,
+) -> None:
+    controller = MiniController(instance_file, seed=5)
+    adapter = EpochAdapter(make_policy("lazy"), max_orders=200)
+    answer = controller.reset()
+    adapter.start(answer["info"])
+    T = float(controller.windows[0, 1])
+    N, width = adapter.max_orders, 11
+    checked = 0
+    dues: list[int] = []
+    while True:
+        observation = answer["observation"]
+        ei = observation["epoch_instance"]
+        shown = len(ei["request_idx"]) - 1
+        open_now = np.zeros(N, dtype=bool)
+        open_now[:shown] = True
+        must = np.zeros(N, dtype=bool)
+        must[:shown] = ei["must_dispatch"][1:]
+        obs = adapter.observation(observation, open_now, must)
+        slack = obs[: N * width].reshape(N, width)[:shown, 10].astype(np.float64)
+        due = round(float(obs[-2]) * N)
+        ids = np.asarray(ei["request_idx"])[1:]
+        waiting = ~must[:shown]
+        if observation["current_epoch"] < controller.end_epoch:
+            leave_by = observation["planning_starttime"] + EPOCH_S + slack * T
+            rows = ids[waiting]
+            cust = np.array(controller.req_customer)[rows]
+            window = np.array(controller.req_window)[rows]
+            service = np.array(controller.req_service)[rows]
+            assert controller._arrival_ok(leave_by[waiting] - 1.0, cust, window, service).all()  # type: ignore[arg-type]
+            assert not controller._arrival_ok(leave_by[waiting] + 1.0, cust, window, service).any()  # type: ignore[arg-type]
+            checked += int(waiting.sum())
+        answer = controller.step([[int(r)] for r in ids[~waiting]])
+        assert answer["info"]["error"] is None
+        if answer["done"]:
+            break
+        still = np.asarray(answer["observation"]["epoch_instance"]["request_idx"])
+        now_must = set(still[np.asarray(answer["observation"]["epoch_instance"]["must_dispatch"])].tolist())
+        assert due == len(now_must & set(ids[waiting].tolist()))
+        dues.append(due)
+    assert checked > 0 and max(dues) > 0
