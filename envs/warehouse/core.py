@@ -172,6 +172,8 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         self._L0 = torch.as_tensor(L0, dtype=torch.int64, device=dev)
         self._J1 = torch.as_tensor(J + 1, dtype=torch.float32, device=dev)
         self.lead_time_mean = float((L0 + J / 2).mean())
+        #: mean lead time per node and SKU ``(N, S)``, periods (the fixed part plus half the jitter)
+        self.lead_time_periods = (L0 + J / 2).astype(np.float64)
         self._lead_onehot = torch.nn.functional.one_hot(self._L0, self.max_lead + 1).to(torch.float32)
 
         # perishability: buckets by remaining life, bucket 0 expires at the end of the period
@@ -340,6 +342,36 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         seg = self.observation_layout.segments["demand_history"]
         scale[seg.start : seg.stop] = np.broadcast_to(per_node[:W, :, None], seg.shape).ravel()
         return scale
+
+    def inventory_position_entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """Which observation entries sum to each node and SKU's inventory position, and with which sign.
+
+        The inventory position (on hand + in transit - backlog, the quantity an order-up-to
+        policy reads) of node ``n`` and SKU ``s`` is ``(obs[index[n, s]] * sign[n, s]).sum()``.
+
+        Returns:
+            ``index`` ``(N, S, P)`` int64 positions in the flat observation and ``sign`` ``(N, S, P)``
+            float32: +1 for stock on hand (every shelf-life bucket) and in the pipeline, -1 for
+            backlog, 0 for padding (upstream nodes have no backlog).
+        """
+        N, S, W = self.num_nodes, self.num_skus, self.num_warehouses
+        seg = self.observation_layout.segments
+        parts, signs = [], []
+        for name in ("on_hand", "pipeline"):
+            block = seg[name]
+            per = block.shape[-1]
+            if per:
+                parts.append(block.start + np.arange(N * S * per).reshape(N, S, per))
+                signs.append(np.ones((N, S, per)))
+        if "backlog" in seg:
+            block = seg["backlog"]
+            owed = np.zeros((N, S, 1), dtype=np.int64)
+            owed[:W, :, 0] = block.start + np.arange(W * S).reshape(W, S)
+            sign = np.zeros((N, S, 1))
+            sign[:W] = -1.0
+            parts.append(owed)
+            signs.append(sign)
+        return np.concatenate(parts, axis=-1).astype(np.int64), np.concatenate(signs, axis=-1).astype(np.float32)
 
     # ------------------------------------------------------------------ dynamics
     def decode_action(self, action: torch.Tensor) -> torch.Tensor:
