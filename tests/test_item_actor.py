@@ -231,3 +231,17 @@ def test_the_order_up_to_head_reads_raw_observations_without_normalisation() -> 
     mean = float(agent.core.node_mean[0, 0])
     # raw units: every on-hand and pipeline entry of a warehouse counts 1 / its mean demand periods
     assert torch.allclose(actor.position_weight[0, 0], torch.full((index.numel(),), 1.0 / mean))
+
+
+def test_the_packaged_network_run_builds_the_order_up_to_head_with_fixed_scales() -> None:
+    from paretochain.train.agents import build_agent
+    from paretochain.train.config import load_run_config
+
+    run = load_run_config("network_50sku_mo_ppo", ["num_envs=2"])
+    env = make_vec(ENV_ID, 2, config=run.env.config, tensors=True, check_actions=False)
+    agent = build_agent(run, env, "cpu")
+    assert isinstance(agent, MOPPO) and isinstance(agent.actor, ItemOrderActor)
+    assert agent.actor.order_up_to and agent.obs_norm.fixed
+    # warehouses (lead time 1) start at 2 periods of cover, the DC (4 periods + half of a jitter of 2) at 6
+    assert torch.allclose(agent.actor.target_init[:3], torch.full((3, 50), 2.0))
+    assert torch.allclose(agent.actor.target_init[3], torch.full((50,), 6.0))
