@@ -565,6 +565,32 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         rewards = kpi @ torch.as_tensor(weights, dtype=torch.float32)  # (raw, k): the rewards from the raw sums
         return kpi.to(self.device), rewards.to(self.device)
 
+    def sku_profit(self) -> torch.Tensor:
+        """The last step's profit per SKU ``(B, S)``: its ``profit`` KPI split by SKU (summed over nodes).
+
+        Revenue, shortage penalty, ordering (purchase or transfer, and fixed), holding and waste
+        costs of each SKU's cells; the SKUs' figures sum to the step's ``profit``. Read it right
+        after :meth:`step`. A capacity with ``overflow: charge`` charges the volume of a node, not
+        of a SKU, so it is not split: ValueError.
+        """
+        if self.has_capacity and self.config.overflow == "charge":
+            raise ValueError("sku_profit: with overflow: charge the overflow cost belongs to a node, not to a SKU")
+        st, flows = self.state, self.flows
+        sold, placed = flows.get("sold"), flows.get("ordered")
+        if sold is None or placed is None:
+            raise ValueError("sku_profit: no step has been taken yet")
+        short = st.last_demand - sold if self.lost_sales else st.backlog
+        expired = flows.get("expired")
+        # holding is charged on the period's end stock before the oldest units expire
+        end_stock = st.inventory.sum(-1) if expired is None else st.inventory.sum(-1) + expired
+        profit = (self._price * sold - self._penalty * short).sum(1)
+        profit = profit - (self._order_cost * placed + self._holding * end_stock).sum(1)
+        if self.uses_fixed_cost:
+            profit = profit - (self._fixed_cost * (placed > 0).to(torch.float32)).sum(1)
+        if expired is not None:
+            profit = profit - (expired * self._waste_cost).sum(1)
+        return profit
+
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         i = env_index
         return {
