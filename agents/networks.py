@@ -459,10 +459,12 @@ class ItemOrderActor(PerItemChoiceActor):
     ladder entry that brings the position nearest to ``T``: an order-up-to policy with a level the
     network sets per item and state, and sampling spreads over the entries around it. Any
     deterministic choice stays reachable (``T = x + q_k``), but base-stock, the heuristic the network
-    is warm-started from, is then one constant per item, where free logits must learn each ladder
-    boundary of the summed position separately (they matched 79% of its decisions on
-    ``network_50sku``). The position is read from the normalised observation, so its entries are
-    clipped like every other entry (at 10 of the normaliser's scale).
+    is warm-started from, is then one constant per item (a learned per-item level is added to the
+    network's target), where free logits must learn each ladder boundary of the summed position
+    separately (on ``network_50sku`` they matched 96% of base-stock's decisions after 69,888
+    imitation steps, this head 99.7% after 34,944). A ladder entry that orders the same units as an
+    earlier one is never chosen. The position is read from the normalised observation, so its
+    entries are clipped like every other entry (at 10 of the normaliser's scale).
 
     Args:
         layout: ``{block: (start, stop, shape)}`` of the flat observation.
@@ -568,9 +570,11 @@ class ItemOrderActor(PerItemChoiceActor):
             self.register_buffer("target_bias", torch.zeros(0), persistent=False)
         # with the order-up-to head, a ladder entry that orders what an earlier one orders is never chosen
         # (small means round several entries to the same units; their scores would be equal)
-        ladder = self.ladder_periods
-        repeats = (ladder.unsqueeze(-1) == ladder.unsqueeze(-2)).tril(-1).any(-1) if self.order_up_to else ladder.bool()
-        self.register_buffer("ladder_distinct", ~repeats, persistent=False)
+        distinct = torch.zeros(0, dtype=torch.bool)
+        if self.order_up_to:
+            ladder = self.ladder_periods
+            distinct = ~(ladder.unsqueeze(-1) == ladder.unsqueeze(-2)).tril(-1).any(-1)
+        self.register_buffer("ladder_distinct", distinct, persistent=False)
 
     def item_inputs(self, obs: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
         """The shared network's input per item: ``(B, num_nodes, num_skus, width)``."""
@@ -607,7 +611,8 @@ class ItemOrderActor(PerItemChoiceActor):
             entries = obs.index_select(1, self.position_index.reshape(-1)).reshape(b, n, s, -1)
             position = (entries * self.position_weight).sum(-1)  # (B, N, S), periods of mean demand
             target = self.target_init + self.target_bias + out[..., 0]
-            sharpness = out[..., 1].exp()
+            # at most e^8: every score stays far above MASKED_LOGIT, so a masked entry never wins
+            sharpness = out[..., 1].clamp(max=8.0).exp()
             after = position.unsqueeze(-1) + self.ladder_periods  # (B, N, S, K): the position each order leads to
             out = -sharpness.unsqueeze(-1) * (after - target.unsqueeze(-1)).square()
         logits = out.reshape(b, self.num_items, self.choices)

@@ -245,3 +245,23 @@ def test_the_packaged_network_run_builds_the_order_up_to_head_with_fixed_scales(
     # warehouses (lead time 1) start at 2 periods of cover, the DC (4 periods + half of a jitter of 2) at 6
     assert torch.allclose(agent.actor.target_init[:3], torch.full((3, 50), 2.0))
     assert torch.allclose(agent.actor.target_init[3], torch.full((50,), 6.0))
+
+
+def test_a_repeated_ladder_entry_is_never_chosen_even_at_a_huge_sharpness() -> None:
+    # one warehouse, two SKUs; SKU 0's ladder orders 0, 0, 1 periods (a small mean rounds two entries to 0)
+    order_up_to = {
+        "position_index": torch.tensor([[[0], [1]]]),
+        "position_weight": torch.ones(1, 2, 1),
+        "ladder_periods": torch.tensor([[[0.0, 0.0, 1.0], [0.0, 1.0, 2.0]]]),
+        "target_init": torch.zeros(1, 2),
+    }
+    actor = ItemOrderActor({"on_hand": (0, 2, (1, 2, 1))}, 1, 1, 2, 3, 1, (4,), 2, order_up_to=order_up_to)
+    with torch.no_grad():
+        actor.logits.weight.zero_()
+        actor.logits.bias.copy_(torch.tensor([-0.3, 50.0]))  # target -0.3 periods, log sharpness 50
+    obs = torch.tensor([[5.0, 0.0], [0.0, 5.0]])
+    logits = actor.masked_logits(obs, torch.ones(2, 1), torch.ones(2, 6, dtype=torch.bool))
+    chosen = logits.argmax(-1)
+    assert bool(torch.isfinite(logits).all())
+    assert chosen[0, 0] == 0 and chosen[1, 0] == 0  # SKU 0: the first of the two zero orders, never the repeat
+    assert logits[0, 0, 1] == logits.new_tensor(-1e8)  # the repeat is masked
