@@ -134,7 +134,7 @@ class MOPPOConfig(PreferenceAgentConfig):
     )
     items: dict[str, Any] = Field(
         default_factory=dict,
-        description="with encoder 'items': ItemOrderActor arguments (hidden_sizes of the shared per-item network, default [64, 64]; embed_dim of the learned per-item embedding, default 8)",
+        description="with encoder 'items': ItemOrderActor arguments (hidden_sizes of the shared per-item network, default [64, 64]; embed_dim of the learned per-item embedding, default 8; head: 'logits', one free logit per ladder entry (default), or 'order_up_to', a target inventory position and a sharpness per item, each ladder entry scored by how near it brings the position to the target, which needs fixed observation scales)",
     )
     attention: dict[str, Any] = Field(
         default_factory=dict,
@@ -302,10 +302,14 @@ class MOPPO(PreferenceConditionedActing):
                 "MOPPOConfig.encoder: 'items' needs a Warehouse environment whose action is one ladder choice per node "
                 f"and SKU (action.kind: ladder); this one's action space is {space}"
             )
-        unknown = set(cfg.items) - {"hidden_sizes", "embed_dim"}
+        unknown = set(cfg.items) - {"hidden_sizes", "embed_dim", "head"}
         if unknown:
-            raise ConfigError(f"MOPPOConfig.items: unknown {sorted(unknown)}; allowed: embed_dim, hidden_sizes")
+            raise ConfigError(f"MOPPOConfig.items: unknown {sorted(unknown)}; allowed: embed_dim, head, hidden_sizes")
+        head = cfg.items.get("head", "logits")
+        if head not in ("logits", "order_up_to"):
+            raise ConfigError(f"MOPPOConfig.items.head: {head!r} is not one of 'logits', 'order_up_to'")
         blocks = {name: (s.start, s.stop, tuple(s.shape)) for name, s in core.observation_layout.segments.items()}
+        order_up_to = self._order_up_to_inputs(core, cfg) if head == "order_up_to" else None
         return ItemOrderActor(
             blocks,
             num_nodes,
@@ -315,7 +319,43 @@ class MOPPO(PreferenceConditionedActing):
             self.k,
             hidden_sizes=tuple(cfg.items.get("hidden_sizes", (64, 64))),
             embed_dim=int(cfg.items.get("embed_dim", 8)),
+            order_up_to=order_up_to,
         ).to(self.device)
+
+    @staticmethod
+    def _order_up_to_inputs(core: Any, cfg: MOPPOConfig) -> dict[str, torch.Tensor]:
+        """What the order-up-to head of :class:`ItemOrderActor` reads, in periods of each node's mean demand.
+
+        The actor sees observations divided by the environment's fixed scales (``norm_obs`` with
+        ``obs_scale: env``) or as they are (``norm_obs: false``); running statistics subtract a mean
+        and rescale every entry differently as training goes, so no fixed sum of entries is the
+        inventory position and they are refused.
+        """
+        if cfg.norm_obs and cfg.obs_scale != "env":
+            raise ConfigError(
+                "MOPPOConfig.items.head: 'order_up_to' reads the inventory position from fixed observation scales; "
+                f"obs_scale is {cfg.obs_scale!r} (use obs_scale: env, or norm_obs: false)"
+            )
+        entries = getattr(core, "inventory_position_entries", None)
+        scale = core.observation_scale() if cfg.norm_obs else None
+        if entries is None or (cfg.norm_obs and scale is None):
+            raise ConfigError(
+                "MOPPOConfig.items.head: 'order_up_to' needs an environment that declares its inventory position "
+                "and observation scales (Warehouse)"
+            )
+        index, sign = entries()
+        mean = np.maximum(np.asarray(core.node_mean, dtype=np.float64), 1e-6)  # (N, S) units per period
+        per_entry = np.ones(index.shape) if scale is None else np.asarray(scale, dtype=np.float64)[index]
+        weight = sign * per_entry / mean[:, :, None]
+        ladder = np.asarray(core.ladder_units, dtype=np.float64) / mean[:, :, None]
+        # start by covering the mean demand over the lead time and the period (the textbook base-stock level)
+        target = np.asarray(core.lead_time_periods, dtype=np.float64) + 1.0
+        return {
+            "position_index": torch.as_tensor(index, dtype=torch.int64),
+            "position_weight": torch.as_tensor(weight, dtype=torch.float32),
+            "ladder_periods": torch.as_tensor(ladder, dtype=torch.float32),
+            "target_init": torch.as_tensor(target, dtype=torch.float32),
+        }
 
     # ------------------------------------------------------------------------------------------ acting
     def _normalize(self, obs: torch.Tensor, norm: ObservationNormalizer | None = None) -> torch.Tensor:

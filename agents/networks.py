@@ -451,6 +451,21 @@ class ItemOrderActor(PerItemChoiceActor):
     200 of ``network_50sku`` (a plain MLP must learn every item's decision separately from the
     whole observation). Same interface as :class:`Actor`; logits are ``(B, num_items, K)``.
 
+    **Order-up-to head** (``order_up_to`` given): instead of ``K`` free logits, the shared network
+    gives each item a target inventory position ``T`` and a sharpness ``c > 0``, both in periods of
+    the node's mean demand, and choice ``k`` scores ``-c * (x + q_k - T) ** 2``, where ``x`` is the
+    item's inventory position (on hand + in transit - backlog, summed from its observation entries)
+    and ``q_k`` the order of ladder entry ``k``, both in the same periods. The greedy choice is the
+    ladder entry that brings the position nearest to ``T``: an order-up-to policy with a level the
+    network sets per item and state, and sampling spreads over the entries around it. Any
+    deterministic choice stays reachable (``T = x + q_k``), but base-stock, the heuristic the network
+    is warm-started from, is then one constant per item (a learned per-item level is added to the
+    network's target), where free logits must learn each ladder boundary of the summed position
+    separately (on ``network_50sku`` they matched 96% of base-stock's decisions after 69,888
+    imitation steps, this head 99.7% after 34,944). A ladder entry that orders the same units as an
+    earlier one is never chosen. The position is read from the normalised observation, so its
+    entries are clipped like every other entry (at 10 of the normaliser's scale).
+
     Args:
         layout: ``{block: (start, stop, shape)}`` of the flat observation.
         num_nodes: nodes with an order decision (warehouses first, then upstream nodes).
@@ -460,11 +475,21 @@ class ItemOrderActor(PerItemChoiceActor):
         k: number of objectives (preference length).
         hidden_sizes: widths of the shared per-item network.
         embed_dim: width of the learned per-item embedding (0: none).
+        order_up_to: for the order-up-to head, ``{"position_index": (N, S, P) int64 entries of the
+            observation the actor reads, "position_weight": (N, S, P) what each entry counts in the
+            position, in periods of the node's mean demand (the sign and the normaliser's scale over
+            the mean), "ladder_periods": (N, S, K) each ladder entry's order in the same periods,
+            "target_init": (N, S) the target position before training, periods}``; None: free logits.
     """
 
     if TYPE_CHECKING:
         context_index: torch.Tensor
         node_onehot: torch.Tensor
+        position_index: torch.Tensor
+        position_weight: torch.Tensor
+        ladder_periods: torch.Tensor
+        target_init: torch.Tensor
+        ladder_distinct: torch.Tensor
 
     def __init__(
         self,
@@ -476,6 +501,7 @@ class ItemOrderActor(PerItemChoiceActor):
         k: int,
         hidden_sizes: tuple[int, ...] | list[int] = (64, 64),
         embed_dim: int = 8,
+        order_up_to: dict[str, torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         if not 1 <= num_warehouses <= num_nodes or num_skus < 1 or choices < 2:
@@ -509,7 +535,46 @@ class ItemOrderActor(PerItemChoiceActor):
         self.item_embedding = nn.Parameter(torch.randn(num_nodes, num_skus, max(embed_dim, 1)) * 0.1)
         width = 3 * self.item_features + num_nodes + embed_dim + int(idx.numel()) + k
         self.net = mlp(width, list(hidden_sizes))
-        self.logits = layer_init(nn.Linear(list(hidden_sizes)[-1] if hidden_sizes else width, choices), gain=0.01)
+        out_width = list(hidden_sizes)[-1] if hidden_sizes else width
+        self.order_up_to = order_up_to is not None
+        if order_up_to is None:
+            self.logits = layer_init(nn.Linear(out_width, choices), gain=0.01)
+            empty = torch.zeros(0)
+            for name in ("position_index", "position_weight", "ladder_periods", "target_init"):
+                self.register_buffer(name, empty.long() if name == "position_index" else empty, persistent=False)
+        else:
+            expected = {
+                "position_index": (num_nodes, num_skus),
+                "position_weight": (num_nodes, num_skus),
+                "ladder_periods": (num_nodes, num_skus, choices),
+                "target_init": (num_nodes, num_skus),
+            }
+            for name, lead in expected.items():
+                value = order_up_to.get(name)
+                if value is None or tuple(value.shape[: len(lead)]) != lead:
+                    got = None if value is None else tuple(value.shape)
+                    raise ValueError(f"ItemOrderActor order_up_to: {name} must start with shape {lead}, got {got}")
+            if order_up_to["position_index"].shape != order_up_to["position_weight"].shape:
+                raise ValueError("ItemOrderActor order_up_to: position_index and position_weight differ in shape")
+            # (target offset, log sharpness) per item; the target starts at target_init, the sharpness at 1
+            self.logits = layer_init(nn.Linear(out_width, 2), gain=0.01)
+            for name in expected:
+                value = torch.as_tensor(order_up_to[name])
+                value = value.long() if name == "position_index" else value.to(torch.float32)
+                self.register_buffer(name, value.clone(), persistent=False)
+        # the item's own level (periods), beside what the shared network sets from the state: an
+        # order-up-to level differs by item, and a per-item constant is what a level is
+        if self.order_up_to:
+            self.target_bias = nn.Parameter(torch.zeros(num_nodes, num_skus))
+        else:  # absent from the free-logits actor's parameters and state
+            self.register_buffer("target_bias", torch.zeros(0), persistent=False)
+        # with the order-up-to head, a ladder entry that orders what an earlier one orders is never chosen
+        # (small means round several entries to the same units; their scores would be equal)
+        distinct = torch.zeros(0, dtype=torch.bool)
+        if self.order_up_to:
+            ladder = self.ladder_periods
+            distinct = ~(ladder.unsqueeze(-1) == ladder.unsqueeze(-2)).tril(-1).any(-1)
+        self.register_buffer("ladder_distinct", distinct, persistent=False)
 
     def item_inputs(self, obs: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
         """The shared network's input per item: ``(B, num_nodes, num_skus, width)``."""
@@ -540,8 +605,20 @@ class ItemOrderActor(PerItemChoiceActor):
     def masked_logits(self, obs: torch.Tensor, preference: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_items, K)`` with masked-out choices at :data:`MASKED_LOGIT`."""
         b = obs.shape[0]
-        logits = self.logits(self.net(self.item_inputs(obs, preference))).reshape(b, self.num_items, self.choices)
+        out = self.logits(self.net(self.item_inputs(obs, preference)))
+        if self.order_up_to:
+            n, s = self.num_nodes, self.num_skus
+            entries = obs.index_select(1, self.position_index.reshape(-1)).reshape(b, n, s, -1)
+            position = (entries * self.position_weight).sum(-1)  # (B, N, S), periods of mean demand
+            target = self.target_init + self.target_bias + out[..., 0]
+            # at most e^8: every score stays far above MASKED_LOGIT, so a masked entry never wins
+            sharpness = out[..., 1].clamp(max=8.0).exp()
+            after = position.unsqueeze(-1) + self.ladder_periods  # (B, N, S, K): the position each order leads to
+            out = -sharpness.unsqueeze(-1) * (after - target.unsqueeze(-1)).square()
+        logits = out.reshape(b, self.num_items, self.choices)
         allowed = action_mask.to(torch.bool).reshape(b, self.num_items, self.choices)
+        if self.order_up_to:
+            allowed = allowed & self.ladder_distinct.reshape(1, self.num_items, self.choices)
         return mask_logits(logits, allowed)
 
 

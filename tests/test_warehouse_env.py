@@ -436,3 +436,38 @@ def test_single_env_steps_the_current_contents_of_a_reused_action_array() -> Non
         np.testing.assert_array_equal(out_reused[0], out_fresh[0])
         np.testing.assert_array_equal(out_reused[1], out_fresh[1])
         assert out_reused[4]["ordered_units"] == out_fresh[4]["ordered_units"]
+
+
+@pytest.mark.parametrize("config", ["network_50sku", "network_50sku_backorder", "perishable_disruptions", "default"])
+def test_the_profit_per_sku_sums_to_the_steps_profit(config: str) -> None:
+    overrides: dict[str, object] = {}
+    if config.startswith("network_50sku"):
+        overrides = {"num_skus": 4, "unmet_demand": "backorder" if config.endswith("backorder") else "lost"}
+        config = "network_50sku"
+    cfg = WarehouseConfig.load(config, **overrides)
+    env = make_vec(ENV_ID, 3, config=cfg, tensors=True, check_actions=False)
+    core = env.core
+    core.reset(seeds=[4, 5, 6])
+    generator = torch.Generator().manual_seed(0)
+    space = core.single_action_space
+    totals = []
+    for _ in range(15):
+        if hasattr(space, "nvec"):
+            action = torch.randint(0, int(space.nvec.max()), (3, len(space.nvec)), generator=generator)
+        else:
+            action = torch.rand((3, *space.shape), generator=generator) * torch.as_tensor(space.high)
+        out = core.step(action, check=False)
+        per_sku = core.sku_profit()
+        assert per_sku.shape == (3, core.num_skus)
+        totals.append(float(out.kpis["profit"].abs().sum()))
+        assert torch.allclose(per_sku.sum(1), out.kpis["profit"], rtol=1e-4, atol=1e-2)
+    assert max(totals) > 0
+
+
+def test_the_profit_per_sku_is_refused_where_overflow_is_charged_per_node() -> None:
+    core = make_vec(ENV_ID, 2, config="backorder_box", tensors=True, check_actions=False).core
+    assert core.config.overflow == "charge"
+    core.reset(seeds=[1, 2])
+    core.step(torch.zeros((2, *core.single_action_space.shape)), check=False)
+    with pytest.raises(ValueError, match="overflow: charge"):
+        core.sku_profit()

@@ -172,6 +172,8 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         self._L0 = torch.as_tensor(L0, dtype=torch.int64, device=dev)
         self._J1 = torch.as_tensor(J + 1, dtype=torch.float32, device=dev)
         self.lead_time_mean = float((L0 + J / 2).mean())
+        #: mean lead time per node and SKU ``(N, S)``, periods (the fixed part plus half the jitter)
+        self.lead_time_periods = (L0 + J / 2).astype(np.float64)
         self._lead_onehot = torch.nn.functional.one_hot(self._L0, self.max_lead + 1).to(torch.float32)
 
         # perishability: buckets by remaining life, bucket 0 expires at the end of the period
@@ -340,6 +342,36 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         seg = self.observation_layout.segments["demand_history"]
         scale[seg.start : seg.stop] = np.broadcast_to(per_node[:W, :, None], seg.shape).ravel()
         return scale
+
+    def inventory_position_entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """Which observation entries sum to each node and SKU's inventory position, and with which sign.
+
+        The inventory position (on hand + in transit - backlog, the quantity an order-up-to
+        policy reads) of node ``n`` and SKU ``s`` is ``(obs[index[n, s]] * sign[n, s]).sum()``.
+
+        Returns:
+            ``index`` ``(N, S, P)`` int64 positions in the flat observation and ``sign`` ``(N, S, P)``
+            float32: +1 for stock on hand (every shelf-life bucket) and in the pipeline, -1 for
+            backlog, 0 for padding (upstream nodes have no backlog).
+        """
+        N, S, W = self.num_nodes, self.num_skus, self.num_warehouses
+        seg = self.observation_layout.segments
+        parts, signs = [], []
+        for name in ("on_hand", "pipeline"):
+            block = seg[name]
+            per = block.shape[-1]
+            if per:
+                parts.append(block.start + np.arange(N * S * per).reshape(N, S, per))
+                signs.append(np.ones((N, S, per)))
+        if "backlog" in seg:
+            block = seg["backlog"]
+            owed = np.zeros((N, S, 1), dtype=np.int64)
+            owed[:W, :, 0] = block.start + np.arange(W * S).reshape(W, S)
+            sign = np.zeros((N, S, 1))
+            sign[:W] = -1.0
+            parts.append(owed)
+            signs.append(sign)
+        return np.concatenate(parts, axis=-1).astype(np.int64), np.concatenate(signs, axis=-1).astype(np.float32)
 
     # ------------------------------------------------------------------ dynamics
     def decode_action(self, action: torch.Tensor) -> torch.Tensor:
@@ -532,6 +564,32 @@ class WarehouseCore(BatchedCore[WarehouseState]):
         weights, _ = reward_weights(REWARDS, self.objective_names, KPI_NAMES, self.horizon)
         rewards = kpi @ torch.as_tensor(weights, dtype=torch.float32)  # (raw, k): the rewards from the raw sums
         return kpi.to(self.device), rewards.to(self.device)
+
+    def sku_profit(self) -> torch.Tensor:
+        """The last step's profit per SKU ``(B, S)``: its ``profit`` KPI split by SKU (summed over nodes).
+
+        Revenue, shortage penalty, ordering (purchase or transfer, and fixed), holding and waste
+        costs of each SKU's cells; the SKUs' figures sum to the step's ``profit``. Read it right
+        after :meth:`step`. A capacity with ``overflow: charge`` charges the volume of a node, not
+        of a SKU, so it is not split: ValueError.
+        """
+        if self.has_capacity and self.config.overflow == "charge":
+            raise ValueError("sku_profit: with overflow: charge the overflow cost belongs to a node, not to a SKU")
+        st, flows = self.state, self.flows
+        sold, placed = flows.get("sold"), flows.get("ordered")
+        if sold is None or placed is None:
+            raise ValueError("sku_profit: no step has been taken yet")
+        short = st.last_demand - sold if self.lost_sales else st.backlog
+        expired = flows.get("expired")
+        # holding is charged on the period's end stock before the oldest units expire
+        end_stock = st.inventory.sum(-1) if expired is None else st.inventory.sum(-1) + expired
+        profit = (self._price * sold - self._penalty * short).sum(1)
+        profit = profit - (self._order_cost * placed + self._holding * end_stock).sum(1)
+        if self.uses_fixed_cost:
+            profit = profit - (self._fixed_cost * (placed > 0).to(torch.float32)).sum(1)
+        if expired is not None:
+            profit = profit - (expired * self._waste_cost).sum(1)
+        return profit
 
     def snapshot(self, env_index: int = 0) -> dict[str, np.ndarray]:
         i = env_index
