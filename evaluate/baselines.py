@@ -285,6 +285,9 @@ def _best_fixed_price(cfg: Any, tuning: Tuning) -> Factory:
 def _best_fixed_price_per_preference(cfg: Any, tuning: Tuning) -> Factory:
     """Every candidate fixed price measured once on the tuning seeds; each row plays the best at its preference.
 
+    All the tuning seeds are used (``best_fixed_price`` uses the first 32), so where two prices are
+    nearly as good the two baselines may settle on different ones.
+
     Rows acted on without a preference use the compared one (``tuning.weights`` times the
     objectives' utility scale, which is how ``paretochain evaluate`` derived the weights), or
     equal weights.
