@@ -666,7 +666,8 @@ class MOPPO(PreferenceConditionedActing):
         instance a baseline of :mod:`paretochain.agents.baselines`) drives this agent's
         environment for ``num_env_steps`` steps, rollout by rollout. After each rollout
         the actor is fitted to the teacher's actions (negative log-likelihood, with the
-        preferences drawn as in training, which the teacher ignores) and the vector
+        preferences drawn as in training, which the teacher is given: most baselines ignore them,
+        ``best_fixed_price_per_preference`` reads them) and the vector
         critic to the returns the teacher earned, with the update's minibatches and
         ``imitation_epochs`` and ``imitation_learning_rate`` (by default the update's
         epochs and learning rate). The observation and return normalisers learn from these

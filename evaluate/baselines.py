@@ -282,6 +282,24 @@ def _best_fixed_price(cfg: Any, tuning: Tuning) -> Factory:
     return lambda env: pr.FixedPricePolicy(env, ratio)
 
 
+def _best_fixed_price_per_preference(cfg: Any, tuning: Tuning) -> Factory:
+    """Every candidate fixed price measured once on the tuning seeds; each row plays the best at its preference.
+
+    All the tuning seeds are used (``best_fixed_price`` uses the first 32), so where two prices are
+    nearly as good the two baselines may settle on different ones.
+
+    Rows acted on without a preference use the compared one (``tuning.weights`` times the
+    objectives' utility scale, which is how ``paretochain evaluate`` derived the weights), or
+    equal weights.
+    """
+    from paretochain.agents.baselines import pricing as pr
+
+    tuned, _ = pr.tune_fixed_price_front(cfg, seeds=list(tuning.seeds), device=tuning.device)
+    default = None if tuning.weights is None else np.asarray(tuning.weights) * tuned.objective_scale
+    ratios, means, scale = tuned.price_ratios, tuned.mean_returns, tuned.objective_scale
+    return lambda env: pr.FixedPriceFrontPolicy(env, ratios, means, scale, default)
+
+
 def _myopic_price(cfg: Any, tuning: Tuning) -> Factory:
     from paretochain.agents.baselines import pricing as pr
 
@@ -310,6 +328,7 @@ def _pricing_dp_ok(cfg: Any) -> bool:
 PRICING_BASELINES: tuple[Baseline, ...] = (
     Baseline("fixed_list_price", _fixed_list_price),
     Baseline("best_fixed_price", _best_fixed_price),
+    Baseline("best_fixed_price_per_preference", _best_fixed_price_per_preference),
     Baseline("myopic", _myopic_price),
     Baseline("markdown", _markdown),
     Baseline("optimal_dp", _pricing_dp, _pricing_dp_ok),

@@ -66,9 +66,20 @@ def test_an_unknown_family_is_refused_naming_the_registered_ids() -> None:
         (
             "paretochain/Pricing-v0",
             "dp_single_sku",
-            ["fixed_list_price", "best_fixed_price", "myopic", "markdown", "optimal_dp"],
+            [
+                "fixed_list_price",
+                "best_fixed_price",
+                "best_fixed_price_per_preference",
+                "myopic",
+                "markdown",
+                "optimal_dp",
+            ],
         ),
-        ("paretochain/Pricing-v0", "default", ["fixed_list_price", "best_fixed_price", "myopic", "markdown"]),
+        (
+            "paretochain/Pricing-v0",
+            "default",
+            ["fixed_list_price", "best_fixed_price", "best_fixed_price_per_preference", "myopic", "markdown"],
+        ),
     ],
 )
 def test_the_baselines_that_apply_to_a_config_are_read_from_the_record(

@@ -3,10 +3,14 @@
 Every policy follows the contract of :class:`paretochain.agents.policy.Policy`:
 ``act(obs, preference=None, action_mask=None)`` on batched tensors in the flat
 observation layout of the Pricing family, returning actions the batched
-environment accepts (masks respected). Preferences are ignored: these are the
-planners' rules the learned policies are compared with.
+environment accepts (masks respected). Preferences are ignored, except by
+:class:`FixedPriceFrontPolicy`: these are the planners' rules the learned
+policies are compared with.
 
 - :class:`FixedPricePolicy`: the same price (list price by default) all season.
+- :class:`FixedPriceFrontPolicy` and :func:`tune_fixed_price_front`: for each row, the
+  fixed price whose mean return on training seeds is best at that row's preference (the
+  front of fixed prices; a teacher for preference-conditioned learners).
 - :class:`MyopicPolicy`: each period, the prices maximising this period's expected
   margin given expected demand (capped by the stock on hand), per SKU over the
   joint prices of its channels.
@@ -402,6 +406,40 @@ def per_sku_first(value: float | list[float]) -> float:
     return float(value[0] if isinstance(value, list) else value)
 
 
+def fixed_price_returns(
+    config: Any,
+    seeds: Sequence[int],
+    ratios: Sequence[float] | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[list[float], np.ndarray, Any]:
+    """Episode returns of fixed prices, every candidate on every seed in one batched run (common random numbers).
+
+    Args:
+        config: a Pricing config (name, path, mapping or instance).
+        seeds: training seeds.
+        ratios: candidate prices as multiples of list price (default: 0.5 to 1.5 in steps of 0.05,
+            each played at the allowed price nearest to it).
+        device: where the run goes.
+
+    Returns:
+        the candidates, their returns ``(candidates, seeds, k)`` and the batched env they played in.
+    """
+    from paretochain.envs.registration import make_vec
+    from paretochain.evaluate.rollout import rollout
+
+    cfg = PricingConfig.load(config)
+    grid = [float(r) for r in (ratios if ratios is not None else np.round(np.arange(0.5, 1.5001, 0.05), 2))]
+    if not grid or not all(math.isfinite(r) and r > 0 for r in grid):
+        raise ConfigError(f"fixed price candidates must be finite multiples of list price above 0, got {grid}")
+    if not seeds:
+        raise ConfigError("fixed price tuning needs at least one training seed")
+    n_seeds = len(seeds)
+    env = make_vec("paretochain/Pricing-v0", len(grid) * n_seeds, device=device, config=cfg, tensors=True)
+    ratio = torch.tensor([r for r in grid for _ in seeds], device=env.device)
+    result = rollout(env, FixedPricePolicy(env, ratio), [int(s) for _ in grid for s in seeds])
+    return grid, result.returns.reshape(len(grid), n_seeds, -1), env
+
+
 def tune_fixed_price(
     config: Any,
     seeds: Sequence[int],
@@ -424,16 +462,129 @@ def tune_fixed_price(
     Returns:
         the tuned policy (for any batch size) and the mean score of every candidate.
     """
-    from paretochain.envs.registration import make_vec
-    from paretochain.evaluate.rollout import rollout
-
-    cfg = PricingConfig.load(config)
-    grid = [float(r) for r in (ratios if ratios is not None else np.round(np.arange(0.5, 1.5001, 0.05), 2))]
-    n_seeds = len(seeds)
-    env = make_vec("paretochain/Pricing-v0", len(grid) * n_seeds, device=device, config=cfg, tensors=True)
-    ratio = torch.tensor([r for r in grid for _ in seeds], device=env.device)
-    result = rollout(env, FixedPricePolicy(env, ratio), [int(s) for _ in grid for s in seeds])
-    w = np.ones(result.returns.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
-    score = (result.returns @ w).reshape(len(grid), n_seeds).mean(axis=1)
+    grid, returns, env = fixed_price_returns(config, seeds, ratios, device)
+    w = np.ones(returns.shape[-1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    score = (returns @ w).mean(axis=1)
     table = dict(zip(grid, (float(v) for v in score)))
     return FixedPricePolicy(env.core, grid[int(np.argmax(score))]), table
+
+
+class FixedPriceFrontPolicy(_PricingPolicy):
+    """For each row, the fixed price whose mean return is best at that row's preference.
+
+    Holds the mean return per objective of a set of candidate fixed prices (measured once on
+    training seeds by :func:`tune_fixed_price_front`) and, for each row of a batch, plays all
+    season the candidate maximising ``sum_i w_i * mean_return_i / objective_scale_i``, with
+    ``w`` the row's preference: the best fixed price of every trade-off, read off the front
+    of fixed prices without a tuning run per preference. A preference-conditioned learner
+    imitating it starts from the tuned fixed price at each corner of the simplex (on the
+    default Pricing config: the list price at margin only, 1.1 times list price at
+    satisfaction only).
+
+    Args:
+        env: a Pricing environment (single or batched view) or its core.
+        price_ratios: ``(n,)`` candidate prices, multiples of list price (each played at the
+            allowed price nearest to it).
+        mean_returns: ``(n, k)`` mean episode return of each candidate per objective.
+        objective_scale: ``(k,)`` positive divisors of the objectives before weighing (default:
+            ``max(|reference point|, 1)``, the utility scale of ``paretochain evaluate``).
+        default_preference: ``(k,)`` preference of rows acted on without one (default: equal weights).
+
+    Raises:
+        ConfigError: shapes that do not agree, a value that is not finite, a ratio or scale
+            not above 0, or a default preference that is negative or sums to 0.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        price_ratios: Sequence[float] | np.ndarray,
+        mean_returns: np.ndarray,
+        objective_scale: Sequence[float] | np.ndarray | None = None,
+        default_preference: Sequence[float] | np.ndarray | None = None,
+    ) -> None:
+        super().__init__(env)
+        k = len(self.core.objectives)
+        ratios = np.asarray(price_ratios, dtype=np.float64).reshape(-1)
+        means = np.asarray(mean_returns, dtype=np.float64)
+        if ratios.size == 0 or means.shape != (ratios.size, k):
+            raise ConfigError(
+                f"FixedPriceFrontPolicy: mean_returns of shape {means.shape} for {ratios.size} price ratios "
+                f"and {k} objectives (expected ({ratios.size}, {k}))"
+            )
+        if not (np.isfinite(ratios).all() and (ratios > 0).all()):
+            raise ConfigError(f"FixedPriceFrontPolicy: price_ratios must be finite and above 0, got {ratios.tolist()}")
+        if not np.isfinite(means).all():
+            raise ConfigError("FixedPriceFrontPolicy: mean_returns holds a value that is not finite")
+        scale = (
+            np.maximum(np.abs(np.asarray(self.core.objectives.reference_point, dtype=np.float64)), 1.0)
+            if objective_scale is None
+            else np.asarray(objective_scale, dtype=np.float64).reshape(-1)
+        )
+        if scale.shape != (k,) or not (np.isfinite(scale).all() and (scale > 0).all()):
+            raise ConfigError(
+                f"FixedPriceFrontPolicy: objective_scale must be {k} finite values above 0, got {scale.tolist()}"
+            )
+        default = np.full(k, 1.0 / k) if default_preference is None else np.asarray(default_preference, np.float64)
+        if default.shape != (k,) or not np.isfinite(default).all() or (default < 0).any() or default.sum() <= 0:
+            raise ConfigError(
+                f"FixedPriceFrontPolicy: default_preference must be {k} finite weights, none negative, "
+                f"not all 0; got {default.tolist()}"
+            )
+        self.price_ratios = ratios
+        self.mean_returns = means
+        self.objective_scale = scale
+        self.default_preference = default / default.sum()
+        self._ratios = torch.as_tensor(ratios, dtype=torch.float32, device=self.device)
+        # (k, n): a preference row times this matrix scores every candidate
+        self._scaled = torch.as_tensor((means / scale).T, dtype=torch.float32, device=self.device)
+
+    def choose(self, preference: torch.Tensor | np.ndarray | None, batch: int) -> torch.Tensor:
+        """Index ``(batch,)`` of the candidate each row plays (the first of equals)."""
+        k = self._scaled.shape[0]
+        if preference is None:
+            preference = self.default_preference
+        pref = torch.as_tensor(preference, dtype=torch.float32, device=self.device)
+        if pref.dim() == 1:
+            pref = pref.unsqueeze(0)
+        if pref.dim() != 2 or pref.shape[1] != k or pref.shape[0] not in (1, batch):
+            raise ConfigError(
+                f"FixedPriceFrontPolicy: preference of shape {tuple(pref.shape)} for a batch of {batch} "
+                f"and {k} objectives (expected ({batch}, {k}) or ({k},))"
+            )
+        return (pref @ self._scaled).argmax(dim=1).expand(batch)
+
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        B = obs.shape[0]
+        ratio = self._ratios[self.choose(preference, B)]
+        target = ratio.view(B, 1, 1).expand(B, self.num_skus, self.num_channels)
+        return self.action_from_index(self.nearest(target, self.allowed(B, action_mask)))
+
+
+def tune_fixed_price_front(
+    config: Any,
+    seeds: Sequence[int],
+    ratios: Sequence[float] | None = None,
+    device: str | torch.device = "cpu",
+    objective_scale: Sequence[float] | np.ndarray | None = None,
+    default_preference: Sequence[float] | np.ndarray | None = None,
+) -> tuple[FixedPriceFrontPolicy, dict[float, list[float]]]:
+    """Measure every candidate fixed price once on training seeds: the :class:`FixedPriceFrontPolicy` of them.
+
+    Args:
+        config: a Pricing config (name, path, mapping or instance).
+        seeds: training seeds.
+        ratios: candidate prices as multiples of list price (default: 0.5 to 1.5 in steps of 0.05).
+        device: where the tuning runs.
+        objective_scale: see :class:`FixedPriceFrontPolicy`.
+        default_preference: see :class:`FixedPriceFrontPolicy`.
+
+    Returns:
+        the policy (for any batch size) and the mean return per objective of every candidate.
+    """
+    grid, returns, env = fixed_price_returns(config, seeds, ratios, device)
+    means = returns.mean(axis=1)
+    policy = FixedPriceFrontPolicy(env.core, grid, means, objective_scale, default_preference)
+    return policy, {r: [float(v) for v in row] for r, row in zip(grid, means)}
