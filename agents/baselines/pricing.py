@@ -115,6 +115,11 @@ class _PricingPolicy:
         action[:, : self.num_skus * self.num_channels] = price.reshape(B, -1)
         return action.clamp(self._box_low, self._box_high)
 
+    def play_ratio(self, ratio: torch.Tensor, batch: int, action_mask: torch.Tensor | None) -> torch.Tensor:
+        """The action pricing every SKU and channel at the allowed price nearest to ``ratio`` (one or ``(B,)``) x list."""
+        target = ratio.reshape(-1, 1, 1).expand(batch, self.num_skus, self.num_channels)
+        return self.action_from_index(self.nearest(target, self.allowed(batch, action_mask)))
+
     def nearest(self, target: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """Index of the allowed candidate nearest to ``target`` ``(B, K, C)`` (lower on ties)."""
         dist = (self.candidates.view(1, 1, *self.candidates.shape) - target.unsqueeze(-1)).abs()
@@ -137,9 +142,7 @@ class FixedPricePolicy(_PricingPolicy):
     def act(
         self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        B = obs.shape[0]
-        target = self.price_ratio.reshape(-1, 1, 1).expand(B, self.num_skus, self.num_channels)
-        return self.action_from_index(self.nearest(target, self.allowed(B, action_mask)))
+        return self.play_ratio(self.price_ratio, obs.shape[0], action_mask)
 
 
 class MyopicPolicy(_PricingPolicy):
@@ -231,8 +234,7 @@ class MarkdownPolicy(_PricingPolicy):
         B = obs.shape[0]
         elapsed = obs[:, self.layout.segments["calendar"].start + 2]
         ratio = torch.where(elapsed >= self.start, self.depth, torch.ones_like(self.depth)).expand(B)
-        target = ratio.view(B, 1, 1).expand(B, self.num_skus, self.num_channels)
-        return self.action_from_index(self.nearest(target, self.allowed(B, action_mask)))
+        return self.play_ratio(ratio, B, action_mask)
 
 
 def tune_markdown(
@@ -558,9 +560,7 @@ class FixedPriceFrontPolicy(_PricingPolicy):
         self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         B = obs.shape[0]
-        ratio = self._ratios[self.choose(preference, B)]
-        target = ratio.view(B, 1, 1).expand(B, self.num_skus, self.num_channels)
-        return self.action_from_index(self.nearest(target, self.allowed(B, action_mask)))
+        return self.play_ratio(self._ratios[self.choose(preference, B)], B, action_mask)
 
 
 def tune_fixed_price_front(
