@@ -179,7 +179,7 @@ class EpochAdapter:
 
     def observation(self, observation: dict[str, Any], open_now: np.ndarray, must: np.ndarray) -> np.ndarray:
         """The ``DispatchEpoch-v0`` observation of an epoch instance (times and distances in the file's units)."""
-        from paretochain.envs.dispatch.epoch import observation_vector
+        from paretochain.envs.dispatch.epoch import latest_departures, observation_vector, waiting_orders
 
         inst = observation["epoch_instance"]
         N, shown = self.max_orders, int(open_now.sum())
@@ -211,15 +211,15 @@ class EpochAdapter:
         num_epochs = self.end_epoch - self.start_epoch + 1
         # the latest departure from the depot that still serves each request, as DispatchEpoch-v0 computes it
         service = np.asarray(inst["service_times"], dtype=np.float64)[rows]
-        latest_start = np.minimum(tw[rows, 1], tw[0, 1] - service - matrix[rows, 0])
-        latest = np.where(latest_start >= tw[rows, 0], latest_start - matrix[0, rows], -np.inf)
-        waiting = ~must[:shown]
+        latest = latest_departures(tw[rows, 0], tw[rows, 1], service, matrix[:1, rows], matrix[rows, :1].T, tw[0, 1])
         slack = np.zeros(N)
         due_next = 0
         if epoch < self.end_epoch:
-            slack[:shown] = np.where(waiting, np.maximum(latest - EPOCH_DURATION_S, 0.0), 0.0) / T
-            next_is_last = epoch + 1 >= self.end_epoch
-            due_next = int((waiting & (next_is_last | (latest < 2 * EPOCH_DURATION_S))).sum())
+            wait, due = waiting_orders(
+                latest, ~must[:shown], EPOCH_DURATION_S, EPOCH_DURATION_S, epoch + 1 >= self.end_epoch
+            )
+            slack[:shown] = wait / T
+            due_next = int(due.sum())
         globals_ = np.array(
             [
                 float(observation["current_time"]) / T,

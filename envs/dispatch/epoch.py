@@ -469,11 +469,14 @@ class EpochDispatchEnv(gym.Env):
         in time (the best depot's; ``-inf`` for an order no departure serves)."""
         inst = self._instance()
         depots = np.unique(self.home)
-        out = inst.travel[depots][:, self.num_depots :]  # (depots, N)
-        back = inst.travel[self.num_depots :, depots].T
-        latest_start = np.minimum(inst.window_end + self.lateness_allowed, self.deadline - inst.service - back)
-        latest = np.where(latest_start >= inst.window_start, latest_start - out, -np.inf)
-        return latest.max(0)
+        return latest_departures(
+            inst.window_start,
+            inst.window_end + self.lateness_allowed,
+            inst.service,
+            inst.travel[depots][:, self.num_depots :],
+            inst.travel[self.num_depots :, depots].T,
+            self.deadline,
+        )
 
     def must_go(self) -> np.ndarray:
         """``(N,)`` open orders that cannot wait for the next epoch (every open order at the last epoch)."""
@@ -655,9 +658,8 @@ class EpochDispatchEnv(gym.Env):
             back_next = 0.0
         else:
             next_departure = self.departure_time(self.epoch + 1)
-            slack = np.where(waiting, np.maximum(latest - next_departure, 0.0), 0.0)
-            last_next = self.epoch + 1 >= self.num_epochs - 1
-            due_next = waiting & (last_next | (latest < self.departure_time(self.epoch + 2) - _EPS))
+            next_is_last = self.epoch + 1 >= self.num_epochs - 1
+            slack, due_next = waiting_orders(latest, waiting, next_departure, self.config.epoch.epoch_min, next_is_last)
             back_next = float((self.vehicle_free <= next_departure + _EPS).sum())
         globals_ = np.array(
             [
@@ -704,6 +706,40 @@ class EpochDispatchEnv(gym.Env):
             f"epoch {self.epoch}/{self.num_epochs} (t={self.clock:g} min): {int(self.served.sum())} served, "
             f"{open_now} open, {int(self.lost.sum())} lost, {len(self.trips)} trips"
         )
+
+
+def latest_departures(
+    window_start: np.ndarray,
+    window_end: np.ndarray,
+    service: np.ndarray,
+    travel_out: np.ndarray,
+    travel_back: np.ndarray,
+    deadline: float,
+) -> np.ndarray:
+    """``(N,)`` the latest departure from a depot that still serves each order (``-inf`` where none does).
+
+    Args:
+        window_start, window_end, service: ``(N,)`` per order (``window_end`` with any lateness allowed).
+        travel_out, travel_back: ``(depots, N)`` travel times from each depot to each order and back.
+        deadline: latest return to the depot.
+    """
+    latest_start = np.minimum(window_end, deadline - service - travel_back)
+    return np.where(latest_start >= window_start, latest_start - travel_out, -np.inf).max(0)
+
+
+def waiting_orders(
+    latest: np.ndarray, waiting: np.ndarray, next_departure: float, epoch_length: float, next_is_last: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wait slack and due-next flags of the orders that may wait (``waiting``), from their :func:`latest_departures`.
+
+    Returns:
+        ``(N,)`` how long after ``next_departure`` a vehicle can still leave for each waiting order (0 for the
+        others), and ``(N,)`` the waiting orders due at the next epoch: those a departure one epoch later no
+        longer serves, or all of them when the next epoch is the last.
+    """
+    slack = np.where(waiting, np.maximum(latest - next_departure, 0.0), 0.0)
+    due = waiting & (next_is_last | (latest < next_departure + epoch_length - _EPS))
+    return slack, due
 
 
 def observation_vector(
