@@ -152,6 +152,11 @@ def pareto_metrics(
     return mask, hypervolume(returns[mask], reference_point), expected_utility(returns, preferences, utility_scale)
 
 
+def utility_scale(reference_point: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Per-objective divisors of the returns before weighing: each reference point's magnitude, at least 1."""
+    return np.maximum(np.abs(np.asarray(reference_point, dtype=np.float64)), 1.0)
+
+
 def conditioned_utility(points: np.ndarray, preferences: np.ndarray, scale: Sequence[float] | np.ndarray) -> float:
     """Expected utility of a preference-conditioned policy: each preference scores its own point.
 

@@ -55,6 +55,7 @@ from paretochain.evaluate.pareto import (
     evaluate_pareto,
     expected_utility,
     hypervolume,
+    utility_scale,
 )
 from paretochain.evaluate.rollout import RolloutResult, rollout
 from paretochain.evaluate.scenarios import family_scenarios
@@ -157,7 +158,7 @@ def evaluate(
     seeds = TEST.first(episodes)  # disjoint from the tuning and the model-selection seeds
 
     objectives = cls.core_cls(cfg, num_envs=1, device="cpu").objectives  # type: ignore[call-arg]
-    scale = np.maximum(np.abs(objectives.reference_point), 1.0)
+    scale = utility_scale(objectives.reference_point)
     default_pref = policy.default_preference.numpy()
     # the baselines are tuned for the preference the learned policy is compared at
     factories = family_baselines(env_id, cfg, names=baselines, device=device, weights=default_pref / scale)

@@ -44,7 +44,13 @@ import numpy as np
 import yaml
 
 from paretochain.errors import ConfigError
-from paretochain.evaluate.pareto import default_preferences, expected_utility, hypervolume, non_dominated
+from paretochain.evaluate.pareto import (
+    default_preferences,
+    expected_utility,
+    hypervolume,
+    non_dominated,
+    utility_scale,
+)
 from paretochain.evaluate.report import _fmt, _png, write_pages
 from paretochain.evaluate.stats import mean_ci
 
@@ -171,7 +177,7 @@ def write_sweep_report(
     names = list(objectives.names)
     k = len(names)
     ref = np.asarray(trials[0].final["reference_point"], dtype=np.float64)
-    scale = np.maximum(np.abs(ref), 1.0)
+    scale = utility_scale(ref)
 
     # every trial's points
     rows: list[dict[str, Any]] = []

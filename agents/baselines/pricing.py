@@ -505,6 +505,8 @@ class FixedPriceFrontPolicy(_PricingPolicy):
         objective_scale: Sequence[float] | np.ndarray | None = None,
         default_preference: Sequence[float] | np.ndarray | None = None,
     ) -> None:
+        from paretochain.evaluate.pareto import utility_scale
+
         super().__init__(env)
         k = len(self.core.objectives)
         ratios = np.asarray(price_ratios, dtype=np.float64).reshape(-1)
@@ -519,7 +521,7 @@ class FixedPriceFrontPolicy(_PricingPolicy):
         if not np.isfinite(means).all():
             raise ConfigError("FixedPriceFrontPolicy: mean_returns holds a value that is not finite")
         scale = (
-            np.maximum(np.abs(np.asarray(self.core.objectives.reference_point, dtype=np.float64)), 1.0)
+            utility_scale(self.core.objectives.reference_point)
             if objective_scale is None
             else np.asarray(objective_scale, dtype=np.float64).reshape(-1)
         )
