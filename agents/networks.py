@@ -542,6 +542,9 @@ class ItemOrderActor(PerItemChoiceActor):
             empty = torch.zeros(0)
             for name in ("position_index", "position_weight", "ladder_periods", "target_init"):
                 self.register_buffer(name, empty.long() if name == "position_index" else empty, persistent=False)
+            # absent from the free-logits actor's parameters and state
+            self.register_buffer("target_bias", empty, persistent=False)
+            self.register_buffer("ladder_distinct", torch.zeros(0, dtype=torch.bool), persistent=False)
         else:
             expected = {
                 "position_index": (num_nodes, num_skus),
@@ -562,19 +565,14 @@ class ItemOrderActor(PerItemChoiceActor):
                 value = torch.as_tensor(order_up_to[name])
                 value = value.long() if name == "position_index" else value.to(torch.float32)
                 self.register_buffer(name, value.clone(), persistent=False)
-        # the item's own level (periods), beside what the shared network sets from the state: an
-        # order-up-to level differs by item, and a per-item constant is what a level is
-        if self.order_up_to:
+            # the item's own level (periods), beside what the shared network sets from the state: an
+            # order-up-to level differs by item, and a per-item constant is what a level is
             self.target_bias = nn.Parameter(torch.zeros(num_nodes, num_skus))
-        else:  # absent from the free-logits actor's parameters and state
-            self.register_buffer("target_bias", torch.zeros(0), persistent=False)
-        # with the order-up-to head, a ladder entry that orders what an earlier one orders is never chosen
-        # (small means round several entries to the same units; their scores would be equal)
-        distinct = torch.zeros(0, dtype=torch.bool)
-        if self.order_up_to:
+            # a ladder entry that orders what an earlier one orders is never chosen (small means round
+            # several entries to the same units; their scores would be equal)
             ladder = self.ladder_periods
             distinct = ~(ladder.unsqueeze(-1) == ladder.unsqueeze(-2)).tril(-1).any(-1)
-        self.register_buffer("ladder_distinct", distinct, persistent=False)
+            self.register_buffer("ladder_distinct", distinct, persistent=False)
 
     def item_inputs(self, obs: torch.Tensor, preference: torch.Tensor) -> torch.Tensor:
         """The shared network's input per item: ``(B, num_nodes, num_skus, width)``."""
