@@ -300,6 +300,47 @@ def _best_fixed_price_per_preference(cfg: Any, tuning: Tuning) -> Factory:
     return lambda env: pr.FixedPriceFrontPolicy(env, ratios, means, scale, default)
 
 
+def _price_rules(cfg: Any, tuning: Tuning) -> tuple[np.ndarray, np.ndarray]:
+    """Every candidate fixed price and stock-cover rule with its mean returns, measured once per tuning.
+
+    On the tuning seeds and 1,024 selection seeds (``price_rule_seeds``): the best of hundreds of
+    rules on 64 episodes is flattered by its luck on them.
+    """
+    from paretochain.agents.baselines import pricing as pr
+
+    seeds = pr.price_rule_seeds(tuning.seeds)
+    return tuning.once("pricing_rules", lambda: pr.measure_price_rules(cfg, seeds, device=tuning.device))  # type: ignore[no-any-return]
+
+
+def _best_price_rule_per_preference(cfg: Any, tuning: Tuning) -> Factory:
+    """Each row plays the fixed price or stock-cover rule with the best mean return at its preference.
+
+    Rows acted on without a preference use the compared one, as ``best_fixed_price_per_preference``.
+    """
+    from paretochain.agents.baselines import pricing as pr
+    from paretochain.evaluate.pareto import utility_scale
+
+    rules, means = _price_rules(cfg, tuning)
+    weights = tuning.weights
+
+    def build(env: Any) -> Any:
+        scale = utility_scale(pr.pricing_core(env).objectives.reference_point)
+        default = None if weights is None else np.asarray(weights) * scale
+        return pr.PriceRuleFrontPolicy(env, rules, means, scale, default)
+
+    return build
+
+
+def _stock_cover(cfg: Any, tuning: Tuning) -> Factory:
+    """The stock-cover rule (one that moves the price) with the best mean return at the compared preference."""
+    from paretochain.agents.baselines import pricing as pr
+
+    rules, means = _price_rules(cfg, tuning)
+    moving = pr.moves_price(rules)
+    rule = [float(v) for v in pr.best_rule(rules[moving], means[moving], tuning.weights)]
+    return lambda env: pr.StockCoverPolicy(env, *rule)
+
+
 def _myopic_price(cfg: Any, tuning: Tuning) -> Factory:
     from paretochain.agents.baselines import pricing as pr
 
@@ -329,6 +370,8 @@ PRICING_BASELINES: tuple[Baseline, ...] = (
     Baseline("fixed_list_price", _fixed_list_price),
     Baseline("best_fixed_price", _best_fixed_price),
     Baseline("best_fixed_price_per_preference", _best_fixed_price_per_preference),
+    Baseline("stock_cover", _stock_cover),
+    Baseline("best_price_rule_per_preference", _best_price_rule_per_preference),
     Baseline("myopic", _myopic_price),
     Baseline("markdown", _markdown),
     Baseline("optimal_dp", _pricing_dp, _pricing_dp_ok),
@@ -336,13 +379,14 @@ PRICING_BASELINES: tuple[Baseline, ...] = (
 
 
 def pricing_fronts(cfg: Any) -> dict[str, BaselineFront]:
-    """The fixed price and the markdown depth, as multiples of list price."""
+    """The fixed price and the markdown depth, as multiples of list price; the stock-cover rule's cover."""
     import torch
 
     from paretochain.agents.baselines import pricing as pr
 
     ratios = [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4]
     depths = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    covers = [0.0, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5]
 
     def fixed(env: Any, n: int) -> Any:
         return pr.FixedPricePolicy(env, torch.tensor(ratios, device=env.device).repeat_interleave(n))
@@ -351,7 +395,14 @@ def pricing_fronts(cfg: Any) -> dict[str, BaselineFront]:
         depth = torch.tensor(depths, device=env.device).repeat_interleave(n)
         return pr.MarkdownPolicy(env, 0.5, depth)
 
+    def stock_cover(env: Any, n: int) -> Any:
+        low = torch.tensor(covers, device=env.device).repeat_interleave(n)
+        return pr.StockCoverPolicy(env, 1.0, low, 1.1)
+
     return {
         "fixed_price": BaselineFront("price, multiple of list price", ratios, fixed),
+        "stock_cover": BaselineFront(
+            "cover of the rest of the season below which the price rises to 1.1 x list", covers, stock_cover
+        ),
         "markdown": BaselineFront("marked-down price from mid-season, multiple of list price", depths, markdown),
     }

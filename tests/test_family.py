@@ -70,6 +70,8 @@ def test_an_unknown_family_is_refused_naming_the_registered_ids() -> None:
                 "fixed_list_price",
                 "best_fixed_price",
                 "best_fixed_price_per_preference",
+                "stock_cover",
+                "best_price_rule_per_preference",
                 "myopic",
                 "markdown",
                 "optimal_dp",
@@ -78,7 +80,15 @@ def test_an_unknown_family_is_refused_naming_the_registered_ids() -> None:
         (
             "paretochain/Pricing-v0",
             "default",
-            ["fixed_list_price", "best_fixed_price", "best_fixed_price_per_preference", "myopic", "markdown"],
+            [
+                "fixed_list_price",
+                "best_fixed_price",
+                "best_fixed_price_per_preference",
+                "stock_cover",
+                "best_price_rule_per_preference",
+                "myopic",
+                "markdown",
+            ],
         ),
     ],
 )

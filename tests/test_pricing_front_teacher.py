@@ -75,7 +75,7 @@ def test_the_tuned_front_holds_each_candidates_returns_and_matches_the_fixed_pri
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"mean_returns": MEANS[:2]}, r"mean_returns of shape \(2, 3\) for 3 price ratios"),
+        ({"mean_returns": MEANS[:2]}, r"mean_returns of shape \(2, 3\) for 3 price rules"),
         ({"mean_returns": np.where(MEANS == 0.95, np.nan, MEANS)}, "not finite"),
         ({"price_ratios": [0.8, -1.0, 1.2]}, "price_ratios must be finite and above 0"),
         ({"objective_scale": [100.0, 0.0, 10.0]}, "objective_scale must be 3 finite values above 0"),
@@ -117,7 +117,7 @@ def test_the_front_is_a_pricing_baseline_and_an_unknown_or_foreign_teacher_is_on
 
 def test_the_packaged_pricing_run_imitates_the_front_first_and_trains_without_an_anchor() -> None:
     run = load_run_config("pricing_mo_ppo")
-    assert run.imitation is not None and run.imitation.baseline == "best_fixed_price_per_preference"
+    assert run.imitation is not None and run.imitation.baseline == "best_price_rule_per_preference"
     assert run.imitation.env_steps > 0
     # an anchor to the imitated fixed prices kept dp_single_sku's margin corner below 0.995 of the DP optimum
     assert run.hyperparameters.get("anchor_coef", 0.0) == 0.0
@@ -145,4 +145,4 @@ def test_a_tiny_packaged_pricing_run_imitates_the_front_before_training(tmp_path
     result = train(load_run_config("pricing_mo_ppo", overrides), progress=False)
     assert result.metrics["env_steps"] == 128  # imitation is not part of the training budget
     state = load_checkpoint(checkpoints(result.run_dir)[-1])["agent"]
-    assert state["imitation"] == {"steps": 64, "teacher": "FixedPriceFrontPolicy"}
+    assert state["imitation"] == {"steps": 64, "teacher": "PriceRuleFrontPolicy"}

@@ -59,14 +59,12 @@ from paretochain.agents.baselines.warehouse import _core
 from paretochain.envs.registration import make_vec
 from paretochain.envs.warehouse.config import WarehouseConfig
 from paretochain.envs.warehouse.core import WarehouseCore
-from paretochain.seeds import TRAINING, TUNING_EPISODES, TUNING_SEEDS
+from paretochain.seeds import SELECTION_SEEDS as SELECTION_SEEDS  # scored on again to choose among candidates
+from paretochain.seeds import TUNING_SEEDS
 
 #: periods simulated before costs are counted, and periods counted, by default
 WARMUP_PERIODS = 50
 WINDOW_PERIODS = 200
-#: training seeds a heuristic's best candidates are scored on again to choose among them (the
-#: 4,096 after the tuning seeds): 64 episodes cannot tell apart costs 0.5% apart
-SELECTION_SEEDS: tuple[int, ...] = tuple(TRAINING.first(TUNING_EPISODES + 4096)[TUNING_EPISODES:])
 #: candidates of a grid scored again on the selection seeds
 FINALISTS = 32
 

@@ -1,13 +1,20 @@
-"""Pricing baselines: fixed list price, myopic, a tuned markdown schedule and exact dynamic programming.
+"""Pricing baselines: fixed prices, stock-cover rules, myopic, a tuned markdown schedule and exact dynamic programming.
 
 Every policy follows the contract of :class:`paretochain.agents.policy.Policy`:
 ``act(obs, preference=None, action_mask=None)`` on batched tensors in the flat
 observation layout of the Pricing family, returning actions the batched
 environment accepts (masks respected). Preferences are ignored, except by
-:class:`FixedPriceFrontPolicy`: these are the planners' rules the learned
-policies are compared with.
+:class:`PriceRuleFrontPolicy` and :class:`FixedPriceFrontPolicy`: these are the
+planners' rules the learned policies are compared with.
 
 - :class:`FixedPricePolicy`: the same price (list price by default) all season.
+- :class:`StockCoverPolicy` and :func:`tune_stock_cover`: the price moves with the stock's
+  cover of the rest of the season (on hand over the units expected to be asked at list price,
+  :func:`sales_to_go`): it rises when the stock will run short and falls when it will be
+  left over, every channel of a SKU together, and is held otherwise.
+- :class:`PriceRuleFrontPolicy` and :func:`tune_price_rule_front`: for each row, the fixed
+  price or stock-cover rule whose mean return on training seeds is best at that row's
+  preference (a teacher for preference-conditioned learners).
 - :class:`FixedPriceFrontPolicy` and :func:`tune_fixed_price_front`: for each row, the
   fixed price whose mean return on training seeds is best at that row's preference (the
   front of fixed prices; a teacher for preference-conditioned learners).
@@ -471,77 +478,213 @@ def tune_fixed_price(
     return FixedPricePolicy(env.core, grid[int(np.argmax(score))]), table
 
 
-class FixedPriceFrontPolicy(_PricingPolicy):
-    """For each row, the fixed price whose mean return is best at that row's preference.
+#: The columns of a price rule row (:class:`StockCoverPolicy`): the opening price, then the
+#: markup below a cover and the markdown above one late in the season.
+RULE_FIELDS = ("start", "low_cover", "markup", "high_cover", "markdown_from", "markdown")
 
-    Holds the mean return per objective of a set of candidate fixed prices (measured once on
-    training seeds by :func:`tune_fixed_price_front`) and, for each row of a batch, plays all
-    season the candidate maximising ``sum_i w_i * mean_return_i / objective_scale_i``, with
-    ``w`` the row's preference: the best fixed price of every trade-off, read off the front
-    of fixed prices without a tuning run per preference. A preference-conditioned learner
-    imitating it starts from the tuned fixed price at each corner of the simplex (on the
-    default Pricing config: the list price at margin only, 1.1 times list price at
-    satisfaction only).
+
+def fixed_price_rules(ratios: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Rule rows ``(n, 6)`` that hold each price ratio all season (no markup, no markdown)."""
+    r = np.asarray(ratios, dtype=np.float64).reshape(-1)
+    return np.stack([r, np.zeros_like(r), r, np.zeros_like(r), np.full_like(r, 2.0), r], axis=1)
+
+
+def stock_cover_rules(
+    starts: Sequence[float] = (1.0, 1.1, 1.2, 1.3),
+    low_covers: Sequence[float] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    rises: Sequence[float] = (0.1, 0.2),
+    high_covers: Sequence[float] = (1.0, 1.2, 1.5),
+    markdown_froms: Sequence[float] = (0.0, 0.5),
+    cuts: Sequence[float] = (0.1, 0.2),
+) -> np.ndarray:
+    """The default candidate stock-cover rules, rows of :data:`RULE_FIELDS`.
+
+    Every opening price (multiple of list price) with every cover below which the price rises
+    by a rise (0: never), and either no markdown or every cover above which, from every share of
+    the season, the price falls by a cut: the markup and the markdown are the opening price plus
+    the rise and minus the cut.
+    """
+    rows: list[tuple[float, ...]] = []
+    for start in starts:
+        for low in low_covers:
+            for rise in rises[:1] if low == 0 else rises:
+                up = round(start + rise, 4)
+                rows.append((start, low, up, 0.0, 2.0, start))
+                for high in high_covers:
+                    for since in markdown_froms:
+                        for cut in cuts:
+                            rows.append((start, low, up, high, since, round(start - cut, 4)))
+    return np.asarray(rows, dtype=np.float64)
+
+
+def check_rules(rules: Any, where: str) -> np.ndarray:
+    """Rule rows as a float ``(n, 6)`` array; one ConfigError naming ``where`` for any other shape or value."""
+    r = np.asarray(rules, dtype=np.float64)
+    if r.ndim == 1:
+        r = r.reshape(1, -1)
+    if r.ndim != 2 or r.shape[1] != len(RULE_FIELDS) or r.shape[0] == 0:
+        raise ConfigError(
+            f"{where}: price rules must be rows of {len(RULE_FIELDS)} values {RULE_FIELDS}, got shape {r.shape}"
+        )
+    if not np.isfinite(r).all():
+        raise ConfigError(f"{where}: a price rule holds a value that is not finite")
+    prices = r[:, [0, 2, 5]]
+    if (prices <= 0).any() or (r[:, [1, 3, 4]] < 0).any():
+        raise ConfigError(
+            f"{where}: price rule prices (start, markup, markdown) must be above 0 and covers and markdown_from "
+            f"not below 0; got {r[(prices <= 0).any(axis=1) | (r[:, [1, 3, 4]] < 0).any(axis=1)][0].tolist()}"
+        )
+    return r
+
+
+def sales_to_go(core: PricingCore) -> torch.Tensor:
+    """Expected units asked per SKU from each period to the season's end at list price, ``(T + 1, K)``.
+
+    Every channel at list price, customers' reference prices at list price and the competitor
+    at its long-run price (``demand.competitor.mean_ratio``); row ``T`` is 0. The yardstick a
+    planner holds the stock on hand against: its cover of the rest of the season.
+    """
+    T, K, C = core.horizon, core.num_skus, core.num_channels
+    t = torch.arange(T, device=core.device)
+    ones = torch.ones(T, K, C, device=core.device)
+    comp = torch.full((T, K), float(core.config.demand.competitor.mean_ratio), device=core.device)
+    asked = core.demand.expected_demand(ones, t, ones, comp, None).sum(-1)  # (T, K)
+    to_go = asked.flip(0).cumsum(0).flip(0)
+    return torch.cat([to_go, torch.zeros(1, K, device=core.device)])
+
+
+class StockCoverPolicy(_PricingPolicy):
+    """A planner's rule: move the price with the stock's cover of the rest of the season.
+
+    A SKU's cover is its stock on hand over the units expected to be asked for it from this
+    period to the season's end at list price (:func:`sales_to_go`). The season opens at
+    ``start`` times list price. Each period, from the prices of the last period (per channel):
+
+    - where the cover is below ``low_cover``, the price rises to at least ``markup`` (scarce
+      stock is sold dearer, and lasts to the season's end instead of running out);
+    - else, from the share ``markdown_from`` of the season on, where the cover is above
+      ``high_cover``, the price falls to at most ``markdown`` (slow stock is cleared).
+
+    Otherwise the price is held, so the rule changes a price only when the stock calls for
+    it, every channel of a SKU together. ``low_cover=0`` with ``markdown_from`` above 1 is a
+    fixed price. Parameters are one value or ``(B,)`` (a rule per row).
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        start: float | torch.Tensor = 1.0,
+        low_cover: float | torch.Tensor = 0.0,
+        markup: float | torch.Tensor = 1.0,
+        high_cover: float | torch.Tensor = 0.0,
+        markdown_from: float | torch.Tensor = 2.0,
+        markdown: float | torch.Tensor = 1.0,
+    ) -> None:
+        super().__init__(env)
+        values = [
+            torch.as_tensor(v, dtype=torch.float32).reshape(-1)
+            for v in (start, low_cover, markup, high_cover, markdown_from, markdown)
+        ]
+        rows = max(v.numel() for v in values)
+        self.rules = torch.stack([v.expand(rows) for v in values], dim=1).to(self.device)
+        check_rules(self.rules.cpu().numpy(), type(self).__name__)
+        self._setup_rules()
+
+    def _setup_rules(self) -> None:
+        if "price" not in self.layout.segments:
+            raise ConfigError(f"{type(self).__name__}: the observation has no last prices to hold")
+        self.to_go = sales_to_go(self.core)
+
+    def play_rules(self, obs: torch.Tensor, rules: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:
+        """The action of rule rows ``(B, 6)`` (or one row) in the states ``obs``."""
+        B = obs.shape[0]
+        r = rules.expand(B, -1)
+        t = self.period(obs).clamp(0, self.core.horizon)
+        last = self.block(obs, "price")
+        assert last is not None
+        price = torch.where((t == 0).view(B, 1, 1), r[:, 0].view(B, 1, 1), last)
+        on_hand = self.block(obs, "on_hand")
+        assert on_hand is not None
+        cover = on_hand / self.to_go[t].clamp(min=1e-6)  # (B, K)
+        low = cover < r[:, 1:2]
+        price = torch.where(low.unsqueeze(-1), price.clamp(min=r[:, 2].view(B, 1, 1)), price)
+        late = (t.float() / self.core.horizon >= r[:, 4]).unsqueeze(1)
+        high = (cover > r[:, 3:4]) & late & ~low
+        price = torch.where(high.unsqueeze(-1), torch.minimum(price, r[:, 5].view(B, 1, 1)), price)
+        return self.action_from_index(self.nearest(price, self.allowed(B, action_mask)))
+
+    def act(
+        self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.play_rules(obs, self.rules, action_mask)
+
+
+class PriceRuleFrontPolicy(StockCoverPolicy):
+    """For each row, the price rule whose mean return is best at that row's preference.
+
+    Holds the mean return per objective of a set of candidate rules (:data:`RULE_FIELDS`
+    rows: fixed prices and stock-cover rules, measured once on training seeds by
+    :func:`tune_price_rule_front`) and, for each row of a batch, plays the candidate
+    maximising ``sum_i w_i * mean_return_i / objective_scale_i``, with ``w`` the row's
+    preference: the best planner's rule of every trade-off, read off the front of rules
+    without a tuning run per preference. A preference-conditioned learner imitating it
+    starts from the tuned rule at each corner of the simplex.
 
     Args:
         env: a Pricing environment (single or batched view) or its core.
-        price_ratios: ``(n,)`` candidate prices, multiples of list price (each played at the
-            allowed price nearest to it).
+        rules: ``(n, 6)`` candidate rules, rows of :data:`RULE_FIELDS`.
         mean_returns: ``(n, k)`` mean episode return of each candidate per objective.
         objective_scale: ``(k,)`` positive divisors of the objectives before weighing (default:
             ``max(|reference point|, 1)``, the utility scale of ``paretochain evaluate``).
         default_preference: ``(k,)`` preference of rows acted on without one (default: equal weights).
 
     Raises:
-        ConfigError: shapes that do not agree, a value that is not finite, a ratio or scale
+        ConfigError: shapes that do not agree, a value that is not finite, a price or scale
             not above 0, or a default preference that is negative or sums to 0.
     """
 
     def __init__(
         self,
         env: Any,
-        price_ratios: Sequence[float] | np.ndarray,
+        rules: Sequence[Sequence[float]] | np.ndarray,
         mean_returns: np.ndarray,
         objective_scale: Sequence[float] | np.ndarray | None = None,
         default_preference: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         from paretochain.evaluate.pareto import utility_scale
 
-        super().__init__(env)
+        _PricingPolicy.__init__(self, env)
+        name = type(self).__name__
         k = len(self.core.objectives)
-        ratios = np.asarray(price_ratios, dtype=np.float64).reshape(-1)
+        table = check_rules(rules, name)
         means = np.asarray(mean_returns, dtype=np.float64)
-        if ratios.size == 0 or means.shape != (ratios.size, k):
+        if means.shape != (table.shape[0], k):
             raise ConfigError(
-                f"FixedPriceFrontPolicy: mean_returns of shape {means.shape} for {ratios.size} price ratios "
-                f"and {k} objectives (expected ({ratios.size}, {k}))"
+                f"{name}: mean_returns of shape {means.shape} for {table.shape[0]} price rules "
+                f"and {k} objectives (expected ({table.shape[0]}, {k}))"
             )
-        if not (np.isfinite(ratios).all() and (ratios > 0).all()):
-            raise ConfigError(f"FixedPriceFrontPolicy: price_ratios must be finite and above 0, got {ratios.tolist()}")
         if not np.isfinite(means).all():
-            raise ConfigError("FixedPriceFrontPolicy: mean_returns holds a value that is not finite")
+            raise ConfigError(f"{name}: mean_returns holds a value that is not finite")
         scale = (
             utility_scale(self.core.objectives.reference_point)
             if objective_scale is None
             else np.asarray(objective_scale, dtype=np.float64).reshape(-1)
         )
         if scale.shape != (k,) or not (np.isfinite(scale).all() and (scale > 0).all()):
-            raise ConfigError(
-                f"FixedPriceFrontPolicy: objective_scale must be {k} finite values above 0, got {scale.tolist()}"
-            )
+            raise ConfigError(f"{name}: objective_scale must be {k} finite values above 0, got {scale.tolist()}")
         default = np.full(k, 1.0 / k) if default_preference is None else np.asarray(default_preference, np.float64)
         if default.shape != (k,) or not np.isfinite(default).all() or (default < 0).any() or default.sum() <= 0:
             raise ConfigError(
-                f"FixedPriceFrontPolicy: default_preference must be {k} finite weights, none negative, "
-                f"not all 0; got {default.tolist()}"
+                f"{name}: default_preference must be {k} finite weights, none negative, not all 0; got {default.tolist()}"
             )
-        self.price_ratios = ratios
+        self.rule_table = table
         self.mean_returns = means
         self.objective_scale = scale
         self.default_preference = default / default.sum()
-        self._ratios = torch.as_tensor(ratios, dtype=torch.float32, device=self.device)
+        self.rules = torch.as_tensor(table, dtype=torch.float32, device=self.device)
         # (k, n): a preference row times this matrix scores every candidate
         self._scaled = torch.as_tensor((means / scale).T, dtype=torch.float32, device=self.device)
+        self._setup_rules()
 
     def choose(self, preference: torch.Tensor | np.ndarray | None, batch: int) -> torch.Tensor:
         """Index ``(batch,)`` of the candidate each row plays (the first of equals)."""
@@ -553,7 +696,7 @@ class FixedPriceFrontPolicy(_PricingPolicy):
             pref = pref.unsqueeze(0)
         if pref.dim() != 2 or pref.shape[1] != k or pref.shape[0] not in (1, batch):
             raise ConfigError(
-                f"FixedPriceFrontPolicy: preference of shape {tuple(pref.shape)} for a batch of {batch} "
+                f"{type(self).__name__}: preference of shape {tuple(pref.shape)} for a batch of {batch} "
                 f"and {k} objectives (expected ({batch}, {k}) or ({k},))"
             )
         return (pref @ self._scaled).argmax(dim=1).expand(batch)
@@ -561,8 +704,42 @@ class FixedPriceFrontPolicy(_PricingPolicy):
     def act(
         self, obs: torch.Tensor, preference: torch.Tensor | None = None, action_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        B = obs.shape[0]
-        return self.play_ratio(self._ratios[self.choose(preference, B)], B, action_mask)
+        return self.play_rules(obs, self.rules[self.choose(preference, obs.shape[0])], action_mask)
+
+
+class FixedPriceFrontPolicy(PriceRuleFrontPolicy):
+    """For each row, the fixed price whose mean return is best at that row's preference.
+
+    The :class:`PriceRuleFrontPolicy` of fixed prices only: each row plays, all season, the
+    candidate price maximising ``sum_i w_i * mean_return_i / objective_scale_i`` at its
+    preference (on the default Pricing config: the list price at margin only, 1.1 times
+    list price at satisfaction only).
+
+    Args:
+        env: a Pricing environment (single or batched view) or its core.
+        price_ratios: ``(n,)`` candidate prices, multiples of list price (each played at the
+            allowed price nearest to it).
+        mean_returns: ``(n, k)`` mean episode return of each candidate per objective.
+        objective_scale: see :class:`PriceRuleFrontPolicy`.
+        default_preference: see :class:`PriceRuleFrontPolicy`.
+
+    Raises:
+        ConfigError: as :class:`PriceRuleFrontPolicy`, and a ratio that is not finite or not above 0.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        price_ratios: Sequence[float] | np.ndarray,
+        mean_returns: np.ndarray,
+        objective_scale: Sequence[float] | np.ndarray | None = None,
+        default_preference: Sequence[float] | np.ndarray | None = None,
+    ) -> None:
+        ratios = np.asarray(price_ratios, dtype=np.float64).reshape(-1)
+        if ratios.size == 0 or not (np.isfinite(ratios).all() and (ratios > 0).all()):
+            raise ConfigError(f"FixedPriceFrontPolicy: price_ratios must be finite and above 0, got {ratios.tolist()}")
+        super().__init__(env, fixed_price_rules(ratios), mean_returns, objective_scale, default_preference)
+        self.price_ratios = ratios
 
 
 def tune_fixed_price_front(
@@ -590,3 +767,127 @@ def tune_fixed_price_front(
     means = returns.mean(axis=1)
     policy = FixedPriceFrontPolicy(env.core, grid, means, objective_scale, default_preference)
     return policy, {r: [float(v) for v in row] for r, row in zip(grid, means)}
+
+
+#: Selection seeds the price rules are measured on besides the tuning seeds: the best of some
+#: 300 rules on 64 episodes was flattered by its luck (on ``dp_single_sku`` a stock-cover rule
+#: beat the best fixed price there and lost to it by 1.8% on the test episodes).
+RULE_SELECTION_EPISODES = 1024
+#: Most environments run side by side when measuring rules (the rest wait for the next batch).
+RULE_BATCH_ENVS = 65_536
+
+
+def price_rule_seeds(tuning_seeds: Sequence[int]) -> list[int]:
+    """The tuning seeds and the first :data:`RULE_SELECTION_EPISODES` selection seeds not among them."""
+    from paretochain.seeds import SELECTION_SEEDS
+
+    given = [int(s) for s in tuning_seeds]
+    taken = set(given)
+    return given + [s for s in SELECTION_SEEDS if s not in taken][:RULE_SELECTION_EPISODES]
+
+
+def price_rule_returns(
+    config: Any, seeds: Sequence[int], rules: np.ndarray, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, Any]:
+    """Episode returns ``(rules, seeds, k)`` of price rules, every rule on every seed (common random numbers).
+
+    Rules play side by side in batches of at most :data:`RULE_BATCH_ENVS` environments; every
+    rule meets the same draws on a seed where its prices do not change them. Also returns the
+    last batched environment.
+    """
+    from paretochain.envs.registration import make_vec
+    from paretochain.evaluate.rollout import rollout
+
+    cfg = PricingConfig.load(config)
+    table = check_rules(rules, "price rule tuning")
+    if not seeds:
+        raise ConfigError("price rule tuning needs at least one training seed")
+    n_seeds = len(seeds)
+    per_batch = max(1, RULE_BATCH_ENVS // n_seeds)
+    parts, env = [], None
+    for first in range(0, table.shape[0], per_batch):
+        chunk = table[first : first + per_batch]
+        if env is None or env.core.num_envs != chunk.shape[0] * n_seeds:
+            env = make_vec("paretochain/Pricing-v0", chunk.shape[0] * n_seeds, device=device, config=cfg, tensors=True)
+        rows = torch.as_tensor(np.repeat(chunk, n_seeds, axis=0), dtype=torch.float32, device=env.device)
+        result = rollout(env, StockCoverPolicy(env, *rows.T), [int(s) for _ in range(chunk.shape[0]) for s in seeds])
+        parts.append(result.returns.reshape(chunk.shape[0], n_seeds, -1))
+    return np.concatenate(parts), env
+
+
+def default_price_rules() -> np.ndarray:
+    """Fixed prices from 0.5 to 1.5 x list price in steps of 0.05, then :func:`stock_cover_rules`."""
+    return np.concatenate([fixed_price_rules(np.round(np.arange(0.5, 1.5001, 0.05), 2)), stock_cover_rules()])
+
+
+def moves_price(rules: np.ndarray) -> np.ndarray:
+    """Bool per rule row: whether it can move the price (a markup cover above 0 or a markdown within the season)."""
+    return (rules[:, 1] > 0) | (rules[:, 4] <= 1.0)
+
+
+def measure_price_rules(
+    config: Any, seeds: Sequence[int], rules: np.ndarray | None = None, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate rules (default: :func:`default_price_rules`) and their mean returns ``(n, k)`` on ``seeds``."""
+    table = default_price_rules() if rules is None else check_rules(rules, "measure_price_rules")
+    returns, _ = price_rule_returns(config, seeds, table, device)
+    return table, returns.mean(axis=1)
+
+
+def best_rule(rules: np.ndarray, means: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
+    """The row of ``rules`` with the best mean scalarised return ``means @ weights`` (default weights: all ones)."""
+    w = np.ones(means.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    return rules[int(np.argmax(means @ w))]
+
+
+def tune_stock_cover(
+    config: Any,
+    seeds: Sequence[int],
+    weights: Sequence[float] | None = None,
+    rules: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[StockCoverPolicy, np.ndarray, np.ndarray]:
+    """Pick the stock-cover rule with the best mean scalarised return on training seeds.
+
+    Args:
+        config: a Pricing config (name, path, mapping or instance).
+        seeds: training seeds.
+        weights: per-objective weights of the scalarised return (default: all ones).
+        rules: candidate rules (default: :func:`stock_cover_rules`).
+        device: where the tuning runs.
+
+    Returns:
+        the tuned policy (for any batch size), the candidate rules and their mean scores.
+    """
+    table = stock_cover_rules() if rules is None else check_rules(rules, "tune_stock_cover")
+    returns, env = price_rule_returns(config, seeds, table, device)
+    w = np.ones(returns.shape[-1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    score = (returns @ w).mean(axis=1)
+    return StockCoverPolicy(env.core, *(float(v) for v in best_rule(table, score[:, None], [1.0]))), table, score
+
+
+def tune_price_rule_front(
+    config: Any,
+    seeds: Sequence[int],
+    rules: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+    objective_scale: Sequence[float] | np.ndarray | None = None,
+    default_preference: Sequence[float] | np.ndarray | None = None,
+) -> tuple[PriceRuleFrontPolicy, np.ndarray]:
+    """Measure every candidate rule once on training seeds: the :class:`PriceRuleFrontPolicy` of them.
+
+    Args:
+        config: a Pricing config (name, path, mapping or instance).
+        seeds: training seeds.
+        rules: candidate rules (default: :func:`default_price_rules`).
+        device: where the tuning runs.
+        objective_scale: see :class:`PriceRuleFrontPolicy`.
+        default_preference: see :class:`PriceRuleFrontPolicy`.
+
+    Returns:
+        the policy (for any batch size) and the mean return per objective of every candidate ``(n, k)``.
+    """
+    table = default_price_rules() if rules is None else check_rules(rules, "tune_price_rule_front")
+    returns, env = price_rule_returns(config, seeds, table, device)
+    means = returns.mean(axis=1)
+    return PriceRuleFrontPolicy(env.core, table, means, objective_scale, default_preference), means
