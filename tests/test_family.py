@@ -42,6 +42,18 @@ def test_an_unknown_family_is_refused_naming_the_registered_ids() -> None:
         get_family("retail")
 
 
+#: the Pricing baselines every config has (the DP needs a small instance)
+PRICING_RULES = [
+    "fixed_list_price",
+    "best_fixed_price",
+    "best_fixed_price_per_preference",
+    "stock_cover",
+    "best_price_rule_per_preference",
+    "myopic",
+    "markdown",
+]
+
+
 @pytest.mark.parametrize(
     ("env_id", "config", "expected"),
     [
@@ -63,33 +75,8 @@ def test_an_unknown_family_is_refused_naming_the_registered_ids() -> None:
             ],
         ),
         ("paretochain/Dispatch-v0", "default", ["nearest_neighbour", "pyvrp_rolling", "pyvrp_hindsight"]),
-        (
-            "paretochain/Pricing-v0",
-            "dp_single_sku",
-            [
-                "fixed_list_price",
-                "best_fixed_price",
-                "best_fixed_price_per_preference",
-                "stock_cover",
-                "best_price_rule_per_preference",
-                "myopic",
-                "markdown",
-                "optimal_dp",
-            ],
-        ),
-        (
-            "paretochain/Pricing-v0",
-            "default",
-            [
-                "fixed_list_price",
-                "best_fixed_price",
-                "best_fixed_price_per_preference",
-                "stock_cover",
-                "best_price_rule_per_preference",
-                "myopic",
-                "markdown",
-            ],
-        ),
+        ("paretochain/Pricing-v0", "dp_single_sku", [*PRICING_RULES, "optimal_dp"]),
+        ("paretochain/Pricing-v0", "default", PRICING_RULES),
     ],
 )
 def test_the_baselines_that_apply_to_a_config_are_read_from_the_record(

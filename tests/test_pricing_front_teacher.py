@@ -115,12 +115,12 @@ def test_the_front_is_a_pricing_baseline_and_an_unknown_or_foreign_teacher_is_on
     assert not any(tmp_path.iterdir())  # refused before anything is written
 
 
-def test_the_packaged_pricing_run_imitates_the_front_first_and_trains_without_an_anchor() -> None:
+def test_the_packaged_pricing_run_imitates_the_front_of_rules_first_and_anchors_ppo_to_it() -> None:
     run = load_run_config("pricing_mo_ppo")
     assert run.imitation is not None and run.imitation.baseline == "best_price_rule_per_preference"
     assert run.imitation.env_steps > 0
-    # an anchor to the imitated fixed prices kept dp_single_sku's margin corner below 0.995 of the DP optimum
-    assert run.hyperparameters.get("anchor_coef", 0.0) == 0.0
+    # the imitated rule is kept: without an anchor PPO drifted below it at default's margin-only corner
+    assert run.hyperparameters.get("anchor_coef", 0.0) > 0.0
 
 
 def test_mo_ppo_imitating_the_front_plays_the_teachers_price_at_each_corner() -> None:
