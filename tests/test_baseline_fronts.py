@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from paretochain.agents.baselines import pricing as pr
@@ -29,13 +30,23 @@ def test_each_point_of_a_swept_front_is_its_own_policy_played_alone() -> None:
     assert fill[-1] > fill[0]
 
 
-def test_pricing_fronts_sweep_the_fixed_price_and_the_markdown_depth() -> None:
+def test_pricing_fronts_sweep_the_fixed_price_the_stock_cover_and_the_markdown_depth() -> None:
     fronts = family_baseline_fronts("paretochain/Pricing-v0", "default")
-    assert set(fronts) == {"fixed_price", "markdown"}
+    assert set(fronts) == {"fixed_price", "stock_cover", "markdown"}
     env = make_vec("paretochain/Pricing-v0", 2 * len(fronts["fixed_price"].values), config="default", tensors=True)
     obs = env.core.reset(seeds=list(range(env.core.num_envs)))
     action = fronts["fixed_price"].policy(env, 2).act(obs, None, env.core.action_masks())
     assert torch.equal(action[0], action[1]) and not torch.equal(action[0], action[-1])  # pairs share a price
+    # the opening stock of SKU 0 (60 units) covers 1.04 of the season's expected asks at list price:
+    # the rules whose cover threshold is above that raise its price at once, the others hold list price
+    covers = fronts["stock_cover"].values
+    env = make_vec("paretochain/Pricing-v0", len(covers), config="default", tensors=True)
+    obs = env.core.reset(seeds=[0] * len(covers))
+    env.core.step(fronts["stock_cover"].policy(env, 1).act(obs, None, env.core.action_masks()))
+    cover = float(obs[0, 0]) / float(pr.sales_to_go(env.core)[0, 0])
+    played = env.core.state.price[:, 0, 0].tolist()
+    assert played == pytest.approx([1.1 if c > cover else 1.0 for c in covers])
+    assert 1.0 in played and 1.1 in [round(p, 4) for p in played]
     assert family_baseline_fronts("paretochain/Dispatch-v0", "default") == {}
 
 
