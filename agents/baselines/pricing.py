@@ -415,6 +415,10 @@ def per_sku_first(value: float | list[float]) -> float:
     return float(value[0] if isinstance(value, list) else value)
 
 
+#: The default candidate fixed prices, multiples of list price: 0.5 to 1.5 in steps of 0.05.
+FIXED_PRICE_GRID: tuple[float, ...] = tuple(float(r) for r in np.round(np.arange(0.5, 1.5001, 0.05), 2))
+
+
 def fixed_price_returns(
     config: Any,
     seeds: Sequence[int],
@@ -433,20 +437,11 @@ def fixed_price_returns(
     Returns:
         the candidates, their returns ``(candidates, seeds, k)`` and the batched env they played in.
     """
-    from paretochain.envs.registration import make_vec
-    from paretochain.evaluate.rollout import rollout
-
-    cfg = PricingConfig.load(config)
-    grid = [float(r) for r in (ratios if ratios is not None else np.round(np.arange(0.5, 1.5001, 0.05), 2))]
+    grid = [float(r) for r in (ratios if ratios is not None else FIXED_PRICE_GRID)]
     if not grid or not all(math.isfinite(r) and r > 0 for r in grid):
         raise ConfigError(f"fixed price candidates must be finite multiples of list price above 0, got {grid}")
-    if not seeds:
-        raise ConfigError("fixed price tuning needs at least one training seed")
-    n_seeds = len(seeds)
-    env = make_vec("paretochain/Pricing-v0", len(grid) * n_seeds, device=device, config=cfg, tensors=True)
-    ratio = torch.tensor([r for r in grid for _ in seeds], device=env.device)
-    result = rollout(env, FixedPricePolicy(env, ratio), [int(s) for _ in grid for s in seeds])
-    return grid, result.returns.reshape(len(grid), n_seeds, -1), env
+    returns, env = price_rule_returns(config, seeds, fixed_price_rules(grid), device)
+    return grid, returns, env
 
 
 def tune_fixed_price(
@@ -817,7 +812,7 @@ def price_rule_returns(
 
 def default_price_rules() -> np.ndarray:
     """Fixed prices from 0.5 to 1.5 x list price in steps of 0.05, then :func:`stock_cover_rules`."""
-    return np.concatenate([fixed_price_rules(np.round(np.arange(0.5, 1.5001, 0.05), 2)), stock_cover_rules()])
+    return np.concatenate([fixed_price_rules(FIXED_PRICE_GRID), stock_cover_rules()])
 
 
 def moves_price(rules: np.ndarray) -> np.ndarray:
@@ -861,9 +856,9 @@ def tune_stock_cover(
     """
     table = stock_cover_rules() if rules is None else check_rules(rules, "tune_stock_cover")
     returns, env = price_rule_returns(config, seeds, table, device)
-    w = np.ones(returns.shape[-1]) if weights is None else np.asarray(weights, dtype=np.float64)
-    score = (returns @ w).mean(axis=1)
-    return StockCoverPolicy(env.core, *(float(v) for v in best_rule(table, score[:, None], [1.0]))), table, score
+    means = returns.mean(axis=1)
+    w = np.ones(means.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    return StockCoverPolicy(env.core, *(float(v) for v in best_rule(table, means, w))), table, means @ w
 
 
 def tune_price_rule_front(
