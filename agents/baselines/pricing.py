@@ -829,7 +829,7 @@ def measure_price_rules(
     return table, returns.mean(axis=1)
 
 
-def best_rule(rules: np.ndarray, means: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
+def best_rule(rules: np.ndarray, means: np.ndarray, weights: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
     """The row of ``rules`` with the best mean scalarised return ``means @ weights`` (default weights: all ones)."""
     w = np.ones(means.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
     return rules[int(np.argmax(means @ w))]
