@@ -57,10 +57,11 @@ def test_an_upstream_node_reads_the_sum_of_its_warehouses_demand_and_each_item_i
     assert own[1, 2, 0] == 5.0 and float(own[:, :, 0].abs().sum()) == 5.0
 
 
-def test_the_exported_item_policy_returns_the_agents_orders(tmp_path: Path) -> None:
+@pytest.mark.parametrize("head", ["logits", "order_up_to"])
+def test_the_exported_item_policy_returns_the_agents_orders(head: str, tmp_path: Path) -> None:
     from paretochain.agents.export import export_policy, load_policy
 
-    agent = item_agent()
+    agent = item_agent() if head == "logits" else item_agent_order_up_to()
     path = export_policy(agent, tmp_path, pt2=False)
     loaded = load_policy(path)
     obs = agent.core.reset(seeds=[5, 6, 7, 8])
@@ -200,17 +201,6 @@ def test_imitating_base_stock_with_the_order_up_to_head_agrees_on_nearly_every_d
     agent.imitate(BaseStockPolicy(agent.env, levels), 16 * 40 * 4)
     taken = agent.act(obs, torch.tensor([1.0, 0.0, 0.0]))
     assert float((taken == labels).float().mean()) > 0.97
-
-
-def test_the_exported_order_up_to_policy_returns_the_agents_orders(tmp_path: Path) -> None:
-    from paretochain.agents.export import export_policy, load_policy
-
-    agent = item_agent_order_up_to()
-    path = export_policy(agent, tmp_path, pt2=False)
-    loaded = load_policy(path)
-    obs = agent.core.reset(seeds=[5, 6, 7, 8])
-    for pref in (None, torch.tensor([0.2, 0.5, 0.3])):
-        assert torch.equal(loaded.act(obs, pref, None).to(torch.int64), agent.act(obs, pref, None))
 
 
 def test_an_unknown_items_head_is_refused() -> None:
