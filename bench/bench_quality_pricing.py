@@ -61,6 +61,7 @@ from paretochain.agents.baselines.pricing import (
     RULE_FIELDS,
     DynamicProgrammingPolicy,
     FixedPricePolicy,
+    MarkdownPolicy,
     MyopicPolicy,
     StockCoverPolicy,
     best_rule,
@@ -235,8 +236,8 @@ def bench_instance(instance: str, args: argparse.Namespace, policy_files: list[s
         tuning["stock_cover"] = dict(zip(RULE_FIELDS, rule))
         policies["fixed_list_price"] = FixedPricePolicy
         policies["best_fixed_price"] = _with_env(FixedPricePolicy, float(fixed.price_ratio))
-        policies["markdown"] = _with_env_markdown(float(markdown.start), float(markdown.depth))
-        policies["stock_cover"] = _with_env_rule(rule)
+        policies["markdown"] = _with_env(MarkdownPolicy, float(markdown.start), float(markdown.depth))
+        policies["stock_cover"] = _with_env(StockCoverPolicy, *rule)
         policies["myopic"] = MyopicPolicy
         margin_only = np.count_nonzero(w) == 1 and names[int(np.argmax(w))] == "gross_margin"
         if dp is not None and margin_only:
@@ -261,18 +262,9 @@ def bench_instance(instance: str, args: argparse.Namespace, policy_files: list[s
     return entry
 
 
-def _with_env(cls: type, ratio: float) -> Callable[[Any], Any]:
-    return lambda env: cls(env, ratio)
-
-
-def _with_env_rule(rule: list[float]) -> Callable[[Any], Any]:
-    return lambda env: StockCoverPolicy(env, *rule)
-
-
-def _with_env_markdown(start: float, depth: float) -> Callable[[Any], Any]:
-    from paretochain.agents.baselines.pricing import MarkdownPolicy
-
-    return lambda env: MarkdownPolicy(env, start, depth)
+def _with_env(cls: type, *args: float) -> Callable[[Any], Any]:
+    """A factory of the batched env: ``cls(env, *args)``."""
+    return lambda env: cls(env, *args)
 
 
 def compare(
