@@ -676,6 +676,7 @@ class PriceRuleFrontPolicy(StockCoverPolicy):
         self.mean_returns = means
         self.objective_scale = scale
         self.default_preference = default / default.sum()
+        self._default = torch.as_tensor(self.default_preference, dtype=torch.float32, device=self.device)
         self.rules = torch.as_tensor(table, dtype=torch.float32, device=self.device)
         # (k, n): a preference row times this matrix scores every candidate
         self._scaled = torch.as_tensor((means / scale).T, dtype=torch.float32, device=self.device)
@@ -684,9 +685,11 @@ class PriceRuleFrontPolicy(StockCoverPolicy):
     def choose(self, preference: torch.Tensor | np.ndarray | None, batch: int) -> torch.Tensor:
         """Index ``(batch,)`` of the candidate each row plays (the first of equals)."""
         k = self._scaled.shape[0]
-        if preference is None:
-            preference = self.default_preference
-        pref = torch.as_tensor(preference, dtype=torch.float32, device=self.device)
+        pref = (
+            self._default
+            if preference is None
+            else torch.as_tensor(preference, dtype=torch.float32, device=self.device)
+        )
         if pref.dim() == 1:
             pref = pref.unsqueeze(0)
         if pref.dim() != 2 or pref.shape[1] != k or pref.shape[0] not in (1, batch):
